@@ -1,0 +1,505 @@
+//! Finds protection markings ("Diffusion Restreinte", "Spécial France", "Secret Défense", ...) in a message and
+//! returns the label of the most sensitive one.
+//!
+//! Two kinds of marking text come from `markings.toml`:
+//! - **phrases** count anywhere. They are matched on the [skeleton](crate::normalize::skeleton) of the text, where
+//!   no case, accent, separator, tag or invisible character survives, so `d-i-f-f-u-s-i-o-n  R&eacute;streinte` is
+//!   still caught;
+//! - **banners** (`secret`, `très secret`) and **abbreviations** (`DR`) are ordinary words or a doctor's title in
+//!   running text, so they count only where a banner stands: alone on a line, in brackets (`[DR]`, `(SECRET)`), or
+//!   at the start or end of a line next to a separator (`DR - compte rendu`, `Rapport | DR`). Abbreviations must be
+//!   in capitals (`Dr Martin` is a doctor). In a file name, they count as a whole word in capitals (`note_DR.pdf`).
+//!
+//! Everything is built once per policy load (one Aho-Corasick automaton, one hash map); classifying is linear in the
+//! text's length.
+
+use std::collections::HashMap;
+
+use aho_corasick::AhoCorasick;
+use serde::Deserialize;
+
+use crate::{
+    diagnostics::{Problem, is_identifier},
+    message::Message,
+    normalize::{fold, html_to_text, skeleton},
+};
+
+/// The file, inside the policy directory, that lists the markings.
+pub const MARKINGS_FILE: &str = "markings.toml";
+
+/// The label of a message with no marking.
+pub const NO_MARKING: &str = "none";
+
+/// Characters that separate a banner from the text beside it on the same line.
+const BANNER_SEPARATORS: &[char] = &['-', '–', '—', '―', ':', '|', '/', '•', '·', '>'];
+
+/// Bracket pairs that enclose a banner.
+const BRACKETS: &[(char, char)] = &[
+    ('[', ']'),
+    ('(', ')'),
+    ('{', '}'),
+    ('«', '»'),
+    ('【', '】'),
+    ('〔', '〕'),
+    ('<', '>'),
+];
+
+/// How far (in bytes) a bracketed banner may stretch; longer brackets are sentences, not banners.
+const MAX_BRACKETED: usize = 48;
+
+/// One marking as its author wrote it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MarkingSpec {
+    label: String,
+    level: u32,
+    #[serde(default)]
+    phrases: Vec<String>,
+    #[serde(default)]
+    banners: Vec<String>,
+    #[serde(default)]
+    abbreviations: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MarkingsFile {
+    #[serde(default)]
+    marking: Vec<toml::Spanned<MarkingSpec>>,
+}
+
+/// A label and how sensitive it is; the most sensitive label found is the message's classification.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Marking {
+    label: String,
+    level: u32,
+}
+
+/// A banner term: its skeleton, whether it must be in capitals, and the marking it signals.
+#[derive(Debug, Clone)]
+struct Banner {
+    capitals: bool,
+    marking: usize,
+}
+
+/// Finds protection markings in messages.
+#[derive(Debug, Clone)]
+pub struct Classifier {
+    markings: Vec<Marking>,
+    phrases: Option<AhoCorasick>,
+    phrase_marking: Vec<usize>,
+    /// Banner skeleton -> banners with that skeleton.
+    banners: HashMap<String, Vec<Banner>>,
+    /// The longest banner skeleton, in words, for file-name matching.
+    max_banner_words: usize,
+}
+
+impl Classifier {
+    /// Builds the classifier from the text of `markings.toml`.
+    pub fn from_toml(text: &str) -> Result<Self, Vec<Problem>> {
+        let file: MarkingsFile =
+            toml::from_str(text).map_err(|e| vec![Problem::from_toml(MARKINGS_FILE, text, &e)])?;
+        let mut problems = Vec::new();
+        let mut markings = Vec::new();
+        let mut patterns = Vec::new();
+        let mut phrase_marking = Vec::new();
+        let mut banners: HashMap<String, Vec<Banner>> = HashMap::new();
+        let mut max_banner_words = 1;
+        let mut seen_phrases: HashMap<String, String> = HashMap::new();
+        for spanned in &file.marking {
+            let line = crate::diagnostics::line_of(text, spanned.span().start);
+            let spec = spanned.get_ref();
+            let problem = |m: String| Problem::at(MARKINGS_FILE, line, m);
+            if !is_identifier(&spec.label) || spec.label == NO_MARKING {
+                problems.push(problem(format!(
+                    "label `{}` must be lowercase letters, digits and `_`, start with a letter, and not be `none`",
+                    spec.label
+                )));
+            }
+            if markings.iter().any(|m: &Marking| m.label == spec.label) {
+                problems.push(problem(format!(
+                    "label `{}` is defined twice; merge the two entries",
+                    spec.label
+                )));
+            }
+            if spec.phrases.is_empty() && spec.banners.is_empty() && spec.abbreviations.is_empty() {
+                problems.push(problem(format!(
+                    "marking `{}` has no phrases, banners or abbreviations",
+                    spec.label
+                )));
+            }
+            let index = markings.len();
+            markings.push(Marking {
+                label: spec.label.clone(),
+                level: spec.level,
+            });
+            for phrase in &spec.phrases {
+                let skel = skeleton(&fold(phrase));
+                if skel.chars().count() < 6 {
+                    problems.push(problem(format!(
+                        "phrase `{phrase}` is too short to match anywhere in a text (under 6 letters): make it a \
+                         banner or an abbreviation, which only match in banner position"
+                    )));
+                    continue;
+                }
+                if let Some(other) = seen_phrases.insert(skel.clone(), spec.label.clone()) {
+                    problems.push(problem(format!(
+                        "phrase `{phrase}` is already listed (for `{other}`)"
+                    )));
+                    continue;
+                }
+                patterns.push(skel);
+                phrase_marking.push(index);
+            }
+            for (terms, capitals) in [(&spec.banners, false), (&spec.abbreviations, true)] {
+                for term in terms {
+                    let skel = skeleton(&fold(term));
+                    if skel.is_empty() {
+                        problems.push(problem(format!("banner `{term}` has no letters")));
+                        continue;
+                    }
+                    if capitals && fold(term) != fold(term).to_uppercase() {
+                        problems.push(problem(format!(
+                            "abbreviation `{term}` must be written in capitals"
+                        )));
+                    }
+                    max_banner_words = max_banner_words.max(term.split_whitespace().count());
+                    banners.entry(skel).or_default().push(Banner {
+                        capitals,
+                        marking: index,
+                    });
+                }
+            }
+        }
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        let phrases = if patterns.is_empty() {
+            None
+        } else {
+            Some(
+                AhoCorasick::new(&patterns)
+                    .map_err(|e| vec![Problem::in_file(MARKINGS_FILE, e.to_string())])?,
+            )
+        };
+        Ok(Classifier {
+            markings,
+            phrases,
+            phrase_marking,
+            banners,
+            max_banner_words,
+        })
+    }
+
+    /// Every label this classifier can return, `none` included.
+    pub fn labels(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(NO_MARKING).chain(self.markings.iter().map(|m| m.label.as_str()))
+    }
+
+    /// The label of the most sensitive marking in the message's body, HTML body or file name; `none` if none.
+    pub fn classify(&self, message: &Message) -> &str {
+        let mut best: Option<usize> = None;
+        let mut note = |found: usize| {
+            if best.is_none_or(|b| self.markings[found].level > self.markings[b].level) {
+                best = Some(found);
+            }
+        };
+        for text in [
+            fold(&message.body),
+            fold(&html_to_text(&message.formatted_body)),
+        ] {
+            if text.is_empty() {
+                continue;
+            }
+            self.find_phrases(&text, &mut note);
+            self.find_banners(&text, &mut note);
+        }
+        if !message.filename.is_empty() {
+            let name = fold(&message.filename);
+            self.find_phrases(&name, &mut note);
+            self.find_filename_banners(&name, &mut note);
+        }
+        best.map_or(NO_MARKING, |b| self.markings[b].label.as_str())
+    }
+
+    fn find_phrases(&self, folded: &str, note: &mut impl FnMut(usize)) {
+        if let Some(ac) = &self.phrases {
+            for m in ac.find_overlapping_iter(&skeleton(folded)) {
+                note(self.phrase_marking[m.pattern().as_usize()]);
+            }
+        }
+    }
+
+    /// Looks for banner terms where banners stand, line by line.
+    fn find_banners(&self, folded: &str, note: &mut impl FnMut(usize)) {
+        if self.banners.is_empty() {
+            return;
+        }
+        for line in folded.split('\n') {
+            let trimmed =
+                line.trim_matches(|c: char| c.is_whitespace() || "*#_~=>\"'`.!".contains(c));
+            if trimmed.is_empty() {
+                continue;
+            }
+            // Alone on the line (decorations aside): `DR`, `*** SECRET ***`, `— DR —`.
+            self.check_term(
+                trimmed.trim_matches(|c| BANNER_SEPARATORS.contains(&c) || c == ' '),
+                note,
+            );
+            // At the start of the line, before a separator: `DR - objet`.
+            if let Some(pos) = trimmed.find(BANNER_SEPARATORS) {
+                self.check_term(&trimmed[..pos], note);
+            }
+            // At the end of the line, after a separator: `Compte rendu | DR`.
+            if let Some(pos) = trimmed.rfind(BANNER_SEPARATORS) {
+                let sep_len = trimmed[pos..].chars().next().map_or(1, char::len_utf8);
+                self.check_term(&trimmed[pos + sep_len..], note);
+            }
+            // In brackets anywhere on the line: `[DR]`, `(Très Secret)`.
+            for (open, close) in BRACKETS {
+                let mut rest = trimmed;
+                while let Some(start) = rest.find(*open) {
+                    let after = &rest[start + open.len_utf8()..];
+                    match after.find(*close) {
+                        Some(end) if end <= MAX_BRACKETED => {
+                            self.check_term(&after[..end], note);
+                            rest = &after[end..];
+                        }
+                        _ => rest = after,
+                    }
+                }
+            }
+        }
+    }
+
+    /// In a file name, a banner term counts as one or more whole words in capitals: `2024_DR_note.pdf`.
+    fn find_filename_banners(&self, folded: &str, note: &mut impl FnMut(usize)) {
+        let words: Vec<&str> = folded
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .collect();
+        for start in 0..words.len() {
+            for len in 1..=self.max_banner_words.min(words.len() - start) {
+                let group = &words[start..start + len];
+                if group.iter().all(|w| w.chars().all(|c| !c.is_lowercase())) {
+                    self.check_term(&group.join(" "), note);
+                }
+            }
+        }
+    }
+
+    /// `candidate` is a banner if its skeleton is a banner term, in capitals where the term requires them.
+    fn check_term(&self, candidate: &str, note: &mut impl FnMut(usize)) {
+        if candidate.len() > MAX_BRACKETED {
+            return;
+        }
+        let skel = skeleton(candidate);
+        let Some(banners) = self.banners.get(&skel) else {
+            return;
+        };
+        let in_capitals = !candidate.chars().any(char::is_lowercase);
+        for banner in banners {
+            if !banner.capitals || in_capitals {
+                note(banner.marking);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MARKINGS: &str = include_str!("../policies/markings.toml");
+
+    fn classifier() -> Classifier {
+        Classifier::from_toml(MARKINGS).expect("the shipped markings load")
+    }
+
+    fn body(text: &str) -> Message {
+        Message {
+            event_type: "m.room.message".into(),
+            msgtype: "m.text".into(),
+            body: text.into(),
+            ..Default::default()
+        }
+    }
+
+    fn html(text: &str) -> Message {
+        Message {
+            formatted_body: text.into(),
+            ..body("")
+        }
+    }
+
+    fn file(name: &str) -> Message {
+        Message {
+            filename: name.into(),
+            ..body("")
+        }
+    }
+
+    /// Each marking family is found, whatever the case, accents, separators and position.
+    #[test]
+    fn finds_each_marking_family() {
+        let c = classifier();
+        let cases = [
+            (
+                "Document Diffusion Restreinte, merci de ne pas transférer",
+                "restricted",
+            ),
+            ("DIFFUSION RESTREINTE", "restricted"),
+            ("diffusion restreinte", "restricted"),
+            ("[DR] point de situation", "restricted"),
+            ("(DR) point de situation", "restricted"),
+            ("DR - point de situation", "restricted"),
+            ("DR: point de situation", "restricted"),
+            ("Point de situation - DR", "restricted"),
+            ("Bonjour,\nDR\nVoici le rapport", "restricted"),
+            (
+                "Spécial France : ne pas diffuser aux partenaires",
+                "special_france",
+            ),
+            ("SPECIAL FRANCE", "special_france"),
+            ("Confidentiel Défense", "secret"),
+            ("CONFIDENTIEL-DEFENSE", "secret"),
+            ("Secret Défense", "secret"),
+            ("SECRET - note au ministre", "secret"),
+            ("[SECRET] note au ministre", "secret"),
+            ("Très Secret Défense", "top_secret"),
+            ("TRES SECRET - plan", "top_secret"),
+            ("(Très secret) plan", "top_secret"),
+        ];
+        for (text, label) in cases {
+            assert_eq!(c.classify(&body(text)), label, "{text:?}");
+        }
+    }
+
+    /// Evasions of every family (invisible characters, look-alikes, HTML, compatibility forms, separators) are caught.
+    #[test]
+    fn sees_through_evasions() {
+        let c = classifier();
+        for text in [
+            "Diffusion\u{200B} Restreinte",
+            "Diff\u{200D}usion Restr\u{2060}einte",
+            "Diffusion\u{00A0}Restreinte",
+            "Diffusion\u{202F}Restreinte",
+            "D.i.f.f.u.s.i.o.n R.e.s.t.r.e.i.n.t.e",
+            "diffusion_restreinte",
+            "Diffusion   Restreinte",
+            "Diffusion\nRestreinte",
+            "Diffusion\r\nRestreinte",
+            "Ｄｉｆｆｕｓｉｏｎ Ｒｅｓｔｒｅｉｎｔｅ",
+            "Diffusiоn Restreintе",
+            "Dіffusіon Rеstrеintе",
+            "DIFFUSION RESTREINTE".to_lowercase().as_str(),
+            "diffusion re\u{00AD}streinte",
+            "[\u{200B}DR\u{200B}]",
+            "[ＤＲ] note",
+            "[D.R.] note",
+        ] {
+            assert_eq!(c.classify(&body(text)), "restricted", "{text:?}");
+        }
+        for text in [
+            "<p>Diffusion <b>Restreinte</b></p>",
+            "<p>Diffu<span></span>sion<br>Restreinte</p>",
+            "Diffusion&nbsp;Restreinte",
+            "Diffusion R&eacute;streinte",
+            "&#68;iffusion &#x52;estreinte",
+            "<strong>DR</strong> - compte rendu",
+            "<p>Bonjour</p><p>DR</p>",
+            "<b>[DR]</b> compte rendu",
+        ] {
+            assert_eq!(c.classify(&html(text)), "restricted", "{text:?}");
+        }
+    }
+
+    /// File names carry markings too.
+    #[test]
+    fn finds_markings_in_file_names() {
+        let c = classifier();
+        for (name, label) in [
+            ("note_diffusion_restreinte.pdf", "restricted"),
+            ("2024-11-DR-compte-rendu.pdf", "restricted"),
+            ("DR_note.odt", "restricted"),
+            ("plan_TRES_SECRET.pdf", "top_secret"),
+            ("rapport-special-france.docx", "special_france"),
+            ("photo_vacances.jpg", "none"),
+            ("Dr_Martin_ordonnance.pdf", "none"),
+            ("address.txt", "none"),
+        ] {
+            assert_eq!(c.classify(&file(name)), label, "{name:?}");
+        }
+    }
+
+    /// Ordinary French that resembles a marking is not one.
+    #[test]
+    fn leaves_ordinary_text_alone() {
+        let c = classifier();
+        for text in [
+            "Rendez-vous avec le Dr Martin demain",
+            "Dr Martin a appelé",
+            "Dr. Martin a appelé",
+            "Le DR de la région a appelé",
+            "C'est un secret de polichinelle",
+            "Je te dis un secret : il pleut",
+            "Le secret professionnel s'applique",
+            "c'est très secret entre nous",
+            "Secret de fabrication",
+            "La diffusion de la note est restreinte aux chefs de service",
+            "Diffusion large",
+            "address drive drop",
+            "ADDR - adresse",
+            "spécialement pour la France",
+            "",
+        ] {
+            assert_eq!(c.classify(&body(text)), "none", "{text:?}");
+        }
+    }
+
+    /// When several markings are present the most sensitive label wins.
+    #[test]
+    fn the_most_sensitive_marking_wins() {
+        let c = classifier();
+        assert_eq!(
+            c.classify(&body("DR - extrait d'un document Secret Défense")),
+            "secret"
+        );
+        assert_eq!(
+            c.classify(&body("Diffusion restreinte / Très Secret Défense")),
+            "top_secret"
+        );
+        let m = Message {
+            filename: "note_DR.pdf".into(),
+            ..body("Confidentiel Défense")
+        };
+        assert_eq!(c.classify(&m), "secret");
+    }
+
+    /// Author mistakes in the markings file are reported with their line.
+    #[test]
+    fn reports_bad_markings_with_lines() {
+        let bad = "[[marking]]\nlabel = \"restricted\"\nlevel = 1\nphrases = [\"dr\"]\n\n[[marking]]\nlabel = \"Bad Label\"\nlevel = 2\nabbreviations = [\"Dr\"]\n";
+        let problems = Classifier::from_toml(bad).unwrap_err();
+        let rendered: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        assert!(
+            rendered
+                .iter()
+                .any(|p| p.starts_with("markings.toml:1:") && p.contains("too short")),
+            "{rendered:?}"
+        );
+        assert!(
+            rendered
+                .iter()
+                .any(|p| p.starts_with("markings.toml:6:") && p.contains("Bad Label")),
+            "{rendered:?}"
+        );
+        assert!(
+            rendered.iter().any(|p| p.contains("capitals")),
+            "{rendered:?}"
+        );
+        let syntax =
+            Classifier::from_toml("[[marking]]\nlabel = \"x\"\nlevel = one\n").unwrap_err();
+        assert_eq!(syntax[0].line, Some(3), "{syntax:?}");
+    }
+}

@@ -1,0 +1,113 @@
+//! The decision pipeline: resolve roles, classify the message, evaluate the rules, explain.
+//!
+//! Input has already been validated (the gRPC layer converts proto to domain types and rejects what is malformed),
+//! so every function here is total: it always returns a [`Decision`]. A rule that fails to evaluate gives a deny with
+//! `POLICY_EVALUATION_ERROR` (fail closed), and nothing allowing gives `NO_MATCHING_RULE` (default deny).
+
+use tracing::warn;
+use uuid::Uuid;
+
+use crate::{
+    attributes::Attributes,
+    decision::{Decision, Effect, Reason},
+    engine::Matched,
+    policy::PolicySnapshot,
+    reasons::{NO_MATCHING_RULE, POLICY_EVALUATION_ERROR},
+    request::{Action, PublishRequest, SendRequest},
+};
+
+/// May the sender send this message into this room?
+pub fn decide_send(policy: &PolicySnapshot, request: &SendRequest) -> Decision {
+    let roles = policy.roles.resolve(&request.sender);
+    let classification = policy.classifier.classify(&request.message);
+    let attributes = Attributes::new(
+        Action::Send,
+        &request.sender,
+        roles,
+        &policy.roles,
+        &request.room,
+        Some((&request.message, classification)),
+    );
+    let mut decision = evaluate(policy, Action::Send, attributes, &request.request_id);
+    decision.roles = policy.roles.names_of(roles);
+    decision.classification = classification.to_owned();
+    decision
+}
+
+/// May the requester publish (or unpublish) this room in the public directory?
+pub fn decide_publish(policy: &PolicySnapshot, request: &PublishRequest) -> Decision {
+    let action = if request.publish {
+        Action::Publish
+    } else {
+        Action::Unpublish
+    };
+    let roles = policy.roles.resolve(&request.requester);
+    let attributes = Attributes::new(
+        action,
+        &request.requester,
+        roles,
+        &policy.roles,
+        &request.room,
+        None,
+    );
+    let mut decision = evaluate(policy, action, attributes, &request.request_id);
+    decision.roles = policy.roles.names_of(roles);
+    decision
+}
+
+fn evaluate(
+    policy: &PolicySnapshot,
+    action: Action,
+    attributes: Attributes,
+    request_id: &str,
+) -> Decision {
+    let (effect, reasons) = match policy.engine.evaluate(action, attributes) {
+        Ok(matched) => explain(policy, &matched),
+        Err(err) => {
+            // The error names the rule text and types, never request content: message text is not an attribute.
+            warn!(%err, action = action.as_str(), policy_version = %policy.version, "policy evaluation failed; denying");
+            (
+                Effect::Deny,
+                vec![reason(policy, POLICY_EVALUATION_ERROR, "")],
+            )
+        }
+    };
+    Decision {
+        effect,
+        reasons,
+        decision_id: Uuid::now_v7().to_string(),
+        request_id: request_id.to_owned(),
+        policy_version: policy.version.clone(),
+        roles: Vec::new(),
+        classification: String::new(),
+    }
+}
+
+/// Deny overrides allow: every matching deny rule is a reason; otherwise the first matching allow rule; otherwise
+/// nothing allows and the answer is the default deny.
+fn explain(policy: &PolicySnapshot, matched: &[Matched]) -> (Effect, Vec<Reason>) {
+    let denies: Vec<Reason> = matched
+        .iter()
+        .filter(|m| m.effect == Effect::Deny)
+        .map(|m| reason(policy, &m.code, &m.rule))
+        .collect();
+    if !denies.is_empty() {
+        return (Effect::Deny, denies);
+    }
+    match matched.iter().find(|m| m.effect == Effect::Allow) {
+        Some(allow) => (
+            Effect::Allow,
+            vec![reason(policy, &allow.code, &allow.rule)],
+        ),
+        None => (Effect::Deny, vec![reason(policy, NO_MATCHING_RULE, "")]),
+    }
+}
+
+fn reason(policy: &PolicySnapshot, code: &str, rule: &str) -> Reason {
+    Reason {
+        code: code.to_owned(),
+        rule: rule.to_owned(),
+        // Every code a rule names was checked against the catalogue at load; the fallback only keeps this total.
+        message: policy.reasons.message(code).unwrap_or(code).to_owned(),
+    }
+}

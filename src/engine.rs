@@ -1,0 +1,159 @@
+//! The casbin adapter: the only module that knows casbin.
+//!
+//! casbin stops evaluating as soon as the effect is settled, so a plain `enforce_ex` names one violated rule at
+//! most. roomguard must name every one, so it installs its own effector, [`CollectAll`], which never settles early
+//! and reports every row whose matcher held. The effect is then computed here with deny-overrides semantics (any
+//! matching deny row denies; otherwise any matching allow row allows; otherwise the default deny), which is exactly
+//! what the model's `some(where (p.eft == allow)) && !some(where (p.eft == deny))` means.
+//!
+//! Each action gets its own enforcer holding only that action's rows, so a message send never scans publish rules.
+//! Enforcers are immutable once built (`enforce_ex` takes `&self`), so one snapshot serves every task without a lock.
+
+use casbin::{
+    CoreApi, DefaultModel, EffectKind, Effector, EffectorStream, Enforcer, MemoryAdapter, MgmtApi,
+};
+
+use crate::{attributes::Attributes, decision::Effect, request::Action, rules::Rule};
+
+/// The only effect expression roomguard evaluates (casbin-rs panics on the ones it does not know; roomguard refuses
+/// them at load instead).
+pub const SUPPORTED_EFFECT: &str = "some(where (p.eft == allow)) && !some(where (p.eft == deny))";
+
+/// The policy definition every model must declare, in this order: `rules.csv` columns map onto it.
+pub const POLICY_TOKENS: [&str; 5] = ["id", "act", "cond", "eft", "code"];
+
+/// A rule whose matcher held for a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Matched {
+    /// The rule's id.
+    pub rule: String,
+    /// Its effect.
+    pub effect: Effect,
+    /// Its reason code.
+    pub code: String,
+}
+
+/// Evaluating the policy failed for this request (a condition raised a type error, say).
+#[derive(Debug, thiserror::Error)]
+#[error("policy evaluation failed: {0}")]
+pub struct EngineError(String);
+
+/// The compiled policy: one casbin enforcer per action.
+pub struct Engine {
+    enforcers: [Option<Enforcer>; 3],
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// Builds one enforcer per action from the model text and the rules. The model must already have passed
+    /// [`crate::policy`]'s checks (request and policy tokens, supported effect).
+    pub async fn build(model: &str, rules: &[Rule]) -> Result<Engine, String> {
+        let mut enforcers: [Option<Enforcer>; 3] = [None, None, None];
+        for (slot, action) in enforcers.iter_mut().zip(Action::ALL) {
+            let rows: Vec<Vec<String>> = rules
+                .iter()
+                .filter(|r| r.action == action)
+                .map(Rule::policy_values)
+                .collect();
+            if rows.is_empty() {
+                continue;
+            }
+            *slot = Some(enforcer(model, rows).await?);
+        }
+        Ok(Engine { enforcers })
+    }
+
+    /// Every rule of `action` whose condition holds for `attributes`, in file order.
+    pub fn evaluate(
+        &self,
+        action: Action,
+        attributes: Attributes,
+    ) -> Result<Vec<Matched>, EngineError> {
+        let Some(enforcer) = &self.enforcers[action as usize] else {
+            return Ok(Vec::new());
+        };
+        let (_, rows) = enforcer
+            .enforce_ex(attributes)
+            .map_err(|e| EngineError(e.to_string()))?;
+        Ok(rows.into_iter().filter_map(matched).collect())
+    }
+}
+
+/// An enforcer holding `rows`, with the collect-all effector.
+pub async fn enforcer(model: &str, rows: Vec<Vec<String>>) -> Result<Enforcer, String> {
+    let model = DefaultModel::from_str(model)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut enforcer = Enforcer::new(model, MemoryAdapter::default())
+        .await
+        .map_err(|e| e.to_string())?;
+    enforcer.set_effector(Box::new(CollectAll));
+    enforcer
+        .add_policies(rows)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(enforcer)
+}
+
+fn matched(row: Vec<String>) -> Option<Matched> {
+    let [rule, _act, _cond, eft, code]: [String; 5] = row.try_into().ok()?;
+    let effect = match eft.as_str() {
+        "allow" => Effect::Allow,
+        "deny" => Effect::Deny,
+        _ => return None,
+    };
+    Some(Matched { rule, effect, code })
+}
+
+/// An effector that never stops early and remembers every row that matched with `allow` or `deny`.
+pub struct CollectAll;
+
+impl Effector for CollectAll {
+    fn new_stream(&self, _expr: &str, cap: usize) -> Box<dyn EffectorStream> {
+        Box::new(CollectAllStream {
+            index: 0,
+            allowed: false,
+            denied: false,
+            hits: Vec::with_capacity(cap.min(16)),
+        })
+    }
+}
+
+struct CollectAllStream {
+    index: usize,
+    allowed: bool,
+    denied: bool,
+    hits: Vec<usize>,
+}
+
+impl EffectorStream for CollectAllStream {
+    fn next(&self) -> bool {
+        self.allowed && !self.denied
+    }
+
+    fn explain(&self) -> Option<Vec<usize>> {
+        Some(self.hits.clone())
+    }
+
+    fn push_effect(&mut self, eft: EffectKind) -> bool {
+        match eft {
+            EffectKind::Allow => {
+                self.allowed = true;
+                self.hits.push(self.index);
+            }
+            EffectKind::Deny => {
+                self.denied = true;
+                self.hits.push(self.index);
+            }
+            EffectKind::Indeterminate => {}
+        }
+        self.index += 1;
+        // Never settle early: the caller must see every violated rule.
+        false
+    }
+}

@@ -1,0 +1,406 @@
+//! Conversions between the protobuf messages and the domain types.
+//!
+//! Every rejection names the field path the caller got wrong (`sender.user_id: must start with `@``), so a client
+//! developer can fix the call from the status message alone. Nothing here panics, whatever the input.
+
+use crate::{
+    decision::{Decision, Effect},
+    message::Message,
+    proto,
+    request::{PublishRequest, SendRequest},
+    room::{HistoryVisibility, JoinRule, Room},
+    subject::{Subject, UserId},
+};
+
+/// The Matrix limit on the size of an event: the message's text fields together must fit in it.
+pub const MAX_EVENT_BYTES: usize = 65_536;
+/// Longest identifier-like field accepted (room id, event type, request id, ...), as Matrix limits ids.
+pub const MAX_ID_BYTES: usize = 255;
+
+/// A request field that is missing or malformed: becomes `INVALID_ARGUMENT` with `field: problem`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {problem}")]
+pub struct InvalidArgument {
+    /// The field path, e.g. `sender.user_id`.
+    pub field: String,
+    /// What is wrong with it.
+    pub problem: String,
+}
+
+impl InvalidArgument {
+    fn new(field: impl Into<String>, problem: impl Into<String>) -> Self {
+        InvalidArgument {
+            field: field.into(),
+            problem: problem.into(),
+        }
+    }
+}
+
+impl From<InvalidArgument> for tonic::Status {
+    fn from(err: InvalidArgument) -> Self {
+        tonic::Status::invalid_argument(err.to_string())
+    }
+}
+
+impl TryFrom<proto::CheckRoomPublishRequest> for PublishRequest {
+    type Error = InvalidArgument;
+
+    fn try_from(req: proto::CheckRoomPublishRequest) -> Result<Self, Self::Error> {
+        let request_id = request_id(req.request_id)?;
+        let requester = subject("requester", req.requester)?;
+        let room = room(req.room)?;
+        let publish = match proto::DirectoryVisibility::try_from(req.visibility) {
+            Ok(proto::DirectoryVisibility::Public) => true,
+            Ok(proto::DirectoryVisibility::Private) => false,
+            Ok(proto::DirectoryVisibility::Unspecified) => {
+                return Err(InvalidArgument::new(
+                    "visibility",
+                    "must be DIRECTORY_VISIBILITY_PUBLIC (publish) or DIRECTORY_VISIBILITY_PRIVATE (unpublish)",
+                ));
+            }
+            Err(_) => return Err(unknown_enum("visibility", req.visibility)),
+        };
+        Ok(PublishRequest {
+            request_id,
+            requester,
+            room,
+            publish,
+        })
+    }
+}
+
+impl TryFrom<proto::CheckMessageSendRequest> for SendRequest {
+    type Error = InvalidArgument;
+
+    fn try_from(req: proto::CheckMessageSendRequest) -> Result<Self, Self::Error> {
+        let request_id = request_id(req.request_id)?;
+        let sender = subject("sender", req.sender)?;
+        let room = room(req.room)?;
+        let message = message(req.message)?;
+        Ok(SendRequest {
+            request_id,
+            sender,
+            room,
+            message,
+        })
+    }
+}
+
+fn request_id(id: String) -> Result<String, InvalidArgument> {
+    if id.len() > MAX_ID_BYTES {
+        return Err(InvalidArgument::new(
+            "request_id",
+            format!("is {} bytes, at most {MAX_ID_BYTES}", id.len()),
+        ));
+    }
+    Ok(id)
+}
+
+fn subject(field: &str, subject: Option<proto::Subject>) -> Result<Subject, InvalidArgument> {
+    let subject = subject.ok_or_else(|| InvalidArgument::new(field, "is required"))?;
+    let user_id = UserId::parse(&subject.user_id).map_err(|e| {
+        InvalidArgument::new(
+            format!("{field}.user_id"),
+            format!("`{}` {e}", shown(&subject.user_id)),
+        )
+    })?;
+    Ok(Subject {
+        user_id,
+        server_admin: subject.server_admin,
+        power_level: subject.power_level,
+    })
+}
+
+fn room(room: Option<proto::Room>) -> Result<Room, InvalidArgument> {
+    let room = room.ok_or_else(|| InvalidArgument::new("room", "is required"))?;
+    check_room_id(&room.room_id).map_err(|p| InvalidArgument::new("room.room_id", p))?;
+    let join_rule = match proto::JoinRule::try_from(room.join_rule) {
+        Ok(proto::JoinRule::Public) => JoinRule::Public,
+        Ok(proto::JoinRule::Invite) => JoinRule::Invite,
+        Ok(proto::JoinRule::Knock) => JoinRule::Knock,
+        Ok(proto::JoinRule::Restricted) => JoinRule::Restricted,
+        Ok(proto::JoinRule::KnockRestricted) => JoinRule::KnockRestricted,
+        Ok(proto::JoinRule::Private) => JoinRule::Private,
+        Ok(proto::JoinRule::Unspecified) => {
+            return Err(InvalidArgument::new(
+                "room.join_rule",
+                "must be set (JOIN_RULE_UNSPECIFIED is not a join rule)",
+            ));
+        }
+        Err(_) => return Err(unknown_enum("room.join_rule", room.join_rule)),
+    };
+    let history_visibility = match proto::HistoryVisibility::try_from(room.history_visibility) {
+        Ok(proto::HistoryVisibility::WorldReadable) => HistoryVisibility::WorldReadable,
+        Ok(proto::HistoryVisibility::Shared) => HistoryVisibility::Shared,
+        Ok(proto::HistoryVisibility::Invited) => HistoryVisibility::Invited,
+        Ok(proto::HistoryVisibility::Joined) => HistoryVisibility::Joined,
+        Ok(proto::HistoryVisibility::Unspecified) => {
+            return Err(InvalidArgument::new(
+                "room.history_visibility",
+                "must be set (HISTORY_VISIBILITY_UNSPECIFIED is not a history visibility)",
+            ));
+        }
+        Err(_) => {
+            return Err(unknown_enum(
+                "room.history_visibility",
+                room.history_visibility,
+            ));
+        }
+    };
+    if room.access_rule.len() > MAX_ID_BYTES {
+        return Err(InvalidArgument::new(
+            "room.access_rule",
+            format!("is longer than {MAX_ID_BYTES} bytes"),
+        ));
+    }
+    Ok(Room {
+        room_id: room.room_id,
+        join_rule,
+        history_visibility,
+        encrypted: room.encrypted,
+        guest_access: room.guest_access,
+        published: room.published,
+        access_rule: room.access_rule,
+    })
+}
+
+/// `!opaque:server.name`, or room version 12's `!opaque` with no server part.
+fn check_room_id(id: &str) -> Result<(), String> {
+    if id.is_empty() {
+        return Err("is required".into());
+    }
+    if id.len() > MAX_ID_BYTES {
+        return Err(format!(
+            "is {} bytes long, the Matrix limit is {MAX_ID_BYTES}",
+            id.len()
+        ));
+    }
+    let Some(rest) = id.strip_prefix('!') else {
+        return Err(format!("`{}` must start with `!`", shown(id)));
+    };
+    if !id.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
+        return Err(format!(
+            "`{}` may only hold printable ASCII characters",
+            shown(id)
+        ));
+    }
+    let opaque = rest.split_once(':').map_or(rest, |(o, _)| o);
+    if opaque.is_empty() {
+        return Err(format!("`{}` has an empty opaque part", shown(id)));
+    }
+    if let Some((_, server)) = rest.split_once(':') {
+        UserId::parse(&format!("@x:{server}"))
+            .map_err(|_| format!("`{}` has an invalid server name `{server}`", shown(id)))?;
+    }
+    Ok(())
+}
+
+fn message(message: Option<proto::Message>) -> Result<Message, InvalidArgument> {
+    let m = message.ok_or_else(|| InvalidArgument::new("message", "is required"))?;
+    if m.event_type.is_empty() {
+        return Err(InvalidArgument::new(
+            "message.event_type",
+            "is required (e.g. `m.room.message`)",
+        ));
+    }
+    for (field, value) in [
+        ("message.event_type", &m.event_type),
+        ("message.msgtype", &m.msgtype),
+        ("message.mimetype", &m.mimetype),
+    ] {
+        if value.len() > MAX_ID_BYTES {
+            return Err(InvalidArgument::new(
+                field,
+                format!("is {} bytes, at most {MAX_ID_BYTES}", value.len()),
+            ));
+        }
+    }
+    let text = m.body.len() + m.formatted_body.len() + m.filename.len();
+    if text > MAX_EVENT_BYTES {
+        let field = [
+            ("message.body", m.body.len()),
+            ("message.formatted_body", m.formatted_body.len()),
+            ("message.filename", m.filename.len()),
+        ]
+        .into_iter()
+        .find(|(_, len)| *len > MAX_EVENT_BYTES)
+        .map_or(
+            "message.body, message.formatted_body, message.filename",
+            |(f, _)| f,
+        );
+        return Err(InvalidArgument::new(
+            field,
+            format!(
+                "the message text is {text} bytes; a Matrix event holds at most {MAX_EVENT_BYTES}"
+            ),
+        ));
+    }
+    Ok(Message {
+        event_type: m.event_type,
+        msgtype: m.msgtype,
+        body: m.body,
+        formatted_body: m.formatted_body,
+        filename: m.filename,
+        mimetype: m.mimetype,
+        size: m.size,
+    })
+}
+
+fn unknown_enum(field: &str, value: i32) -> InvalidArgument {
+    InvalidArgument::new(field, format!("{value} is not a known value"))
+}
+
+/// Quotes caller input in an error without echoing a huge or control-laden string back.
+fn shown(s: &str) -> String {
+    let mut out: String = s.chars().take(64).flat_map(char::escape_default).collect();
+    if s.chars().count() > 64 {
+        out.push_str("...");
+    }
+    out
+}
+
+impl From<Decision> for proto::Decision {
+    fn from(d: Decision) -> Self {
+        proto::Decision {
+            effect: match d.effect {
+                Effect::Allow => proto::Effect::Allow,
+                Effect::Deny => proto::Effect::Deny,
+            } as i32,
+            reasons: d
+                .reasons
+                .into_iter()
+                .map(|r| proto::Reason {
+                    code: r.code,
+                    rule: r.rule,
+                    message: r.message,
+                })
+                .collect(),
+            decision_id: d.decision_id,
+            request_id: d.request_id,
+            policy_version: d.policy_version,
+            roles: d.roles,
+            classification: d.classification,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn valid_send() -> proto::CheckMessageSendRequest {
+        proto::CheckMessageSendRequest {
+            request_id: "r1".into(),
+            sender: Some(proto::Subject {
+                user_id: "@a:agent.tchap.gouv.fr".into(),
+                server_admin: false,
+                power_level: 0,
+            }),
+            room: Some(proto::Room {
+                room_id: "!room:agent.tchap.gouv.fr".into(),
+                join_rule: proto::JoinRule::Invite as i32,
+                history_visibility: proto::HistoryVisibility::Shared as i32,
+                ..Default::default()
+            }),
+            message: Some(proto::Message {
+                event_type: "m.room.message".into(),
+                body: "hello".into(),
+                ..Default::default()
+            }),
+        }
+    }
+
+    fn field_of(req: proto::CheckMessageSendRequest) -> String {
+        SendRequest::try_from(req).unwrap_err().field
+    }
+
+    /// A well-formed request converts.
+    #[test]
+    fn valid_request_converts() {
+        let req = SendRequest::try_from(valid_send()).unwrap();
+        assert_eq!(req.sender.user_id.as_str(), "@a:agent.tchap.gouv.fr");
+        assert_eq!(req.room.join_rule, JoinRule::Invite);
+    }
+
+    /// Each kind of bad input names its field.
+    #[test]
+    fn bad_input_names_the_field() {
+        let mut r = valid_send();
+        r.sender = None;
+        assert_eq!(field_of(r), "sender");
+        let mut r = valid_send();
+        r.sender.as_mut().unwrap().user_id = "alice".into();
+        assert_eq!(field_of(r), "sender.user_id");
+        let mut r = valid_send();
+        r.room.as_mut().unwrap().room_id = "#alias:server".into();
+        assert_eq!(field_of(r), "room.room_id");
+        let mut r = valid_send();
+        r.room.as_mut().unwrap().join_rule = 0;
+        assert_eq!(field_of(r), "room.join_rule");
+        let mut r = valid_send();
+        r.room.as_mut().unwrap().join_rule = 42;
+        assert_eq!(field_of(r), "room.join_rule");
+        let mut r = valid_send();
+        r.room.as_mut().unwrap().history_visibility = 0;
+        assert_eq!(field_of(r), "room.history_visibility");
+        let mut r = valid_send();
+        r.message = None;
+        assert_eq!(field_of(r), "message");
+        let mut r = valid_send();
+        r.message.as_mut().unwrap().event_type.clear();
+        assert_eq!(field_of(r), "message.event_type");
+        let mut r = valid_send();
+        r.message.as_mut().unwrap().body = "x".repeat(MAX_EVENT_BYTES + 1);
+        assert_eq!(field_of(r), "message.body");
+        let mut r = valid_send();
+        r.message.as_mut().unwrap().body = "x".repeat(40_000);
+        r.message.as_mut().unwrap().formatted_body = "x".repeat(40_000);
+        assert!(field_of(r).contains("message.formatted_body"));
+        let mut r = valid_send();
+        r.request_id = "x".repeat(300);
+        assert_eq!(field_of(r), "request_id");
+    }
+
+    /// Room ids of every room version are accepted; anything else is not.
+    #[test]
+    fn room_ids() {
+        for ok in [
+            "!abc:example.org",
+            "!abc:example.org:8448",
+            "!31hneApxJ_1o-63DmFrpeqnkFfWppnzWso1JvH3ogLM",
+        ] {
+            assert!(check_room_id(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "abc:example.org",
+            "!",
+            "!:example.org",
+            "!a b:example.org",
+            "!abc:bad host",
+            "!é",
+        ] {
+            assert!(check_room_id(bad).is_err(), "{bad}");
+        }
+    }
+
+    /// Unpublish is visibility PRIVATE; UNSPECIFIED is refused.
+    #[test]
+    fn visibility() {
+        let base = proto::CheckRoomPublishRequest {
+            request_id: String::new(),
+            requester: valid_send().sender,
+            room: valid_send().room,
+            visibility: proto::DirectoryVisibility::Private as i32,
+        };
+        assert!(!PublishRequest::try_from(base.clone()).unwrap().publish);
+        let unspecified = proto::CheckRoomPublishRequest {
+            visibility: 0,
+            ..base
+        };
+        assert_eq!(
+            PublishRequest::try_from(unspecified).unwrap_err().field,
+            "visibility"
+        );
+    }
+}

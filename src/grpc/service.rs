@@ -1,0 +1,59 @@
+//! `roomguard.v1.PolicyService`: converts, decides on the current snapshot, converts back.
+
+use std::sync::Arc;
+
+use tonic::{Request, Response, Status};
+use tracing::{debug, instrument};
+
+use crate::{
+    decide::{decide_publish, decide_send},
+    proto::{self, policy_service_server::PolicyService},
+    request::{PublishRequest, SendRequest},
+    store::PolicyStore,
+};
+
+/// The gRPC service, deciding on whatever snapshot is current when each call begins.
+#[derive(Debug, Clone)]
+pub struct PolicyServer {
+    store: Arc<PolicyStore>,
+}
+
+impl PolicyServer {
+    /// A service deciding with `store`'s current policy.
+    pub fn new(store: Arc<PolicyStore>) -> Self {
+        PolicyServer { store }
+    }
+}
+
+#[tonic::async_trait]
+impl PolicyService for PolicyServer {
+    #[instrument(name = "check_room_publish", skip_all, fields(decision_id, effect))]
+    async fn check_room_publish(
+        &self,
+        request: Request<proto::CheckRoomPublishRequest>,
+    ) -> Result<Response<proto::CheckRoomPublishResponse>, Status> {
+        let request = PublishRequest::try_from(request.into_inner())?;
+        let decision = decide_publish(&self.store.current(), &request);
+        tracing::Span::current().record("decision_id", decision.decision_id.as_str());
+        tracing::Span::current().record("effect", decision.effect.as_str());
+        debug!(room_id = %request.room.room_id, user_id = %request.requester.user_id, codes = ?decision.codes(), "decided");
+        Ok(Response::new(proto::CheckRoomPublishResponse {
+            decision: Some(decision.into()),
+        }))
+    }
+
+    #[instrument(name = "check_message_send", skip_all, fields(decision_id, effect))]
+    async fn check_message_send(
+        &self,
+        request: Request<proto::CheckMessageSendRequest>,
+    ) -> Result<Response<proto::CheckMessageSendResponse>, Status> {
+        let request = SendRequest::try_from(request.into_inner())?;
+        let decision = decide_send(&self.store.current(), &request);
+        tracing::Span::current().record("decision_id", decision.decision_id.as_str());
+        tracing::Span::current().record("effect", decision.effect.as_str());
+        debug!(room_id = %request.room.room_id, user_id = %request.sender.user_id, codes = ?decision.codes(), "decided");
+        Ok(Response::new(proto::CheckMessageSendResponse {
+            decision: Some(decision.into()),
+        }))
+    }
+}

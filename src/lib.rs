@@ -1,0 +1,32 @@
+//! roomguard: a policy decision point for Matrix homeservers.
+//!
+//! A homeserver asks, before it publishes a room to its public directory or accepts a message, "may this happen?";
+//! roomguard answers with a total [`Decision`] (an effect and every reason for it), decided by casbin rules that the
+//! operator's policy authors edit as files under `policies/`.
+//!
+//! The layers never mix: [`grpc`] converts protobuf to the domain types ([`request`], [`subject`], [`room`],
+//! [`message`]) and back; [`decide`] runs the pipeline (validate, resolve roles, classify, evaluate, explain) against
+//! one immutable [`policy::PolicySnapshot`]; [`engine`] is the only module that knows casbin.
+
+pub mod attributes;
+pub mod classifier;
+pub mod cli;
+pub mod decide;
+pub mod decision;
+pub mod diagnostics;
+pub mod engine;
+pub mod grpc;
+pub mod message;
+pub mod normalize;
+pub mod policy;
+pub mod proto;
+pub mod reasons;
+pub mod request;
+pub mod roles;
+pub mod room;
+pub mod rules;
+pub mod server;
+pub mod store;
+pub mod subject;
+
+pub use decision::{Decision, Effect, Reason};
