@@ -1,1 +1,154 @@
-fn main() {}
+//! Criterion benchmarks of one in-process decision (allow and deny path of each rpc), of the classifier on a
+//! 64 KiB body, and of role resolution with a million per-user lines.
+//!
+//! Run: `cargo bench --bench decision`. Results and their reading are in README.md ("Performance").
+
+#![allow(
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a benchmark aborts on a broken fixture"
+)]
+
+use std::{hint::black_box, path::Path};
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use roomguard::{
+    decide::{decide_publish, decide_send},
+    message::Message,
+    policy::PolicySnapshot,
+    request::{PublishRequest, SendRequest},
+    roles::RoleResolver,
+    room::{HistoryVisibility, JoinRule, Room},
+    subject::{Subject, UserId},
+};
+
+fn subject(id: &str, power_level: i64) -> Subject {
+    Subject {
+        user_id: UserId::parse(id).expect("valid id"),
+        server_admin: false,
+        power_level,
+    }
+}
+
+fn room(join_rule: JoinRule, encrypted: bool) -> Room {
+    Room {
+        room_id: "!forum:agent.finances.tchap.gouv.fr".into(),
+        join_rule,
+        history_visibility: HistoryVisibility::Shared,
+        encrypted,
+        guest_access: false,
+        published: false,
+        access_rule: String::new(),
+    }
+}
+
+fn text(body: &str) -> Message {
+    Message {
+        event_type: "m.room.message".into(),
+        msgtype: "m.text".into(),
+        body: body.into(),
+        ..Default::default()
+    }
+}
+
+fn decisions(c: &mut Criterion) {
+    let policy = PolicySnapshot::load(Path::new("policies")).expect("shipped policy loads");
+    let agent = "@alice:agent.finances.tchap.gouv.fr";
+    let send_allow = SendRequest {
+        request_id: "b".into(),
+        sender: subject(agent, 0),
+        room: room(JoinRule::Public, false),
+        message: text("Bonjour à tous, la réunion est déplacée à 15 h."),
+    };
+    let send_deny = SendRequest {
+        message: text("DIFFUSION RESTREINTE - note de synthèse"),
+        ..send_allow.clone()
+    };
+    let publish_allow = PublishRequest {
+        request_id: "b".into(),
+        requester: subject(agent, 100),
+        room: room(JoinRule::Public, false),
+        publish: true,
+    };
+    let publish_deny = PublishRequest {
+        requester: subject(agent, 0),
+        room: room(JoinRule::Invite, true),
+        ..publish_allow.clone()
+    };
+    assert!(decide_send(&policy, &send_allow).is_allowed());
+    assert!(!decide_send(&policy, &send_deny).is_allowed());
+    assert!(decide_publish(&policy, &publish_allow).is_allowed());
+    assert!(!decide_publish(&policy, &publish_deny).is_allowed());
+
+    let mut group = c.benchmark_group("decision");
+    group.bench_function("send/allow", |b| {
+        b.iter(|| decide_send(&policy, black_box(&send_allow)))
+    });
+    group.bench_function("send/deny", |b| {
+        b.iter(|| decide_send(&policy, black_box(&send_deny)))
+    });
+    group.bench_function("publish/allow", |b| {
+        b.iter(|| decide_publish(&policy, black_box(&publish_allow)))
+    });
+    group.bench_function("publish/deny", |b| {
+        b.iter(|| decide_publish(&policy, black_box(&publish_deny)))
+    });
+    group.finish();
+}
+
+fn classifier(c: &mut Criterion) {
+    let policy = PolicySnapshot::load(Path::new("policies")).expect("shipped policy loads");
+    let paragraph = "Bonjour à tous, voici le compte rendu de la réunion de ce matin avec le Dr Martin. \
+                     <b>Points</b> abordés : budget, calendrier, recrutement.\n";
+    let mut body = String::new();
+    while body.len() + paragraph.len() < 64 * 1024 {
+        body.push_str(paragraph);
+    }
+    let plain = Message {
+        formatted_body: String::new(),
+        ..text(&body)
+    };
+    let html = Message {
+        body: String::new(),
+        formatted_body: body.clone(),
+        ..text("")
+    };
+    assert_eq!(policy.classifier.classify(&plain), "none");
+    let mut group = c.benchmark_group("classify");
+    group.bench_function("64KiB-body", |b| {
+        b.iter(|| policy.classifier.classify(black_box(&plain)))
+    });
+    group.bench_function("64KiB-html", |b| {
+        b.iter(|| policy.classifier.classify(black_box(&html)))
+    });
+    group.finish();
+}
+
+fn roles(c: &mut Criterion) {
+    let roles_toml = std::fs::read_to_string("policies/roles.toml").expect("roles.toml");
+    let small =
+        RoleResolver::load(&roles_toml, "@x:agent.tchap.gouv.fr, external\n").expect("loads");
+    let mut users = String::with_capacity(48 << 20);
+    for i in 0..1_000_000 {
+        users.push_str(&format!(
+            "@user{i}:agent.finances.tchap.gouv.fr, external\n"
+        ));
+    }
+    let big = RoleResolver::load(&roles_toml, &users).expect("loads");
+    let known = subject("@user654321:agent.finances.tchap.gouv.fr", 0);
+    let unknown = subject("@stranger:deep.sub.agent.finances.tchap.gouv.fr", 0);
+    let mut group = c.benchmark_group("roles");
+    group.bench_function("1-user-line/unknown-user", |b| {
+        b.iter(|| small.resolve(black_box(&unknown)))
+    });
+    group.bench_function("1M-user-lines/known-user", |b| {
+        b.iter(|| big.resolve(black_box(&known)))
+    });
+    group.bench_function("1M-user-lines/unknown-user", |b| {
+        b.iter(|| big.resolve(black_box(&unknown)))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, decisions, classifier, roles);
+criterion_main!(benches);

@@ -28,5 +28,6 @@ pub mod rules;
 pub mod server;
 pub mod store;
 pub mod subject;
+pub mod suite;
 
 pub use decision::{Decision, Effect, Reason};

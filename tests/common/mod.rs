@@ -1,0 +1,152 @@
+//! Test support: a real server on `127.0.0.1:0` and request builders.
+
+#![allow(dead_code)]
+
+use std::{net::SocketAddr, path::Path, sync::Arc, time::Duration};
+
+use roomguard::{
+    policy::PolicySnapshot,
+    proto::{self, policy_service_client::PolicyServiceClient},
+    server,
+    store::PolicyStore,
+};
+use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
+use tonic::transport::Channel;
+
+/// A server running in this process, stopped when dropped or by [`TestServer::stop`].
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub store: Arc<PolicyStore>,
+    shutdown: Option<oneshot::Sender<()>>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl TestServer {
+    /// Serves the policy in `dir` on an ephemeral loopback port.
+    pub async fn start(dir: &Path) -> TestServer {
+        let policy = PolicySnapshot::load(dir).unwrap_or_else(|e| panic!("{e}"));
+        let store = Arc::new(PolicyStore::new(policy));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = oneshot::channel::<()>();
+        let handle = tokio::spawn({
+            let store = store.clone();
+            async move {
+                server::run(listener, store, async {
+                    let _ = rx.await;
+                })
+                .await
+                .unwrap();
+            }
+        });
+        TestServer {
+            addr,
+            store,
+            shutdown: Some(tx),
+            handle: Some(handle),
+        }
+    }
+
+    /// Serves the shipped policy.
+    pub async fn shipped() -> TestServer {
+        TestServer::start(Path::new("policies")).await
+    }
+
+    pub async fn channel(&self) -> Channel {
+        for _ in 0..50 {
+            if let Ok(channel) = Channel::from_shared(format!("http://{}", self.addr))
+                .unwrap()
+                .connect()
+                .await
+            {
+                return channel;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("server at {} did not accept connections", self.addr);
+    }
+
+    pub async fn client(&self) -> PolicyServiceClient<Channel> {
+        PolicyServiceClient::new(self.channel().await)
+    }
+
+    /// Asks the server to shut down and waits until it has.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(handle) = self.handle.take() {
+            tokio::time::timeout(Duration::from_secs(10), handle)
+                .await
+                .expect("server stops")
+                .unwrap();
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+pub fn subject(user_id: &str, power_level: i64) -> Option<proto::Subject> {
+    Some(proto::Subject {
+        user_id: user_id.into(),
+        server_admin: false,
+        power_level,
+    })
+}
+
+pub fn room(join_rule: proto::JoinRule, encrypted: bool) -> Option<proto::Room> {
+    Some(proto::Room {
+        room_id: "!forum:agent.finances.tchap.gouv.fr".into(),
+        join_rule: join_rule as i32,
+        history_visibility: proto::HistoryVisibility::Shared as i32,
+        encrypted,
+        guest_access: false,
+        published: false,
+        access_rule: String::new(),
+    })
+}
+
+pub fn text(body: &str) -> Option<proto::Message> {
+    Some(proto::Message {
+        event_type: "m.room.message".into(),
+        msgtype: "m.text".into(),
+        body: body.into(),
+        ..Default::default()
+    })
+}
+
+pub fn send(
+    user_id: &str,
+    join_rule: proto::JoinRule,
+    encrypted: bool,
+    body: &str,
+) -> proto::CheckMessageSendRequest {
+    proto::CheckMessageSendRequest {
+        request_id: "req-1".into(),
+        sender: subject(user_id, 0),
+        room: room(join_rule, encrypted),
+        message: text(body),
+    }
+}
+
+pub fn codes(decision: &proto::Decision) -> Vec<String> {
+    decision.reasons.iter().map(|r| r.code.clone()).collect()
+}
+
+/// Copies a policy directory (flat files and `tests/`) into a fresh temporary directory.
+pub fn copy_policies(from: &Path) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    dir
+}
