@@ -8,6 +8,10 @@
     clippy::panic,
     reason = "a benchmark aborts on a broken fixture"
 )]
+#![allow(
+    missing_docs,
+    reason = "criterion_group! generates an undocumented function"
+)]
 
 use std::{hint::black_box, path::Path};
 

@@ -2,6 +2,13 @@
 //!
 //! These files are the readable specification of the default policy; a failure prints every difference.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests fail by panicking"
+)]
+
 use std::path::Path;
 
 use roomguard::{policy::PolicySnapshot, suite::Suite};

@@ -1,5 +1,12 @@
 //! Black-box tests of the gRPC service: a real server on `127.0.0.1:0`, a tonic client, the public contract.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests fail by panicking"
+)]
+
 mod common;
 
 use std::{path::Path, time::Duration};
