@@ -45,10 +45,15 @@ pub async fn run(
         .set_serving::<PolicyServiceServer<PolicyServer>>()
         .await;
 
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
+    // v1 is the standard; v1alpha is still what many clients ask for (grpcurl before 1.9, Python's grpc_reflection
+    // descriptor database), so both are served from the same descriptors.
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection_v1 = reflection().build_v1()?;
+    let reflection_v1alpha = reflection().build_v1alpha()?;
 
     let policy = PolicyServiceServer::new(PolicyServer::new(store))
         .max_decoding_message_size(MAX_REQUEST_BYTES)
@@ -72,7 +77,8 @@ pub async fn run(
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
         .add_service(health_service)
-        .add_service(reflection)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
         .add_service(policy)
         .serve_with_incoming_shutdown(incoming, draining)
         .await?;
