@@ -21,7 +21,7 @@ use serde::Deserialize;
 use crate::{
     diagnostics::{Problem, is_identifier},
     message::Message,
-    normalize::{fold, html_to_text, skeleton},
+    normalize::{fold, html_to_text, skeleton, skeleton_into},
 };
 
 /// The file, inside the policy directory, that lists the markings.
@@ -32,6 +32,34 @@ pub const NO_MARKING: &str = "none";
 
 /// Characters that separate a banner from the text beside it on the same line.
 const BANNER_SEPARATORS: &[char] = &['-', '–', '—', '―', ':', '|', '/', '•', '·', '>'];
+
+/// The first byte of `s` where a bracket of [`BRACKETS`] opens, by a byte scan (the openers are ASCII or start with
+/// the lead bytes of `«`, `【` and `〔`).
+fn find_opener(s: &str) -> Option<usize> {
+    let bytes = s.as_bytes();
+    let mut from = 0;
+    while let Some(pos) = bytes[from..]
+        .iter()
+        .position(|b| matches!(b, b'[' | b'(' | b'{' | b'<' | 0xC2 | 0xE3))
+    {
+        let at = from + pos;
+        if matches!(s[at..].chars().next(), Some(c) if BRACKETS.iter().any(|(open, _)| *open == c))
+        {
+            return Some(at);
+        }
+        from = at + 1;
+    }
+    None
+}
+
+/// The largest char boundary of `s` at or before `index`.
+fn boundary_at_or_before(s: &str, index: usize) -> usize {
+    let mut i = index.min(s.len());
+    while !s.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
 
 /// Bracket pairs that enclose a banner.
 const BRACKETS: &[(char, char)] = &[
@@ -88,8 +116,8 @@ pub struct Classifier {
     markings: Vec<Marking>,
     phrases: Option<AhoCorasick>,
     phrase_marking: Vec<usize>,
-    /// Banner skeleton -> banners with that skeleton.
-    banners: HashMap<String, Vec<Banner>>,
+    /// Banner skeleton (UTF-8) -> banners with that skeleton.
+    banners: HashMap<Vec<u8>, Vec<Banner>>,
     /// The longest banner skeleton, in words, for file-name matching.
     max_banner_words: usize,
 }
@@ -103,7 +131,7 @@ impl Classifier {
         let mut markings = Vec::new();
         let mut patterns = Vec::new();
         let mut phrase_marking = Vec::new();
-        let mut banners: HashMap<String, Vec<Banner>> = HashMap::new();
+        let mut banners: HashMap<Vec<u8>, Vec<Banner>> = HashMap::new();
         let mut max_banner_words = 1;
         let mut seen_phrases: HashMap<String, String> = HashMap::new();
         for spanned in &file.marking {
@@ -164,7 +192,7 @@ impl Classifier {
                         )));
                     }
                     max_banner_words = max_banner_words.max(term.split_whitespace().count());
-                    banners.entry(skel).or_default().push(Banner {
+                    banners.entry(skel.into_bytes()).or_default().push(Banner {
                         capitals,
                         marking: index,
                     });
@@ -178,7 +206,9 @@ impl Classifier {
             None
         } else {
             Some(
-                AhoCorasick::new(&patterns)
+                AhoCorasick::builder()
+                    .kind(Some(aho_corasick::AhoCorasickKind::DFA))
+                    .build(&patterns)
                     .map_err(|e| vec![Problem::in_file(MARKINGS_FILE, e.to_string())])?,
             )
         };
@@ -224,17 +254,22 @@ impl Classifier {
 
     fn find_phrases(&self, folded: &str, note: &mut impl FnMut(usize)) {
         if let Some(ac) = &self.phrases {
-            for m in ac.find_overlapping_iter(&skeleton(folded)) {
+            let mut skel = Vec::with_capacity(folded.len());
+            skeleton_into(folded, &mut skel);
+            for m in ac.find_overlapping_iter(&skel) {
                 note(self.phrase_marking[m.pattern().as_usize()]);
             }
         }
     }
 
-    /// Looks for banner terms where banners stand, line by line.
+    /// Looks for banner terms where banners stand, line by line. A banner is short, so only the first and last
+    /// [`MAX_BRACKETED`] bytes of a line and the inside of short brackets are ever examined: the work is linear in
+    /// the text, whatever the shape of its lines (say 64 KiB of `(`).
     fn find_banners(&self, folded: &str, note: &mut impl FnMut(usize)) {
         if self.banners.is_empty() {
             return;
         }
+        let mut buffer = Vec::with_capacity(MAX_BRACKETED);
         for line in folded.split('\n') {
             let trimmed =
                 line.trim_matches(|c: char| c.is_whitespace() || "*#_~=>\"'`.!".contains(c));
@@ -242,32 +277,40 @@ impl Classifier {
                 continue;
             }
             // Alone on the line (decorations aside): `DR`, `*** SECRET ***`, `— DR —`.
-            self.check_term(
-                trimmed.trim_matches(|c| BANNER_SEPARATORS.contains(&c) || c == ' '),
-                note,
-            );
+            if trimmed.len() <= 2 * MAX_BRACKETED {
+                let alone = trimmed.trim_matches(|c| BANNER_SEPARATORS.contains(&c) || c == ' ');
+                self.check_term(alone, &mut buffer, note);
+            }
             // At the start of the line, before a separator: `DR - objet`.
-            if let Some(pos) = trimmed.find(BANNER_SEPARATORS) {
-                self.check_term(&trimmed[..pos], note);
+            let head = &trimmed[..boundary_at_or_before(trimmed, MAX_BRACKETED + 1)];
+            if let Some(pos) = head.find(BANNER_SEPARATORS) {
+                self.check_term(&trimmed[..pos], &mut buffer, note);
             }
             // At the end of the line, after a separator: `Compte rendu | DR`.
-            if let Some(pos) = trimmed.rfind(BANNER_SEPARATORS) {
+            let tail_start =
+                boundary_at_or_before(trimmed, trimmed.len().saturating_sub(MAX_BRACKETED + 4));
+            if let Some(pos) = trimmed[tail_start..].rfind(BANNER_SEPARATORS) {
+                let pos = tail_start + pos;
                 let sep_len = trimmed[pos..].chars().next().map_or(1, char::len_utf8);
-                self.check_term(&trimmed[pos + sep_len..], note);
+                self.check_term(&trimmed[pos + sep_len..], &mut buffer, note);
             }
             // In brackets anywhere on the line: `[DR]`, `(Très Secret)`.
-            for (open, close) in BRACKETS {
-                let mut rest = trimmed;
-                while let Some(start) = rest.find(*open) {
-                    let after = &rest[start + open.len_utf8()..];
-                    match after.find(*close) {
-                        Some(end) if end <= MAX_BRACKETED => {
-                            self.check_term(&after[..end], note);
-                            rest = &after[end..];
-                        }
-                        _ => rest = after,
-                    }
+            let mut rest = trimmed;
+            while let Some(start) = find_opener(rest) {
+                let open = rest[start..].chars().next().unwrap_or('[');
+                let close = BRACKETS
+                    .iter()
+                    .find(|(o, _)| *o == open)
+                    .map_or(']', |(_, c)| *c);
+                let after = &rest[start + open.len_utf8()..];
+                let end = after
+                    .char_indices()
+                    .take_while(|(i, _)| *i <= MAX_BRACKETED)
+                    .find(|(_, c)| *c == close);
+                if let Some((end, _)) = end {
+                    self.check_term(&after[..end], &mut buffer, note);
                 }
+                rest = after;
             }
         }
     }
@@ -282,19 +325,19 @@ impl Classifier {
             for len in 1..=self.max_banner_words.min(words.len() - start) {
                 let group = &words[start..start + len];
                 if group.iter().all(|w| w.chars().all(|c| !c.is_lowercase())) {
-                    self.check_term(&group.join(" "), note);
+                    self.check_term(&group.join(" "), &mut Vec::new(), note);
                 }
             }
         }
     }
 
     /// `candidate` is a banner if its skeleton is a banner term, in capitals where the term requires them.
-    fn check_term(&self, candidate: &str, note: &mut impl FnMut(usize)) {
+    fn check_term(&self, candidate: &str, buffer: &mut Vec<u8>, note: &mut impl FnMut(usize)) {
         if candidate.len() > MAX_BRACKETED {
             return;
         }
-        let skel = skeleton(candidate);
-        let Some(banners) = self.banners.get(&skel) else {
+        skeleton_into(candidate, buffer);
+        let Some(banners) = self.banners.get(buffer.as_slice()) else {
             return;
         };
         let in_capitals = !candidate.chars().any(char::is_lowercase);

@@ -166,7 +166,19 @@ fn named_entity(name: &str) -> Option<char> {
 /// and every kind of line break `'\n'`.
 pub fn fold(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        // Most text is printable ASCII that folding leaves alone: copy such runs in one go.
+        let start = i;
+        while i < bytes.len() && (matches!(bytes[i], 0x20..=0x7e) || bytes[i] == b'\n') {
+            i += 1;
+        }
+        out.push_str(&text[start..i]);
+        let Some(c) = text[i..].chars().next() else {
+            break;
+        };
+        i += c.len_utf8();
         if c.is_ascii() {
             push_ascii(&mut out, c);
             continue;
@@ -176,6 +188,10 @@ pub fn fold(text: &str) -> String {
         }
         if let Some(mapped) = separator(c) {
             out.push(mapped);
+            continue;
+        }
+        if let Some(base) = french_letter(c) {
+            out.push(base);
             continue;
         }
         for d in std::iter::once(c).nfkd() {
@@ -192,6 +208,28 @@ pub fn fold(text: &str) -> String {
         }
     }
     out
+}
+
+/// The accented letters of French, answered without a decomposition (the common case in this deployment's text);
+/// the result is what NFKD followed by dropping the marks gives.
+fn french_letter(c: char) -> Option<char> {
+    Some(match c {
+        'à' | 'â' | 'ä' | 'á' => 'a',
+        'À' | 'Â' | 'Ä' | 'Á' => 'A',
+        'ç' => 'c',
+        'Ç' => 'C',
+        'é' | 'è' | 'ê' | 'ë' => 'e',
+        'É' | 'È' | 'Ê' | 'Ë' => 'E',
+        'î' | 'ï' | 'í' => 'i',
+        'Î' | 'Ï' | 'Í' => 'I',
+        'ô' | 'ö' | 'ó' => 'o',
+        'Ô' | 'Ö' | 'Ó' => 'O',
+        'ù' | 'û' | 'ü' | 'ú' => 'u',
+        'Ù' | 'Û' | 'Ü' | 'Ú' => 'U',
+        'ÿ' => 'y',
+        'Ÿ' => 'Y',
+        _ => return None,
+    })
 }
 
 fn push_ascii(out: &mut String, c: char) {
@@ -273,14 +311,55 @@ fn look_alike(c: char) -> Option<char> {
 /// The letters and digits of folded text, lowercased, everything else dropped: `D.I.F.F.U.S.I.O.N  re-streinte`
 /// becomes `diffusionrestreinte`. Phrases are matched on this skeleton, so no separator can split them.
 pub fn skeleton(folded: &str) -> String {
-    let mut out = String::with_capacity(folded.len());
-    for c in folded.chars() {
+    let mut out = Vec::with_capacity(folded.len());
+    skeleton_into(folded, &mut out);
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// [`skeleton`] as UTF-8 bytes into a reused buffer (cleared first): the classifier's hot path, which matches bytes
+/// and builds many small skeletons.
+pub fn skeleton_into(folded: &str, out: &mut Vec<u8>) {
+    out.clear();
+    let bytes = folded.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b.is_ascii() {
+            let folded = ASCII_SKELETON[usize::from(b)];
+            if folded != 0 {
+                out.push(folded);
+            }
+            i += 1;
+            continue;
+        }
+        let Some(c) = folded[i..].chars().next() else {
+            break;
+        };
+        i += c.len_utf8();
         if c.is_alphanumeric() {
-            out.extend(c.to_lowercase());
+            for lower in c.to_lowercase() {
+                let mut utf8 = [0; 4];
+                out.extend_from_slice(lower.encode_utf8(&mut utf8).as_bytes());
+            }
         }
     }
-    out
 }
+
+/// ASCII byte -> its lowercase letter or digit, or 0 for everything the skeleton drops.
+const ASCII_SKELETON: [u8; 128] = {
+    let mut table = [0u8; 128];
+    let mut b = 0;
+    while b < 128 {
+        let c = b as u8;
+        table[b] = if c.is_ascii_alphanumeric() {
+            c.to_ascii_lowercase()
+        } else {
+            0
+        };
+        b += 1;
+    }
+    table
+};
 
 #[cfg(test)]
 mod tests {
