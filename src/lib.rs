@@ -21,6 +21,7 @@ pub mod normalize;
 pub mod policy;
 pub mod proto;
 pub mod reasons;
+pub mod reload;
 pub mod request;
 pub mod roles;
 pub mod room;

@@ -13,7 +13,7 @@ use std::{
 use sha2::{Digest, Sha256};
 
 use crate::{
-    attributes::{Attributes, REQUEST_TOKENS, kind_of},
+    attributes::{Attributes, Kind, REQUEST_TOKENS, kind_of},
     classifier::{Classifier, MARKINGS_FILE},
     diagnostics::{PolicyError, Problem},
     engine::{self, Engine, POLICY_TOKENS, SUPPORTED_EFFECT},
@@ -308,18 +308,28 @@ fn check_rules(
                 rule.code
             )));
         }
-        for (object, field) in attribute_references(&rule.condition) {
-            let problem = match (object, field) {
+        for reference in attribute_references(&rule.condition) {
+            let problem = match (reference.object, reference.field) {
                 ("act", None) => None,
                 ("role", Some(role)) if roles.role_names().iter().any(|n| n == role) => None,
                 ("role", Some(role)) => Some(format!(
                     "`r.role.{role}` names a role that no line of roles.toml or users.csv gives (known: {})",
                     roles.role_names().join(", ")
                 )),
-                (object, Some(field)) if kind_of(object, field).is_some() => None,
-                (object, Some(field)) => Some(format!(
-                    "`r.{object}.{field}` is not an attribute (see the attribute table in policies/README.md)"
-                )),
+                (object, Some(field)) => match kind_of(object, field) {
+                    Some(kind) => compared_with(reference.rest)
+                        .filter(|other| *other != kind)
+                        .map(|other| {
+                            format!(
+                                "`r.{object}.{field}` is {} but is compared with {}",
+                                kind_name(kind),
+                                kind_name(other)
+                            )
+                        }),
+                    None => Some(format!(
+                        "`r.{object}.{field}` is not an attribute (see the attribute table in policies/README.md)"
+                    )),
+                },
                 (object, None) => Some(format!(
                     "`r.{object}` is not an attribute: use `r.act` or `r.<object>.<field>`"
                 )),
@@ -346,6 +356,35 @@ fn check_rules(
         }
     }
     problems
+}
+
+/// The kind of the literal an attribute is compared with (`r.x.y == "text"`, `r.x.y < 50`), if it is compared with a
+/// literal. casbin's engine answers `false` for a comparison of mismatched kinds instead of failing, so without this
+/// check a rule like `r.sub.power_level < "50"` would silently never match.
+fn compared_with(rest: &str) -> Option<Kind> {
+    let rest = rest.trim_start();
+    let op_len = ["==", "!=", "<=", ">=", "<", ">"]
+        .iter()
+        .find(|op| rest.starts_with(**op))?
+        .len();
+    let literal = rest[op_len..].trim_start();
+    if literal.starts_with('"') {
+        Some(Kind::Text)
+    } else if literal.starts_with(|c: char| c.is_ascii_digit() || c == '-') {
+        Some(Kind::Integer)
+    } else if literal.starts_with("true") || literal.starts_with("false") {
+        Some(Kind::Bool)
+    } else {
+        None
+    }
+}
+
+fn kind_name(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Text => "text",
+        Kind::Integer => "an integer",
+        Kind::Bool => "a boolean",
+    }
 }
 
 fn quoted(s: &str) -> Option<&str> {

@@ -135,8 +135,19 @@ fn parse_line(line: &str, number: usize) -> Result<Rule, String> {
     })
 }
 
-/// The `r.<object>.<field>` references in a condition (outside string literals), with their byte offsets.
-pub fn attribute_references(condition: &str) -> Vec<(&str, Option<&str>)> {
+/// One `r.<object>.<field>` reference in a condition, and the text after it (to check what it is compared with).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reference<'a> {
+    /// `sub`, `role`, `room`, `msg`, or `act`.
+    pub object: &'a str,
+    /// The field, absent for `r.act`.
+    pub field: Option<&'a str>,
+    /// The condition's text after the reference.
+    pub rest: &'a str,
+}
+
+/// The `r.<object>.<field>` references in a condition, outside string literals.
+pub fn attribute_references(condition: &str) -> Vec<Reference<'_>> {
     let bytes = condition.as_bytes();
     let mut refs = Vec::new();
     let mut i = 0;
@@ -162,14 +173,18 @@ pub fn attribute_references(condition: &str) -> Vec<(&str, Option<&str>)> {
             let object_start = i + 2;
             let object_end = ident_end(bytes, object_start);
             let object = &condition[object_start..object_end];
-            let field = if bytes.get(object_end) == Some(&b'.') {
+            let (field, end) = if bytes.get(object_end) == Some(&b'.') {
                 let field_end = ident_end(bytes, object_end + 1);
-                Some(&condition[object_end + 1..field_end])
+                (Some(&condition[object_end + 1..field_end]), field_end)
             } else {
-                None
+                (None, object_end)
             };
-            refs.push((object, field));
-            i = object_end;
+            refs.push(Reference {
+                object,
+                field,
+                rest: &condition[end..],
+            });
+            i = end;
             continue;
         }
         i += 1;
@@ -237,13 +252,15 @@ mod tests {
         let refs = attribute_references(
             "r.room.is_public && r.role.external || r.act == \"r.sub.fake\" && xr.y.z",
         );
+        let found: Vec<_> = refs.iter().map(|r| (r.object, r.field)).collect();
         assert_eq!(
-            refs,
+            found,
             vec![
                 ("room", Some("is_public")),
                 ("role", Some("external")),
                 ("act", None)
             ]
         );
+        assert_eq!(refs[2].rest, " == \"r.sub.fake\" && xr.y.z");
     }
 }

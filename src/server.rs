@@ -11,6 +11,7 @@ use tracing::info;
 use crate::{
     grpc::PolicyServer,
     proto::{self, policy_service_server::PolicyServiceServer},
+    reload,
     store::PolicyStore,
 };
 
@@ -31,7 +32,8 @@ pub enum ServerError {
     Transport(#[from] tonic::transport::Error),
 }
 
-/// Serves on `listener` with the policy in `store` until `shutdown` completes.
+/// Serves on `listener` with the policy in `store` until `shutdown` completes, reloading the policy when its
+/// directory changes or on SIGHUP (see [`reload`]).
 ///
 /// On shutdown the health status turns `NOT_SERVING` first (so load balancers stop sending), then the server stops
 /// accepting connections and waits for in-flight calls to finish.
@@ -55,6 +57,13 @@ pub async fn run(
     let reflection_v1 = reflection().build_v1()?;
     let reflection_v1alpha = reflection().build_v1alpha()?;
 
+    // The reloader lives as long as the server: it stops when shutdown begins.
+    let (stopping_tx, mut stopping_rx) = tokio::sync::watch::channel(false);
+    let policy_dir = store.current().dir.clone();
+    tokio::spawn(reload::watch(store.clone(), policy_dir, async move {
+        let _ = stopping_rx.wait_for(|stopping| *stopping).await;
+    }));
+
     let policy = PolicyServiceServer::new(PolicyServer::new(store))
         .max_decoding_message_size(MAX_REQUEST_BYTES)
         .max_encoding_message_size(MAX_REQUEST_BYTES);
@@ -66,6 +75,7 @@ pub async fn run(
     let draining = async move {
         shutdown.await;
         info!("shutting down: no new calls, finishing calls in flight");
+        let _ = stopping_tx.send(true);
         health
             .set_service_status("", ServingStatus::NotServing)
             .await;

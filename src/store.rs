@@ -81,7 +81,10 @@ impl PolicyStore {
     /// Records a reload that was refused; the current snapshot stays.
     pub fn refuse(&self, error: &PolicyError) {
         self.reloads_refused.fetch_add(1, Ordering::Relaxed);
-        let refusal = Refusal { at: SystemTime::now(), error: error.to_string() };
+        let refusal = Refusal {
+            at: SystemTime::now(),
+            error: error.to_string(),
+        };
         if let Ok(mut last) = self.last_refusal.lock() {
             *last = Some(refusal);
         }

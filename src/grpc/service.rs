@@ -1,6 +1,6 @@
 //! `roomguard.v1.PolicyService`: converts, decides on the current snapshot, converts back.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::SystemTime};
 
 use tonic::{Request, Response, Status};
 use tracing::{debug, instrument};
@@ -27,6 +27,26 @@ impl PolicyServer {
 
 #[tonic::async_trait]
 impl PolicyService for PolicyServer {
+    async fn get_policy_status(
+        &self,
+        _request: Request<proto::GetPolicyStatusRequest>,
+    ) -> Result<Response<proto::GetPolicyStatusResponse>, Status> {
+        let status = self.store.status();
+        let (last_refused_at, last_refused_error) = match status.last_refusal {
+            Some(refusal) => (Some(timestamp(refusal.at)), refusal.error),
+            None => (None, String::new()),
+        };
+        Ok(Response::new(proto::GetPolicyStatusResponse {
+            policy_version: status.policy_version,
+            loaded_at: Some(timestamp(status.loaded_at)),
+            rules: u32::try_from(status.rules).unwrap_or(u32::MAX),
+            reloads_succeeded: status.reloads_succeeded,
+            reloads_refused: status.reloads_refused,
+            last_refused_at,
+            last_refused_error,
+        }))
+    }
+
     #[instrument(name = "check_room_publish", skip_all, fields(decision_id, effect))]
     async fn check_room_publish(
         &self,
@@ -55,5 +75,15 @@ impl PolicyService for PolicyServer {
         Ok(Response::new(proto::CheckMessageSendResponse {
             decision: Some(decision.into()),
         }))
+    }
+}
+
+fn timestamp(at: SystemTime) -> prost_types::Timestamp {
+    let since = at
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
+    prost_types::Timestamp {
+        seconds: i64::try_from(since.as_secs()).unwrap_or(i64::MAX),
+        nanos: i32::try_from(since.subsec_nanos()).unwrap_or(0),
     }
 }
