@@ -1,16 +1,33 @@
-//! The command line: `roomguard serve` and `roomguard validate`.
+//! The command line: `roomguard serve`, and the policy author's tools `validate`, `check` and `test`.
 
-use std::{net::SocketAddr, path::PathBuf, process::ExitCode, sync::Arc};
+use std::{
+    io::Read as _,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    process::ExitCode,
+    sync::Arc,
+};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tokio::net::TcpListener;
 use tracing::{error, info};
 
-use crate::{policy::PolicySnapshot, server, store::PolicyStore};
+use crate::{
+    check_report,
+    decide::{explain_publish, explain_send},
+    json_request::JsonRequest,
+    policy::PolicySnapshot,
+    request::{PublishRequest, SendRequest},
+    server,
+    store::PolicyStore,
+    suite_report,
+};
 
 /// Exit code for a policy directory that does not load (sysexits' EX_DATAERR).
 pub const EXIT_BAD_POLICY: u8 = 65;
+/// Exit code for an unreadable or invalid request given to `check` (sysexits' EX_USAGE).
+pub const EXIT_USAGE: u8 = 64;
 
 /// roomguard: a policy decision point for Matrix homeservers.
 #[derive(Debug, Parser)]
@@ -37,6 +54,41 @@ enum Command {
         #[arg(env = "ROOMGUARD_POLICIES", default_value = "./policies")]
         dir: PathBuf,
     },
+    /// Decide one request given as proto3 JSON (a file, or `-` for stdin) with no server, and explain the decision.
+    Check {
+        /// The request: a `CheckMessageSendRequest` or `CheckRoomPublishRequest` in proto3 JSON.
+        #[arg(default_value = "-")]
+        request: PathBuf,
+        /// Policy directory.
+        #[arg(long, env = "ROOMGUARD_POLICIES", default_value = "./policies")]
+        policies: PathBuf,
+        /// `send` or `publish` (default: told from the request's fields).
+        #[arg(long)]
+        rpc: Option<String>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run the policy test suites (`DIR/tests/*.yaml`) against the policy in DIR; exit 1 on any failure.
+    Test {
+        /// Policy directory.
+        #[arg(env = "ROOMGUARD_POLICIES", default_value = "./policies")]
+        dir: PathBuf,
+        /// Report format.
+        #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+        format: ReportFormat,
+    },
+}
+
+/// How `roomguard test` reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ReportFormat {
+    /// PASS/FAIL per case with diffs, then `N passed, M failed`.
+    Text,
+    /// One JSON document.
+    Json,
+    /// JUnit XML, for CI systems.
+    Junit,
 }
 
 /// Parses the command line and runs the command.
@@ -46,6 +98,13 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Serve { listen, policies } => serve(listen, policies),
         Command::Validate { dir } => validate(&dir),
+        Command::Check {
+            request,
+            policies,
+            rpc,
+            json,
+        } => check(&request, &policies, rpc.as_deref(), json),
+        Command::Test { dir, format } => test(&dir, format),
     }
 }
 
@@ -79,6 +138,72 @@ fn validate(dir: &std::path::Path) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(code) => code,
+    }
+}
+
+fn check(request: &Path, dir: &Path, rpc: Option<&str>, json: bool) -> ExitCode {
+    let text = if request == Path::new("-") {
+        let mut text = String::new();
+        std::io::stdin().read_to_string(&mut text).map(|_| text)
+    } else {
+        std::fs::read_to_string(request)
+    };
+    let text = match text {
+        Ok(text) => text,
+        Err(e) => {
+            eprintln!("error: cannot read {}: {e}", request.display());
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let parsed = match JsonRequest::parse(&text, rpc) {
+        Ok(parsed) => parsed,
+        Err(e) => {
+            eprintln!("error: {}: {e}", request.display());
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let policy = match load(dir) {
+        Ok(policy) => policy,
+        Err(code) => return code,
+    };
+    let explained = match parsed {
+        JsonRequest::Send(r) => SendRequest::try_from(r).map(|r| explain_send(&policy, &r)),
+        JsonRequest::Publish(r) => {
+            PublishRequest::try_from(r).map(|r| explain_publish(&policy, &r))
+        }
+    };
+    match explained {
+        Ok(e) if json => println!("{}", check_report::render_json(&policy, &e)),
+        Ok(e) => print!("{}", check_report::render_text(&policy, &e)),
+        Err(invalid) => {
+            eprintln!("error: INVALID_ARGUMENT: {invalid}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+fn test(dir: &Path, format: ReportFormat) -> ExitCode {
+    let policy = match load(dir) {
+        Ok(policy) => policy,
+        Err(code) => return code,
+    };
+    let reports = match suite_report::run_suites(&policy, &dir.join("tests")) {
+        Ok(reports) => reports,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_BAD_POLICY);
+        }
+    };
+    match format {
+        ReportFormat::Text => print!("{}", suite_report::render_text(&reports)),
+        ReportFormat::Json => println!("{}", suite_report::render_json(&reports)),
+        ReportFormat::Junit => print!("{}", suite_report::render_junit(&reports)),
+    }
+    if reports.iter().all(|r| r.passed) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }
 

@@ -18,6 +18,29 @@ use crate::{
 
 /// May the sender send this message into this room?
 pub fn decide_send(policy: &PolicySnapshot, request: &SendRequest) -> Decision {
+    explain_send(policy, request).decision
+}
+
+/// May the requester publish (or unpublish) this room in the public directory?
+pub fn decide_publish(policy: &PolicySnapshot, request: &PublishRequest) -> Decision {
+    explain_publish(policy, request).decision
+}
+
+/// A decision and how it came about: for authors (`roomguard check`) when a result surprises them.
+#[derive(Debug, Clone)]
+pub struct Explanation {
+    /// The decision, exactly as the service would answer it.
+    pub decision: Decision,
+    /// The action the request asked about (which rules were considered).
+    pub action: Action,
+    /// The room counted as public (join rule, directory, history or guests).
+    pub room_is_public: bool,
+    /// The ids of the rules whose condition held, in file order; `Err` when evaluation failed.
+    pub matched: Result<Vec<String>, String>,
+}
+
+/// [`decide_send`], with the explanation.
+pub fn explain_send(policy: &PolicySnapshot, request: &SendRequest) -> Explanation {
     let roles = policy.roles.resolve(&request.sender);
     let classification = policy.classifier.classify(&request.message);
     let attributes = Attributes::new(
@@ -28,14 +51,15 @@ pub fn decide_send(policy: &PolicySnapshot, request: &SendRequest) -> Decision {
         &request.room,
         Some((&request.message, classification)),
     );
-    let mut decision = evaluate(policy, Action::Send, attributes, &request.request_id);
-    decision.roles = policy.roles.names_of(roles);
-    decision.classification = classification.to_owned();
-    decision
+    let mut explanation = evaluate(policy, Action::Send, attributes, &request.request_id);
+    explanation.decision.roles = policy.roles.names_of(roles);
+    explanation.decision.classification = classification.to_owned();
+    explanation.room_is_public = request.room.is_public();
+    explanation
 }
 
-/// May the requester publish (or unpublish) this room in the public directory?
-pub fn decide_publish(policy: &PolicySnapshot, request: &PublishRequest) -> Decision {
+/// [`decide_publish`], with the explanation.
+pub fn explain_publish(policy: &PolicySnapshot, request: &PublishRequest) -> Explanation {
     let action = if request.publish {
         Action::Publish
     } else {
@@ -50,9 +74,10 @@ pub fn decide_publish(policy: &PolicySnapshot, request: &PublishRequest) -> Deci
         &request.room,
         None,
     );
-    let mut decision = evaluate(policy, action, attributes, &request.request_id);
-    decision.roles = policy.roles.names_of(roles);
-    decision
+    let mut explanation = evaluate(policy, action, attributes, &request.request_id);
+    explanation.decision.roles = policy.roles.names_of(roles);
+    explanation.room_is_public = request.room.is_public();
+    explanation
 }
 
 fn evaluate(
@@ -60,19 +85,27 @@ fn evaluate(
     action: Action,
     attributes: Attributes,
     request_id: &str,
-) -> Decision {
-    let (effect, reasons) = match policy.engine.evaluate(action, attributes) {
-        Ok(matched) => explain(policy, &matched),
+) -> Explanation {
+    let (effect, reasons, matched) = match policy.engine.evaluate(action, attributes) {
+        Ok(matched) => {
+            let (effect, reasons) = explain(policy, &matched);
+            (
+                effect,
+                reasons,
+                Ok(matched.into_iter().map(|m| m.rule).collect()),
+            )
+        }
         Err(err) => {
             // The error names the rule text and types, never request content: message text is not an attribute.
             warn!(%err, action = action.as_str(), policy_version = %policy.version, "policy evaluation failed; denying");
             (
                 Effect::Deny,
                 vec![reason(policy, POLICY_EVALUATION_ERROR, "")],
+                Err(err.to_string()),
             )
         }
     };
-    Decision {
+    let decision = Decision {
         effect,
         reasons,
         decision_id: Uuid::now_v7().to_string(),
@@ -80,6 +113,12 @@ fn evaluate(
         policy_version: policy.version.clone(),
         roles: Vec::new(),
         classification: String::new(),
+    };
+    Explanation {
+        decision,
+        action,
+        room_is_public: false,
+        matched,
     }
 }
 

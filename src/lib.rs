@@ -9,6 +9,7 @@
 //! one immutable [`policy::PolicySnapshot`]; [`engine`] is the only module that knows casbin.
 
 pub mod attributes;
+pub mod check_report;
 pub mod classifier;
 pub mod cli;
 pub mod decide;
@@ -16,6 +17,7 @@ pub mod decision;
 pub mod diagnostics;
 pub mod engine;
 pub mod grpc;
+pub mod json_request;
 pub mod message;
 pub mod normalize;
 pub mod policy;
@@ -30,5 +32,6 @@ pub mod server;
 pub mod store;
 pub mod subject;
 pub mod suite;
+pub mod suite_report;
 
 pub use decision::{Decision, Effect, Reason};

@@ -22,7 +22,7 @@ use crate::{
     request::Action,
     roles::{ROLES_FILE, RoleResolver, RoleSet, USERS_FILE},
     room::{HistoryVisibility, JoinRule, Room},
-    rules::{RULES_FILE, Rule, attribute_references, parse_rules},
+    rules::{RULES_FILE, Rule, attribute_references, parse_rules_lenient},
     subject::{Subject, UserId},
 };
 
@@ -60,7 +60,26 @@ pub struct PolicySnapshot {
 
 impl PolicySnapshot {
     /// Loads and checks the policy in `dir`. Blocking: call it off the async request path.
+    ///
+    /// No file content can make this panic by design; as a last line of defence a panic inside a dependency
+    /// (casbin, rhai) is caught and reported as a problem, so a bad edit can never take the process down.
     pub fn load(dir: &Path) -> Result<PolicySnapshot, PolicyError> {
+        std::panic::catch_unwind(|| Self::load_unguarded(dir)).unwrap_or_else(|panic| {
+            let what = panic
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| panic.downcast_ref::<&str>().copied())
+                .unwrap_or("unknown panic");
+            Err(PolicyError {
+                problems: vec![Problem::in_file(
+                    &dir.display().to_string(),
+                    format!("the policy engine failed on this policy ({what}); please report this as a roomguard bug"),
+                )],
+            })
+        })
+    }
+
+    fn load_unguarded(dir: &Path) -> Result<PolicySnapshot, PolicyError> {
         let files = read_files(dir)?;
         let text = |name: &str| {
             files
@@ -80,15 +99,15 @@ impl PolicySnapshot {
             .map_err(|p| problems.extend(p))
             .ok();
         problems.extend(check_model(text(MODEL_FILE)));
-        let rules = parse_rules(text(RULES_FILE))
-            .map_err(|p| problems.extend(p))
-            .ok();
-
-        if let (Some(rules), Some(reasons), Some(roles), Some(classifier)) =
-            (&rules, &reasons, &roles, &classifier)
-        {
-            problems.extend(check_rules(rules, reasons, roles, classifier));
-        }
+        let (parsed, rule_problems) = parse_rules_lenient(text(RULES_FILE));
+        problems.extend(rule_problems);
+        problems.extend(check_rules(
+            &parsed,
+            reasons.as_ref(),
+            roles.as_ref(),
+            classifier.as_ref(),
+        ));
+        let rules = Some(parsed);
         let (Some(rules), Some(reasons), Some(roles), Some(classifier), true) =
             (rules, reasons, roles, classifier, problems.is_empty())
         else {
@@ -292,17 +311,18 @@ fn check_model(text: &str) -> Vec<Problem> {
 }
 
 /// Cross-file checks: codes in the catalogue, attributes and roles that exist, conditions that parse.
+/// Checks that need another file are skipped when that file itself failed to load (its problems are reported).
 fn check_rules(
     rules: &[Rule],
-    reasons: &ReasonCatalogue,
-    roles: &RoleResolver,
-    classifier: &Classifier,
+    reasons: Option<&ReasonCatalogue>,
+    roles: Option<&RoleResolver>,
+    classifier: Option<&Classifier>,
 ) -> Vec<Problem> {
     let mut problems = Vec::new();
     let syntax = casbin::rhai::Engine::new_raw();
     for rule in rules {
         let at = |m: String| Problem::at(RULES_FILE, rule.line, format!("rule `{}`: {m}", rule.id));
-        if !reasons.contains(&rule.code) {
+        if reasons.is_some_and(|reasons| !reasons.contains(&rule.code)) {
             problems.push(at(format!(
                 "reason code `{}` is not in reasons.toml: add a message for it there",
                 rule.code
@@ -311,11 +331,12 @@ fn check_rules(
         for reference in attribute_references(&rule.condition) {
             let problem = match (reference.object, reference.field) {
                 ("act", None) => None,
-                ("role", Some(role)) if roles.role_names().iter().any(|n| n == role) => None,
-                ("role", Some(role)) => Some(format!(
-                    "`r.role.{role}` names a role that no line of roles.toml or users.csv gives (known: {})",
-                    roles.role_names().join(", ")
-                )),
+                ("role", Some(role)) => roles.filter(|r| !r.role_names().iter().any(|n| n == role)).map(|roles| {
+                    format!(
+                        "`r.role.{role}` names a role that no line of roles.toml or users.csv gives (known: {})",
+                        roles.role_names().join(", ")
+                    )
+                }),
                 (object, Some(field)) => match kind_of(object, field) {
                     Some(kind) => compared_with(reference.rest)
                         .filter(|other| *other != kind)
@@ -343,7 +364,7 @@ fn check_rules(
                 .strip_prefix("==")
                 .and_then(|r| quoted(r.trim_start()))
             {
-                if !classifier.labels().any(|l| l == label) {
+                if classifier.is_some_and(|c| !c.labels().any(|l| l == label)) {
                     problems.push(at(format!(
                         "classification `{label}` is not a label of markings.toml"
                     )));

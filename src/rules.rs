@@ -45,6 +45,17 @@ impl Rule {
 
 /// Parses `rules.csv`, reporting every malformed line (not only the first).
 pub fn parse_rules(text: &str) -> Result<Vec<Rule>, Vec<Problem>> {
+    let (rules, problems) = parse_rules_lenient(text);
+    if problems.is_empty() {
+        Ok(rules)
+    } else {
+        Err(problems)
+    }
+}
+
+/// Parses `rules.csv`, returning the well-formed rules beside the problems, so that later checks can still look at
+/// the rules that did parse and an author sees every problem in one run.
+pub fn parse_rules_lenient(text: &str) -> (Vec<Rule>, Vec<Problem>) {
     let mut rules: Vec<Rule> = Vec::new();
     let mut problems = Vec::new();
     for (index, raw) in text.lines().enumerate() {
@@ -71,11 +82,7 @@ pub fn parse_rules(text: &str) -> Result<Vec<Rule>, Vec<Problem>> {
             Err(message) => problems.push(Problem::at(RULES_FILE, line, message)),
         }
     }
-    if problems.is_empty() {
-        Ok(rules)
-    } else {
-        Err(problems)
-    }
+    (rules, problems)
 }
 
 fn parse_line(line: &str, number: usize) -> Result<Rule, String> {

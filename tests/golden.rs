@@ -11,45 +11,26 @@
 
 use std::path::Path;
 
-use roomguard::{policy::PolicySnapshot, suite::Suite};
+use roomguard::{
+    policy::PolicySnapshot,
+    suite::Suite,
+    suite_report::{render_text, run_suites},
+};
 
-/// Every case of every suite file gives the expected decision.
+/// Every case of every suite file gives the expected decision (the same runner as `roomguard test`).
 #[test]
 fn shipped_suites_pass_against_the_shipped_policy() {
     let policy = PolicySnapshot::load(Path::new("policies")).expect("the shipped policy loads");
-    let mut files: Vec<_> = std::fs::read_dir("policies/tests")
-        .expect("policies/tests exists")
-        .map(|e| e.expect("readable entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
-        .collect();
-    files.sort();
+    let reports =
+        run_suites(&policy, Path::new("policies/tests")).unwrap_or_else(|e| panic!("{e}"));
+    let files: std::collections::BTreeSet<&str> = reports.iter().map(|r| r.file.as_str()).collect();
     assert!(
         files.len() >= 3,
         "expected the default-policy, markings and invalid-input suites, found {files:?}"
     );
-    let mut failures = Vec::new();
-    let mut count = 0;
-    for file in &files {
-        let suite = Suite::from_file(file).unwrap_or_else(|e| panic!("{e}"));
-        for case in &suite.cases {
-            count += 1;
-            if let Err(diffs) = case.run(&policy) {
-                failures.push(format!(
-                    "{}: {}\n    {}",
-                    file.display(),
-                    case.name,
-                    diffs.join("\n    ")
-                ));
-            }
-        }
-    }
-    assert!(
-        failures.is_empty(),
-        "{} of {count} cases failed:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
-    println!("{count} policy cases passed");
+    let failed: Vec<_> = reports.iter().filter(|r| !r.passed).collect();
+    assert!(failed.is_empty(), "{}", render_text(&reports));
+    println!("{} policy cases passed", reports.len());
 }
 
 /// Every rule of the shipped policy is exercised by at least one case of the default-policy suite.

@@ -132,3 +132,45 @@ def test_invalid_policy_exits_non_zero_naming_file_and_line(binary):
         missing = subprocess.run([str(binary), "serve", "--listen", "127.0.0.1:0", "--policies", d + "/nope"],
                                  capture_output=True, text=True, timeout=30)
         assert missing.returncode != 0 and "nope" in missing.stderr
+
+
+def test_sighup_reloads_and_a_broken_edit_is_refused(binary, pb):
+    """An operator's reload: SIGHUP swaps a valid edit in; a broken one is refused and the old policy keeps serving."""
+    import signal
+    import time
+
+    with tempfile.TemporaryDirectory() as d:
+        for f in (REPO / "policies").iterdir():
+            if f.is_file():
+                (Path(d) / f.name).write_bytes(f.read_bytes())
+        s = Server(binary, d)
+        try:
+            stub = pb[1].PolicyServiceStub(s.channel)
+            status = lambda: stub.GetPolicyStatus(pb[0].GetPolicyStatusRequest(), timeout=5)
+            first = status().policy_version
+            rules = Path(d) / "rules.csv"
+            rules.write_text(rules.read_text().replace(
+                "p, send.allow, send, true, allow, ALLOWED",
+                "p, send.no-text, send, r.msg.msgtype == \"m.text\", deny, ROOM_NOT_PUBLIC\np, send.allow, send, true, allow, ALLOWED"))
+            s.proc.send_signal(signal.SIGHUP)
+            deadline = time.time() + 5
+            while status().policy_version == first and time.time() < deadline:
+                time.sleep(0.05)
+            second = status()
+            assert second.policy_version != first and second.reloads_succeeded >= 1
+            d2 = stub.CheckMessageSend(send_request(pb, join_rule="JOIN_RULE_INVITE"), timeout=5).decision
+            assert [r.code for r in d2.reasons] == ["ROOM_NOT_PUBLIC"]
+
+            rules.write_text("p, half-written, send, r.msg.\n")
+            s.proc.send_signal(signal.SIGHUP)
+            deadline = time.time() + 5
+            while status().reloads_refused == 0 and time.time() < deadline:
+                time.sleep(0.05)
+            third = status()
+            assert third.reloads_refused >= 1
+            assert third.policy_version == second.policy_version
+            assert "rules.csv:1:" in third.last_refused_error
+            assert "rules.csv:1:" in s.log()
+            assert s.proc.poll() is None, "the server survived the broken edit"
+        finally:
+            assert s.stop() == 0
