@@ -519,6 +519,52 @@ mod tests {
         assert_eq!(c.classify(&m), "secret");
     }
 
+    /// No text, however odd, makes the classifier panic; pathological shapes stay linear (they finish at all).
+    #[test]
+    fn survives_any_input() {
+        let c = classifier();
+        let alphabet: Vec<char> = "aDR[]()<>&#;:-–—|/\n \u{200B}\u{00A0}éÉ𝐃ＤдΑ\u{0301}\u{FEFF}\u{E0041}<b></b>&nbsp;&#x;"
+            .chars()
+            .collect();
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let rounds = std::env::var("ROOMGUARD_FUZZ_ROUNDS")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(3000);
+        for _ in 0..rounds {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            let len = ((state >> 33) % 200) as usize;
+            let text: String = (0..len)
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    alphabet[(state % alphabet.len() as u64) as usize]
+                })
+                .collect();
+            let m = Message {
+                body: text.clone(),
+                formatted_body: text.clone(),
+                filename: text,
+                ..body("")
+            };
+            let label = c.classify(&m);
+            assert!(c.labels().any(|l| l == label));
+        }
+        for shape in ["(", "[", "<", "&", "&#", "-", "«", "\n", "DR ", "<b>"] {
+            let text = shape.repeat(65_536 / shape.len());
+            let m = Message {
+                body: text.clone(),
+                formatted_body: text.clone(),
+                filename: text,
+                ..body("")
+            };
+            let _ = c.classify(&m);
+        }
+    }
+
     /// Author mistakes in the markings file are reported with their line.
     #[test]
     fn reports_bad_markings_with_lines() {

@@ -26,11 +26,15 @@ pub fn html_to_text(html: &str) -> String {
                 rest = &rest[1..];
                 continue;
             }
-            let end = rest.find('>').unwrap_or(rest.len() - 1);
-            if is_block_tag(&rest[1..end]) {
+            // An unterminated tag runs to the end of the text, as browsers drop it.
+            let (inner, after) = match rest.find('>') {
+                Some(end) => (&rest[1..end], &rest[end + 1..]),
+                None => (&rest[1..], ""),
+            };
+            if is_block_tag(inner) {
                 out.push('\n');
             }
-            rest = &rest[end + 1..];
+            rest = after;
         } else {
             let (decoded, used) = decode_entity(rest);
             match decoded {
@@ -83,12 +87,17 @@ fn is_block_tag(inner: &str) -> bool {
 /// and how many bytes were consumed (1 when it is not a reference, so the `&` is kept as text).
 fn decode_entity(s: &str) -> (Option<char>, usize) {
     let body = &s[1..];
-    let limit = body.len().min(32);
-    let end = body[..limit].find(|c: char| !(c.is_ascii_alphanumeric() || c == '#'));
-    let (name, used) = match end {
-        Some(e) if body[e..].starts_with(';') => (&body[..e], e + 2),
-        Some(e) => (&body[..e], e + 1),
-        None => (&body[..limit], limit + 1),
+    // A reference name is at most 32 ASCII letters, digits or `#`, so `end` is always a char boundary.
+    let end = body
+        .bytes()
+        .take(32)
+        .position(|b| !(b.is_ascii_alphanumeric() || b == b'#'))
+        .unwrap_or_else(|| body.len().min(32));
+    let name = &body[..end];
+    let used = if body[end..].starts_with(';') {
+        end + 2
+    } else {
+        end + 1
     };
     if name.is_empty() {
         return (None, 1);

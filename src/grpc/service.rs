@@ -53,7 +53,8 @@ impl PolicyService for PolicyServer {
         request: Request<proto::CheckRoomPublishRequest>,
     ) -> Result<Response<proto::CheckRoomPublishResponse>, Status> {
         let request = PublishRequest::try_from(request.into_inner())?;
-        let decision = decide_publish(&self.store.current(), &request);
+        let policy = self.store.current();
+        let decision = guarded("check_room_publish", || decide_publish(&policy, &request))?;
         tracing::Span::current().record("decision_id", decision.decision_id.as_str());
         tracing::Span::current().record("effect", decision.effect.as_str());
         debug!(room_id = %request.room.room_id, user_id = %request.requester.user_id, codes = ?decision.codes(), "decided");
@@ -68,7 +69,8 @@ impl PolicyService for PolicyServer {
         request: Request<proto::CheckMessageSendRequest>,
     ) -> Result<Response<proto::CheckMessageSendResponse>, Status> {
         let request = SendRequest::try_from(request.into_inner())?;
-        let decision = decide_send(&self.store.current(), &request);
+        let policy = self.store.current();
+        let decision = guarded("check_message_send", || decide_send(&policy, &request))?;
         tracing::Span::current().record("decision_id", decision.decision_id.as_str());
         tracing::Span::current().record("effect", decision.effect.as_str());
         debug!(room_id = %request.room.room_id, user_id = %request.sender.user_id, codes = ?decision.codes(), "decided");
@@ -86,4 +88,13 @@ fn timestamp(at: SystemTime) -> prost_types::Timestamp {
         seconds: i64::try_from(since.as_secs()).unwrap_or(i64::MAX),
         nanos: i32::try_from(since.subsec_nanos()).unwrap_or(0),
     }
+}
+
+/// Runs a decision so that a bug (a panic) answers this one call with `INTERNAL` instead of tearing down the
+/// connection and every call multiplexed on it. The log line names the rpc, never the request's content.
+fn guarded<T>(rpc: &'static str, decide: impl FnOnce() -> T) -> Result<T, Status> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(decide)).map_err(|_| {
+        tracing::error!(rpc, "decision panicked; answering INTERNAL");
+        Status::internal("internal error while deciding; the event is logged")
+    })
 }
