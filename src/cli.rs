@@ -213,6 +213,7 @@ fn serve(listen: SocketAddr, dir: PathBuf) -> ExitCode {
         Err(code) => return code,
     };
     info!(dir = %dir.display(), policy_version = %policy.version, rules = policy.rules.len(), "policy loaded");
+    withhold_panic_messages();
     let store = Arc::new(PolicyStore::new(policy));
     let result = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -236,6 +237,15 @@ fn serve(listen: SocketAddr, dir: PathBuf) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// A panic message can quote the data being processed (slicing errors print the string), and the data here is
+/// message content that must never reach a log: the serving process logs where a panic happened, not its text.
+fn withhold_panic_messages() {
+    std::panic::set_hook(Box::new(|info| {
+        let location = info.location().map(|l| format!("{}:{}", l.file(), l.line())).unwrap_or_default();
+        error!(%location, "panic (its message is withheld because it may quote request content)");
+    }));
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
