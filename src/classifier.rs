@@ -7,8 +7,9 @@
 //!   still caught;
 //! - **banners** (`secret`, `très secret`) and **abbreviations** (`DR`) are ordinary words or a doctor's title in
 //!   running text, so they count only where a banner stands: alone on a line, in brackets (`[DR]`, `(SECRET)`), or
-//!   at the start or end of a line next to a separator (`DR - compte rendu`, `Rapport | DR`). Abbreviations must be
-//!   in capitals (`Dr Martin` is a doctor). In a file name, they count as a whole word in capitals (`note_DR.pdf`).
+//!   at the start or end of a line next to a separator (`DR - compte rendu`, `Rapport | DR`). `Dr Martin` is a
+//!   doctor: no bracket, no separator. Alone on a line and in a file name (`note_DR.pdf`, a whole word), where an
+//!   abbreviation could be an ordinary word, it must be in capitals.
 //!
 //! Everything is built once per policy load (one Aho-Corasick automaton, one hash map); classifying is linear in the
 //! text's length.
@@ -279,12 +280,12 @@ impl Classifier {
             // Alone on the line (decorations aside): `DR`, `*** SECRET ***`, `— DR —`.
             if trimmed.len() <= 2 * MAX_BRACKETED {
                 let alone = trimmed.trim_matches(|c| BANNER_SEPARATORS.contains(&c) || c == ' ');
-                self.check_term(alone, &mut buffer, note);
+                self.check_term(alone, true, &mut buffer, note);
             }
             // At the start of the line, before a separator: `DR - objet`.
             let head = &trimmed[..boundary_at_or_before(trimmed, MAX_BRACKETED + 1)];
             if let Some(pos) = head.find(BANNER_SEPARATORS) {
-                self.check_term(&trimmed[..pos], &mut buffer, note);
+                self.check_term(&trimmed[..pos], false, &mut buffer, note);
             }
             // At the end of the line, after a separator: `Compte rendu | DR`.
             let tail_start =
@@ -292,7 +293,7 @@ impl Classifier {
             if let Some(pos) = trimmed[tail_start..].rfind(BANNER_SEPARATORS) {
                 let pos = tail_start + pos;
                 let sep_len = trimmed[pos..].chars().next().map_or(1, char::len_utf8);
-                self.check_term(&trimmed[pos + sep_len..], &mut buffer, note);
+                self.check_term(&trimmed[pos + sep_len..], false, &mut buffer, note);
             }
             // In brackets anywhere on the line: `[DR]`, `(Très Secret)`.
             let mut rest = trimmed;
@@ -308,7 +309,7 @@ impl Classifier {
                     .take_while(|(i, _)| *i <= MAX_BRACKETED)
                     .find(|(_, c)| *c == close);
                 if let Some((end, _)) = end {
-                    self.check_term(&after[..end], &mut buffer, note);
+                    self.check_term(&after[..end], false, &mut buffer, note);
                 }
                 rest = after;
             }
@@ -325,14 +326,22 @@ impl Classifier {
             for len in 1..=self.max_banner_words.min(words.len() - start) {
                 let group = &words[start..start + len];
                 if group.iter().all(|w| w.chars().all(|c| !c.is_lowercase())) {
-                    self.check_term(&group.join(" "), &mut Vec::new(), note);
+                    self.check_term(&group.join(" "), true, &mut Vec::new(), note);
                 }
             }
         }
     }
 
-    /// `candidate` is a banner if its skeleton is a banner term, in capitals where the term requires them.
-    fn check_term(&self, candidate: &str, buffer: &mut Vec<u8>, note: &mut impl FnMut(usize)) {
+    /// `candidate` is a banner if its skeleton is a banner term. `strict` positions (alone on a line, in a file name)
+    /// are where an abbreviation could also be an ordinary word, so there it must be in capitals; in brackets or
+    /// next to a separator (`[dr]`, `dr - objet`) it counts in any case.
+    fn check_term(
+        &self,
+        candidate: &str,
+        strict: bool,
+        buffer: &mut Vec<u8>,
+        note: &mut impl FnMut(usize),
+    ) {
         if candidate.len() > MAX_BRACKETED {
             return;
         }
@@ -342,7 +351,7 @@ impl Classifier {
         };
         let in_capitals = !candidate.chars().any(char::is_lowercase);
         for banner in banners {
-            if !banner.capitals || in_capitals {
+            if !(strict && banner.capitals) || in_capitals {
                 note(banner.marking);
             }
         }
@@ -395,6 +404,8 @@ mod tests {
             ("diffusion restreinte", "restricted"),
             ("[DR] point de situation", "restricted"),
             ("(DR) point de situation", "restricted"),
+            ("[dr] point de situation", "restricted"),
+            ("Dr - point de situation", "restricted"),
             ("DR - point de situation", "restricted"),
             ("DR: point de situation", "restricted"),
             ("Point de situation - DR", "restricted"),
@@ -483,6 +494,8 @@ mod tests {
             "Rendez-vous avec le Dr Martin demain",
             "Dr Martin a appelé",
             "Dr. Martin a appelé",
+            "Dr\nMartin",
+            "Bonjour\nDr",
             "Le DR de la région a appelé",
             "C'est un secret de polichinelle",
             "Je te dis un secret : il pleut",

@@ -243,7 +243,10 @@ fn serve(listen: SocketAddr, dir: PathBuf) -> ExitCode {
 /// message content that must never reach a log: the serving process logs where a panic happened, not its text.
 fn withhold_panic_messages() {
     std::panic::set_hook(Box::new(|info| {
-        let location = info.location().map(|l| format!("{}:{}", l.file(), l.line())).unwrap_or_default();
+        let location = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()))
+            .unwrap_or_default();
         error!(%location, "panic (its message is withheld because it may quote request content)");
     }));
 }

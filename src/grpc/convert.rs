@@ -215,6 +215,7 @@ fn message(message: Option<proto::Message>) -> Result<Message, InvalidArgument> 
             ));
         }
     }
+    // The text a user wrote; the short identifier fields are bounded separately above.
     let text = m.body.len() + m.formatted_body.len() + m.filename.len();
     if text > MAX_EVENT_BYTES {
         let field = [
@@ -359,6 +360,21 @@ mod tests {
         let mut r = valid_send();
         r.request_id = "x".repeat(300);
         assert_eq!(field_of(r), "request_id");
+    }
+
+    /// The limit is inclusive: a body of exactly 65,536 bytes is a valid event, one byte more is not; so is the
+    /// Matrix user id limit of 255 bytes.
+    #[test]
+    fn limits_are_inclusive() {
+        let mut r = valid_send();
+        r.message.as_mut().unwrap().body = "x".repeat(MAX_EVENT_BYTES);
+        assert!(SendRequest::try_from(r).is_ok());
+        let mut r = valid_send();
+        r.sender.as_mut().unwrap().user_id = format!("@{}:example.org", "a".repeat(255 - 13));
+        assert_eq!(r.sender.as_ref().unwrap().user_id.len(), 255);
+        assert!(SendRequest::try_from(r.clone()).is_ok());
+        r.sender.as_mut().unwrap().user_id.insert(1, 'a');
+        assert_eq!(field_of(r), "sender.user_id");
     }
 
     /// Room ids of every room version are accepted; anything else is not.
