@@ -18,6 +18,7 @@ use std::{hint::black_box, path::Path};
 use criterion::{Criterion, criterion_group, criterion_main};
 use roomguard::{
     decide::{decide_publish, decide_send},
+    engine::{Conditions, Engine},
     message::Message,
     policy::PolicySnapshot,
     request::{PublishRequest, SendRequest},
@@ -96,6 +97,20 @@ fn decisions(c: &mut Criterion) {
     });
     group.bench_function("publish/deny", |b| {
         b.iter(|| decide_publish(&policy, black_box(&publish_deny)))
+    });
+
+    // The same decisions with each condition evaluated by casbin's `eval()` per row, as the model file literally
+    // says: what compiling the conditions into the matcher saves.
+    let model = std::fs::read_to_string("policies/model.conf").expect("model.conf");
+    let mut literal = PolicySnapshot::load(Path::new("policies")).expect("shipped policy loads");
+    literal.engine =
+        futures_executor::block_on(Engine::build_with(&model, &literal.rules, Conditions::Eval))
+            .expect("engine builds");
+    group.bench_function("send/deny/eval-per-row", |b| {
+        b.iter(|| decide_send(&literal, black_box(&send_deny)))
+    });
+    group.bench_function("publish/deny/eval-per-row", |b| {
+        b.iter(|| decide_publish(&literal, black_box(&publish_deny)))
     });
     group.finish();
 }

@@ -50,3 +50,29 @@ fn the_default_policy_suite_covers_every_rule() {
     }
     assert!(suite.cases.len() >= 20);
 }
+
+/// Compiling the conditions into the matcher is an optimisation only: every suite case decides the same with the
+/// literal `eval(p.cond)` of the model file.
+#[tokio::test]
+async fn compiled_conditions_decide_exactly_as_eval() {
+    use roomguard::engine::{Conditions, Engine};
+    let model = std::fs::read_to_string("policies/model.conf").unwrap();
+    let compiled = PolicySnapshot::load(Path::new("policies")).unwrap();
+    let mut literal = PolicySnapshot::load(Path::new("policies")).unwrap();
+    literal.engine = Engine::build_with(&model, &literal.rules, Conditions::Eval)
+        .await
+        .unwrap();
+    let a = run_suites(&compiled, Path::new("policies/tests")).unwrap();
+    let b = run_suites(&literal, Path::new("policies/tests")).unwrap();
+    assert_eq!(a.len(), b.len());
+    for (x, y) in a.iter().zip(&b) {
+        assert!(
+            x.passed && y.passed,
+            "{} / {}: {:?} {:?}",
+            x.file,
+            x.name,
+            x.failures,
+            y.failures
+        );
+    }
+}
