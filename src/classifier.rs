@@ -53,6 +53,18 @@ fn find_opener(s: &str) -> Option<usize> {
     None
 }
 
+/// The positions and byte lengths of the [`BANNER_SEPARATORS`] in `s`, by a byte scan (they are ASCII or start
+/// with the lead bytes of `–—―•` and `·`).
+fn separators(s: &str) -> impl Iterator<Item = (usize, usize)> + '_ {
+    s.bytes()
+        .enumerate()
+        .filter(|(_, b)| matches!(b, b'-' | b':' | b'|' | b'/' | b'>' | 0xE2 | 0xC2))
+        .filter_map(|(at, _)| {
+            let c = s[at..].chars().next()?;
+            BANNER_SEPARATORS.contains(&c).then_some((at, c.len_utf8()))
+        })
+}
+
 /// The largest char boundary of `s` at or before `index`.
 fn boundary_at_or_before(s: &str, index: usize) -> usize {
     let mut i = index.min(s.len());
@@ -284,7 +296,7 @@ impl Classifier {
             }
             // At the start of the line, before a separator: `DR - objet`.
             let head = &trimmed[..boundary_at_or_before(trimmed, MAX_BRACKETED + 1)];
-            if let Some(pos) = head.find(BANNER_SEPARATORS) {
+            if let Some((pos, _)) = separators(head).next() {
                 self.check_term(&trimmed[..pos], false, &mut buffer, note);
             }
             // At the end of the line, after a separator: `Compte rendu | DR`.

@@ -332,15 +332,22 @@ pub fn skeleton_into(folded: &str, out: &mut Vec<u8>) {
     let bytes = folded.as_bytes();
     let mut i = 0;
     while i < bytes.len() {
-        let b = bytes[i];
-        if b.is_ascii() {
-            let folded = ASCII_SKELETON[usize::from(b)];
-            if folded != 0 {
-                out.push(folded);
-            }
-            i += 1;
-            continue;
+        // A run of ASCII, written without a branch per byte: each byte is stored, and the write position only
+        // advances past letters and digits.
+        let run_end = bytes[i..]
+            .iter()
+            .position(|b| !b.is_ascii())
+            .map_or(bytes.len(), |p| i + p);
+        let start = out.len();
+        out.resize(start + (run_end - i), 0);
+        let mut j = start;
+        for &b in &bytes[i..run_end] {
+            let folded = ASCII_SKELETON[usize::from(b & 0x7f)];
+            out[j] = folded;
+            j += usize::from(folded != 0);
         }
+        out.truncate(j);
+        i = run_end;
         let Some(c) = folded[i..].chars().next() else {
             break;
         };
