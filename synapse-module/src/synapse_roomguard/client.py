@@ -1,0 +1,203 @@
+"""The gRPC client of roomguard, shaped for Twisted: every call returns a Deferred and never blocks the reactor.
+
+Each call is a plain blocking grpc call run in the module's own small thread pool (`max_concurrent_calls` threads),
+and its result is handed back to the reactor thread with `callFromThread`. Why this shape:
+
+* not `grpc.aio`: Synapse's reactor is not guaranteed to be the asyncio one;
+* not Synapse's reactor thread pool (`defer_to_thread`): that pool also serves DNS resolution, password hashing and
+  media work, and a slow roomguard must not starve logins;
+* not grpc futures (`.future()` + a done-callback): measured in one Synapse 1.163.2, alternating call by call, the
+  answer reached the reactor after a median 3.5 ms that way against 2.9 ms through this pool (README, "Never
+  stalling the homeserver").
+
+Every call has one deadline, `timeout_ms`, counted from the moment the hook asks: time spent waiting for a free thread
+is deducted from what grpc gets, a call whose deadline passed while queued is not sent at all, and a reactor-side timer
+slightly later gives up on the call whatever the thread is doing. No request of the homeserver waits on roomguard
+longer than the deadline plus that grace.
+
+One channel is created once the reactor runs (not at import: Synapse may fork to daemonize after loading modules, and
+grpc does not survive a fork) and reused for every call. grpc reconnects it by itself; the reconnection backoff is
+capped (`reconnect_backoff_max_ms`) so decisions resume within about a second of roomguard coming back, instead of
+grpc's default of up to two minutes. Calls do not wait for a connection (`wait_for_ready` off): while roomguard is down
+they fail at once with UNAVAILABLE and the hook applies its failure mode.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import grpc
+from twisted.internet import defer
+from twisted.python.failure import Failure
+from twisted.python.threadpool import ThreadPool
+
+from ._proto.roomguard.v1 import policy_pb2 as pb
+from ._proto.roomguard.v1 import policy_pb2_grpc as pb_grpc
+from .config import TlsConfig
+
+logger = logging.getLogger(__name__)
+
+#: How much later than grpc's deadline the reactor-side timer gives up on a call.
+HARD_TIMEOUT_GRACE_S = 0.3
+#: A call that has less than this left of its deadline when a thread picks it up is not sent: no answer could come back
+#: in time, and roomguard would only do work for nobody.
+MIN_CALL_BUDGET_S = 0.005
+
+T = TypeVar("T")
+
+
+class RoomguardUnavailableError(Exception):
+    """roomguard gave no answer: not reachable, deadline exceeded, or a gRPC error status."""
+
+    def __init__(self, status: str) -> None:
+        super().__init__(status)
+        #: The gRPC status code name (`UNAVAILABLE`, `DEADLINE_EXCEEDED`, ...) or `TIMEOUT` for the reactor-side timer.
+        self.status = status
+
+
+class PolicyClient:
+    """A `roomguard.v1.PolicyService` client whose calls are Deferreds fired on the reactor thread."""
+
+    def __init__(
+        self,
+        endpoint: str,
+        *,
+        timeout_s: float,
+        reconnect_backoff_max_s: float,
+        reactor: Any,
+        max_concurrent_calls: int = 16,
+        tls: TlsConfig | None = None,
+    ) -> None:
+        self._endpoint = endpoint
+        self._tls = tls
+        self._timeout_s = timeout_s
+        self._backoff_max_ms = int(reconnect_backoff_max_s * 1000)
+        self._reactor = reactor
+        self._channel: grpc.Channel | None = None
+        self._stub: pb_grpc.PolicyServiceStub | None = None
+        self._lock = threading.Lock()
+        #: Last reachability reported in the log (None: nothing reported yet); only touched on the reactor thread.
+        self._reachable: bool | None = None
+        # Threads are started on demand, up to the maximum, once the pool is started (on first use).
+        self._pool = ThreadPool(minthreads=0, maxthreads=max_concurrent_calls, name="roomguard-grpc")
+
+    # === channel ===
+
+    def _channel_options(self) -> list[tuple[str, Any]]:
+        options: list[tuple[str, Any]] = []
+        if self._tls is not None and self._tls.server_name:
+            options.append(("grpc.ssl_target_name_override", self._tls.server_name))
+        return options + [
+            ("grpc.initial_reconnect_backoff_ms", min(100, self._backoff_max_ms)),
+            ("grpc.min_reconnect_backoff_ms", min(100, self._backoff_max_ms)),
+            ("grpc.max_reconnect_backoff_ms", self._backoff_max_ms),
+            # Notice a silently dead connection (roomguard host gone, firewall state lost) while calls are in flight.
+            ("grpc.keepalive_time_ms", 60_000),
+            ("grpc.keepalive_timeout_ms", 5_000),
+        ]
+
+    def _get_stub(self) -> pb_grpc.PolicyServiceStub:
+        with self._lock:
+            if self._stub is None:
+                if not self._pool.started:
+                    self._pool.start()
+                if self._tls is None:
+                    self._channel = grpc.insecure_channel(self._endpoint, options=self._channel_options())
+                else:
+                    credentials = grpc.ssl_channel_credentials(
+                        root_certificates=self._tls.root_certificates,
+                        private_key=self._tls.private_key,
+                        certificate_chain=self._tls.certificate_chain,
+                    )
+                    self._channel = grpc.secure_channel(self._endpoint, credentials, options=self._channel_options())
+                self._stub = pb_grpc.PolicyServiceStub(self._channel)
+                logger.info(
+                    "roomguard channel created for %s (%s)",
+                    self._endpoint,
+                    "plaintext" if self._tls is None else "TLS" if self._tls.private_key is None else "mutual TLS",
+                )
+            return self._stub
+
+    def connect(self) -> None:
+        """Create the channel now (call once the reactor runs): a bad endpoint shows in the log at start-up."""
+        self._get_stub()
+
+    def _note_reachability(self, reachable: bool) -> None:
+        # From call outcomes, on the reactor thread; only changes are logged, so an outage is two lines, not thousands.
+        # (Not from grpc's connectivity subscription: its polling thread races `close()` at shutdown.)
+        if reachable == self._reachable:
+            return
+        self._reachable = reachable
+        if reachable:
+            logger.info("roomguard at %s is reachable", self._endpoint)
+        else:
+            logger.warning("roomguard at %s is unreachable; hooks apply their failure modes", self._endpoint)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._channel is not None:
+                self._channel.close()  # ends calls in flight at once (CANCELLED), so the pool stops promptly
+            self._channel = None
+            self._stub = None
+            if self._pool.started:
+                self._pool.stop()
+
+    # === calls ===
+
+    def check_message_send(self, request: pb.CheckMessageSendRequest) -> defer.Deferred[pb.CheckMessageSendResponse]:
+        return self._call(lambda stub: stub.CheckMessageSend, request)
+
+    def check_room_publish(self, request: pb.CheckRoomPublishRequest) -> defer.Deferred[pb.CheckRoomPublishResponse]:
+        return self._call(lambda stub: stub.CheckRoomPublish, request)
+
+    def _call(self, method: Callable[[pb_grpc.PolicyServiceStub], Any], request: Any) -> defer.Deferred[Any]:
+        asked_at = time.monotonic()
+        try:
+            stub = self._get_stub()
+        except Exception as err:  # channel creation failed: not a decision
+            logger.warning("roomguard channel could not be created: %s", type(err).__name__)
+            return defer.fail(RoomguardUnavailableError("START_FAILED"))
+
+        def blocking_call() -> Any:  # in a pool thread
+            remaining = self._timeout_s - (time.monotonic() - asked_at)
+            if remaining < MIN_CALL_BUDGET_S:
+                raise RoomguardUnavailableError("QUEUE_TIMEOUT")
+            try:
+                return method(stub)(request, timeout=remaining)
+            except grpc.RpcError as err:
+                code = err.code() if callable(getattr(err, "code", None)) else None
+                raise RoomguardUnavailableError(code.name if code is not None else "UNKNOWN") from None
+
+        result: defer.Deferred[Any] = defer.Deferred()
+
+        def settle(success: bool, value: Any) -> None:  # on the reactor thread
+            if result.called:  # the reactor-side timer already gave up
+                return
+            if success:
+                self._note_reachability(True)
+                result.callback(value)
+                return
+            error = value.value if isinstance(value, Failure) else value
+            if isinstance(error, RoomguardUnavailableError):
+                if error.status in ("UNAVAILABLE", "DEADLINE_EXCEEDED"):
+                    self._note_reachability(False)
+                result.errback(error)
+            else:  # anything else grpc might raise is still "no decision"
+                result.errback(RoomguardUnavailableError(type(error).__name__))
+
+        self._pool.callInThreadWithCallback(
+            lambda success, value: self._reactor.callFromThread(settle, success, value), blocking_call
+        )
+
+        def on_timeout(failure: Any) -> Any:
+            if failure.check(defer.TimeoutError, defer.CancelledError):
+                raise RoomguardUnavailableError("TIMEOUT")
+            return failure
+
+        result.addTimeout(self._timeout_s + HARD_TIMEOUT_GRACE_S, self._reactor)
+        result.addErrback(on_timeout)
+        return result

@@ -1,0 +1,214 @@
+"""The module's configuration: one frozen dataclass, parsed and validated before Synapse finishes starting.
+
+Every error is a Synapse `ConfigError` whose message names the offending key with its full path under the module's
+`config:` block (e.g. `failure_mode.room_publish`), so an operator can fix `homeserver.yaml` without reading code.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+try:  # The module always runs inside Synapse; the fallback only serves tooling that imports this file alone.
+    from synapse.config._base import ConfigError
+except ImportError:  # pragma: no cover
+
+    class ConfigError(Exception):  # type: ignore[no-redef]
+        """Stand-in for `synapse.config._base.ConfigError`."""
+
+        def __init__(self, msg: str, path: Any = None) -> None:
+            super().__init__(msg)
+            self.msg = msg
+            self.path = path
+
+
+# The module's keys live under `modules: [{module: ..., config: {...}}]`: Synapse's ConfigError `path` renders them as
+# `modules.<n>.config.<key>`, but we do not know <n>, so the message itself spells the key.
+_PREFIX = "synapse_roomguard"
+
+
+class FailureMode(enum.Enum):
+    """What a hook does when roomguard cannot give a decision in time (down, deadline exceeded, internal error)."""
+
+    #: Let the action through and log a warning: availability of the homeserver wins.
+    OPEN = "open"
+    #: Refuse the action with 403 `M_FORBIDDEN` and reason code `ROOMGUARD_UNAVAILABLE`: the policy wins.
+    CLOSED = "closed"
+
+
+@dataclass(frozen=True)
+class FailureModes:
+    """One failure mode per hook: the stakes differ (see the README's "Failure modes")."""
+
+    #: `check_event_for_spam`: constant traffic, a refusal blocks conversation for everyone.
+    message_send: FailureMode = FailureMode.OPEN
+    #: `user_may_publish_room`: rare and high-stakes, a wrongly listed room is visible to the whole federation.
+    room_publish: FailureMode = FailureMode.CLOSED
+    #: `user_may_create_room` with `visibility: public`: publishing by another door, same stakes as `room_publish`.
+    room_create: FailureMode = FailureMode.CLOSED
+
+
+@dataclass(frozen=True)
+class TlsConfig:
+    """TLS towards roomguard: the trust anchor, and optionally a client certificate (mutual TLS).
+
+    The files are read when Synapse starts, so a wrong path stops it with a ConfigError; their content is kept out of
+    `repr` so that a logged config never shows a private key.
+    """
+
+    #: PEM certificates that roomguard's certificate must chain to (key `tls.ca_file`).
+    root_certificates: bytes = field(repr=False)
+    #: PEM client certificate chain and private key for mutual TLS (keys `tls.cert_file`, `tls.key_file`).
+    certificate_chain: bytes | None = field(default=None, repr=False)
+    private_key: bytes | None = field(default=None, repr=False)
+    #: Name checked in roomguard's certificate instead of the endpoint's host (key `tls.server_name`).
+    server_name: str | None = None
+
+
+@dataclass(frozen=True)
+class RoomguardConfig:
+    """The validated module configuration."""
+
+    #: gRPC target of roomguard, as grpc understands it: `host:port`, `dns:///host:port`, `unix:/path`.
+    endpoint: str
+    #: Deadline of every roomguard call, in seconds (config key `timeout_ms`, default 200 ms).
+    timeout_s: float = 0.2
+    #: Per-hook behaviour when roomguard gives no decision.
+    failure_mode: FailureModes = FailureModes()
+    #: Threads of the module's own pool that carry roomguard calls: calls in flight at once, beyond which they queue
+    #: (queueing time counts against the deadline).
+    max_concurrent_calls: int = 16
+    #: Upper bound of the channel's reconnection backoff, in seconds (config key `reconnect_backoff_max_ms`).
+    reconnect_backoff_max_s: float = 1.0
+    #: How many rooms' attributes are kept in memory (least recently used evicted first).
+    room_cache_size: int = 10_000
+    #: How long the "is this room in the public directory" answer is reused, in seconds (0: ask every time). The
+    #: directory is not room state, so no event says it changed; the module forgets the answer when it lets a
+    #: (un)publish through, and this bounds staleness after changes made elsewhere (admin API, other workers).
+    directory_cache_ttl_s: float = 10.0
+    #: TLS settings; None: plaintext HTTP/2 (loopback, Unix socket or a private link only).
+    tls: TlsConfig | None = None
+
+
+def _key(name: str) -> str:
+    return f"`{_PREFIX}` config key `{name}`"
+
+
+def _int_in_range(config: Mapping[str, Any], name: str, default: int, *, minimum: int = 1, maximum: int) -> int:
+    value = config.get(name, default)
+    # bool is an int in Python: `timeout_ms: true` is a typo, not 1 ms.
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{_key(name)} must be an integer, got {type(value).__name__} `{value!r}`")
+    if not minimum <= value <= maximum:
+        raise ConfigError(f"{_key(name)} must be between {minimum} and {maximum}, got `{value}`")
+    return value
+
+
+def _failure_modes(raw: Any) -> FailureModes:
+    if raw is None:
+        return FailureModes()
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{_key('failure_mode')} must be a mapping of hook name to `open` or `closed`")
+    defaults = FailureModes()
+    known = {"message_send", "room_publish", "room_create"}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ConfigError(
+            f"{_key('failure_mode.' + str(unknown[0]))} is not a hook; known hooks: {', '.join(sorted(known))}"
+        )
+    modes: dict[str, FailureMode] = {}
+    for hook in sorted(known):
+        value = raw.get(hook, getattr(defaults, hook).value)
+        try:
+            modes[hook] = FailureMode(value)
+        except ValueError:
+            raise ConfigError(f"{_key('failure_mode.' + hook)} must be `open` or `closed`, got `{value!r}`") from None
+    return FailureModes(**modes)
+
+
+def _pem_file(raw: Mapping[str, Any], name: str) -> bytes | None:
+    path = raw.get(name)
+    if path is None:
+        return None
+    key = _key(f"tls.{name}")
+    if not isinstance(path, str) or not path:
+        raise ConfigError(f"{key} must be a file path, got `{path!r}`")
+    try:
+        content = Path(path).read_bytes()
+    except OSError as err:
+        raise ConfigError(f"{key}: cannot read `{path}`: {err.strerror}") from None
+    if b"-----BEGIN " not in content:
+        raise ConfigError(f"{key}: `{path}` is not a PEM file")
+    return content
+
+
+def _tls(raw: Any) -> TlsConfig | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{_key('tls')} must be a mapping with `ca_file` (and optionally `cert_file`, `key_file`)")
+    known = {"ca_file", "cert_file", "key_file", "server_name"}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ConfigError(f"{_key('tls.' + str(unknown[0]))} is unknown; known keys: {', '.join(sorted(known))}")
+    root = _pem_file(raw, "ca_file")
+    if root is None:
+        raise ConfigError(f"{_key('tls.ca_file')} is required when `tls` is set (PEM of roomguard's CA)")
+    chain = _pem_file(raw, "cert_file")
+    key = _pem_file(raw, "key_file")
+    if (chain is None) != (key is None):
+        missing = "tls.key_file" if key is None else "tls.cert_file"
+        raise ConfigError(f"{_key(missing)} is required: `tls.cert_file` and `tls.key_file` go together (mutual TLS)")
+    server_name = raw.get("server_name")
+    if server_name is not None and (not isinstance(server_name, str) or not server_name.strip()):
+        raise ConfigError(f"{_key('tls.server_name')} must be a host name, got `{server_name!r}`")
+    return TlsConfig(root_certificates=root, certificate_chain=chain, private_key=key, server_name=server_name)
+
+
+def parse_config(config: Mapping[str, Any] | None) -> RoomguardConfig:
+    """Validate the module's `config:` block from `homeserver.yaml`; raise `ConfigError` naming the first bad key."""
+    if config is None:
+        config = {}
+    if not isinstance(config, Mapping):
+        raise ConfigError(f"`{_PREFIX}` config must be a mapping, got {type(config).__name__}")
+
+    known = {
+        "endpoint",
+        "timeout_ms",
+        "failure_mode",
+        "reconnect_backoff_max_ms",
+        "max_concurrent_calls",
+        "room_cache_size",
+        "directory_cache_ttl_seconds",
+        "tls",
+    }
+    unknown = sorted(set(config) - known)
+    if unknown:
+        # A misspelt key silently falling back to a default (e.g. a fail-open hook) is worse than refusing to start.
+        raise ConfigError(f"{_key(str(unknown[0]))} is unknown; known keys: {', '.join(sorted(known))}")
+
+    endpoint = config.get("endpoint")
+    if endpoint is None:
+        raise ConfigError(f"{_key('endpoint')} is required (roomguard's gRPC address, e.g. `127.0.0.1:50051`)")
+    if not isinstance(endpoint, str) or not endpoint.strip() or any(c.isspace() for c in endpoint):
+        raise ConfigError(f"{_key('endpoint')} must be a gRPC target such as `127.0.0.1:50051`, got `{endpoint!r}`")
+
+    timeout_ms = _int_in_range(config, "timeout_ms", 200, maximum=60_000)
+    backoff_ms = _int_in_range(config, "reconnect_backoff_max_ms", 1_000, maximum=120_000)
+    max_calls = _int_in_range(config, "max_concurrent_calls", 16, maximum=1_000)
+    cache_size = _int_in_range(config, "room_cache_size", 10_000, maximum=10_000_000)
+    directory_ttl = _int_in_range(config, "directory_cache_ttl_seconds", 10, minimum=0, maximum=3_600)
+
+    return RoomguardConfig(
+        endpoint=endpoint,
+        timeout_s=timeout_ms / 1000,
+        failure_mode=_failure_modes(config.get("failure_mode")),
+        reconnect_backoff_max_s=backoff_ms / 1000,
+        max_concurrent_calls=max_calls,
+        room_cache_size=cache_size,
+        directory_cache_ttl_s=float(directory_ttl),
+        tls=_tls(config.get("tls")),
+    )

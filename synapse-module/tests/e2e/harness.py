@@ -1,0 +1,365 @@
+"""Processes and HTTP for the end-to-end suite: a real roomguard binary, a real Synapse, real client-server API calls.
+
+Every process is started on a free loopback port inside a temporary directory and registered in
+`$ROOMGUARD_TEST_PIDDIR` (when set) so that `run-tests.sh` can stop it by id even if pytest itself dies.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import grpc
+import yaml
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+SERVER_NAME = "agent.finances.tchap.gouv.fr"
+
+
+def free_port() -> int:
+    """A port that was free a moment ago on 127.0.0.1 (the kernel picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _register_pid(name: str, pid: int) -> None:
+    piddir = os.environ.get("ROOMGUARD_TEST_PIDDIR")
+    if piddir:
+        Path(piddir, f"{name}.pid").write_text(str(pid))
+
+
+def _unregister_pid(name: str) -> None:
+    piddir = os.environ.get("ROOMGUARD_TEST_PIDDIR")
+    if piddir:
+        Path(piddir, f"{name}.pid").unlink(missing_ok=True)
+
+
+def _stop_process(proc: subprocess.Popen, timeout_s: float = 10.0) -> None:
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=5)
+
+
+# === roomguard ===
+
+
+def copy_policies_with_users(source: Path, dest: Path, extra_users: list[str]) -> Path:
+    """A copy of the policy directory with per-user lines appended to `users.csv`."""
+    shutil.copytree(source, dest)
+    users = dest / "users.csv"
+    existing = users.read_text() if users.exists() else ""
+    if existing and not existing.endswith("\n"):
+        existing += "\n"
+    users.write_text(
+        existing + "# added by the synapse-module end-to-end tests\n" + "".join(f"{u}\n" for u in extra_users)
+    )
+    return dest
+
+
+@dataclass
+class Roomguard:
+    binary: Path
+    policies: Path
+    workdir: Path
+    port: int = field(default_factory=free_port)
+    proc: subprocess.Popen | None = None
+    starts: int = 0
+
+    @property
+    def endpoint(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self, timeout_s: float = 30.0) -> None:
+        self.starts += 1
+        log = open(self.workdir / f"roomguard.{self.starts}.log", "wb")
+        self.proc = subprocess.Popen(
+            [str(self.binary), "serve", "--listen", self.endpoint, "--policies", str(self.policies)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=self.workdir,
+        )
+        _register_pid("roomguard", self.proc.pid)
+        self.wait_healthy(timeout_s)
+
+    def wait_healthy(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        with grpc.insecure_channel(self.endpoint) as channel:
+            stub = health_pb2_grpc.HealthStub(channel)
+            while True:
+                if self.proc is not None and self.proc.poll() is not None:
+                    raise RuntimeError(f"roomguard exited with {self.proc.returncode}; see {self.workdir}")
+                try:
+                    reply = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=1)
+                    if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                        return
+                except grpc.RpcError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"roomguard not healthy on {self.endpoint} after {timeout_s}s")
+                time.sleep(0.1)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            _stop_process(self.proc)
+            _unregister_pid("roomguard")
+            self.proc = None
+
+    def pause(self) -> None:
+        """SIGSTOP: the process keeps its sockets open but answers nothing (a hung server)."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGCONT)
+
+
+# === Synapse ===
+
+
+@dataclass
+class Synapse:
+    workdir: Path
+    module_config: dict[str, Any] | None
+    server_name: str = SERVER_NAME
+    port: int = field(default_factory=free_port)
+    proc: subprocess.Popen | None = None
+    shared_secret: str = "roomguard-e2e-shared-secret"
+    name: str = "synapse"
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / "homeserver.log"
+
+    def configure(self) -> Path:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        config_path = self.workdir / "homeserver.yaml"
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "synapse.app.homeserver",
+                "--server-name",
+                self.server_name,
+                "--config-path",
+                str(config_path),
+                "--data-directory",
+                str(self.workdir),
+                "--generate-config",
+                "--report-stats=no",
+            ],
+            check=True,
+            cwd=self.workdir,
+            stdout=subprocess.DEVNULL,
+        )
+        config = yaml.safe_load(config_path.read_text())
+        unlimited = {"per_second": 10_000, "burst_count": 10_000}
+        config.update(
+            {
+                "listeners": [
+                    {
+                        "port": self.port,
+                        "bind_addresses": ["127.0.0.1"],
+                        "type": "http",
+                        "tls": False,
+                        "x_forwarded": False,
+                        "resources": [{"names": ["client"], "compress": False}],
+                    }
+                ],
+                "database": {"name": "sqlite3", "args": {"database": str(self.workdir / "homeserver.db")}},
+                "registration_shared_secret": self.shared_secret,
+                "enable_registration": False,
+                "trusted_key_servers": [],
+                "suppress_key_server_warning": True,
+                "federation_domain_whitelist": [],
+                "report_stats": False,
+                # Synapse refuses every directory publication unless a rule allows it: roomguard decides.
+                "room_list_publication_rules": [{"action": "allow"}],
+                "rc_message": unlimited,
+                "rc_registration": unlimited,
+                "rc_login": {"address": unlimited, "account": unlimited, "failed_attempts": unlimited},
+                "rc_joins": {"local": unlimited, "remote": unlimited},
+                "rc_joins_per_room": unlimited,
+                "rc_room_creation": unlimited,
+                "rc_invites": {"per_room": unlimited, "per_user": unlimited, "per_issuer": unlimited},
+                "rc_3pid_validation": unlimited,
+                "rc_presence": {"per_user": unlimited},
+                "log_config": str(self.workdir / "log.config"),
+            }
+        )
+        if self.module_config is not None:
+            config["modules"] = [{"module": "synapse_roomguard.RoomguardModule", "config": self.module_config}]
+        config_path.write_text(yaml.safe_dump(config))
+        (self.workdir / "log.config").write_text(
+            yaml.safe_dump(
+                {
+                    "version": 1,
+                    "formatters": {
+                        "precise": {"format": "%(asctime)s - %(name)s - %(levelname)s - %(request)s - %(message)s"}
+                    },
+                    "filters": {"context": {"()": "synapse.logging.context.LoggingContextFilter"}},
+                    "handlers": {
+                        "file": {
+                            "class": "logging.FileHandler",
+                            "formatter": "precise",
+                            "filename": str(self.log_path),
+                            "filters": ["context"],
+                            "encoding": "utf8",
+                        }
+                    },
+                    # The module at DEBUG: the suite checks that even its most verbose logging never writes content.
+                    "loggers": {"synapse_roomguard": {"level": "DEBUG"}, "synapse.storage.SQL": {"level": "WARNING"}},
+                    "root": {"level": "INFO", "handlers": ["file"]},
+                    "disable_existing_loggers": False,
+                }
+            )
+        )
+        return config_path
+
+    def start(self, timeout_s: float = 60.0) -> None:
+        config_path = (
+            self.configure() if not (self.workdir / "homeserver.yaml").exists() else self.workdir / "homeserver.yaml"
+        )
+        out = open(self.workdir / "stdout.log", "wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "synapse.app.homeserver", "--config-path", str(config_path)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=self.workdir,
+        )
+        _register_pid(self.name, self.proc.pid)
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(
+                    f"Synapse exited with {self.proc.returncode}:\n{(self.workdir / 'stdout.log').read_text()[-3000:]}"
+                )
+            try:
+                status, _ = request("GET", f"{self.base_url}/_matrix/client/versions", timeout=2)
+                if status == 200:
+                    return
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"Synapse did not answer on {self.base_url} after {timeout_s}s")
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            _stop_process(self.proc, timeout_s=15)
+            _unregister_pid(self.name)
+            self.proc = None
+
+    def register(self, localpart: str, *, admin: bool = False) -> Client:
+        """Register a user through the shared-secret admin API and return a logged-in client."""
+        url = f"{self.base_url}/_synapse/admin/v1/register"
+        _, body = request("GET", url)
+        nonce = body["nonce"]
+        password = f"pw-{localpart}-e2e"
+        mac = hmac.new(self.shared_secret.encode(), digestmod=hashlib.sha1)
+        mac.update(
+            b"\x00".join([nonce.encode(), localpart.encode(), password.encode(), b"admin" if admin else b"notadmin"])
+        )
+        status, body = request(
+            "POST",
+            url,
+            {"nonce": nonce, "username": localpart, "password": password, "admin": admin, "mac": mac.hexdigest()},
+        )
+        assert status == 200, body
+        return Client(self.base_url, body["access_token"], body["user_id"])
+
+
+# === HTTP ===
+
+
+def request(method: str, url: str, body: Any = None, token: str | None = None, timeout: float = 30) -> tuple[int, Any]:
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method=method)
+    req.add_header("Content-Type", "application/json")
+    if token:
+        req.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return resp.status, json.loads(resp.read() or b"{}")
+    except urllib.error.HTTPError as err:
+        raw = err.read()
+        try:
+            return err.code, json.loads(raw)
+        except ValueError:
+            return err.code, {"raw": raw.decode(errors="replace")}
+
+
+@dataclass
+class Response:
+    status: int
+    body: Any
+    seconds: float
+
+
+@dataclass
+class Client:
+    """A Matrix client-server API user, speaking plain HTTP to Synapse."""
+
+    base_url: str
+    token: str
+    user_id: str
+    _txn: int = 0
+
+    def call(self, method: str, path: str, body: Any = None) -> Response:
+        started = time.monotonic()
+        status, payload = request(method, f"{self.base_url}/_matrix/client/v3{path}", body, self.token)
+        return Response(status, payload, time.monotonic() - started)
+
+    def create_room(self, **config: Any) -> Response:
+        return self.call("POST", "/createRoom", config)
+
+    def create_room_id(self, **config: Any) -> str:
+        resp = self.create_room(**config)
+        assert resp.status == 200, resp.body
+        return resp.body["room_id"]
+
+    def join(self, room_id: str) -> Response:
+        return self.call("POST", f"/join/{urllib.parse.quote(room_id)}", {})
+
+    def send(self, room_id: str, content: dict[str, Any], event_type: str = "m.room.message") -> Response:
+        self._txn += 1
+        txn = f"{time.time_ns()}-{self._txn}"
+        return self.call("PUT", f"/rooms/{urllib.parse.quote(room_id)}/send/{event_type}/{txn}", content)
+
+    def send_text(self, room_id: str, text: str) -> Response:
+        return self.send(room_id, {"msgtype": "m.text", "body": text})
+
+    def set_state(self, room_id: str, event_type: str, content: dict[str, Any], state_key: str = "") -> Response:
+        return self.call("PUT", f"/rooms/{urllib.parse.quote(room_id)}/state/{event_type}/{state_key}", content)
+
+    def set_directory_visibility(self, room_id: str, visibility: str) -> Response:
+        return self.call("PUT", f"/directory/list/room/{urllib.parse.quote(room_id)}", {"visibility": visibility})
+
+    def directory_visibility(self, room_id: str) -> str:
+        resp = self.call("GET", f"/directory/list/room/{urllib.parse.quote(room_id)}")
+        assert resp.status == 200, resp.body
+        return resp.body["visibility"]

@@ -1,0 +1,86 @@
+"""An in-process stand-in for roomguard's gRPC service, for the client's unit tests (deadlines, errors, reconnection).
+
+It is not a policy engine: each test scripts the answers. The end-to-end suite runs the real roomguard binary.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from concurrent import futures
+
+import grpc
+
+from synapse_roomguard._proto.roomguard.v1 import policy_pb2 as pb
+from synapse_roomguard._proto.roomguard.v1 import policy_pb2_grpc as pb_grpc
+
+
+def allow(reason_code: str = "ALLOWED") -> pb.Decision:
+    return pb.Decision(
+        effect=pb.EFFECT_ALLOW,
+        reasons=[pb.Reason(code=reason_code, rule="allow", message="ok")],
+        decision_id="dec-allow",
+    )
+
+
+def deny(*codes: str) -> pb.Decision:
+    return pb.Decision(
+        effect=pb.EFFECT_DENY,
+        reasons=[pb.Reason(code=c, rule=c.lower(), message=f"message {c}") for c in codes],
+        decision_id="dec-deny",
+        policy_version="v-test",
+    )
+
+
+class FakePolicyService(pb_grpc.PolicyServiceServicer):
+    """Answers with `decide(request)` after `delay_s`; records every request."""
+
+    def __init__(self) -> None:
+        self.decide: Callable[[object], pb.Decision] = lambda _request: allow()
+        self.delay_s = 0.0
+        self.requests: list[object] = []
+        self._lock = threading.Lock()
+
+    def _answer(self, request: object) -> pb.Decision:
+        with self._lock:
+            self.requests.append(request)
+        if self.delay_s:
+            time.sleep(self.delay_s)
+        return self.decide(request)
+
+    def CheckMessageSend(self, request, context):  # noqa: N802 - gRPC method name
+        return pb.CheckMessageSendResponse(decision=self._answer(request))
+
+    def CheckRoomPublish(self, request, context):  # noqa: N802 - gRPC method name
+        return pb.CheckRoomPublishResponse(decision=self._answer(request))
+
+
+class FakeRoomguard:
+    """A gRPC server on 127.0.0.1 that can be stopped and started again on the same port."""
+
+    def __init__(self, port: int = 0, credentials: grpc.ServerCredentials | None = None) -> None:
+        self.service = FakePolicyService()
+        self.port = port
+        self.credentials = credentials
+        self._server: grpc.Server | None = None
+
+    def start(self) -> FakeRoomguard:
+        server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
+        pb_grpc.add_PolicyServiceServicer_to_server(self.service, server)
+        if self.credentials is None:
+            self.port = server.add_insecure_port(f"127.0.0.1:{self.port}")
+        else:
+            self.port = server.add_secure_port(f"127.0.0.1:{self.port}", self.credentials)
+        server.start()
+        self._server = server
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop(grace=None).wait()
+            self._server = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"127.0.0.1:{self.port}"

@@ -1,0 +1,199 @@
+"""Room attributes from current state, and predicted from a `createRoom` request."""
+
+from __future__ import annotations
+
+from synapse_roomguard._proto.roomguard.v1 import policy_pb2 as pb
+from synapse_roomguard.attributes import (
+    CREATOR_POWER_LEVEL,
+    CreationDefaults,
+    RoomState,
+    attributes_from_state,
+    state_from_create_request,
+)
+
+ALICE = "@alice:agent.finances.tchap.gouv.fr"
+BOB = "@bob:agent.finances.tchap.gouv.fr"
+
+
+def state(creator: str = ALICE, outrank: bool = False, **contents: dict) -> RoomState:
+    by_type = {k.replace("__", "."): v for k, v in contents.items()}
+    by_type.setdefault("m.room.create", {})
+    return RoomState(contents=by_type, creator=creator, creators_outrank_everyone=outrank)
+
+
+def test_public_forum_attributes() -> None:
+    """Join rule, history visibility, encryption, guest access and access rule are read from their state events."""
+    attrs = attributes_from_state(
+        RoomState(
+            contents={
+                "m.room.create": {},
+                "m.room.join_rules": {"join_rule": "public"},
+                "m.room.history_visibility": {"history_visibility": "world_readable"},
+                "m.room.guest_access": {"guest_access": "can_join"},
+                "m.room.encryption": {"algorithm": "m.megolm.v1.aes-sha2"},
+                "im.vector.room.access_rules": {"rule": "unrestricted"},
+            },
+            creator=ALICE,
+        )
+    )
+    room = attrs.to_proto("!r:s", published=True)
+    assert room.join_rule == pb.JOIN_RULE_PUBLIC
+    assert room.history_visibility == pb.HISTORY_VISIBILITY_WORLD_READABLE
+    assert room.encrypted and room.guest_access and room.published
+    assert room.access_rule == "unrestricted"
+    assert room.room_id == "!r:s"
+
+
+def test_missing_state_gets_the_spec_defaults() -> None:
+    """No join rules / history visibility event: invite and shared (never UNSPECIFIED, which roomguard rejects)."""
+    attrs = attributes_from_state(RoomState(contents={"m.room.create": {}}, creator=ALICE))
+    assert attrs.join_rule == pb.JOIN_RULE_INVITE
+    assert attrs.history_visibility == pb.HISTORY_VISIBILITY_SHARED
+    assert not attrs.encrypted and not attrs.guest_access
+    assert attrs.access_rule == ""
+
+
+def test_unknown_values_get_the_spec_defaults() -> None:
+    """Garbage join rule or visibility values are read as Synapse enforces them: invite and shared."""
+    attrs = attributes_from_state(
+        state(m__room__join_rules={"join_rule": "everyone"}, m__room__history_visibility={"history_visibility": 1})
+    )
+    assert attrs.join_rule == pb.JOIN_RULE_INVITE
+    assert attrs.history_visibility == pb.HISTORY_VISIBILITY_SHARED
+
+
+def test_every_join_rule_and_visibility_maps_to_its_enum() -> None:
+    """All six join rules and four history visibilities of the spec have their proto value."""
+    for rule, value in [
+        ("public", pb.JOIN_RULE_PUBLIC),
+        ("invite", pb.JOIN_RULE_INVITE),
+        ("knock", pb.JOIN_RULE_KNOCK),
+        ("restricted", pb.JOIN_RULE_RESTRICTED),
+        ("knock_restricted", pb.JOIN_RULE_KNOCK_RESTRICTED),
+        ("private", pb.JOIN_RULE_PRIVATE),
+    ]:
+        assert attributes_from_state(state(m__room__join_rules={"join_rule": rule})).join_rule == value
+    for vis, value in [
+        ("world_readable", pb.HISTORY_VISIBILITY_WORLD_READABLE),
+        ("shared", pb.HISTORY_VISIBILITY_SHARED),
+        ("invited", pb.HISTORY_VISIBILITY_INVITED),
+        ("joined", pb.HISTORY_VISIBILITY_JOINED),
+    ]:
+        attrs = attributes_from_state(state(m__room__history_visibility={"history_visibility": vis}))
+        assert attrs.history_visibility == value
+
+
+def test_guest_access_forbidden_is_off() -> None:
+    """`guest_access: forbidden` is not guest access."""
+    assert not attributes_from_state(state(m__room__guest_access={"guest_access": "forbidden"})).guest_access
+
+
+def test_power_levels_from_users_and_default() -> None:
+    """A listed user has their level, anyone else `users_default`; string levels (old rooms) are read as numbers."""
+    attrs = attributes_from_state(state(m__room__power_levels={"users": {ALICE: 100, BOB: "50"}, "users_default": 5}))
+    assert attrs.power_level(ALICE) == 100
+    assert attrs.power_level(BOB) == 50
+    assert attrs.power_level("@carol:x") == 5
+
+
+def test_without_power_levels_the_creator_has_100() -> None:
+    """No power levels event: creator 100, others 0 (Matrix spec)."""
+    attrs = attributes_from_state(state())
+    assert attrs.power_level(ALICE) == 100
+    assert attrs.power_level(BOB) == 0
+
+
+def test_room_v12_creators_outrank_everyone() -> None:
+    """Room version 12: creator and additional creators have Synapse's creator level, whatever the users map says."""
+    attrs = attributes_from_state(
+        state(
+            outrank=True,
+            m__room__create={"additional_creators": [BOB]},
+            m__room__power_levels={"users": {}, "users_default": 0},
+        )
+    )
+    assert attrs.power_level(ALICE) == CREATOR_POWER_LEVEL
+    assert attrs.power_level(BOB) == CREATOR_POWER_LEVEL
+    assert attrs.power_level("@carol:x") == 0
+
+
+def test_additional_creators_need_room_v12() -> None:
+    """`additional_creators` means nothing before room version 12."""
+    attrs = attributes_from_state(
+        state(m__room__create={"additional_creators": [BOB]}, m__room__power_levels={"users": {}})
+    )
+    assert attrs.power_level(BOB) == 0
+
+
+# === createRoom ===
+
+NO_DEFAULTS = CreationDefaults(encrypted_presets=frozenset(), creators_outrank_everyone=False)
+
+
+def predicted(config: dict, defaults: CreationDefaults = NO_DEFAULTS):
+    return attributes_from_state(state_from_create_request(ALICE, config, defaults))
+
+
+def test_public_visibility_defaults_to_public_chat_preset() -> None:
+    """`visibility: public` without preset: public join rule, shared history, no guests, not encrypted; creator 100."""
+    attrs = predicted({"visibility": "public"})
+    assert attrs.join_rule == pb.JOIN_RULE_PUBLIC
+    assert attrs.history_visibility == pb.HISTORY_VISIBILITY_SHARED
+    assert not attrs.guest_access and not attrs.encrypted
+    assert attrs.power_level(ALICE) == 100
+
+
+def test_private_chat_preset_is_invite_only_with_guests() -> None:
+    """`preset: private_chat` (even with `visibility: public`) is invite-only and lets guests join, as Synapse does."""
+    attrs = predicted({"visibility": "public", "preset": "private_chat"})
+    assert attrs.join_rule == pb.JOIN_RULE_INVITE
+    assert attrs.guest_access
+
+
+def test_initial_state_overrides_preset() -> None:
+    """`initial_state` events replace the preset's: join rule, history visibility, encryption, access rules."""
+    attrs = predicted(
+        {
+            "visibility": "public",
+            "preset": "public_chat",
+            "initial_state": [
+                {"type": "m.room.join_rules", "state_key": "", "content": {"join_rule": "knock"}},
+                {"type": "m.room.history_visibility", "content": {"history_visibility": "world_readable"}},
+                {"type": "m.room.encryption", "state_key": "", "content": {"algorithm": "m.megolm.v1.aes-sha2"}},
+                {"type": "im.vector.room.access_rules", "state_key": "", "content": {"rule": "restricted"}},
+                {"type": "m.room.guest_access", "state_key": "other", "content": {"guest_access": "can_join"}},
+                "not an event",
+            ],
+        }
+    )
+    assert attrs.join_rule == pb.JOIN_RULE_KNOCK
+    assert attrs.history_visibility == pb.HISTORY_VISIBILITY_WORLD_READABLE
+    assert attrs.encrypted
+    assert attrs.access_rule == "restricted"
+    assert not attrs.guest_access  # non-empty state key: not the room's guest access
+
+
+def test_power_level_override_sets_creator_level() -> None:
+    """`power_level_content_override.users` decides the creator's level (pre-v12 rooms)."""
+    attrs = predicted({"visibility": "public", "power_level_content_override": {"users": {ALICE: 10}}})
+    assert attrs.power_level(ALICE) == 10
+
+
+def test_server_forced_encryption_applies_to_preset() -> None:
+    """`encryption_enabled_by_default_for_room_type` encrypts rooms of the listed presets."""
+    defaults = CreationDefaults(encrypted_presets=frozenset({"public_chat"}), creators_outrank_everyone=False)
+    assert predicted({"visibility": "public"}, defaults).encrypted
+    assert not predicted({"visibility": "public", "preset": "private_chat"}, defaults).encrypted
+
+
+def test_v12_creator_outranks_any_override() -> None:
+    """Default room version 12: the creator has the creator level even if the override lists nobody."""
+    defaults = CreationDefaults(creators_outrank_everyone=True)
+    assert predicted({"visibility": "public"}, defaults).power_level(ALICE) == CREATOR_POWER_LEVEL
+
+
+def test_requested_room_version_decides_creator_power() -> None:
+    """`room_version: "10"` on a v12-default server: the creator is an ordinary user with their users-map level."""
+    defaults = CreationDefaults(creators_outrank_everyone=True)
+    attrs = predicted({"visibility": "public", "room_version": "10"}, defaults)
+    assert attrs.power_level(ALICE) == 100

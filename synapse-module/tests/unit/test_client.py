@@ -1,0 +1,165 @@
+"""The gRPC client against an in-process server: answers, deadlines, roomguard down, roomguard back."""
+
+from __future__ import annotations
+
+import queue
+import socket
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from twisted.internet import defer, task
+
+from synapse_roomguard._proto.roomguard.v1 import policy_pb2 as pb
+from synapse_roomguard.client import HARD_TIMEOUT_GRACE_S, PolicyClient, RoomguardUnavailableError
+from tests.fake_roomguard import FakeRoomguard, allow, deny
+
+
+class ThreadHopReactor:
+    """Enough of a reactor for the client: `callFromThread` queues, `callLater` follows the wall clock."""
+
+    def __init__(self) -> None:
+        self.clock = task.Clock()
+        self.calls: queue.Queue[tuple[Callable[..., Any], tuple[Any, ...]]] = queue.Queue()
+        self._started = time.monotonic()
+
+    def callFromThread(self, f: Callable[..., Any], *args: Any) -> None:  # noqa: N802 - Twisted's name
+        self.calls.put((f, args))
+
+    def callLater(self, delay: float, f: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:  # noqa: N802
+        return self.clock.callLater(delay, f, *args, **kwargs)
+
+    def wait(self, d: defer.Deferred, limit_s: float = 5.0) -> tuple[Any, float]:
+        """Run the queued calls and the clock until `d` fires; return (result or failure value, seconds waited)."""
+        started = time.monotonic()
+        outcome: list[Any] = []
+        d.addBoth(outcome.append)
+        while not outcome:
+            if time.monotonic() - started > limit_s:
+                raise AssertionError("deferred did not fire")
+            try:
+                f, args = self.calls.get(timeout=0.005)
+                f(*args)
+            except queue.Empty:
+                pass
+            self.clock.advance(time.monotonic() - self._started - self.clock.seconds())
+        result = outcome[0]
+        return (result.value if hasattr(result, "value") else result), time.monotonic() - started
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def message_request() -> pb.CheckMessageSendRequest:
+    return pb.CheckMessageSendRequest(
+        sender=pb.Subject(user_id="@a:s"),
+        room=pb.Room(room_id="!r:s", join_rule=pb.JOIN_RULE_PUBLIC, history_visibility=pb.HISTORY_VISIBILITY_SHARED),
+        message=pb.Message(event_type="m.room.message", body="x"),
+    )
+
+
+@pytest.fixture
+def server():
+    fake = FakeRoomguard().start()
+    yield fake
+    fake.stop()
+
+
+_clients: list[PolicyClient] = []
+
+
+def make_client(endpoint: str, reactor: ThreadHopReactor, timeout_s: float = 0.2, threads: int = 4) -> PolicyClient:
+    client = PolicyClient(
+        endpoint, timeout_s=timeout_s, reconnect_backoff_max_s=0.5, reactor=reactor, max_concurrent_calls=threads
+    )
+    _clients.append(client)
+    return client
+
+
+@pytest.fixture(autouse=True)
+def close_clients():
+    """Every client's channel and thread pool is closed, even when a test fails."""
+    yield
+    while _clients:
+        _clients.pop().close()
+
+
+def test_decision_is_delivered_on_the_reactor(server: FakeRoomguard) -> None:
+    """A decision comes back through `callFromThread`, untouched."""
+    reactor = ThreadHopReactor()
+    server.service.decide = lambda _r: deny("CLASSIFIED_IN_PUBLIC_ROOM")
+    client = make_client(server.endpoint, reactor)
+    response, _ = reactor.wait(client.check_message_send(message_request()))
+    assert response.decision.reasons[0].code == "CLASSIFIED_IN_PUBLIC_ROOM"
+    publish, _ = reactor.wait(client.check_room_publish(pb.CheckRoomPublishRequest()))
+    assert publish.decision.effect == pb.EFFECT_DENY
+
+
+def test_slow_roomguard_is_abandoned_at_the_deadline(server: FakeRoomguard) -> None:
+    """roomguard slower than `timeout_ms`: the call fails with DEADLINE_EXCEEDED at about the deadline, not later."""
+    reactor = ThreadHopReactor()
+    server.service.delay_s = 2.0
+    client = make_client(server.endpoint, reactor, timeout_s=0.2)
+    error, waited = reactor.wait(client.check_message_send(message_request()))
+    assert isinstance(error, RoomguardUnavailableError)
+    assert error.status in ("DEADLINE_EXCEEDED", "TIMEOUT")
+    assert waited < 0.2 + HARD_TIMEOUT_GRACE_S + 0.1
+
+
+def test_unreachable_roomguard_fails_fast() -> None:
+    """Nothing listening: UNAVAILABLE well before the deadline (calls do not wait for a connection)."""
+    reactor = ThreadHopReactor()
+    client = make_client(f"127.0.0.1:{free_port()}", reactor, timeout_s=2.0)
+    error, waited = reactor.wait(client.check_message_send(message_request()))
+    assert isinstance(error, RoomguardUnavailableError)
+    assert error.status == "UNAVAILABLE"
+    assert waited < 1.0
+
+
+def test_calls_queued_past_their_deadline_are_not_sent(server: FakeRoomguard) -> None:
+    """One thread, roomguard slow: the calls queued behind give up at their own deadline and never reach roomguard."""
+    reactor = ThreadHopReactor()
+    client = make_client(server.endpoint, reactor, timeout_s=0.2, threads=1)
+    reactor.wait(client.check_message_send(message_request()))  # connected: the next call occupies the thread
+    server.service.delay_s = 0.5
+    calls = [client.check_message_send(message_request()) for _ in range(3)]
+    started = time.monotonic()
+    statuses = []
+    for call in calls:
+        error, _ = reactor.wait(call)
+        assert isinstance(error, RoomguardUnavailableError)
+        statuses.append(error.status)
+    assert time.monotonic() - started < 0.2 + HARD_TIMEOUT_GRACE_S + 0.1
+    assert statuses == ["DEADLINE_EXCEEDED", "QUEUE_TIMEOUT", "QUEUE_TIMEOUT"]
+    time.sleep(0.6)  # let the one slow call that was sent finish on the server
+    assert len(server.service.requests) == 2  # the warm-up and the first slow call
+
+
+def test_same_channel_reconnects_after_restart() -> None:
+    """roomguard stopped then started on the same port: the same client gets decisions again within ~1 s."""
+    reactor = ThreadHopReactor()
+    port = free_port()
+    first = FakeRoomguard(port).start()
+    client = make_client(first.endpoint, reactor)
+    response, _ = reactor.wait(client.check_message_send(message_request()))
+    assert response.decision.effect == pb.EFFECT_ALLOW
+    first.stop()
+    error, _ = reactor.wait(client.check_message_send(message_request()))
+    assert isinstance(error, RoomguardUnavailableError)
+
+    second = FakeRoomguard(port).start()
+    second.service.decide = lambda _r: allow()
+    try:
+        deadline = time.monotonic() + 3
+        while True:
+            result, _ = reactor.wait(client.check_message_send(message_request()))
+            if not isinstance(result, RoomguardUnavailableError) or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        assert isinstance(result, pb.CheckMessageSendResponse), result
+    finally:
+        second.stop()
