@@ -125,7 +125,25 @@ fn load(dir: &std::path::Path) -> Result<PolicySnapshot, ExitCode> {
 }
 
 fn validate(dir: &std::path::Path) -> ExitCode {
+    // The test suites are not served, but an author who broke one wants to hear it here too.
+    let tests = dir.join("tests");
+    let suite_errors: Vec<String> = std::fs::read_dir(&tests)
+        .map(|entries| {
+            let mut paths: Vec<PathBuf> =
+                entries.filter_map(Result::ok).map(|e| e.path()).collect();
+            paths.sort();
+            paths
+                .iter()
+                .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
+                .filter_map(|p| crate::suite::Suite::from_file(p).err())
+                .collect()
+        })
+        .unwrap_or_default();
+    for error in &suite_errors {
+        eprintln!("error: {error}");
+    }
     match load(dir) {
+        Ok(_) if !suite_errors.is_empty() => ExitCode::from(EXIT_BAD_POLICY),
         Ok(policy) => {
             println!(
                 "{}: valid ({} rules, {} roles, {} per-user lines, policy_version {})",

@@ -304,8 +304,15 @@ fn check_model(text: &str) -> Vec<Problem> {
                  otherwise rules would apply to every action or regardless of their condition",
             ))
         }
+        Some((_, v, line)) => {
+            // casbin compiles the matcher when it loads the model and reports a syntax error without a line; compile
+            // it here first so the author gets one. `r.`/`p.` become `r_`/`p_` as casbin does.
+            let escaped = v.replace("r.", "r_").replace("p.", "p_");
+            if let Err(e) = casbin::rhai::Engine::new_raw().compile_expression(&escaped) {
+                problems.push(Problem::at(MODEL_FILE, *line, format!("the matcher does not parse: {e}")));
+            }
+        }
         None => problems.push(Problem::in_file(MODEL_FILE, "missing `m = r.act == p.act && eval(p.cond)`")),
-        _ => {}
     }
     problems
 }

@@ -113,6 +113,35 @@ fn validate_reports_every_problem_with_file_and_line() {
     assert!(!err.contains("panicked"), "{err}");
 }
 
+/// A matcher that does not parse and a malformed test suite are reported with their line.
+#[test]
+fn validate_reports_a_broken_matcher_and_a_broken_suite() {
+    let dir = copy_policies(Path::new("policies"));
+    let model = std::fs::read_to_string(dir.path().join("model.conf")).unwrap();
+    std::fs::write(
+        dir.path().join("model.conf"),
+        model.replace("eval(p.cond)", "eval(p.cond) &&"),
+    )
+    .unwrap();
+    std::fs::create_dir(dir.path().join("tests")).unwrap();
+    std::fs::write(
+        dir.path().join("tests/broken.yaml"),
+        "cases:\n  - name: x\n    expect: [unclosed\n",
+    )
+    .unwrap();
+    let out = roomguard(&["validate", dir.path().to_str().unwrap()], None);
+    assert_eq!(out.status.code(), Some(65));
+    let err = text(&out.stderr);
+    let matcher_line = model.lines().position(|l| l.starts_with("m =")).unwrap() + 1;
+    assert!(
+        err.contains(&format!(
+            "model.conf:{matcher_line}: the matcher does not parse"
+        )),
+        "{err}"
+    );
+    assert!(err.contains("broken.yaml:"), "{err}");
+}
+
 /// Garbage in every file is reported, never a panic.
 #[test]
 fn validate_never_panics_on_garbage() {
