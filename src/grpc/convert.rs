@@ -261,12 +261,17 @@ fn shown(s: &str) -> String {
 }
 
 impl From<Decision> for proto::Decision {
+    /// The policy's decision as is (`shadow` false, `policy_effect` equal to `effect`); the service marks shadow
+    /// answers.
     fn from(d: Decision) -> Self {
+        let effect = match d.effect {
+            Effect::Allow => proto::Effect::Allow,
+            Effect::Deny => proto::Effect::Deny,
+        } as i32;
         proto::Decision {
-            effect: match d.effect {
-                Effect::Allow => proto::Effect::Allow,
-                Effect::Deny => proto::Effect::Deny,
-            } as i32,
+            effect,
+            shadow: false,
+            policy_effect: effect,
             reasons: d
                 .reasons
                 .into_iter()

@@ -1,12 +1,20 @@
-//! `roomguard.v1.PolicyService`: converts, decides on the current snapshot, converts back.
+//! `roomguard.v1.PolicyService`: converts, decides on the current snapshot, counts and logs the decision, converts
+//! back (and, in shadow mode, answers ALLOW carrying the policy's decision).
 
-use std::{sync::Arc, time::SystemTime};
+use std::{
+    sync::Arc,
+    time::{Instant, SystemTime},
+};
 
 use tonic::{Request, Response, Status};
 use tracing::{debug, instrument};
 
 use crate::{
+    config::Mode,
     decide::{decide_publish, decide_send},
+    decision::Decision,
+    decision_log::{DecisionLog, Entry},
+    metrics::Metrics,
     proto::{self, policy_service_server::PolicyService},
     request::{PublishRequest, SendRequest},
     store::PolicyStore,
@@ -16,13 +24,72 @@ use crate::{
 #[derive(Debug, Clone)]
 pub struct PolicyServer {
     store: Arc<PolicyStore>,
+    mode: Mode,
+    metrics: Arc<Metrics>,
+    decision_log: DecisionLog,
 }
 
 impl PolicyServer {
-    /// A service deciding with `store`'s current policy.
+    /// A service deciding with `store`'s current policy (enforcing, no decision log, metrics of its own).
     pub fn new(store: Arc<PolicyStore>) -> Self {
-        PolicyServer { store }
+        PolicyServer {
+            store,
+            mode: Mode::Enforce,
+            metrics: Arc::new(Metrics::new()),
+            decision_log: DecisionLog::off(),
+        }
     }
+
+    /// The same service in `mode`, counting into `metrics` and logging to `decision_log`.
+    pub fn with_operations(
+        self,
+        mode: Mode,
+        metrics: Arc<Metrics>,
+        decision_log: DecisionLog,
+    ) -> Self {
+        PolicyServer {
+            mode,
+            metrics,
+            decision_log,
+            ..self
+        }
+    }
+
+    /// Counts and logs `decision`, then converts it; in shadow mode the answer is ALLOW, marked `shadow`, with the
+    /// policy's effect in `policy_effect` and its reasons unchanged.
+    fn answer(
+        &self,
+        rpc: &'static str,
+        user_id: &str,
+        room_id: &str,
+        decision: Decision,
+        started: Instant,
+    ) -> proto::Decision {
+        let latency = started.elapsed();
+        let shadow = self.mode == Mode::Shadow;
+        self.metrics
+            .decision(rpc, self.mode.as_str(), &decision, latency);
+        self.decision_log.log(&Entry::new(
+            rpc, user_id, room_id, &decision, latency, shadow,
+        ));
+        let mut answer = proto::Decision::from(decision);
+        if shadow {
+            answer.shadow = true;
+            answer.effect = proto::Effect::Allow as i32;
+        }
+        answer
+    }
+}
+
+/// Runs a decision on tokio's blocking pool. A large policy costs milliseconds of CPU per decision; on the async
+/// workers that would stall every connection, so that calls queue in HTTP/2 buffers instead of being admitted or shed
+/// by the overload layer, and the request timeout could never fire. The handoff costs microseconds.
+async fn off_the_runtime<T: Send + 'static>(
+    decide: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, Status> {
+    tokio::task::spawn_blocking(decide)
+        .await
+        .map_err(|err| Status::internal(format!("the decision task failed: {err}")))
 }
 
 #[tonic::async_trait]
@@ -52,14 +119,27 @@ impl PolicyService for PolicyServer {
         &self,
         request: Request<proto::CheckRoomPublishRequest>,
     ) -> Result<Response<proto::CheckRoomPublishResponse>, Status> {
+        let started = Instant::now();
         let request = PublishRequest::try_from(request.into_inner())?;
-        let policy = self.store.current();
-        let decision = guarded("check_room_publish", || decide_publish(&policy, &request))?;
+        let store = self.store.clone();
+        let (request, decision) = off_the_runtime(move || {
+            let decision = guarded("check_room_publish", || decide_publish(&store.current(), &request));
+            (request, decision)
+        })
+        .await?;
+        let decision = decision?;
         tracing::Span::current().record("decision_id", decision.decision_id.as_str());
         tracing::Span::current().record("effect", decision.effect.as_str());
         debug!(room_id = %request.room.room_id, user_id = %request.requester.user_id, codes = ?decision.codes(), "decided");
+        let answer = self.answer(
+            "CheckRoomPublish",
+            request.requester.user_id.as_str(),
+            &request.room.room_id,
+            decision,
+            started,
+        );
         Ok(Response::new(proto::CheckRoomPublishResponse {
-            decision: Some(decision.into()),
+            decision: Some(answer),
         }))
     }
 
@@ -68,14 +148,27 @@ impl PolicyService for PolicyServer {
         &self,
         request: Request<proto::CheckMessageSendRequest>,
     ) -> Result<Response<proto::CheckMessageSendResponse>, Status> {
+        let started = Instant::now();
         let request = SendRequest::try_from(request.into_inner())?;
-        let policy = self.store.current();
-        let decision = guarded("check_message_send", || decide_send(&policy, &request))?;
+        let store = self.store.clone();
+        let (request, decision) = off_the_runtime(move || {
+            let decision = guarded("check_message_send", || decide_send(&store.current(), &request));
+            (request, decision)
+        })
+        .await?;
+        let decision = decision?;
         tracing::Span::current().record("decision_id", decision.decision_id.as_str());
         tracing::Span::current().record("effect", decision.effect.as_str());
         debug!(room_id = %request.room.room_id, user_id = %request.sender.user_id, codes = ?decision.codes(), "decided");
+        let answer = self.answer(
+            "CheckMessageSend",
+            request.sender.user_id.as_str(),
+            &request.room.room_id,
+            decision,
+            started,
+        );
         Ok(Response::new(proto::CheckMessageSendResponse {
-            decision: Some(decision.into()),
+            decision: Some(answer),
         }))
     }
 }
