@@ -1,8 +1,8 @@
-//! The command line: `roomguard serve`, and the policy author's tools `validate`, `check` and `test`.
+//! The command line: `roomguard serve` and `roomguard health` for operators, and the policy author's tools
+//! `validate`, `check` and `test`.
 
 use std::{
     io::Read as _,
-    net::SocketAddr,
     path::{Path, PathBuf},
     process::ExitCode,
     sync::Arc,
@@ -10,18 +10,23 @@ use std::{
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, UnixListener};
 use tracing::{error, info};
 
 use crate::{
+    auth::BearerToken,
     check_report,
+    config::{Config, ConfigError, EXIT_BAD_CONFIG, Overrides},
     decide::{explain_publish, explain_send},
+    decision_log::DecisionLog,
+    health_client::{self, HealthArgs},
     json_request::JsonRequest,
+    metrics::Metrics,
     policy::PolicySnapshot,
     request::{PublishRequest, SendRequest},
-    server,
+    server::{self, Listeners, Options},
     store::PolicyStore,
-    suite_report,
+    suite_report, tls,
 };
 
 /// Exit code for a policy directory that does not load (sysexits' EX_DATAERR).
@@ -39,21 +44,16 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Serve the gRPC policy service.
-    Serve {
-        /// Address to listen on.
-        #[arg(long, env = "ROOMGUARD_LISTEN", default_value = "127.0.0.1:50051")]
-        listen: SocketAddr,
-        /// Policy directory.
-        #[arg(long, env = "ROOMGUARD_POLICIES", default_value = "./policies")]
-        policies: PathBuf,
-    },
+    /// Serve the gRPC policy service. Settings: flag > ROOMGUARD_* variable > --config file > default.
+    Serve(Box<Overrides>),
     /// Check a policy directory and report every problem with file and line.
     Validate {
         /// Policy directory.
         #[arg(env = "ROOMGUARD_POLICIES", default_value = "./policies")]
         dir: PathBuf,
     },
+    /// Ask a running server's gRPC health service; exit 0 only when it is SERVING.
+    Health(HealthArgs),
     /// Decide one request given as proto3 JSON (a file, or `-` for stdin) with no server, and explain the decision.
     Check {
         /// The request: a `CheckMessageSendRequest` or `CheckRoomPublishRequest` in proto3 JSON.
@@ -93,10 +93,22 @@ enum ReportFormat {
 
 /// Parses the command line and runs the command.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) if !err.use_stderr() => {
+            // --help, --version
+            let _ = err.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(err) => {
+            // An unusable flag or ROOMGUARD_* variable is a config error: clap's message names it.
+            let _ = err.print();
+            return ExitCode::from(EXIT_BAD_CONFIG);
+        }
+    };
     init_tracing();
     match cli.command {
-        Command::Serve { listen, policies } => serve(listen, policies),
+        Command::Serve(overrides) => serve(&overrides),
         Command::Validate { dir } => validate(&dir),
         Command::Check {
             request,
@@ -105,6 +117,7 @@ pub fn main() -> ExitCode {
             json,
         } => check(&request, &policies, rpc.as_deref(), json),
         Command::Test { dir, format } => test(&dir, format),
+        Command::Health(args) => health(&args),
     }
 }
 
@@ -225,28 +238,70 @@ fn test(dir: &Path, format: ReportFormat) -> ExitCode {
     }
 }
 
-fn serve(listen: SocketAddr, dir: PathBuf) -> ExitCode {
-    let policy = match load(&dir) {
+fn bad_config(err: &ConfigError) -> ExitCode {
+    eprintln!("error: {err}");
+    ExitCode::from(EXIT_BAD_CONFIG)
+}
+
+fn serve(overrides: &Overrides) -> ExitCode {
+    let config = match Config::load(overrides) {
+        Ok(config) => config,
+        Err(err) => return bad_config(&err),
+    };
+    let tls = match tls::server_config(&config.tls) {
+        Ok(tls) => tls,
+        Err(err) => return bad_config(&err),
+    };
+    let token = match token(&config) {
+        Ok(token) => token,
+        Err(err) => return bad_config(&err),
+    };
+    let policy = match load(&config.policies) {
         Ok(policy) => policy,
         Err(code) => return code,
     };
-    info!(dir = %dir.display(), policy_version = %policy.version, rules = policy.rules.len(), "policy loaded");
+    info!(dir = %config.policies.display(), policy_version = %policy.version, rules = policy.rules.len(), "policy loaded");
     withhold_panic_messages();
     let store = Arc::new(PolicyStore::new(policy));
+    let metrics = Arc::new(Metrics::new());
+    let decision_log = match DecisionLog::start(
+        &config.decision_log.output(),
+        config.decision_log.buffer,
+        metrics.clone(),
+    ) {
+        Ok(log) => log,
+        Err(err) => {
+            return bad_config(&ConfigError {
+                setting: "decision_log.output".into(),
+                problem: format!("cannot open `{}`: {err}", config.decision_log.output),
+            });
+        }
+    };
+    let options = Options {
+        mode: config.mode,
+        tls,
+        token,
+        limits: config.limits.clone(),
+        metrics,
+        decision_log: decision_log.clone(),
+    };
     let result = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the runtime")
         .and_then(|runtime| {
             runtime.block_on(async {
-                let listener = TcpListener::bind(listen)
-                    .await
-                    .with_context(|| format!("cannot listen on {listen}"))?;
-                server::run(listener, store, shutdown_signal())
+                let listeners = bind(&config).await?;
+                server::serve(listeners, store, options, shutdown_signal())
                     .await
                     .context("server failed")
             })
         });
+    // Every call has finished: write what is buffered and flush before exiting.
+    decision_log.close();
+    if let Some(path) = &config.unix_socket {
+        let _ = std::fs::remove_file(path);
+    }
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
@@ -267,6 +322,85 @@ fn withhold_panic_messages() {
             .unwrap_or_default();
         error!(%location, "panic (its message is withheld because it may quote request content)");
     }));
+}
+
+fn token(config: &Config) -> Result<Option<BearerToken>, ConfigError> {
+    let (setting, text) = match (&config.auth.token_file, &config.auth.token) {
+        (Some(path), _) => (
+            "auth.token_file",
+            std::fs::read_to_string(path).map_err(|err| ConfigError {
+                setting: "auth.token_file".into(),
+                problem: format!("cannot read `{}`: {err}", path.display()),
+            })?,
+        ),
+        (None, Some(token)) => ("ROOMGUARD_AUTH_TOKEN", token.clone()),
+        (None, None) => return Ok(None),
+    };
+    BearerToken::new(&text)
+        .map(Some)
+        .ok_or_else(|| ConfigError {
+            setting: setting.into(),
+            problem: "the token is empty".into(),
+        })
+}
+
+async fn bind(config: &Config) -> anyhow::Result<Listeners> {
+    let grpc = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (listen)", config.listen))?;
+    let unix =
+        match &config.unix_socket {
+            Some(path) => {
+                // A socket file left by a previous run that did not stop cleanly would make bind fail.
+                if std::fs::symlink_metadata(path).is_ok_and(|m| is_socket(&m)) {
+                    let _ = std::fs::remove_file(path);
+                }
+                Some(UnixListener::bind(path).with_context(|| {
+                    format!("cannot listen on {} (unix_socket)", path.display())
+                })?)
+            }
+            None => None,
+        };
+    let metrics = match config.metrics.listen {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} (metrics.listen)"))?,
+        ),
+        None => None,
+    };
+    Ok(Listeners {
+        grpc,
+        unix,
+        metrics,
+    })
+}
+
+fn is_socket(metadata: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    metadata.file_type().is_socket()
+}
+
+fn health(args: &HealthArgs) -> ExitCode {
+    let result = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|err| health_client::HealthError::Usage(err.to_string()))
+        .and_then(|runtime| runtime.block_on(health_client::check(args)));
+    match result {
+        Ok(()) => {
+            println!("{}: SERVING", args.addr);
+            ExitCode::SUCCESS
+        }
+        Err(health_client::HealthError::Usage(message)) => {
+            eprintln!("error: {message}");
+            ExitCode::from(EXIT_BAD_CONFIG)
+        }
+        Err(err) => {
+            eprintln!("{}: {err}", args.addr);
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -9,17 +9,23 @@
 //! one immutable [`policy::PolicySnapshot`]; [`engine`] is the only module that knows casbin.
 
 pub mod attributes;
+pub mod auth;
 pub mod check_report;
 pub mod classifier;
 pub mod cli;
+pub mod config;
 pub mod decide;
 pub mod decision;
+pub mod decision_log;
 pub mod diagnostics;
 pub mod engine;
 pub mod grpc;
+pub mod health_client;
 pub mod json_request;
 pub mod message;
+pub mod metrics;
 pub mod normalize;
+pub mod overload;
 pub mod policy;
 pub mod proto;
 pub mod reasons;
@@ -33,5 +39,6 @@ pub mod store;
 pub mod subject;
 pub mod suite;
 pub mod suite_report;
+pub mod tls;
 
 pub use decision::{Decision, Effect, Reason};

@@ -1,22 +1,36 @@
-//! Serves `roomguard.v1.PolicyService`, gRPC health and reflection on a listener until `shutdown` resolves, then
-//! stops accepting, lets in-flight calls finish, and returns.
+//! Serves `roomguard.v1.PolicyService`, gRPC health and reflection on a TCP listener (and optionally a Unix socket),
+//! behind the bearer-token and overload layers, plus the metrics listener, until `shutdown` resolves; then stops
+//! accepting, lets in-flight calls finish, and returns.
 
 use std::{future::Future, sync::Arc, time::Duration};
 
-use tokio::net::TcpListener;
-use tonic::transport::{Server, server::TcpIncoming};
+use tokio::{
+    net::{TcpListener, UnixListener},
+    sync::watch,
+};
+use tokio_stream::wrappers::UnixListenerStream;
+use tonic::transport::{Server, ServerTlsConfig, server::TcpIncoming};
 use tonic_health::ServingStatus;
 use tracing::info;
 
 use crate::{
+    auth::{AuthLayer, BearerToken},
+    config::{LimitsConfig, Mode},
+    decision_log::DecisionLog,
     grpc::PolicyServer,
+    metrics::{self, Metrics},
+    overload::OverloadLayer,
     proto::{self, policy_service_server::PolicyServiceServer},
     reload,
     store::PolicyStore,
 };
 
-/// The largest request accepted: a Matrix event is at most 64 KiB, so anything much larger is not a real request.
+/// The largest request accepted by default: a Matrix event is at most 64 KiB, so anything much larger is not a real
+/// request (`limits.max_request_bytes` sets it).
 pub const MAX_REQUEST_BYTES: usize = 256 * 1024;
+
+/// The largest response sent: a decision is small; this only guards against a runaway reason catalogue.
+pub const MAX_RESPONSE_BYTES: usize = 256 * 1024;
 
 /// The gRPC service name, as health checks and reflection know it.
 pub const SERVICE_NAME: &str = "roomguard.v1.PolicyService";
@@ -32,14 +46,78 @@ pub enum ServerError {
     Transport(#[from] tonic::transport::Error),
 }
 
-/// Serves on `listener` with the policy in `store` until `shutdown` completes, reloading the policy when its
-/// directory changes or on SIGHUP (see [`reload`]).
-///
-/// On shutdown the health status turns `NOT_SERVING` first (so load balancers stop sending), then the server stops
-/// accepting connections and waits for in-flight calls to finish.
+/// The sockets to serve on. Bound by the caller (so that tests can bind `127.0.0.1:0` and read the port).
+#[derive(Debug)]
+pub struct Listeners {
+    /// The gRPC TCP listener (TLS when [`Options::tls`] is set).
+    pub grpc: TcpListener,
+    /// A Unix domain socket for a co-located homeserver: the same services and token check, no TLS (the socket file's
+    /// permissions guard it).
+    pub unix: Option<UnixListener>,
+    /// The Prometheus metrics HTTP listener.
+    pub metrics: Option<TcpListener>,
+}
+
+impl From<TcpListener> for Listeners {
+    fn from(grpc: TcpListener) -> Self {
+        Listeners {
+            grpc,
+            unix: None,
+            metrics: None,
+        }
+    }
+}
+
+/// How to serve, beyond the sockets and the policy: built from the validated [`crate::config::Config`].
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Enforce or shadow.
+    pub mode: Mode,
+    /// TLS on the TCP listener.
+    pub tls: Option<ServerTlsConfig>,
+    /// The bearer token callers must present, if any.
+    pub token: Option<BearerToken>,
+    /// Concurrency, timeout, message size, keepalive.
+    pub limits: LimitsConfig,
+    /// Where counters go.
+    pub metrics: Arc<Metrics>,
+    /// Where decision-log lines go.
+    pub decision_log: DecisionLog,
+}
+
+impl Default for Options {
+    /// Enforcing, no TLS, no token, default limits, fresh metrics, no decision log.
+    fn default() -> Self {
+        Options {
+            mode: Mode::Enforce,
+            tls: None,
+            token: None,
+            limits: LimitsConfig::default(),
+            metrics: Arc::new(Metrics::new()),
+            decision_log: DecisionLog::off(),
+        }
+    }
+}
+
+/// Serves on `listener` with the policy in `store` and default [`Options`] until `shutdown` completes.
 pub async fn run(
     listener: TcpListener,
     store: Arc<PolicyStore>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    serve(listener.into(), store, Options::default(), shutdown).await
+}
+
+/// Serves on every listener in `listeners` with the policy in `store` until `shutdown` completes, reloading the policy
+/// when its directory changes or on SIGHUP (see [`reload`]).
+///
+/// On shutdown the health status turns `NOT_SERVING` first (so load balancers stop sending), then the servers stop
+/// accepting connections and wait for in-flight calls to finish. The decision log is not closed here: the caller
+/// closes it once this returns.
+pub async fn serve(
+    listeners: Listeners,
+    store: Arc<PolicyStore>,
+    options: Options,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -57,41 +135,100 @@ pub async fn run(
     let reflection_v1 = reflection().build_v1()?;
     let reflection_v1alpha = reflection().build_v1alpha()?;
 
+    let limits = &options.limits;
+    let policy = PolicyServiceServer::new(PolicyServer::new(store.clone()).with_operations(
+        options.mode,
+        options.metrics.clone(),
+        options.decision_log.clone(),
+    ))
+    .max_decoding_message_size(limits.max_request_bytes)
+    .max_encoding_message_size(MAX_RESPONSE_BYTES);
+
+    // One shutdown signal for every listener and the policy reloader.
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        }
+    };
     // The reloader lives as long as the server: it stops when shutdown begins.
-    let (stopping_tx, mut stopping_rx) = tokio::sync::watch::channel(false);
     let policy_dir = store.current().dir.clone();
-    tokio::spawn(reload::watch(store.clone(), policy_dir, async move {
-        let _ = stopping_rx.wait_for(|stopping| *stopping).await;
-    }));
+    tokio::spawn(reload::watch(store.clone(), policy_dir, stopped()));
+    // One overload layer for every listener: the limit is the process's, not a listener's or a connection's.
+    let overload = OverloadLayer::new(
+        limits.max_concurrent_requests,
+        limits.request_timeout(),
+        options.metrics.clone(),
+    );
+    let auth = AuthLayer::new(options.token.clone(), options.metrics.clone());
+    let builder = || {
+        Server::builder()
+            .http2_keepalive_interval(Some(Duration::from_secs(limits.http2_keepalive_interval_s)))
+            .http2_keepalive_timeout(Some(Duration::from_secs(limits.http2_keepalive_timeout_s)))
+            .layer(auth.clone())
+            .layer(overload.clone())
+    };
 
-    let policy = PolicyServiceServer::new(PolicyServer::new(store))
-        .max_decoding_message_size(MAX_REQUEST_BYTES)
-        .max_encoding_message_size(MAX_REQUEST_BYTES);
+    let grpc = {
+        let mut server = builder();
+        if let Some(tls) = options.tls.clone() {
+            server = server.tls_config(tls)?;
+        }
+        if let Ok(addr) = listeners.grpc.local_addr() {
+            info!(%addr, tls = options.tls.is_some(), token = options.token.is_some(), mode = options.mode.as_str(), "roomguard listening");
+        }
+        let incoming = TcpIncoming::from(listeners.grpc).with_nodelay(Some(true));
+        server
+            .add_service(health_service.clone())
+            .add_service(reflection_v1.clone())
+            .add_service(reflection_v1alpha.clone())
+            .add_service(policy.clone())
+            .serve_with_incoming_shutdown(incoming, stopped())
+    };
+    let unix = listeners.unix.map(|listener| {
+        if let Ok(addr) = listener.local_addr() {
+            info!(path = ?addr.as_pathname(), "roomguard listening on a Unix socket");
+        }
+        builder()
+            .add_service(health_service)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha)
+            .add_service(policy)
+            .serve_with_incoming_shutdown(UnixListenerStream::new(listener), stopped())
+    });
+    let metrics = listeners.metrics.map(|listener| {
+        tokio::spawn(metrics::serve(
+            listener,
+            options.metrics.clone(),
+            store.clone(),
+            stopped(),
+        ))
+    });
 
-    if let Ok(addr) = listener.local_addr() {
-        info!(%addr, "roomguard listening");
-    }
-    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     let draining = async move {
         shutdown.await;
         info!("shutting down: no new calls, finishing calls in flight");
-        let _ = stopping_tx.send(true);
         health
             .set_service_status("", ServingStatus::NotServing)
             .await;
         health
             .set_not_serving::<PolicyServiceServer<PolicyServer>>()
             .await;
+        let _ = stop_tx.send(true);
     };
-    Server::builder()
-        .http2_keepalive_interval(Some(Duration::from_secs(30)))
-        .http2_keepalive_timeout(Some(Duration::from_secs(10)))
-        .add_service(health_service)
-        .add_service(reflection_v1)
-        .add_service(reflection_v1alpha)
-        .add_service(policy)
-        .serve_with_incoming_shutdown(incoming, draining)
-        .await?;
+    let unix = async move {
+        match unix {
+            Some(server) => server.await,
+            None => Ok(()),
+        }
+    };
+    let ((), grpc, unix) = tokio::join!(draining, grpc, unix);
+    if let Some(metrics) = metrics {
+        let _ = metrics.await;
+    }
+    grpc?;
+    unix?;
     info!("roomguard stopped");
     Ok(())
 }

@@ -123,7 +123,9 @@ impl PolicyService for PolicyServer {
         let request = PublishRequest::try_from(request.into_inner())?;
         let store = self.store.clone();
         let (request, decision) = off_the_runtime(move || {
-            let decision = guarded("check_room_publish", || decide_publish(&store.current(), &request));
+            let decision = guarded("check_room_publish", || {
+                decide_publish(&store.current(), &request)
+            });
             (request, decision)
         })
         .await?;
@@ -152,7 +154,9 @@ impl PolicyService for PolicyServer {
         let request = SendRequest::try_from(request.into_inner())?;
         let store = self.store.clone();
         let (request, decision) = off_the_runtime(move || {
-            let decision = guarded("check_message_send", || decide_send(&store.current(), &request));
+            let decision = guarded("check_message_send", || {
+                decide_send(&store.current(), &request)
+            });
             (request, decision)
         })
         .await?;

@@ -7,15 +7,29 @@ use std::{net::SocketAddr, path::Path, sync::Arc, time::Duration};
 use roomguard::{
     policy::PolicySnapshot,
     proto::{self, policy_service_client::PolicyServiceClient},
-    server,
+    server::{self, Listeners, Options},
     store::PolicyStore,
 };
-use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
+use tokio::{
+    net::{TcpListener, UnixListener},
+    sync::oneshot,
+    task::JoinHandle,
+};
 use tonic::transport::Channel;
+
+/// Listeners beyond the gRPC TCP one, for [`TestServer::start_with`].
+#[derive(Debug, Default)]
+pub struct Extras {
+    /// Serve on this Unix socket too.
+    pub unix: Option<std::path::PathBuf>,
+    /// Serve metrics on an ephemeral loopback port.
+    pub metrics: bool,
+}
 
 /// A server running in this process, stopped when dropped or by [`TestServer::stop`].
 pub struct TestServer {
     pub addr: SocketAddr,
+    pub metrics_addr: Option<SocketAddr>,
     pub store: Arc<PolicyStore>,
     shutdown: Option<oneshot::Sender<()>>,
     handle: Option<JoinHandle<()>>,
@@ -24,15 +38,31 @@ pub struct TestServer {
 impl TestServer {
     /// Serves the policy in `dir` on an ephemeral loopback port.
     pub async fn start(dir: &Path) -> TestServer {
+        TestServer::start_with(dir, Options::default(), Extras::default()).await
+    }
+
+    /// Serves the policy in `dir` with `options` on an ephemeral loopback port, and on `extras`.
+    pub async fn start_with(dir: &Path, options: Options, extras: Extras) -> TestServer {
         let policy = PolicySnapshot::load(dir).unwrap_or_else(|e| panic!("{e}"));
         let store = Arc::new(PolicyStore::new(policy));
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let metrics = if extras.metrics {
+            Some(TcpListener::bind("127.0.0.1:0").await.unwrap())
+        } else {
+            None
+        };
+        let metrics_addr = metrics.as_ref().map(|l| l.local_addr().unwrap());
+        let listeners = Listeners {
+            grpc: listener,
+            unix: extras.unix.map(|path| UnixListener::bind(path).unwrap()),
+            metrics,
+        };
         let (tx, rx) = oneshot::channel::<()>();
         let handle = tokio::spawn({
             let store = store.clone();
             async move {
-                server::run(listener, store, async {
+                server::serve(listeners, store, options, async {
                     let _ = rx.await;
                 })
                 .await
@@ -41,6 +71,7 @@ impl TestServer {
         });
         TestServer {
             addr,
+            metrics_addr,
             store,
             shutdown: Some(tx),
             handle: Some(handle),
