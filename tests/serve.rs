@@ -258,3 +258,24 @@ async fn marked_message_text_never_reaches_any_output() {
         }
     }
 }
+
+/// The image's HEALTHCHECK runs `roomguard health` against the address the image listens on, as a non-root user.
+#[test]
+fn the_dockerfile_health_checks_through_the_binary() {
+    let dockerfile = std::fs::read_to_string("Dockerfile").unwrap();
+    let healthcheck = dockerfile
+        .lines()
+        .skip_while(|l| !l.starts_with("HEALTHCHECK"))
+        .take(2)
+        .collect::<String>();
+    assert!(
+        healthcheck.contains("\"roomguard\", \"health\""),
+        "{healthcheck}"
+    );
+    assert!(dockerfile.contains("ROOMGUARD_LISTEN=0.0.0.0:50051"));
+    assert!(dockerfile.contains("ROOMGUARD_HEALTH_ADDR=http://127.0.0.1:50051"));
+    assert!(dockerfile.contains("USER 10001"));
+    // The variable the HEALTHCHECK relies on is the one `roomguard health` reads.
+    let out = roomguard(&["health", "--help"], &[]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ROOMGUARD_HEALTH_ADDR"));
+}

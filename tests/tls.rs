@@ -231,3 +231,42 @@ async fn health_needs_no_token() {
         .unwrap();
     assert_eq!(response.into_inner().status, 1, "SERVING");
 }
+
+/// `roomguard health` speaks TLS with `--ca` (the container HEALTHCHECK of a TLS deployment), and fails without it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_subcommand_over_tls() {
+    let pki = Pki::new();
+    let server = pki.start(false).await;
+    let addr = format!("https://localhost:{}", server.addr.port());
+    let ca = pki.dir.path().join("ca.pem");
+    let run = move |with_ca: bool| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_roomguard"));
+        command.args(["health", "--addr", &addr, "--timeout-ms", "2000"]);
+        if with_ca {
+            command.arg("--ca").arg(&ca);
+        }
+        command.output().unwrap()
+    };
+    let run = std::sync::Arc::new(run);
+    let ok = tokio::task::spawn_blocking({
+        let run = run.clone();
+        move || run(true)
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let refused = tokio::task::spawn_blocking(move || run(false))
+        .await
+        .unwrap();
+    assert_eq!(
+        refused.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+}
