@@ -296,7 +296,7 @@ fn slow_policy(rows: usize) -> tempfile::TempDir {
 /// keep a bounded latency, and once the burst is over every call is answered again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn overload_is_shed_at_once_and_the_server_recovers() {
-    let policy = slow_policy(500);
+    let policy = slow_policy(2000);
     let metrics = Arc::new(Metrics::new());
     let options = Options {
         limits: LimitsConfig {
