@@ -34,7 +34,7 @@ use http_body_util::Full;
 use hyper::{Request, Response, StatusCode, body::Bytes, service::service_fn};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use crate::{decision::Decision, store::PolicyStore};
 
@@ -318,8 +318,14 @@ pub async fn serve(
             () = &mut shutdown => break,
             accepted = listener.accept() => accepted,
         };
-        let Ok((stream, _peer)) = accepted else {
-            continue;
+        let stream = match accepted {
+            Ok((stream, _peer)) => stream,
+            Err(err) => {
+                // Out of file descriptors, typically: back off instead of spinning on accept.
+                warn!(%err, "metrics listener cannot accept");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
         };
         let metrics = metrics.clone();
         let store = store.clone();

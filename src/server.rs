@@ -223,12 +223,20 @@ pub async fn serve(
             None => Ok(()),
         }
     };
-    let ((), grpc, unix) = tokio::join!(draining, grpc, unix);
+    // A listener that fails ends the whole server (rather than serving on what is left until a signal comes).
+    let result = tokio::try_join!(
+        async move {
+            draining.await;
+            Ok(())
+        },
+        grpc,
+        unix
+    );
     if let Some(metrics) = metrics {
+        metrics.abort();
         let _ = metrics.await;
     }
-    grpc?;
-    unix?;
+    result?;
     info!("roomguard stopped");
     Ok(())
 }
