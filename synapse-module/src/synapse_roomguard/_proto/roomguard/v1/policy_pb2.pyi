@@ -141,7 +141,7 @@ class CheckMessageSendResponse(_message.Message):
     def __init__(self, decision: _Optional[_Union[Decision, _Mapping]] = ...) -> None: ...
 
 class Decision(_message.Message):
-    __slots__ = ("effect", "reasons", "decision_id", "request_id", "policy_version", "roles", "classification")
+    __slots__ = ("effect", "reasons", "decision_id", "request_id", "policy_version", "roles", "classification", "shadow", "policy_effect")
     EFFECT_FIELD_NUMBER: _ClassVar[int]
     REASONS_FIELD_NUMBER: _ClassVar[int]
     DECISION_ID_FIELD_NUMBER: _ClassVar[int]
@@ -149,6 +149,8 @@ class Decision(_message.Message):
     POLICY_VERSION_FIELD_NUMBER: _ClassVar[int]
     ROLES_FIELD_NUMBER: _ClassVar[int]
     CLASSIFICATION_FIELD_NUMBER: _ClassVar[int]
+    SHADOW_FIELD_NUMBER: _ClassVar[int]
+    POLICY_EFFECT_FIELD_NUMBER: _ClassVar[int]
     effect: Effect
     reasons: _containers.RepeatedCompositeFieldContainer[Reason]
     decision_id: str
@@ -156,7 +158,9 @@ class Decision(_message.Message):
     policy_version: str
     roles: _containers.RepeatedScalarFieldContainer[str]
     classification: str
-    def __init__(self, effect: _Optional[_Union[Effect, str]] = ..., reasons: _Optional[_Iterable[_Union[Reason, _Mapping]]] = ..., decision_id: _Optional[str] = ..., request_id: _Optional[str] = ..., policy_version: _Optional[str] = ..., roles: _Optional[_Iterable[str]] = ..., classification: _Optional[str] = ...) -> None: ...
+    shadow: bool
+    policy_effect: Effect
+    def __init__(self, effect: _Optional[_Union[Effect, str]] = ..., reasons: _Optional[_Iterable[_Union[Reason, _Mapping]]] = ..., decision_id: _Optional[str] = ..., request_id: _Optional[str] = ..., policy_version: _Optional[str] = ..., roles: _Optional[_Iterable[str]] = ..., classification: _Optional[str] = ..., shadow: _Optional[bool] = ..., policy_effect: _Optional[_Union[Effect, str]] = ...) -> None: ...
 
 class Reason(_message.Message):
     __slots__ = ("code", "rule", "message")
