@@ -34,41 +34,53 @@ def deny(*codes: str) -> pb.Decision:
 
 
 class FakePolicyService(pb_grpc.PolicyServiceServicer):
-    """Answers with `decide(request)` after `delay_s`; records every request."""
+    """Answers with `decide(request)` after `delay_s`, or with the status `abort_code`; records every request and the
+    metadata it came with."""
 
     def __init__(self) -> None:
         self.decide: Callable[[object], pb.Decision] = lambda _request: allow()
         self.delay_s = 0.0
+        self.abort_code: grpc.StatusCode | None = None
         self.requests: list[object] = []
+        self.metadata: list[dict[str, str]] = []
         self._lock = threading.Lock()
 
-    def _answer(self, request: object) -> pb.Decision:
+    def _answer(self, request: object, context: grpc.ServicerContext) -> pb.Decision:
         with self._lock:
             self.requests.append(request)
+            self.metadata.append({key: value for key, value in context.invocation_metadata()})
         if self.delay_s:
             time.sleep(self.delay_s)
+        if self.abort_code is not None:
+            context.abort(self.abort_code, f"scripted {self.abort_code.name}")
         return self.decide(request)
 
     def CheckMessageSend(self, request, context):  # noqa: N802 - gRPC method name
-        return pb.CheckMessageSendResponse(decision=self._answer(request))
+        return pb.CheckMessageSendResponse(decision=self._answer(request, context))
 
     def CheckRoomPublish(self, request, context):  # noqa: N802 - gRPC method name
-        return pb.CheckRoomPublishResponse(decision=self._answer(request))
+        return pb.CheckRoomPublishResponse(decision=self._answer(request, context))
 
 
 class FakeRoomguard:
     """A gRPC server on 127.0.0.1 that can be stopped and started again on the same port."""
 
-    def __init__(self, port: int = 0, credentials: grpc.ServerCredentials | None = None) -> None:
+    def __init__(
+        self, port: int = 0, credentials: grpc.ServerCredentials | None = None, unix_socket: str | None = None
+    ) -> None:
         self.service = FakePolicyService()
         self.port = port
         self.credentials = credentials
+        #: Listen on this Unix socket path instead of a TCP port.
+        self.unix_socket = unix_socket
         self._server: grpc.Server | None = None
 
     def start(self) -> FakeRoomguard:
         server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
         pb_grpc.add_PolicyServiceServicer_to_server(self.service, server)
-        if self.credentials is None:
+        if self.unix_socket is not None:
+            server.add_insecure_port(f"unix:{self.unix_socket}")
+        elif self.credentials is None:
             self.port = server.add_insecure_port(f"127.0.0.1:{self.port}")
         else:
             self.port = server.add_secure_port(f"127.0.0.1:{self.port}", self.credentials)
@@ -83,4 +95,4 @@ class FakeRoomguard:
 
     @property
     def endpoint(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        return f"unix:{self.unix_socket}" if self.unix_socket is not None else f"127.0.0.1:{self.port}"

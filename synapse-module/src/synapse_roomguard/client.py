@@ -20,6 +20,11 @@ grpc does not survive a fork) and reused for every call. grpc reconnects it by i
 capped (`reconnect_backoff_max_ms`) so decisions resume within about a second of roomguard coming back, instead of
 grpc's default of up to two minutes. Calls do not wait for a connection (`wait_for_ready` off): while roomguard is down
 they fail at once with UNAVAILABLE and the hook applies its failure mode.
+
+With a token configured, every call carries the gRPC metadata `authorization: Bearer <token>` (roomguard's caller
+authentication). A `unix:` endpoint gets the channel option `grpc.default_authority = localhost`: grpc-core would
+otherwise send the socket path as the HTTP/2 `:authority`, which roomguard's HTTP/2 stack refuses (every call would
+fail with INTERNAL).
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ from twisted.python.threadpool import ThreadPool
 
 from ._proto.roomguard.v1 import policy_pb2 as pb
 from ._proto.roomguard.v1 import policy_pb2_grpc as pb_grpc
-from .config import TlsConfig
+from .config import TlsConfig, is_unix_endpoint
 
 logger = logging.getLogger(__name__)
 
@@ -47,16 +52,49 @@ HARD_TIMEOUT_GRACE_S = 0.3
 #: in time, and roomguard would only do work for nobody.
 MIN_CALL_BUDGET_S = 0.005
 
+#: The `:authority` sent on a Unix socket channel (see the module docstring).
+UNIX_SOCKET_AUTHORITY = "localhost"
+
+#: What a status that replaces a decision tells the operator. Every status, these and any other, is "no decision":
+#: the hook applies its failure mode. The module's own pseudo-statuses are `TIMEOUT`, `QUEUE_TIMEOUT`, `START_FAILED`.
+STATUS_HINTS: dict[str, str] = {
+    "UNAVAILABLE": "roomguard unreachable or restarting",
+    "DEADLINE_EXCEEDED": "no answer within the deadline (`timeout_ms`, or roomguard's `limits.request_timeout_ms`)",
+    "RESOURCE_EXHAUSTED": "roomguard shed the call at its concurrency limit (`limits.max_concurrent_requests`)",
+    "UNAUTHENTICATED": (
+        "roomguard refused the module's token, missing or wrong: `auth_token_file` must hold the token of "
+        "roomguard's `auth.token_file` (or ROOMGUARD_AUTH_TOKEN); no call succeeds until this is fixed"
+    ),
+    "OUT_OF_RANGE": "the request is larger than roomguard's `limits.max_request_bytes`",
+    "TIMEOUT": "no answer within the deadline plus grace; the module gave up",
+    "QUEUE_TIMEOUT": "every one of the `max_concurrent_calls` threads stayed busy until the deadline",
+}
+#: Statuses that no retry fixes: the module's or roomguard's configuration is wrong. The hooks log them at ERROR.
+MISCONFIGURATION_STATUSES = frozenset({"UNAUTHENTICATED"})
+#: Statuses that say roomguard could not be reached at all (judged for the "reachable"/"unreachable" log lines).
+UNREACHABLE_STATUSES = frozenset({"UNAVAILABLE", "DEADLINE_EXCEEDED"})
+
 T = TypeVar("T")
 
 
 class RoomguardUnavailableError(Exception):
-    """roomguard gave no answer: not reachable, deadline exceeded, or a gRPC error status."""
+    """roomguard gave no decision: not reachable, deadline exceeded, or a gRPC error status instead of an answer."""
 
     def __init__(self, status: str) -> None:
         super().__init__(status)
-        #: The gRPC status code name (`UNAVAILABLE`, `DEADLINE_EXCEEDED`, ...) or `TIMEOUT` for the reactor-side timer.
+        #: The gRPC status code name (`UNAVAILABLE`, `UNAUTHENTICATED`, `RESOURCE_EXHAUSTED`, ...) or one of the
+        #: module's own: `TIMEOUT` (reactor-side timer), `QUEUE_TIMEOUT`, `START_FAILED`.
         self.status = status
+
+    @property
+    def misconfiguration(self) -> bool:
+        """True when retrying cannot help (a wrong or missing token): worth an ERROR, not a WARNING."""
+        return self.status in MISCONFIGURATION_STATUSES
+
+    @property
+    def hint(self) -> str:
+        """What the status means for the operator; never quotes anything from the request."""
+        return STATUS_HINTS.get(self.status, "gRPC error status instead of a decision")
 
 
 class PolicyClient:
@@ -71,9 +109,14 @@ class PolicyClient:
         reactor: Any,
         max_concurrent_calls: int = 16,
         tls: TlsConfig | None = None,
+        auth_token: str | None = None,
     ) -> None:
         self._endpoint = endpoint
         self._tls = tls
+        # Sent with every call; a tuple is what grpc accepts as is. Never logged.
+        self._metadata: tuple[tuple[str, str], ...] | None = (
+            (("authorization", f"Bearer {auth_token}"),) if auth_token else None
+        )
         self._timeout_s = timeout_s
         self._backoff_max_ms = int(reconnect_backoff_max_s * 1000)
         self._reactor = reactor
@@ -89,6 +132,8 @@ class PolicyClient:
 
     def _channel_options(self) -> list[tuple[str, Any]]:
         options: list[tuple[str, Any]] = []
+        if is_unix_endpoint(self._endpoint):
+            options.append(("grpc.default_authority", UNIX_SOCKET_AUTHORITY))
         if self._tls is not None and self._tls.server_name:
             options.append(("grpc.ssl_target_name_override", self._tls.server_name))
         return options + [
@@ -116,9 +161,10 @@ class PolicyClient:
                     self._channel = grpc.secure_channel(self._endpoint, credentials, options=self._channel_options())
                 self._stub = pb_grpc.PolicyServiceStub(self._channel)
                 logger.info(
-                    "roomguard channel created for %s (%s)",
+                    "roomguard channel created for %s (%s, %s)",
                     self._endpoint,
                     "plaintext" if self._tls is None else "TLS" if self._tls.private_key is None else "mutual TLS",
+                    "bearer token" if self._metadata else "no token",
                 )
             return self._stub
 
@@ -167,7 +213,7 @@ class PolicyClient:
             if remaining < MIN_CALL_BUDGET_S:
                 raise RoomguardUnavailableError("QUEUE_TIMEOUT")
             try:
-                return method(stub)(request, timeout=remaining)
+                return method(stub)(request, timeout=remaining, metadata=self._metadata)
             except grpc.RpcError as err:
                 code = err.code() if callable(getattr(err, "code", None)) else None
                 raise RoomguardUnavailableError(code.name if code is not None else "UNKNOWN") from None
@@ -183,7 +229,7 @@ class PolicyClient:
                 return
             error = value.value if isinstance(value, Failure) else value
             if isinstance(error, RoomguardUnavailableError):
-                if error.status in ("UNAVAILABLE", "DEADLINE_EXCEEDED"):
+                if error.status in UNREACHABLE_STATUSES:
                     self._note_reachability(False)
                 result.errback(error)
             else:  # anything else grpc might raise is still "no decision"

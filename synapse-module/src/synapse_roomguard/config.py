@@ -91,6 +91,19 @@ class RoomguardConfig:
     directory_cache_ttl_s: float = 10.0
     #: TLS settings; None: plaintext HTTP/2 (loopback, Unix socket or a private link only).
     tls: TlsConfig | None = None
+    #: The bearer token sent to roomguard as `authorization: Bearer <token>` on every call (keys `auth_token_file`,
+    #: `auth_token`); None: no token. Kept out of `repr` so that a logged config never shows it.
+    auth_token: str | None = field(default=None, repr=False)
+
+    @property
+    def is_unix_socket(self) -> bool:
+        """Whether `endpoint` names a Unix domain socket (`unix:/path`, `unix:///path`, `unix-abstract:name`)."""
+        return is_unix_endpoint(self.endpoint)
+
+
+def is_unix_endpoint(endpoint: str) -> bool:
+    """grpc's Unix-socket target schemes."""
+    return endpoint.startswith(("unix:", "unix-abstract:"))
 
 
 def _key(name: str) -> str:
@@ -168,6 +181,53 @@ def _tls(raw: Any) -> TlsConfig | None:
     return TlsConfig(root_certificates=root, certificate_chain=chain, private_key=key, server_name=server_name)
 
 
+def _token_is_usable(token: str) -> bool:
+    # gRPC metadata values are printable ASCII; roomguard compares the exact text after `Bearer `.
+    return all(0x20 <= ord(c) <= 0x7E for c in token)
+
+
+def _auth_token(config: Mapping[str, Any]) -> str | None:
+    """The bearer token from `auth_token_file` (recommended) or `auth_token` (inline), at most one of them."""
+    path = config.get("auth_token_file")
+    inline = config.get("auth_token")
+    if path is not None and inline is not None:
+        raise ConfigError(
+            f"{_key('auth_token')} and `auth_token_file` are mutually exclusive: set one "
+            "(preferably `auth_token_file`, a file readable only by Synapse)"
+        )
+    if path is not None:
+        key = _key("auth_token_file")
+        if not isinstance(path, str) or not path:
+            raise ConfigError(f"{key} must be a file path, got `{path!r}`")
+        try:
+            raw = Path(path).read_bytes()
+        except OSError as err:
+            raise ConfigError(f"{key}: cannot read `{path}`: {err.strerror}") from None
+        try:
+            # Surrounding whitespace (the file's final newline) is not part of the token, as for roomguard's
+            # `auth.token_file`.
+            token = raw.decode("ascii").strip()
+        except UnicodeDecodeError:
+            raise ConfigError(f"{key}: `{path}` must hold an ASCII token") from None
+        if not token:
+            raise ConfigError(f"{key}: `{path}` is empty")
+        if not _token_is_usable(token):
+            raise ConfigError(f"{key}: `{path}` holds control characters (a token is one line of printable ASCII)")
+        return token
+    if inline is not None:
+        key = _key("auth_token")
+        # The value itself is never quoted in an error: it is a secret, even when it is a wrong one.
+        if not isinstance(inline, str):
+            raise ConfigError(f"{key} must be a string, got {type(inline).__name__}")
+        token = inline.strip()
+        if not token:
+            raise ConfigError(f"{key} is empty")
+        if not _token_is_usable(token):
+            raise ConfigError(f"{key} holds characters other than printable ASCII")
+        return token
+    return None
+
+
 def parse_config(config: Mapping[str, Any] | None) -> RoomguardConfig:
     """Validate the module's `config:` block from `homeserver.yaml`; raise `ConfigError` naming the first bad key."""
     if config is None:
@@ -184,6 +244,8 @@ def parse_config(config: Mapping[str, Any] | None) -> RoomguardConfig:
         "room_cache_size",
         "directory_cache_ttl_seconds",
         "tls",
+        "auth_token_file",
+        "auth_token",
     }
     unknown = sorted(set(config) - known)
     if unknown:
@@ -201,6 +263,14 @@ def parse_config(config: Mapping[str, Any] | None) -> RoomguardConfig:
     max_calls = _int_in_range(config, "max_concurrent_calls", 16, maximum=1_000)
     cache_size = _int_in_range(config, "room_cache_size", 10_000, maximum=10_000_000)
     directory_ttl = _int_in_range(config, "directory_cache_ttl_seconds", 10, minimum=0, maximum=3_600)
+    tls = _tls(config.get("tls"))
+    if tls is not None and is_unix_endpoint(endpoint):
+        # roomguard's Unix socket listener is plaintext (the socket's directory permissions guard it): a TLS
+        # handshake there could never succeed, so say so now rather than fail every call.
+        raise ConfigError(
+            f"{_key('tls')} cannot be used with a Unix socket `endpoint` (`{endpoint}`): roomguard serves its Unix "
+            "socket without TLS; remove `tls`, or dial roomguard's TCP listener"
+        )
 
     return RoomguardConfig(
         endpoint=endpoint,
@@ -210,5 +280,6 @@ def parse_config(config: Mapping[str, Any] | None) -> RoomguardConfig:
         max_concurrent_calls=max_calls,
         room_cache_size=cache_size,
         directory_cache_ttl_s=float(directory_ttl),
-        tls=_tls(config.get("tls")),
+        tls=tls,
+        auth_token=_auth_token(config),
     )

@@ -82,6 +82,7 @@ class RoomguardModule:
             reactor=reactor,
             max_concurrent_calls=config.max_concurrent_calls,
             tls=config.tls,
+            auth_token=config.auth_token,
         )
         self._cache = RoomCache(
             size=config.room_cache_size,
@@ -100,14 +101,21 @@ class RoomguardModule:
         reactor.callWhenRunning(self._client.connect)
         reactor.addSystemEventTrigger("before", "shutdown", self._client.close)
         logger.info(
-            "roomguard module ready: endpoint=%s timeout_ms=%d failure_mode=message_send:%s,room_publish:%s,"
-            "room_create:%s",
+            "roomguard module ready: endpoint=%s transport=%s token=%s timeout_ms=%d "
+            "failure_mode=message_send:%s,room_publish:%s,room_create:%s",
             config.endpoint,
+            _transport(config),
+            "yes" if config.auth_token else "no",
             round(config.timeout_s * 1000),
             config.failure_mode.message_send.value,
             config.failure_mode.room_publish.value,
             config.failure_mode.room_create.value,
         )
+        if config.auth_token and config.tls is None and not config.is_unix_socket and not _is_loopback(config.endpoint):
+            logger.warning(
+                "roomguard: the bearer token goes to %s in plaintext; set `tls` (or use loopback or a Unix socket)",
+                config.endpoint,
+            )
 
     @staticmethod
     def parse_config(config: Mapping[str, Any]) -> RoomguardConfig:
@@ -262,32 +270,43 @@ class RoomguardModule:
             allowed = is_allowed(decision)
         except Exception as err:  # noqa: BLE001 - a hook that raises turns the client's request into a 500
             elapsed_ms = (time.monotonic() - started) * 1000
+            level = logging.WARNING
             if isinstance(err, RoomguardUnavailableError):
-                cause = f"roomguard status {err.status}"
+                cause = f"roomguard status {err.status}: {err.hint}"
+                if err.misconfiguration:  # a wrong token fails every call until someone fixes it: say it loudly
+                    level = logging.ERROR
             elif isinstance(err, UndecidableError):
                 cause = "undecidable answer"
             else:
                 cause = _where(err)
-            if mode is FailureMode.OPEN:
-                logger.warning(
-                    "roomguard gave no decision (%s) for %s %s after %.0f ms: allowed (fail-open)",
-                    cause,
-                    action,
-                    fields,
-                    elapsed_ms,
-                )
-                return NOT_SPAM
-            logger.warning(
-                "roomguard gave no decision (%s) for %s %s after %.0f ms: refused (fail-closed)",
+            outcome = "allowed (fail-open)" if mode is FailureMode.OPEN else "refused (fail-closed)"
+            logger.log(
+                level,
+                "roomguard gave no decision (%s) for %s %s after %.0f ms: %s",
                 cause,
                 action,
                 fields,
                 elapsed_ms,
+                outcome,
             )
+            if mode is FailureMode.OPEN:
+                return NOT_SPAM
             return self._refuse(unavailable_refusal())
 
         elapsed_ms = (time.monotonic() - started) * 1000
         codes = ",".join(r.code for r in decision.reasons)
+        if allowed and decision.shadow and decision.policy_effect == pb.EFFECT_DENY:
+            # Shadow mode: roomguard answers ALLOW and says what enforcing would have done. The module acts on
+            # `effect` (allows) and leaves a trace of the would-be refusal for whoever reviews the new policy.
+            logger.info(
+                "roomguard shadow mode would have denied %s %s decision=%s codes=%s in %.1f ms (allowed)",
+                action,
+                fields,
+                decision.decision_id,
+                codes,
+                elapsed_ms,
+            )
+            return NOT_SPAM
         if allowed:
             logger.debug(
                 "roomguard allowed %s %s decision=%s codes=%s in %.1f ms",
@@ -311,6 +330,23 @@ class RoomguardModule:
     @staticmethod
     def _refuse(refusal: Refusal) -> tuple[Codes, dict[str, Any]]:
         return Codes.FORBIDDEN, refusal.fields
+
+
+def _transport(config: RoomguardConfig) -> str:
+    if config.tls is not None:
+        return "tls" if config.tls.private_key is None else "mutual-tls"
+    return "unix-socket" if config.is_unix_socket else "plaintext"
+
+
+def _is_loopback(endpoint: str) -> bool:
+    """Whether a `host:port` / `dns:///host:port` / `ipv4:` / `ipv6:` target names this host."""
+    target = endpoint
+    for scheme in ("dns:///", "dns:", "ipv4:", "ipv6:"):
+        if target.startswith(scheme):
+            target = target[len(scheme) :]
+            break
+    host = target.rsplit(":", 1)[0] if not target.startswith("[") else target[1:].split("]", 1)[0]
+    return host == "localhost" or host.startswith("127.") or host == "::1"
 
 
 def _room_state(events: Mapping[tuple[str, str], EventBase]) -> RoomState:

@@ -21,7 +21,7 @@ EXTERNAL_USER = f"@ext:{SERVER_NAME}"
 TIMEOUT_MS = 200
 
 
-def _required_path(var: str, default: Path | None = None) -> Path:
+def required_path(var: str, default: Path | None = None) -> Path:
     value = os.environ.get(var)
     path = Path(value) if value else default
     if path is None or not path.exists():
@@ -34,8 +34,8 @@ def _required_path(var: str, default: Path | None = None) -> Path:
 
 @pytest.fixture(scope="session")
 def roomguard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Roomguard]:
-    binary = _required_path("ROOMGUARD_BIN")
-    policies = _required_path("ROOMGUARD_POLICIES", MODULE_ROOT.parent / "policies")
+    binary = required_path("ROOMGUARD_BIN")
+    policies = required_path("ROOMGUARD_POLICIES", MODULE_ROOT.parent / "policies")
     workdir = tmp_path_factory.mktemp("roomguard")
     copy = copy_policies_with_users(policies, workdir / "policies", [f"{EXTERNAL_USER}, external"])
     server = Roomguard(binary=binary, policies=copy, workdir=workdir)

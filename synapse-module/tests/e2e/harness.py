@@ -84,26 +84,52 @@ class Roomguard:
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen | None = None
     starts: int = 0
+    #: Names the pid file and the logs: several roomguards can run at once.
+    name: str = "roomguard"
+    #: More `serve` flags (TLS, token, ...).
+    extra_args: list[str] = field(default_factory=list)
+    #: Also serve on this Unix socket (`--unix-socket`).
+    unix_socket: Path | None = None
+    #: When the TCP listener is TLS: the CA to verify it with, and (mutual TLS) the client's (key, chain) PEM.
+    tls_root: bytes | None = None
+    tls_client: tuple[bytes, bytes] | None = None
 
     @property
     def endpoint(self) -> str:
         return f"127.0.0.1:{self.port}"
 
+    def log_text(self) -> str:
+        """Everything this roomguard wrote (decision log on stdout, its own log on stderr), all starts."""
+        return "".join(p.read_text(errors="replace") for p in sorted(self.workdir.glob(f"{self.name}.*.log")))
+
     def start(self, timeout_s: float = 30.0) -> None:
         self.starts += 1
-        log = open(self.workdir / f"roomguard.{self.starts}.log", "wb")
+        log = open(self.workdir / f"{self.name}.{self.starts}.log", "wb")
+        command = [str(self.binary), "serve", "--listen", self.endpoint, "--policies", str(self.policies)]
+        if self.unix_socket is not None:
+            command += ["--unix-socket", str(self.unix_socket)]
         self.proc = subprocess.Popen(
-            [str(self.binary), "serve", "--listen", self.endpoint, "--policies", str(self.policies)],
+            command + self.extra_args,
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=self.workdir,
         )
-        _register_pid("roomguard", self.proc.pid)
+        _register_pid(self.name, self.proc.pid)
         self.wait_healthy(timeout_s)
+
+    def _health_channel(self) -> grpc.Channel:
+        # Health needs no token; under TLS it needs the CA (and, for mutual TLS, a client certificate).
+        if self.tls_root is None:
+            return grpc.insecure_channel(self.endpoint)
+        key, chain = self.tls_client if self.tls_client is not None else (None, None)
+        credentials = grpc.ssl_channel_credentials(
+            root_certificates=self.tls_root, private_key=key, certificate_chain=chain
+        )
+        return grpc.secure_channel(self.endpoint, credentials)
 
     def wait_healthy(self, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
-        with grpc.insecure_channel(self.endpoint) as channel:
+        with self._health_channel() as channel:
             stub = health_pb2_grpc.HealthStub(channel)
             while True:
                 if self.proc is not None and self.proc.poll() is not None:
@@ -121,7 +147,7 @@ class Roomguard:
     def stop(self) -> None:
         if self.proc is not None:
             _stop_process(self.proc)
-            _unregister_pid("roomguard")
+            _unregister_pid(self.name)
             self.proc = None
 
     def pause(self) -> None:

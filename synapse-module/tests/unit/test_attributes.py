@@ -73,14 +73,14 @@ def test_every_join_rule_and_visibility_maps_to_its_enum() -> None:
         ("private", pb.JOIN_RULE_PRIVATE),
     ]:
         assert attributes_from_state(state(m__room__join_rules={"join_rule": rule})).join_rule == value
-    for vis, value in [
+    for vis, expected in [
         ("world_readable", pb.HISTORY_VISIBILITY_WORLD_READABLE),
         ("shared", pb.HISTORY_VISIBILITY_SHARED),
         ("invited", pb.HISTORY_VISIBILITY_INVITED),
         ("joined", pb.HISTORY_VISIBILITY_JOINED),
     ]:
         attrs = attributes_from_state(state(m__room__history_visibility={"history_visibility": vis}))
-        assert attrs.history_visibility == value
+        assert attrs.history_visibility == expected
 
 
 def test_guest_access_forbidden_is_off() -> None:

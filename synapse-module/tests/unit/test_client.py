@@ -8,11 +8,17 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import grpc
 import pytest
 from twisted.internet import defer, task
 
 from synapse_roomguard._proto.roomguard.v1 import policy_pb2 as pb
-from synapse_roomguard.client import HARD_TIMEOUT_GRACE_S, PolicyClient, RoomguardUnavailableError
+from synapse_roomguard.client import (
+    HARD_TIMEOUT_GRACE_S,
+    UNIX_SOCKET_AUTHORITY,
+    PolicyClient,
+    RoomguardUnavailableError,
+)
 from tests.fake_roomguard import FakeRoomguard, allow, deny
 
 
@@ -72,9 +78,20 @@ def server():
 _clients: list[PolicyClient] = []
 
 
-def make_client(endpoint: str, reactor: ThreadHopReactor, timeout_s: float = 0.2, threads: int = 4) -> PolicyClient:
+def make_client(
+    endpoint: str,
+    reactor: ThreadHopReactor,
+    timeout_s: float = 0.2,
+    threads: int = 4,
+    auth_token: str | None = None,
+) -> PolicyClient:
     client = PolicyClient(
-        endpoint, timeout_s=timeout_s, reconnect_backoff_max_s=0.5, reactor=reactor, max_concurrent_calls=threads
+        endpoint,
+        timeout_s=timeout_s,
+        reconnect_backoff_max_s=0.5,
+        reactor=reactor,
+        max_concurrent_calls=threads,
+        auth_token=auth_token,
     )
     _clients.append(client)
     return client
@@ -163,3 +180,69 @@ def test_same_channel_reconnects_after_restart() -> None:
         assert isinstance(result, pb.CheckMessageSendResponse), result
     finally:
         second.stop()
+
+
+# === token, status codes, Unix socket ===
+
+
+def test_token_is_sent_as_bearer_metadata_on_every_call(server: FakeRoomguard) -> None:
+    """With a token, every call (both rpcs) carries `authorization: Bearer <token>`, exactly."""
+    reactor = ThreadHopReactor()
+    client = make_client(server.endpoint, reactor, auth_token="s3cr3t-token")
+    reactor.wait(client.check_message_send(message_request()))
+    reactor.wait(client.check_room_publish(pb.CheckRoomPublishRequest()))
+    assert [m.get("authorization") for m in server.service.metadata] == ["Bearer s3cr3t-token"] * 2
+
+
+def test_no_token_sends_no_authorization(server: FakeRoomguard) -> None:
+    """Without a token, no `authorization` metadata at all (not an empty one)."""
+    reactor = ThreadHopReactor()
+    client = make_client(server.endpoint, reactor)
+    reactor.wait(client.check_message_send(message_request()))
+    assert "authorization" not in server.service.metadata[0]
+
+
+@pytest.mark.parametrize(
+    ("code", "misconfiguration"),
+    [
+        (grpc.StatusCode.RESOURCE_EXHAUSTED, False),  # roomguard shed the call at its concurrency limit
+        (grpc.StatusCode.DEADLINE_EXCEEDED, False),  # roomguard's own request timeout
+        (grpc.StatusCode.UNAUTHENTICATED, True),  # wrong or missing token
+        (grpc.StatusCode.OUT_OF_RANGE, False),  # request over roomguard's max_request_bytes
+    ],
+)
+def test_roomguard_status_codes_are_no_decision(
+    server: FakeRoomguard, code: grpc.StatusCode, misconfiguration: bool
+) -> None:
+    """roomguard's refusals to decide arrive as RoomguardUnavailableError with the status name and a hint; only
+    UNAUTHENTICATED is a misconfiguration (no retry helps)."""
+    reactor = ThreadHopReactor()
+    server.service.abort_code = code
+    client = make_client(server.endpoint, reactor, timeout_s=2.0)
+    error, waited = reactor.wait(client.check_message_send(message_request()))
+    assert isinstance(error, RoomguardUnavailableError)
+    assert error.status == code.name
+    assert error.misconfiguration is misconfiguration
+    assert error.hint != "gRPC error status instead of a decision"
+    assert waited < 1.0
+
+
+def test_unix_socket_endpoint_gets_a_decision(tmp_path) -> None:
+    """`unix:/path` works, with `grpc.default_authority = localhost` (roomguard refuses the socket path as
+    `:authority`; the end-to-end suite checks that against the real binary) and the token."""
+    fake = FakeRoomguard(unix_socket=str(tmp_path / "rg.sock")).start()
+    try:
+        reactor = ThreadHopReactor()
+        client = make_client(fake.endpoint, reactor, timeout_s=2.0, auth_token="tok")
+        assert ("grpc.default_authority", UNIX_SOCKET_AUTHORITY) in client._channel_options()
+        response, _ = reactor.wait(client.check_message_send(message_request()))
+        assert isinstance(response, pb.CheckMessageSendResponse)
+        assert fake.service.metadata[0]["authorization"] == "Bearer tok"
+    finally:
+        fake.stop()
+
+
+def test_tcp_endpoint_keeps_grpc_authority() -> None:
+    """A TCP endpoint's `:authority` is left to grpc (the dialled host, as TLS name checks expect)."""
+    client = make_client("127.0.0.1:50051", ThreadHopReactor())
+    assert not any(name == "grpc.default_authority" for name, _ in client._channel_options())

@@ -90,3 +90,79 @@ def test_config_that_is_not_a_mapping_is_refused() -> None:
     """`config: [..]` is a ConfigError, not a crash."""
     with pytest.raises(ConfigError):
         parse_config(["endpoint"])  # type: ignore[arg-type]
+
+
+# === caller token ===
+
+TOKEN = "rg-7f3a9c0d1e2b4a5f"
+
+
+def test_no_token_by_default() -> None:
+    """Without `auth_token_file` or `auth_token`, calls carry no `authorization` metadata."""
+    assert parse_config({"endpoint": "x:1"}).auth_token is None
+
+
+def test_token_file_is_read_stripped_and_never_shown(tmp_path) -> None:
+    """`auth_token_file` is read at start-up; its final newline is not part of the token; `repr` never shows it."""
+    path = tmp_path / "token"
+    path.write_text(f"  {TOKEN}\n")
+    config = parse_config({"endpoint": "x:1", "auth_token_file": str(path)})
+    assert config.auth_token == TOKEN
+    assert TOKEN not in repr(config)
+
+
+def test_inline_token_is_read_and_never_shown() -> None:
+    """`auth_token` (inline) gives the same token; `repr` never shows it."""
+    config = parse_config({"endpoint": "x:1", "auth_token": f"{TOKEN}\n"})
+    assert config.auth_token == TOKEN
+    assert TOKEN not in repr(config)
+
+
+@pytest.mark.parametrize(
+    ("token_config", "named_key"),
+    [
+        ({"auth_token_file": "/nonexistent/roomguard-token"}, "`auth_token_file`"),
+        ({"auth_token_file": "EMPTY"}, "`auth_token_file`"),
+        ({"auth_token_file": "BLANK"}, "`auth_token_file`"),
+        ({"auth_token_file": "TWO_LINES"}, "`auth_token_file`"),
+        ({"auth_token_file": "NOT_ASCII"}, "`auth_token_file`"),
+        ({"auth_token_file": ""}, "`auth_token_file`"),
+        ({"auth_token_file": 7}, "`auth_token_file`"),
+        ({"auth_token": ""}, "`auth_token`"),
+        ({"auth_token": "   "}, "`auth_token`"),
+        ({"auth_token": 12345}, "`auth_token`"),
+        ({"auth_token": "tab\there"}, "`auth_token`"),
+        ({"auth_token": "jeton-é"}, "`auth_token`"),
+        ({"auth_token": TOKEN, "auth_token_file": "GOOD"}, "`auth_token`"),
+        ({"auth_tokenfile": "GOOD"}, "`auth_tokenfile`"),
+    ],
+)
+def test_bad_token_config_is_refused_naming_the_key(tmp_path, token_config: dict, named_key: str) -> None:
+    """Unreadable, empty or unusable token, or both keys at once: a ConfigError naming the key, never the token."""
+    files = {"EMPTY": "", "BLANK": " \n\n", "TWO_LINES": "abc\ndef\n", "NOT_ASCII": "jeton-é\n", "GOOD": TOKEN}
+    for name, content in files.items():
+        (tmp_path / name).write_text(content, encoding="utf8")
+    resolved = {k: str(tmp_path / v) if isinstance(v, str) and v in files else v for k, v in token_config.items()}
+    with pytest.raises(ConfigError) as raised:
+        parse_config({"endpoint": "x:1", **resolved})
+    assert named_key in str(raised.value)
+    assert TOKEN not in str(raised.value)
+    assert "tab\there" not in str(raised.value)
+
+
+def test_tls_on_a_unix_socket_is_refused(tmp_path) -> None:
+    """roomguard's Unix socket listener is plaintext: `tls` with a `unix:` endpoint is a ConfigError naming `tls`."""
+    ca = tmp_path / "ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\n")
+    with pytest.raises(ConfigError) as raised:
+        parse_config({"endpoint": "unix:/run/roomguard.sock", "tls": {"ca_file": str(ca)}})
+    assert "`tls`" in str(raised.value)
+
+
+def test_unix_socket_endpoints_are_recognised() -> None:
+    """`unix:/path`, `unix:///path` and `unix-abstract:` are Unix sockets; `host:port` and `dns:` are not."""
+    assert parse_config({"endpoint": "unix:/run/roomguard.sock"}).is_unix_socket
+    assert parse_config({"endpoint": "unix:///run/roomguard.sock"}).is_unix_socket
+    assert parse_config({"endpoint": "unix-abstract:roomguard"}).is_unix_socket
+    assert not parse_config({"endpoint": "127.0.0.1:50051"}).is_unix_socket
+    assert not parse_config({"endpoint": "dns:///roomguard.internal:50051"}).is_unix_socket
