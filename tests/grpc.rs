@@ -101,47 +101,47 @@ async fn decision_ids_are_unique() {
 async fn check_room_publish() {
     let server = TestServer::shipped().await;
     let mut client = server.client().await;
-    let publish =
-        |user: &str, power: i64, join_rule, encrypted, visibility: proto::DirectoryVisibility| {
-            proto::CheckRoomPublishRequest {
-                request_id: "p-1".into(),
-                requester: subject(user, power),
-                room: room(join_rule, encrypted),
-                visibility: visibility as i32,
-            }
+    let mut decide = async |user: &str,
+                            power: i64,
+                            join_rule: JoinRule,
+                            encrypted: bool,
+                            visibility: proto::DirectoryVisibility| {
+        let request = proto::CheckRoomPublishRequest {
+            request_id: "p-1".into(),
+            requester: subject(user, power),
+            room: room(join_rule, encrypted),
+            visibility: visibility as i32,
         };
-    let ok = client
-        .check_room_publish(publish(
-            AGENT,
-            100,
-            JoinRule::Public,
-            false,
-            proto::DirectoryVisibility::Public,
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .decision
-        .unwrap();
+        client
+            .check_room_publish(request)
+            .await
+            .unwrap()
+            .into_inner()
+            .decision
+            .unwrap()
+    };
+    let ok = decide(
+        AGENT,
+        100,
+        JoinRule::Public,
+        false,
+        proto::DirectoryVisibility::Public,
+    )
+    .await;
     assert_eq!(
         (ok.effect, codes(&ok)),
         (proto::Effect::Allow as i32, vec!["ALLOWED".to_string()])
     );
     assert_eq!(ok.classification, "", "room-publish has no classification");
 
-    let denied = client
-        .check_room_publish(publish(
-            AGENT,
-            0,
-            JoinRule::Invite,
-            true,
-            proto::DirectoryVisibility::Public,
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .decision
-        .unwrap();
+    let denied = decide(
+        AGENT,
+        0,
+        JoinRule::Invite,
+        true,
+        proto::DirectoryVisibility::Public,
+    )
+    .await;
     assert_eq!(denied.effect, proto::Effect::Deny as i32);
     assert_eq!(
         codes(&denied),
@@ -152,35 +152,25 @@ async fn check_room_publish() {
         ]
     );
 
-    let external = client
-        .check_room_publish(publish(
-            EXTERNAL,
-            100,
-            JoinRule::Public,
-            false,
-            proto::DirectoryVisibility::Public,
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .decision
-        .unwrap();
+    let external = decide(
+        EXTERNAL,
+        100,
+        JoinRule::Public,
+        false,
+        proto::DirectoryVisibility::Public,
+    )
+    .await;
     assert_eq!(codes(&external), ["EXTERNAL_CANNOT_PUBLISH"]);
     assert_eq!(external.roles, ["external"]);
 
-    let unpublish = client
-        .check_room_publish(publish(
-            EXTERNAL,
-            0,
-            JoinRule::Invite,
-            true,
-            proto::DirectoryVisibility::Private,
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .decision
-        .unwrap();
+    let unpublish = decide(
+        EXTERNAL,
+        0,
+        JoinRule::Invite,
+        true,
+        proto::DirectoryVisibility::Private,
+    )
+    .await;
     assert_eq!(
         (unpublish.effect, codes(&unpublish)),
         (
