@@ -70,7 +70,12 @@ pub const SCHEMA: &[(&str, &str, Kind, &str)] = &[
         Kind::Bool,
         "an m.room.encryption state event is present",
     ),
-    ("room", "guest_access", Kind::Bool, "guests may join"),
+    (
+        "room",
+        "guest_access",
+        Kind::Bool,
+        "guests can really join: m.room.guest_access is can_join and the homeserver allows guests",
+    ),
     (
         "room",
         "published",
@@ -87,7 +92,7 @@ pub const SCHEMA: &[(&str, &str, Kind, &str)] = &[
         "room",
         "is_public",
         Kind::Bool,
-        "join rule public, or published, or world-readable history, or guest access",
+        "join rule public, or published, or world-readable history",
     ),
     (
         "msg",

@@ -33,7 +33,7 @@ pub struct Explanation {
     pub decision: Decision,
     /// The action the request asked about (which rules were considered).
     pub action: Action,
-    /// The room counted as public (join rule, directory, history or guests).
+    /// The room counted as public (join rule, directory or history).
     pub room_is_public: bool,
     /// The ids of the rules whose condition held, in file order; `Err` when evaluation failed.
     pub matched: Result<Vec<String>, String>,

@@ -67,7 +67,8 @@ pub struct Room {
     pub history_visibility: HistoryVisibility,
     /// An `m.room.encryption` state event is present.
     pub encrypted: bool,
-    /// Guests may join.
+    /// Guests can really join: the room's `m.room.guest_access` is `can_join` **and** the homeserver allows guest
+    /// access. Synapse's private presets write `can_join` into every private room, so the state alone says little.
     pub guest_access: bool,
     /// Listed in the public room directory now.
     pub published: bool,
@@ -77,11 +78,59 @@ pub struct Room {
 
 impl Room {
     /// A room is public when anyone can get at its content: its join rule is public, it is listed in the directory,
-    /// its history is world readable, or guests may join. Every one of these lets a stranger read what is posted.
+    /// or its history is world readable. Every one of these lets a stranger read what is posted.
+    ///
+    /// Guest access is deliberately not one of them: a guest needs an invite to an invite-only room like anyone
+    /// else, so `can_join` never opens a private room (and Synapse writes it into every private room it creates).
     pub fn is_public(&self) -> bool {
         self.join_rule == JoinRule::Public
             || self.published
             || self.history_visibility == HistoryVisibility::WorldReadable
-            || self.guest_access
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn private_room() -> Room {
+        Room {
+            room_id: "!r:example.org".into(),
+            join_rule: JoinRule::Invite,
+            history_visibility: HistoryVisibility::Shared,
+            encrypted: false,
+            guest_access: false,
+            published: false,
+            access_rule: String::new(),
+        }
+    }
+
+    /// An invite-only, unlisted room with shared history is private.
+    #[test]
+    fn an_invite_only_room_is_private() {
+        assert!(!private_room().is_public());
+    }
+
+    /// Each of the three ways a stranger can read a room makes it public on its own.
+    #[test]
+    fn join_rule_directory_or_history_make_a_room_public() {
+        let mut open = private_room();
+        open.join_rule = JoinRule::Public;
+        let mut listed = private_room();
+        listed.published = true;
+        let mut readable = private_room();
+        readable.history_visibility = HistoryVisibility::WorldReadable;
+        for room in [open, listed, readable] {
+            assert!(room.is_public(), "{room:?}");
+        }
+    }
+
+    /// Guest access alone never makes a room public: guests need an invite to an invite-only room like anyone else
+    /// (and Synapse's private presets write `can_join` into every private room).
+    #[test]
+    fn guest_access_does_not_make_a_room_public() {
+        let mut room = private_room();
+        room.guest_access = true;
+        assert!(!room.is_public());
     }
 }

@@ -103,7 +103,7 @@ pub struct RoomCase {
     /// Encrypted room.
     #[serde(default)]
     pub encrypted: bool,
-    /// Guests may join.
+    /// Guests can really join (effective guest access: the room allows it and so does the homeserver).
     #[serde(default)]
     pub guest_access: bool,
     /// Listed in the directory.

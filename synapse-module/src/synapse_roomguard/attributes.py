@@ -124,11 +124,16 @@ def _content(state: Mapping[str, Mapping[str, Any]], event_type: str) -> Mapping
     return content if isinstance(content, Mapping) else {}
 
 
-def attributes_from_state(state: RoomState) -> RoomAttributes:
+def attributes_from_state(state: RoomState, *, guest_access_enabled: bool) -> RoomAttributes:
     """Read the room's attributes from its current state, with the Matrix spec's defaults for missing events.
 
     A missing or unknown join rule is `invite` (the spec's default) and a missing history visibility is `shared`, so
     that roomguard always receives a valid, non-UNSPECIFIED value describing what Synapse actually enforces.
+
+    `guest_access_enabled` is the homeserver's own setting: guest access is *effective* (what roomguard's
+    `Room.guest_access` means) only when the room says `can_join` and the homeserver lets guests in at all. Synapse's
+    `private_chat` and `trusted_private_chat` presets write `can_join` into every room they create, so the state event
+    alone says little.
     """
     contents = state.contents
     join_rule = _JOIN_RULES.get(_text(_content(contents, "m.room.join_rules").get("join_rule")), pb.JOIN_RULE_INVITE)
@@ -138,7 +143,8 @@ def attributes_from_state(state: RoomState) -> RoomAttributes:
     # DESIGN: "an m.room.encryption state event is present". A redacted or malformed one still makes clients encrypt
     # (and Synapse refuses to remove it), so its mere presence counts.
     encrypted = "m.room.encryption" in contents
-    guest_access = _content(contents, "m.room.guest_access").get("guest_access") == "can_join"
+    room_lets_guests_in = _content(contents, "m.room.guest_access").get("guest_access") == "can_join"
+    guest_access = guest_access_enabled and room_lets_guests_in
     access_rule = _content(contents, ACCESS_RULES_EVENT).get("rule")
     access_rule = access_rule if isinstance(access_rule, str) else ""
 

@@ -94,6 +94,11 @@ class RoomguardConfig:
     #: The bearer token sent to roomguard as `authorization: Bearer <token>` on every call (keys `auth_token_file`,
     #: `auth_token`); None: no token. Kept out of `repr` so that a logged config never shows it.
     auth_token: str | None = field(default=None, repr=False)
+    #: Whether this homeserver lets guests in (key `guest_access_enabled`); None: read Synapse's own
+    #: `allow_guest_access`. `Room.guest_access` is *effective* guest access: the room says `can_join` and the
+    #: homeserver allows guests. Set it when Synapse's setting cannot be read (the module then warns and assumes
+    #: guests are allowed), or when guests reach the rooms by another door than this Synapse's own registration.
+    guest_access_enabled: bool | None = None
 
     @property
     def is_unix_socket(self) -> bool:
@@ -246,6 +251,7 @@ def parse_config(config: Mapping[str, Any] | None) -> RoomguardConfig:
         "tls",
         "auth_token_file",
         "auth_token",
+        "guest_access_enabled",
     }
     unknown = sorted(set(config) - known)
     if unknown:
@@ -272,6 +278,13 @@ def parse_config(config: Mapping[str, Any] | None) -> RoomguardConfig:
             "socket without TLS; remove `tls`, or dial roomguard's TCP listener"
         )
 
+    guest_access_enabled = config.get("guest_access_enabled")
+    if guest_access_enabled is not None and not isinstance(guest_access_enabled, bool):
+        raise ConfigError(
+            f"{_key('guest_access_enabled')} must be `true` or `false` (or left out to follow Synapse's "
+            f"`allow_guest_access`), got `{guest_access_enabled!r}`"
+        )
+
     return RoomguardConfig(
         endpoint=endpoint,
         timeout_s=timeout_ms / 1000,
@@ -282,4 +295,5 @@ def parse_config(config: Mapping[str, Any] | None) -> RoomguardConfig:
         directory_cache_ttl_s=float(directory_ttl),
         tls=tls,
         auth_token=_auth_token(config),
+        guest_access_enabled=guest_access_enabled,
     )

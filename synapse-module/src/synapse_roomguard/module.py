@@ -90,6 +90,7 @@ class RoomguardModule:
             clock=reactor.seconds,
         )
         self._creation_defaults = _creation_defaults(api)
+        self._guest_access_enabled = _guest_access_enabled(api, config)
         self._warned_visibility_fallback = False
 
         api.register_spam_checker_callbacks(
@@ -102,7 +103,7 @@ class RoomguardModule:
         reactor.addSystemEventTrigger("before", "shutdown", self._client.close)
         logger.info(
             "roomguard module ready: endpoint=%s transport=%s token=%s timeout_ms=%d "
-            "failure_mode=message_send:%s,room_publish:%s,room_create:%s",
+            "failure_mode=message_send:%s,room_publish:%s,room_create:%s guest_access_enabled=%s",
             config.endpoint,
             _transport(config),
             "yes" if config.auth_token else "no",
@@ -110,6 +111,7 @@ class RoomguardModule:
             config.failure_mode.message_send.value,
             config.failure_mode.room_publish.value,
             config.failure_mode.room_create.value,
+            "yes" if self._guest_access_enabled else "no",
         )
         if config.auth_token and config.tls is None and not config.is_unix_socket and not _is_loopback(config.endpoint):
             logger.warning(
@@ -194,7 +196,7 @@ class RoomguardModule:
 
         async def ask() -> pb.Decision:
             state = state_from_create_request(user_id, room_config, self._creation_defaults)
-            attributes = attributes_from_state(state)
+            attributes = attributes_from_state(state, guest_access_enabled=self._guest_access_enabled)
             room_id = f"!{PENDING_ROOM_LOCALPART}:{self._api.server_name}"
             request = pb.CheckRoomPublishRequest(
                 request_id=str(uuid.uuid4()),
@@ -225,7 +227,9 @@ class RoomguardModule:
             return None
         signature = tuple(sorted((key[0], event.event_id) for key, event in events.items()))
         return self._cache.attributes.get_or_build(
-            room_id, signature, lambda: attributes_from_state(_room_state(events))
+            room_id,
+            signature,
+            lambda: attributes_from_state(_room_state(events), guest_access_enabled=self._guest_access_enabled),
         )
 
     async def _published(self, room_id: str) -> bool:
@@ -378,3 +382,28 @@ def _creation_defaults(api: ModuleApi) -> CreationDefaults:
             "Synapse; public room creation is checked as if neither applied"
         )
         return CreationDefaults(creators_outrank_everyone=False)
+
+
+def _guest_access_enabled(api: ModuleApi, config: RoomguardConfig) -> bool:
+    """Does this homeserver let guests in? The module option wins; else Synapse's `allow_guest_access`.
+
+    The module API has no accessor for it, so it is read from Synapse's parsed config
+    (`hs.config.registration.allow_guest_access`, where Synapse 1.163 keeps it). If a future Synapse moves it, the
+    module cannot tell whether guests exist, assumes they do (the strict reading: a room whose state says `can_join`
+    then counts as open to guests, which only ever refuses more publications), and says so once at start-up, naming
+    the option that settles it.
+    """
+    if config.guest_access_enabled is not None:
+        return config.guest_access_enabled
+    try:
+        allowed = api._hs.config.registration.allow_guest_access  # noqa: SLF001 - no public accessor
+    except AttributeError:
+        allowed = None
+    if not isinstance(allowed, bool):
+        logger.warning(
+            "roomguard: cannot read allow_guest_access from this Synapse; assuming guests are allowed "
+            "(rooms whose state says can_join count as open to guests); set the module option "
+            "`guest_access_enabled` to say whether this homeserver lets guests in"
+        )
+        return True
+    return allowed

@@ -172,6 +172,8 @@ class Synapse:
     proc: subprocess.Popen | None = None
     shared_secret: str = "roomguard-e2e-shared-secret"
     name: str = "synapse"
+    #: More `homeserver.yaml` settings, applied last (e.g. `{"allow_guest_access": True}`).
+    extra_config: dict[str, Any] = field(default_factory=dict)
 
     @property
     def base_url(self) -> str:
@@ -237,6 +239,7 @@ class Synapse:
                 "log_config": str(self.workdir / "log.config"),
             }
         )
+        config.update(self.extra_config)
         if self.module_config is not None:
             config["modules"] = [{"module": "synapse_roomguard.RoomguardModule", "config": self.module_config}]
         config_path.write_text(yaml.safe_dump(config))
@@ -318,6 +321,17 @@ class Synapse:
         assert status == 200, body
         return Client(self.base_url, body["access_token"], body["user_id"])
 
+    def register_guest(self) -> Response:
+        """`POST /register?kind=guest`: a guest account (200 only where `allow_guest_access` is on)."""
+        started = time.monotonic()
+        status, body = request("POST", f"{self.base_url}/_matrix/client/v3/register?kind=guest", {})
+        return Response(status, body, time.monotonic() - started)
+
+    def guest(self) -> Client:
+        resp = self.register_guest()
+        assert resp.status == 200, resp.body
+        return Client(self.base_url, resp.body["access_token"], resp.body["user_id"])
+
 
 # === HTTP ===
 
@@ -370,6 +384,9 @@ class Client:
 
     def join(self, room_id: str) -> Response:
         return self.call("POST", f"/join/{urllib.parse.quote(room_id)}", {})
+
+    def invite(self, room_id: str, user_id: str) -> Response:
+        return self.call("POST", f"/rooms/{urllib.parse.quote(room_id)}/invite", {"user_id": user_id})
 
     def send(self, room_id: str, content: dict[str, Any], event_type: str = "m.room.message") -> Response:
         self._txn += 1

@@ -182,12 +182,15 @@ def test_join_rule_change_is_seen_by_the_next_message(alice: Client) -> None:
 
 
 def test_publishing_encrypted_private_room_is_refused_with_all_reasons(alice: Client) -> None:
-    """`PUT /directory/list/room` on an encrypted, invite-only, guest-open, externals-open room: every broken rule."""
+    """`PUT /directory/list/room` on an encrypted, invite-only, world-readable, externals-open room: every broken
+    rule. (Its `can_join` guest access is no reason on this homeserver, which lets no guest in: see
+    test_guest_access.py.)"""
     room = alice.create_room_id(
         preset="private_chat",
         initial_state=[
             ENCRYPTION,
             {"type": "m.room.guest_access", "state_key": "", "content": {"guest_access": "can_join"}},
+            {"type": "m.room.history_visibility", "state_key": "", "content": {"history_visibility": "world_readable"}},
             {"type": "im.vector.room.access_rules", "state_key": "", "content": {"rule": "unrestricted"}},
         ],
     )

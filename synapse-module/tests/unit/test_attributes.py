@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import pytest
+
 from synapse_roomguard._proto.roomguard.v1 import policy_pb2 as pb
 from synapse_roomguard.attributes import (
     CREATOR_POWER_LEVEL,
     CreationDefaults,
+    RoomAttributes,
     RoomState,
-    attributes_from_state,
     state_from_create_request,
 )
+from synapse_roomguard.attributes import attributes_from_state as _attributes_from_state
 
 ALICE = "@alice:agent.finances.tchap.gouv.fr"
 BOB = "@bob:agent.finances.tchap.gouv.fr"
+
+
+def attributes_from_state(room: RoomState, *, guest_access_enabled: bool = True) -> RoomAttributes:
+    """The attributes on a homeserver that lets guests in, unless a test says otherwise."""
+    return _attributes_from_state(room, guest_access_enabled=guest_access_enabled)
 
 
 def state(creator: str = ALICE, outrank: bool = False, **contents: dict) -> RoomState:
@@ -83,6 +91,14 @@ def test_every_join_rule_and_visibility_maps_to_its_enum() -> None:
         assert attrs.history_visibility == expected
 
 
+def test_can_join_is_guest_access_only_where_the_homeserver_allows_guests() -> None:
+    """`Room.guest_access` is effective guest access: `can_join` in the room **and** guests allowed by the homeserver."""
+    room = state(m__room__guest_access={"guest_access": "can_join"})
+    assert attributes_from_state(room, guest_access_enabled=True).guest_access
+    assert not attributes_from_state(room, guest_access_enabled=False).guest_access
+    assert not attributes_from_state(state(), guest_access_enabled=True).guest_access
+
+
 def test_guest_access_forbidden_is_off() -> None:
     """`guest_access: forbidden` is not guest access."""
     assert not attributes_from_state(state(m__room__guest_access={"guest_access": "forbidden"})).guest_access
@@ -130,8 +146,10 @@ def test_additional_creators_need_room_v12() -> None:
 NO_DEFAULTS = CreationDefaults(encrypted_presets=frozenset(), creators_outrank_everyone=False)
 
 
-def predicted(config: dict, defaults: CreationDefaults = NO_DEFAULTS):
-    return attributes_from_state(state_from_create_request(ALICE, config, defaults))
+def predicted(config: dict, defaults: CreationDefaults = NO_DEFAULTS, *, guest_access_enabled: bool = True):
+    return attributes_from_state(
+        state_from_create_request(ALICE, config, defaults), guest_access_enabled=guest_access_enabled
+    )
 
 
 def test_public_visibility_defaults_to_public_chat_preset() -> None:
@@ -144,10 +162,19 @@ def test_public_visibility_defaults_to_public_chat_preset() -> None:
 
 
 def test_private_chat_preset_is_invite_only_with_guests() -> None:
-    """`preset: private_chat` (even with `visibility: public`) is invite-only and lets guests join, as Synapse does."""
+    """`preset: private_chat` (even with `visibility: public`) is invite-only and lets guests join, as Synapse does,
+    on a homeserver that allows guests."""
     attrs = predicted({"visibility": "public", "preset": "private_chat"})
     assert attrs.join_rule == pb.JOIN_RULE_INVITE
     assert attrs.guest_access
+
+
+@pytest.mark.parametrize("preset", ["private_chat", "trusted_private_chat"])
+def test_private_presets_give_no_guest_access_on_a_homeserver_without_guests(preset: str) -> None:
+    """The private presets write `can_join`, but on a homeserver without guest access no guest can get in."""
+    attrs = predicted({"visibility": "public", "preset": preset}, guest_access_enabled=False)
+    assert attrs.join_rule == pb.JOIN_RULE_INVITE
+    assert not attrs.guest_access
 
 
 def test_initial_state_overrides_preset() -> None:

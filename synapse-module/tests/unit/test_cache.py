@@ -82,7 +82,8 @@ def test_attributes_are_rebuilt_only_when_the_state_signature_changes() -> None:
         def _build():
             builds.append(rule)
             return attributes_from_state(
-                RoomState(contents={"m.room.create": {}, "m.room.join_rules": {"join_rule": rule}})
+                RoomState(contents={"m.room.create": {}, "m.room.join_rules": {"join_rule": rule}}),
+                guest_access_enabled=False,
             )
 
         return _build
@@ -97,7 +98,7 @@ def test_attributes_are_rebuilt_only_when_the_state_signature_changes() -> None:
 def test_attribute_cache_is_bounded() -> None:
     """The least recently used room is dropped beyond `room_cache_size`."""
     lru = AttributeLru(size=2)
-    attrs = attributes_from_state(RoomState(contents={"m.room.create": {}}))
+    attrs = attributes_from_state(RoomState(contents={"m.room.create": {}}), guest_access_enabled=False)
     for room in ("!a", "!b", "!c"):
         lru.get_or_build(room, (), lambda: attrs)
     assert len(lru) == 2

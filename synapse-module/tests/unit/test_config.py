@@ -21,6 +21,7 @@ def test_minimal_config_gets_documented_defaults() -> None:
     assert config.room_cache_size == 10_000
     assert config.max_concurrent_calls == 16
     assert config.directory_cache_ttl_s == 10
+    assert config.guest_access_enabled is None  # follow Synapse's own `allow_guest_access`
 
 
 def test_every_key_can_be_set() -> None:
@@ -34,6 +35,7 @@ def test_every_key_can_be_set() -> None:
             "room_cache_size": 50,
             "max_concurrent_calls": 4,
             "directory_cache_ttl_seconds": 0,
+            "guest_access_enabled": False,
         }
     )
     assert config.endpoint == "unix:/run/roomguard.sock"
@@ -45,6 +47,7 @@ def test_every_key_can_be_set() -> None:
     assert config.room_cache_size == 50
     assert config.max_concurrent_calls == 4
     assert config.directory_cache_ttl_s == 0
+    assert config.guest_access_enabled is False
 
 
 def test_failure_modes_can_be_set_one_at_a_time() -> None:
@@ -77,6 +80,8 @@ def test_failure_modes_can_be_set_one_at_a_time() -> None:
         ({"endpoint": "x:1", "room_cache_ttl_seconds": 60}, "`room_cache_ttl_seconds`"),
         ({"endpoint": "x:1", "directory_cache_ttl_seconds": -1}, "`directory_cache_ttl_seconds`"),
         ({"endpoint": "x:1", "timeout": 200}, "`timeout`"),
+        ({"endpoint": "x:1", "guest_access_enabled": "yes"}, "`guest_access_enabled`"),
+        ({"endpoint": "x:1", "guest_access_enabled": 1}, "`guest_access_enabled`"),
     ],
 )
 def test_bad_config_is_refused_naming_the_key(config: object, named_key: str) -> None:

@@ -13,7 +13,7 @@ from synapse.module_api.errors import Codes
 from synapse_roomguard._proto.roomguard.v1 import policy_pb2 as pb
 from synapse_roomguard.client import RoomguardUnavailableError
 from synapse_roomguard.config import FailureMode, parse_config
-from synapse_roomguard.module import RoomguardModule, _is_loopback
+from synapse_roomguard.module import RoomguardModule, _guest_access_enabled, _is_loopback
 from tests.fake_roomguard import allow, deny
 
 SECRET = "DIFFUSION RESTREINTE corps-7f3a"
@@ -153,3 +153,40 @@ def test_shadow_decision_that_would_allow_is_not_logged_at_info(caplog: pytest.L
 def test_plaintext_token_warning_spares_loopback(endpoint: str, loopback: bool) -> None:
     """The start-up warning about a token sent in plaintext is for endpoints off this host only."""
     assert _is_loopback(endpoint) is loopback
+
+
+class _Registration:
+    def __init__(self, allow_guest_access: object) -> None:
+        self.allow_guest_access = allow_guest_access
+
+
+class _HomeserverWithRegistration:
+    def __init__(self, allow_guest_access: object) -> None:
+        self.config = type("Config", (), {"registration": _Registration(allow_guest_access)})()
+
+
+class _Api:
+    def __init__(self, hs: object) -> None:
+        self._hs = hs
+
+
+@pytest.mark.parametrize("allowed", [True, False])
+def test_guest_access_follows_synapse_allow_guest_access(allowed: bool) -> None:
+    """Without the module option, the homeserver's own `allow_guest_access` says whether guests exist."""
+    api: Any = _Api(_HomeserverWithRegistration(allowed))
+    assert _guest_access_enabled(api, parse_config({"endpoint": "x:1"})) is allowed
+
+
+@pytest.mark.parametrize("option", [True, False])
+def test_guest_access_option_overrides_synapse(option: bool) -> None:
+    """`guest_access_enabled` wins over Synapse's setting, whichever way."""
+    api: Any = _Api(_HomeserverWithRegistration(not option))
+    assert _guest_access_enabled(api, parse_config({"endpoint": "x:1", "guest_access_enabled": option})) is option
+
+
+def test_unreadable_guest_setting_assumes_guests_and_warns(caplog: pytest.LogCaptureFixture) -> None:
+    """A Synapse that moved the setting: assume guests can join (the strict reading) and name the option to set."""
+    api: Any = _Api(object())
+    with caplog.at_level(logging.WARNING, logger="synapse_roomguard"):
+        assert _guest_access_enabled(api, parse_config({"endpoint": "x:1"})) is True
+    assert "guest_access_enabled" in caplog.text
