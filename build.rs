@@ -13,6 +13,8 @@ fn main() -> Result<(), Box<dyn Error>> {
     };
     let out_dir = PathBuf::from(env::var("OUT_DIR")?);
     tonic_prost_build::configure()
+        // A request that does not decode is the caller's bug: INVALID_ARGUMENT, not tonic-prost's INTERNAL.
+        .codec_path("crate::grpc::codec::RequestCodec")
         .file_descriptor_set_path(out_dir.join("roomguard_descriptor.bin"))
         .compile_with_config(config, &["proto/roomguard/v1/policy.proto"], &["proto"])?;
     println!("cargo:rerun-if-changed=proto");
