@@ -56,8 +56,10 @@ impl RoleSet {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RolesFile {
-    #[serde(default)]
-    server_admin: Vec<String>,
+    /// Every role of the policy. Roles are declared, never created by being used: a typo in users.csv
+    /// (`extrenal`) would otherwise be a new role that no rule knows, silently lifting the user's restrictions.
+    roles: Option<toml::Spanned<Vec<String>>>,
+    server_admin: Option<toml::Spanned<Vec<String>>>,
     #[serde(default)]
     domains: BTreeMap<String, toml::Spanned<Vec<String>>>,
 }
@@ -80,9 +82,27 @@ impl RoleResolver {
             .map_err(|e| vec![Problem::from_toml(ROLES_FILE, roles_toml, &e)])?;
         let mut resolver = RoleResolver::default();
         let mut problems = Vec::new();
-        match resolver.role_set(&file.server_admin) {
-            Ok(set) => resolver.server_admin = set,
-            Err(m) => problems.push(Problem::in_file(ROLES_FILE, format!("server_admin: {m}"))),
+        match &file.roles {
+            None => problems.push(Problem::in_file(
+                ROLES_FILE,
+                "declares no roles: list every role first, e.g. `roles = [\"agent\", \"external\", \"admin\"]`",
+            )),
+            Some(declared) => {
+                let line = line_of(roles_toml, declared.span().start);
+                for m in resolver.declare(declared.get_ref()) {
+                    problems.push(Problem::at(ROLES_FILE, line, m));
+                }
+            }
+        }
+        if let Some(admin) = &file.server_admin {
+            match resolver.role_set(admin.get_ref()) {
+                Ok(set) => resolver.server_admin = set,
+                Err(m) => problems.push(Problem::at(
+                    ROLES_FILE,
+                    line_of(roles_toml, admin.span().start),
+                    format!("server_admin: {m}"),
+                )),
+            }
         }
         for (pattern, roles) in &file.domains {
             let line = line_of(roles_toml, roles.span().start);
@@ -146,31 +166,59 @@ impl RoleResolver {
         }
     }
 
-    /// Interns role names, refusing names rules could not use after `r.role.`.
-    fn role_set(&mut self, roles: &[String]) -> Result<RoleSet, String> {
-        let mut set = RoleSet::default();
+    /// Declares the policy's roles, in order (the bits of a [`RoleSet`]); returns what is wrong with the list.
+    fn declare(&mut self, roles: &[String]) -> Vec<String> {
+        let mut problems = Vec::new();
+        if roles.is_empty() {
+            problems.push("`roles` is empty: declare at least one role".to_owned());
+        }
         for role in roles {
             if !is_identifier(role) {
-                return Err(format!(
+                problems.push(format!(
                     "role `{role}` must be lowercase letters, digits and `_`, start with a letter, and not be a \
-                     reserved word"
+                     reserved word (rules use it as `r.role.{role}`)"
                 ));
+            } else if self.names.contains(role) {
+                problems.push(format!("role `{role}` is declared twice"));
+            } else if self.names.len() == MAX_ROLES {
+                problems.push(format!(
+                    "role `{role}` is one too many: at most {MAX_ROLES} distinct roles"
+                ));
+            } else {
+                self.names.push(role.clone());
             }
-            let index = match self.names.iter().position(|n| n == role) {
-                Some(i) => i,
-                None if self.names.len() < MAX_ROLES => {
-                    self.names.push(role.clone());
-                    self.names.len() - 1
-                }
-                None => {
-                    return Err(format!(
-                        "role `{role}` is one too many: at most {MAX_ROLES} distinct roles"
-                    ));
-                }
-            };
-            set.insert(index);
+        }
+        problems
+    }
+
+    /// The set of `roles`, each of which must be declared.
+    fn role_set(&self, roles: &[String]) -> Result<RoleSet, String> {
+        let mut set = RoleSet::default();
+        for role in roles {
+            match self.names.iter().position(|n| n == role) {
+                Some(index) => set.insert(index),
+                None => return Err(self.undeclared(role)),
+            }
         }
         Ok(set)
+    }
+
+    /// Says that `role` is not declared, suggesting the declared role it most likely misspells.
+    pub fn undeclared(&self, role: &str) -> String {
+        let nearest = self
+            .names
+            .iter()
+            .map(|name| (edit_distance(role, name), name))
+            .filter(|(distance, _)| *distance <= 2)
+            .min_by_key(|(distance, _)| *distance);
+        let hint = match nearest {
+            Some((_, name)) => format!("; did you mean `{name}`?"),
+            None => String::new(),
+        };
+        format!(
+            "role `{role}` is not declared in roles.toml (`roles = [...]` declares: {}){hint}",
+            self.names.join(", ")
+        )
     }
 
     /// Every role the policy knows, in the order the bits of a [`RoleSet`] index them.
@@ -242,6 +290,32 @@ impl RoleResolver {
         }
         self.domains.get("*").copied().unwrap_or_default()
     }
+}
+
+/// Levenshtein distance with adjacent swaps counted as one edit (optimal string alignment), on characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    let mut rows = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in rows.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for (j, cell) in rows[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (rows[i - 1][j] + 1)
+                .min(rows[i][j - 1] + 1)
+                .min(rows[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(rows[i - 2][j - 2] + 1);
+            }
+            rows[i][j] = best;
+        }
+    }
+    rows[a.len()][b.len()]
 }
 
 /// Per-user lines compare the localpart exactly and the server name without regard to case.
@@ -341,7 +415,11 @@ mod tests {
     #[test]
     fn per_user_lines_replace_domain_roles() {
         let users = "# contractors\n@bob:agent.finances.tchap.gouv.fr, external\n@carol:matrix.org, agent, auditor\n";
-        let r = RoleResolver::load(ROLES, users).unwrap();
+        let declared = ROLES.replace(
+            "\"foreign\", \"admin\"]",
+            "\"foreign\", \"admin\", \"auditor\"]",
+        );
+        let r = RoleResolver::load(&declared, users).unwrap();
         assert_eq!(
             roles(&r, "@bob:agent.finances.tchap.gouv.fr", false),
             vec!["external"]
@@ -393,18 +471,81 @@ mod tests {
         assert_eq!(lines, vec![Some(2), Some(3), Some(4)], "{problems:?}");
         assert!(problems.iter().all(|p| p.file == USERS_FILE));
 
-        let bad_roles = "[domains]\n\"*.ok.org\" = [\"agent\"]\n\"a.*.org\" = [\"agent\"]\n\"x.org\" = [\"public\"]\n";
+        let bad_roles = "roles = [\"agent\", \"public\"]\n[domains]\n\"*.ok.org\" = [\"agent\"]\n\"a.*.org\" = [\"agent\"]\n";
         let problems = RoleResolver::load(bad_roles, "").unwrap_err();
         let rendered: Vec<String> = problems.iter().map(ToString::to_string).collect();
         assert!(
-            rendered.iter().any(|p| p.starts_with("roles.toml:3:")),
+            rendered
+                .iter()
+                .any(|p| p.starts_with("roles.toml:1:") && p.contains("reserved")),
+            "{rendered:?}"
+        );
+        assert!(
+            rendered.iter().any(|p| p.starts_with("roles.toml:4:")),
+            "{rendered:?}"
+        );
+    }
+
+    /// A role is declared before it is used: a misspelt role in users.csv is a load error at its line that names
+    /// the role it most likely means, never a new role that no rule knows (which would lift the user's
+    /// restrictions).
+    #[test]
+    fn an_undeclared_role_in_users_csv_is_an_error_at_its_line() {
+        let users = "# contractors\n@bob:gmail.com, extrenal\n";
+        let problems = RoleResolver::load(ROLES, users).unwrap_err();
+        let rendered: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        assert_eq!(rendered.len(), 1, "{rendered:?}");
+        assert!(rendered[0].starts_with("users.csv:2:"), "{rendered:?}");
+        assert!(
+            rendered[0].contains("`extrenal` is not declared"),
+            "{rendered:?}"
+        );
+        assert!(
+            rendered[0].contains("did you mean `external`?"),
+            "{rendered:?}"
+        );
+    }
+
+    /// Domain patterns and `server_admin` may only name declared roles either, each reported at its line.
+    #[test]
+    fn undeclared_roles_in_roles_toml_are_errors_at_their_lines() {
+        let toml = "roles = [\"agent\", \"admin\"]\nserver_admin = [\"admn\"]\n[domains]\n\"*\" = [\"foriegn\"]\n";
+        let problems = RoleResolver::load(toml, "").unwrap_err();
+        let rendered: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        assert!(
+            rendered
+                .iter()
+                .any(|p| p.starts_with("roles.toml:2:") && p.contains("`admn`")),
             "{rendered:?}"
         );
         assert!(
             rendered
                 .iter()
-                .any(|p| p.starts_with("roles.toml:4:") && p.contains("reserved")),
+                .any(|p| p.starts_with("roles.toml:4:") && p.contains("`foriegn`")),
             "{rendered:?}"
         );
+    }
+
+    /// A roles.toml without a `roles` list, with an empty one, or declaring a role twice is refused.
+    #[test]
+    fn the_roles_list_is_required_and_distinct() {
+        for toml in [
+            "[domains]\n\"*\" = []\n",
+            "roles = []\n",
+            "roles = [\"agent\", \"agent\"]\n",
+        ] {
+            assert!(RoleResolver::load(toml, "").is_err(), "{toml}");
+        }
+    }
+
+    /// Declared order is bit order, and a declared role that nothing gives still exists for rules.
+    #[test]
+    fn declared_roles_exist_even_when_unused() {
+        let r = RoleResolver::load(
+            "roles = [\"b\", \"a\", \"unused\"]\n[domains]\n\"*\" = [\"a\"]\n",
+            "",
+        )
+        .unwrap();
+        assert_eq!(r.role_names(), ["b", "a", "unused"]);
     }
 }
