@@ -107,6 +107,7 @@ impl PolicySnapshot {
             roles.as_ref(),
             classifier.as_ref(),
         ));
+        problems.extend(check_coverage(&parsed, classifier.as_ref()));
         let rules = Some(parsed);
         let (Some(rules), Some(reasons), Some(roles), Some(classifier), true) =
             (rules, reasons, roles, classifier, problems.is_empty())
@@ -162,6 +163,15 @@ fn read_files(dir: &Path) -> Result<Vec<(&'static str, String)>, PolicyError> {
     for name in POLICY_FILES {
         match fs::read(dir.join(name)) {
             Ok(bytes) => match String::from_utf8(bytes) {
+                // An editor that truncates a file and then writes it shows a reload an empty file for a moment;
+                // an empty required file is never what an author meant (an empty markings.toml would let every
+                // marked message through), so it is refused and the previous policy keeps serving.
+                Ok(text) if name != USERS_FILE && text.trim().is_empty() => {
+                    problems.push(Problem::in_file(
+                        name,
+                        "is empty: every policy needs it (a save in progress? the previous policy keeps serving)",
+                    ));
+                }
                 Ok(text) => files.push((name, text)),
                 Err(e) => problems.push(Problem::in_file(
                     name,
@@ -317,6 +327,34 @@ fn check_model(text: &str) -> Vec<Problem> {
     problems
 }
 
+/// What a policy must have to decide anything: a rule for every action the service decides (without one, every
+/// request of that action would be denied `NO_MATCHING_RULE`), and at least one marking (without one, no message
+/// is ever classified and every marked message goes through).
+fn check_coverage(rules: &[Rule], classifier: Option<&Classifier>) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    for action in Action::ALL {
+        if !rules.iter().any(|rule| rule.action == action) {
+            problems.push(Problem::in_file(
+                RULES_FILE,
+                format!(
+                    "no rule for action `{}`: every request of it would be denied NO_MATCHING_RULE; add its rules \
+                     (at least `p, {}.allow, {}, true, allow, ALLOWED`)",
+                    action.as_str(),
+                    action.as_str(),
+                    action.as_str()
+                ),
+            ));
+        }
+    }
+    if classifier.is_some_and(|c| c.labels().count() <= 1) {
+        problems.push(Problem::in_file(
+            MARKINGS_FILE,
+            "declares no marking: no message would ever be classified, and every marked message would go through",
+        ));
+    }
+    problems
+}
+
 /// Cross-file checks: codes in the catalogue, attributes and roles that exist, conditions that parse.
 /// Checks that need another file are skipped when that file itself failed to load (its problems are reported).
 fn check_rules(
@@ -338,12 +376,9 @@ fn check_rules(
         for reference in attribute_references(&rule.condition) {
             let problem = match (reference.object, reference.field) {
                 ("act", None) => None,
-                ("role", Some(role)) => roles.filter(|r| !r.role_names().iter().any(|n| n == role)).map(|roles| {
-                    format!(
-                        "`r.role.{role}` names a role that no line of roles.toml or users.csv gives (known: {})",
-                        roles.role_names().join(", ")
-                    )
-                }),
+                ("role", Some(role)) => roles
+                    .filter(|r| !r.role_names().iter().any(|n| n == role))
+                    .map(|roles| format!("`r.role.{role}`: {}", roles.undeclared(role))),
                 (object, Some(field)) => match kind_of(object, field) {
                     Some(kind) => compared_with(reference.rest)
                         .filter(|other| *other != kind)

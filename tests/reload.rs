@@ -296,3 +296,66 @@ async fn a_burst_of_reloads_under_load_fails_nothing() {
         s.reloads_succeeded, s.reloads_refused
     );
 }
+
+/// An editor that truncates then writes, an emptied file, a file with only comments, a rules file that forgot an
+/// action, a misspelt role: each is refused, the serving policy keeps deciding (marked messages stay refused), and
+/// the refusal names the file.
+#[tokio::test]
+async fn hollow_policy_files_and_undeclared_roles_are_refused() {
+    let dir = copy_policies(Path::new("policies"));
+    let server = TestServer::start(dir.path()).await;
+    let serving = status(&server).await.policy_version;
+    let mut client = server.client().await;
+    let rules = std::fs::read_to_string(dir.path().join("rules.csv")).unwrap();
+    let without_publish: String = rules
+        .lines()
+        .filter(|l| !l.starts_with("p, publish."))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let cases: [(&str, String, &str); 6] = [
+        ("markings.toml", String::new(), "markings.toml: is empty"),
+        ("rules.csv", "\n \n".into(), "rules.csv: is empty"),
+        ("model.conf", String::new(), "model.conf: is empty"),
+        (
+            "markings.toml",
+            "# every marking removed\n".into(),
+            "markings.toml: declares no marking",
+        ),
+        ("rules.csv", without_publish, "no rule for action `publish`"),
+        (
+            "users.csv",
+            "@bob:gmail.com, extrenal\n".into(),
+            "did you mean `external`?",
+        ),
+    ];
+    for (round, (file, content, expected)) in cases.into_iter().enumerate() {
+        let original = std::fs::read_to_string(dir.path().join(file)).unwrap();
+        std::fs::write(dir.path().join(file), &content).unwrap();
+        let refused = eventually(Duration::from_secs(5), || {
+            let server = &server;
+            async move { status(server).await.reloads_refused as usize > round }
+        })
+        .await;
+        assert!(refused, "{file}: {content:?} was not refused");
+        let s = status(&server).await;
+        assert_eq!(
+            s.policy_version, serving,
+            "{file}: {content:?} replaced the policy"
+        );
+        assert!(
+            s.last_refused_error.contains(expected),
+            "{file}: {}",
+            s.last_refused_error
+        );
+        let marked = client
+            .check_message_send(send(AGENT, JoinRule::Public, false, "DIFFUSION RESTREINTE"))
+            .await
+            .unwrap()
+            .into_inner()
+            .decision
+            .unwrap();
+        assert_eq!(marked.effect, proto::Effect::Deny as i32, "{file}");
+        std::fs::write(dir.path().join(file), original).unwrap();
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
+}
