@@ -149,6 +149,14 @@ pub struct LimitsConfig {
     pub http2_keepalive_interval_s: u64,
     /// A connection whose ping is not answered within this is closed.
     pub http2_keepalive_timeout_s: u64,
+    /// A connection that has not finished its TLS handshake (when TLS is on) and sent the HTTP/2 connection preface
+    /// within this is closed: silent sockets must not pile up until the file descriptors run out.
+    pub handshake_timeout_ms: u64,
+    /// Connections open at once across every listener; one more is closed as soon as it is accepted (and logged).
+    pub max_connections: usize,
+    /// After SIGTERM, how long calls in flight and open connections get to finish before the remaining connections
+    /// are closed and the process exits.
+    pub shutdown_grace_ms: u64,
 }
 
 impl Default for LimitsConfig {
@@ -159,6 +167,9 @@ impl Default for LimitsConfig {
             max_request_bytes: crate::server::MAX_REQUEST_BYTES,
             http2_keepalive_interval_s: 30,
             http2_keepalive_timeout_s: 10,
+            handshake_timeout_ms: 10_000,
+            max_connections: 10_000,
+            shutdown_grace_ms: 5_000,
         }
     }
 }
@@ -167,6 +178,16 @@ impl LimitsConfig {
     /// `request_timeout_ms` as a duration.
     pub fn request_timeout(&self) -> Duration {
         Duration::from_millis(self.request_timeout_ms)
+    }
+
+    /// `handshake_timeout_ms` as a duration.
+    pub fn handshake_timeout(&self) -> Duration {
+        Duration::from_millis(self.handshake_timeout_ms)
+    }
+
+    /// `shutdown_grace_ms` as a duration.
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_millis(self.shutdown_grace_ms)
     }
 }
 
@@ -197,7 +218,7 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
-    fn new(setting: &str, problem: impl Into<String>) -> Self {
+    pub(crate) fn new(setting: &str, problem: impl Into<String>) -> Self {
         ConfigError {
             setting: setting.into(),
             problem: problem.into(),
@@ -259,6 +280,15 @@ pub struct Overrides {
     /// HTTP/2 keepalive ping timeout in seconds [default: 10].
     #[arg(long, env = "ROOMGUARD_HTTP2_KEEPALIVE_TIMEOUT_S")]
     pub http2_keepalive_timeout_s: Option<u64>,
+    /// Time a new connection has to finish TLS and send the HTTP/2 preface, in milliseconds [default: 10000].
+    #[arg(long, env = "ROOMGUARD_HANDSHAKE_TIMEOUT_MS")]
+    pub handshake_timeout_ms: Option<u64>,
+    /// Connections open at once; more are closed on accept [default: 10000].
+    #[arg(long, env = "ROOMGUARD_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// Time calls and connections get to finish after SIGTERM, in milliseconds [default: 5000].
+    #[arg(long, env = "ROOMGUARD_SHUTDOWN_GRACE_MS")]
+    pub shutdown_grace_ms: Option<u64>,
 }
 
 impl Config {
@@ -341,6 +371,9 @@ impl Config {
             &mut l.http2_keepalive_timeout_s,
             &o.http2_keepalive_timeout_s,
         );
+        set(&mut l.handshake_timeout_ms, &o.handshake_timeout_ms);
+        set(&mut l.max_connections, &o.max_connections);
+        set(&mut l.shutdown_grace_ms, &o.shutdown_grace_ms);
     }
 
     /// Checks what can be checked before binding: combinations, ranges, and that named files are readable.
@@ -416,6 +449,8 @@ impl Config {
                 "limits.http2_keepalive_timeout_s",
                 l.http2_keepalive_timeout_s,
             ),
+            ("limits.handshake_timeout_ms", l.handshake_timeout_ms),
+            ("limits.max_connections", l.max_connections as u64),
         ] {
             if value == 0 {
                 return Err(ConfigError::new(setting, "must be greater than 0"));

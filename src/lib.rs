@@ -14,6 +14,7 @@ pub mod check_report;
 pub mod classifier;
 pub mod cli;
 pub mod config;
+pub mod connections;
 pub mod decide;
 pub mod decision;
 pub mod decision_log;

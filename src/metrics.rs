@@ -17,6 +17,10 @@
 //! | `roomguard_requests_timed_out_total` | counter | |
 //! | `roomguard_requests_unauthenticated_total` | counter | |
 //! | `roomguard_decision_log_dropped_total` | counter | |
+//! | `roomguard_connections_open` | gauge | |
+//! | `roomguard_connections_refused_total` | counter | `reason` (`limit`: `limits.max_connections` reached) |
+//! | `roomguard_connections_dropped_total` | counter | `reason` (`handshake_timeout`, `handshake_failed`, `not_http2`) |
+//! | `roomguard_accept_errors_total` | counter | `reason` (`fd_limit`, `other`) |
 
 use std::{
     collections::BTreeMap,
@@ -63,6 +67,39 @@ pub struct Metrics {
     timed_out: AtomicU64,
     unauthenticated: AtomicU64,
     decision_log_dropped: AtomicU64,
+    connections: ConnectionCounters,
+}
+
+/// What happened to the connections the listeners accepted.
+#[derive(Debug, Default)]
+struct ConnectionCounters {
+    open: AtomicI64,
+    refused_at_limit: AtomicU64,
+    handshake_timeout: AtomicU64,
+    handshake_failed: AtomicU64,
+    not_http2: AtomicU64,
+    accept_fd_limit: AtomicU64,
+    accept_other: AtomicU64,
+}
+
+/// Why a connection was closed before it could carry a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectionDrop {
+    /// The TLS handshake and HTTP/2 preface did not complete within `limits.handshake_timeout_ms`.
+    HandshakeTimeout,
+    /// The TLS handshake failed (bad client certificate, not TLS, ...).
+    HandshakeFailed,
+    /// The first bytes were not the HTTP/2 connection preface.
+    NotHttp2,
+}
+
+/// Why `accept` failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AcceptError {
+    /// The process or the system ran out of file descriptors.
+    FdLimit,
+    /// Anything else.
+    Other,
 }
 
 impl Metrics {
@@ -144,6 +181,60 @@ impl Metrics {
     /// Decision-log lines dropped since start.
     pub fn decision_log_dropped_count(&self) -> u64 {
         self.decision_log_dropped.load(Ordering::Relaxed)
+    }
+
+    /// A connection was accepted and holds one of the `limits.max_connections` slots.
+    pub fn connection_opened(&self) {
+        self.connections.open.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A connection that held a slot is closed.
+    pub fn connection_closed(&self) {
+        self.connections.open.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Connections open now.
+    pub fn connections_open(&self) -> i64 {
+        self.connections.open.load(Ordering::Relaxed)
+    }
+
+    /// A connection was closed on accept because `limits.max_connections` were open.
+    pub fn connection_refused_at_limit(&self) {
+        self.connections
+            .refused_at_limit
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Connections closed on accept at the limit since start.
+    pub fn connections_refused_at_limit(&self) -> u64 {
+        self.connections.refused_at_limit.load(Ordering::Relaxed)
+    }
+
+    /// A connection was closed before it could carry a call.
+    pub fn connection_dropped(&self, why: ConnectionDrop) {
+        self.drop_counter(why).fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Connections closed for `why` since start.
+    pub fn connections_dropped(&self, why: ConnectionDrop) -> u64 {
+        self.drop_counter(why).load(Ordering::Relaxed)
+    }
+
+    fn drop_counter(&self, why: ConnectionDrop) -> &AtomicU64 {
+        match why {
+            ConnectionDrop::HandshakeTimeout => &self.connections.handshake_timeout,
+            ConnectionDrop::HandshakeFailed => &self.connections.handshake_failed,
+            ConnectionDrop::NotHttp2 => &self.connections.not_http2,
+        }
+    }
+
+    /// `accept` failed.
+    pub fn accept_failed(&self, why: AcceptError) {
+        match why {
+            AcceptError::FdLimit => &self.connections.accept_fd_limit,
+            AcceptError::Other => &self.connections.accept_other,
+        }
+        .fetch_add(1, Ordering::Relaxed);
     }
 
     /// Every metric in the Prometheus text exposition format (version 0.0.4).
@@ -285,7 +376,65 @@ impl Metrics {
             "roomguard_decision_log_dropped_total {}",
             self.decision_log_dropped_count()
         );
+        self.render_connections(&mut out);
         out
+    }
+
+    fn render_connections(&self, out: &mut String) {
+        let c = &self.connections;
+        family(
+            out,
+            "roomguard_connections_open",
+            "gauge",
+            "Connections open now, across every listener (at most limits.max_connections).",
+        );
+        let _ = writeln!(
+            out,
+            "roomguard_connections_open {}",
+            self.connections_open()
+        );
+        family(
+            out,
+            "roomguard_connections_refused_total",
+            "counter",
+            "Connections closed as soon as they were accepted, by reason (limit: limits.max_connections were open).",
+        );
+        let _ = writeln!(
+            out,
+            "roomguard_connections_refused_total{{reason=\"limit\"}} {}",
+            c.refused_at_limit.load(Ordering::Relaxed)
+        );
+        family(
+            out,
+            "roomguard_connections_dropped_total",
+            "counter",
+            "Connections closed before carrying a call: no TLS handshake and HTTP/2 preface in time, a failed TLS \
+             handshake, or not HTTP/2.",
+        );
+        for (reason, counter) in [
+            ("handshake_timeout", &c.handshake_timeout),
+            ("handshake_failed", &c.handshake_failed),
+            ("not_http2", &c.not_http2),
+        ] {
+            let _ = writeln!(
+                out,
+                "roomguard_connections_dropped_total{{reason=\"{reason}\"}} {}",
+                counter.load(Ordering::Relaxed)
+            );
+        }
+        family(
+            out,
+            "roomguard_accept_errors_total",
+            "counter",
+            "Failed accepts, by reason (fd_limit: out of file descriptors).",
+        );
+        for (reason, counter) in [("fd_limit", &c.accept_fd_limit), ("other", &c.accept_other)] {
+            let _ = writeln!(
+                out,
+                "roomguard_accept_errors_total{{reason=\"{reason}\"}} {}",
+                counter.load(Ordering::Relaxed)
+            );
+        }
     }
 }
 

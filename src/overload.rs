@@ -1,11 +1,16 @@
-//! Overload protection: a tower layer that admits at most `limits.max_concurrent_requests` calls at once across every
-//! connection, answers any call beyond that with `RESOURCE_EXHAUSTED` at once (load shedding: a caller retries or
-//! fails open/closed by its own rule, instead of waiting in an unbounded queue), and answers `DEADLINE_EXCEEDED` to a
-//! call that runs longer than `limits.request_timeout_ms`.
+//! Overload protection, in two parts:
 //!
-//! The other limits are the transport's: the maximum decoded message size is set on the service, HTTP/2 keepalive on
-//! the server (see `server.rs`). Health checks are neither limited nor shed: an overloaded roomguard is busy, not dead,
-//! and an orchestrator must not restart it for that.
+//! - [`Admission`]: at most `limits.max_concurrent_requests` calls are *decided* at once across every connection;
+//!   a call beyond that is answered `RESOURCE_EXHAUSTED` at once (load shedding: a caller retries or fails
+//!   open/closed by its own rule, instead of waiting in an unbounded queue). The service takes the permit once the
+//!   request is decoded, never before: a permit taken when the headers arrive would be held by a client that never
+//!   finishes its request body, and a few hundred such streams would shed everyone else.
+//! - [`DeadlineLayer`]: a tower layer that answers `DEADLINE_EXCEEDED` to a call that runs longer than
+//!   `limits.request_timeout_ms`, body included, so a stalled sender costs a stream for a bounded time only.
+//!
+//! The other limits are the transport's: the maximum decoded message size is set on the service, HTTP/2 keepalive
+//! on the server, connections in [`crate::connections`]. Health checks are neither limited nor timed out here: an
+//! overloaded roomguard is busy, not dead, and an orchestrator must not restart it for that.
 
 use std::{
     future::Future,
@@ -25,45 +30,46 @@ use crate::{auth::OPEN_PREFIX, metrics::Metrics};
 /// A boxed, sendable future (the layers' response futures).
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
-/// Adds the concurrency limit, load shedding and the request timeout to a service.
+/// The concurrency limit on decisions, shared by every connection and listener.
 #[derive(Debug, Clone)]
-pub struct OverloadLayer {
+pub struct Admission {
     permits: Arc<Semaphore>,
-    timeout: Duration,
     metrics: Arc<Metrics>,
 }
 
-impl OverloadLayer {
-    /// At most `max_concurrent` calls at once, each for at most `timeout`.
-    pub fn new(max_concurrent: usize, timeout: Duration, metrics: Arc<Metrics>) -> Self {
-        OverloadLayer {
-            permits: Arc::new(Semaphore::new(max_concurrent)),
-            timeout,
+impl Admission {
+    /// At most `max_concurrent` decisions at once.
+    pub fn new(max_concurrent: usize, metrics: Arc<Metrics>) -> Self {
+        Admission {
+            permits: Arc::new(Semaphore::new(max_concurrent.min(Semaphore::MAX_PERMITS))),
             metrics,
         }
     }
-}
 
-impl<S> Layer<S> for OverloadLayer {
-    type Service = Overload<S>;
+    /// No limit (a service built without operations, in tests and tools).
+    pub fn unlimited(metrics: Arc<Metrics>) -> Self {
+        Admission::new(Semaphore::MAX_PERMITS, metrics)
+    }
 
-    fn layer(&self, inner: S) -> Self::Service {
-        Overload {
-            inner,
-            layer: self.clone(),
-        }
+    /// A permit to decide one call, or `RESOURCE_EXHAUSTED` at once when every permit is taken.
+    pub fn admit(&self) -> Result<Admitted, Status> {
+        let Ok(permit) = self.permits.clone().try_acquire_owned() else {
+            self.metrics.shed();
+            return Err(Status::resource_exhausted(
+                "roomguard is at its concurrency limit: retry later",
+            ));
+        };
+        self.metrics.call_started();
+        Ok(Admitted {
+            _permit: permit,
+            metrics: self.metrics.clone(),
+        })
     }
 }
 
-/// The service [`OverloadLayer`] makes.
-#[derive(Debug, Clone)]
-pub struct Overload<S> {
-    inner: S,
-    layer: OverloadLayer,
-}
-
 /// Holds a call's permit and counts it in flight until dropped.
-struct Admitted {
+#[derive(Debug)]
+pub struct Admitted {
     _permit: OwnedSemaphorePermit,
     metrics: Arc<Metrics>,
 }
@@ -74,7 +80,39 @@ impl Drop for Admitted {
     }
 }
 
-impl<S, B, R> Service<Request<B>> for Overload<S>
+/// Adds the request timeout to a service.
+#[derive(Debug, Clone)]
+pub struct DeadlineLayer {
+    timeout: Duration,
+    metrics: Arc<Metrics>,
+}
+
+impl DeadlineLayer {
+    /// Each call, from its headers to its answer, for at most `timeout`.
+    pub fn new(timeout: Duration, metrics: Arc<Metrics>) -> Self {
+        DeadlineLayer { timeout, metrics }
+    }
+}
+
+impl<S> Layer<S> for DeadlineLayer {
+    type Service = Deadline<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Deadline {
+            inner,
+            layer: self.clone(),
+        }
+    }
+}
+
+/// The service [`DeadlineLayer`] makes.
+#[derive(Debug, Clone)]
+pub struct Deadline<S> {
+    inner: S,
+    layer: DeadlineLayer,
+}
+
+impl<S, B, R> Service<Request<B>> for Deadline<S>
 where
     S: Service<Request<B>, Response = Response<R>>,
     S::Future: Send + 'static,
@@ -94,33 +132,19 @@ where
             return Box::pin(self.inner.call(request));
         }
         let metrics = self.layer.metrics.clone();
-        let Ok(permit) = self.layer.permits.clone().try_acquire_owned() else {
-            metrics.shed();
-            let status =
-                Status::resource_exhausted("roomguard is at its concurrency limit: retry later");
-            return Box::pin(std::future::ready(Ok(status.into_http())));
-        };
-        metrics.call_started();
-        let admitted = Admitted {
-            _permit: permit,
-            metrics,
-        };
         let timeout = self.layer.timeout;
         let call = self.inner.call(request);
         Box::pin(async move {
-            let result = tokio::time::timeout(timeout, call).await;
-            let response = match result {
+            match tokio::time::timeout(timeout, call).await {
                 Ok(response) => response,
                 Err(_elapsed) => {
-                    admitted.metrics.timed_out();
+                    metrics.timed_out();
                     Ok(
                         Status::deadline_exceeded("roomguard's request timeout expired")
                             .into_http(),
                     )
                 }
-            };
-            drop(admitted);
-            response
+            }
         })
     }
 }
@@ -148,7 +172,7 @@ mod tests {
     #[tokio::test]
     async fn a_slow_call_times_out() {
         let metrics = Arc::new(Metrics::new());
-        let layer = OverloadLayer::new(4, Duration::from_millis(20), metrics.clone());
+        let layer = DeadlineLayer::new(Duration::from_millis(20), metrics.clone());
         let service = layer.layer(tower::service_fn(|_: Request<()>| async {
             tokio::time::sleep(Duration::from_secs(5)).await;
             Ok::<_, Infallible>(Response::new(String::new()))
@@ -158,53 +182,37 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(grpc_status(&response), Some("4"));
-        assert_eq!(metrics.in_flight(), 0);
     }
 
-    /// With every permit held, a call is answered RESOURCE_EXHAUSTED (code 8) at once; health still passes.
+    /// Health checks are never timed out by the layer: a busy roomguard is not a dead one.
     #[tokio::test]
-    async fn calls_beyond_the_limit_are_shed_but_health_is_not() {
+    async fn health_is_not_timed_out() {
         let metrics = Arc::new(Metrics::new());
-        let layer = OverloadLayer::new(1, Duration::from_secs(5), metrics.clone());
-        let gate = Arc::new(Semaphore::new(0));
-        let inner = {
-            let gate = gate.clone();
-            tower::service_fn(move |_: Request<()>| {
-                let gate = gate.clone();
-                async move {
-                    gate.acquire().await.unwrap().forget();
-                    Ok::<_, Infallible>(Response::new(String::new()))
-                }
-            })
-        };
-        let service = layer.layer(inner);
-        let held = tokio::spawn(
-            service
-                .clone()
-                .oneshot(request("/roomguard.v1.PolicyService/CheckMessageSend")),
-        );
-        while metrics.in_flight() == 0 {
-            tokio::task::yield_now().await;
-        }
-        let shed = service
-            .clone()
-            .oneshot(request("/roomguard.v1.PolicyService/CheckMessageSend"))
+        let layer = DeadlineLayer::new(Duration::from_millis(5), metrics);
+        let service = layer.layer(tower::service_fn(|_: Request<()>| async {
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            Ok::<_, Infallible>(Response::new(String::new()))
+        }));
+        let response = service
+            .oneshot(request("/grpc.health.v1.Health/Check"))
             .await
             .unwrap();
-        assert_eq!(grpc_status(&shed), Some("8"));
+        assert_eq!(grpc_status(&response), None);
+    }
+
+    /// With every permit held, a call is refused RESOURCE_EXHAUSTED at once and counted; a permit given back admits
+    /// the next call.
+    #[test]
+    fn calls_beyond_the_limit_are_shed_until_a_permit_comes_back() {
+        let metrics = Arc::new(Metrics::new());
+        let admission = Admission::new(1, metrics.clone());
+        let held = admission.admit().unwrap();
+        assert_eq!(metrics.in_flight(), 1);
+        let shed = admission.admit().unwrap_err();
+        assert_eq!(shed.code(), tonic::Code::ResourceExhausted);
         assert_eq!(metrics.shed_count(), 1);
-        let health = tokio::spawn(
-            service
-                .clone()
-                .oneshot(request("/grpc.health.v1.Health/Check")),
-        );
-        gate.add_permits(2);
-        assert_eq!(
-            grpc_status(&health.await.unwrap().unwrap()),
-            None,
-            "health passed through"
-        );
-        assert_eq!(grpc_status(&held.await.unwrap().unwrap()), None);
+        drop(held);
         assert_eq!(metrics.in_flight(), 0);
+        assert!(admission.admit().is_ok());
     }
 }

@@ -1,6 +1,7 @@
 //! Serves `roomguard.v1.PolicyService`, gRPC health and reflection on a TCP listener (and optionally a Unix socket),
-//! behind the bearer-token and overload layers, plus the metrics listener, until `shutdown` resolves; then stops
-//! accepting, lets in-flight calls finish, and returns.
+//! behind the connection gate, the bearer-token and deadline layers, plus the metrics listener, until `shutdown`
+//! resolves; then stops accepting, gives calls in flight and open connections `limits.shutdown_grace_ms` to finish,
+//! closes whatever is left, and returns.
 
 use std::{future::Future, sync::Arc, time::Duration};
 
@@ -8,18 +9,19 @@ use tokio::{
     net::{TcpListener, UnixListener},
     sync::watch,
 };
-use tokio_stream::wrappers::UnixListenerStream;
-use tonic::transport::{Server, ServerTlsConfig, server::TcpIncoming};
+use tokio_rustls::rustls::ServerConfig;
+use tonic::transport::Server;
 use tonic_health::ServingStatus;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::{
     auth::{AuthLayer, BearerToken},
     config::{LimitsConfig, Mode},
+    connections::{ConnectionGate, Listener},
     decision_log::DecisionLog,
     grpc::PolicyServer,
     metrics::{self, Metrics},
-    overload::OverloadLayer,
+    overload::{Admission, DeadlineLayer},
     proto::{self, policy_service_server::PolicyServiceServer},
     reload,
     store::PolicyStore,
@@ -73,8 +75,8 @@ impl From<TcpListener> for Listeners {
 pub struct Options {
     /// Enforce or shadow.
     pub mode: Mode,
-    /// TLS on the TCP listener.
-    pub tls: Option<ServerTlsConfig>,
+    /// TLS on the TCP listener (see [`crate::tls::server_config`]).
+    pub tls: Option<Arc<ServerConfig>>,
     /// The bearer token callers must present, if any.
     pub token: Option<BearerToken>,
     /// Concurrency, timeout, message size, keepalive.
@@ -112,8 +114,10 @@ pub async fn run(
 /// when its directory changes or on SIGHUP (see [`reload`]).
 ///
 /// On shutdown the health status turns `NOT_SERVING` first (so load balancers stop sending), then the servers stop
-/// accepting connections and wait for in-flight calls to finish. The decision log is not closed here: the caller
-/// closes it once this returns.
+/// accepting connections and wait for in-flight calls to finish, for `limits.shutdown_grace_ms` at most: a client
+/// that keeps a connection open or never finishes a request must not keep the process alive. Connections still open
+/// then are closed when the runtime ends. The decision log is not closed here: the caller closes it once this
+/// returns.
 pub async fn serve(
     listeners: Listeners,
     store: Arc<PolicyStore>,
@@ -136,10 +140,13 @@ pub async fn serve(
     let reflection_v1alpha = reflection().build_v1alpha()?;
 
     let limits = &options.limits;
+    // One admission for every listener: the limit is the process's, not a listener's or a connection's.
+    let admission = Admission::new(limits.max_concurrent_requests, options.metrics.clone());
     let policy = PolicyServiceServer::new(PolicyServer::new(store.clone()).with_operations(
         options.mode,
         options.metrics.clone(),
         options.decision_log.clone(),
+        admission,
     ))
     .max_decoding_message_size(limits.max_request_bytes)
     .max_encoding_message_size(MAX_RESPONSE_BYTES);
@@ -155,31 +162,32 @@ pub async fn serve(
     // The reloader lives as long as the server: it stops when shutdown begins.
     let policy_dir = store.current().dir.clone();
     tokio::spawn(reload::watch(store.clone(), policy_dir, stopped()));
-    // One overload layer for every listener: the limit is the process's, not a listener's or a connection's.
-    let overload = OverloadLayer::new(
-        limits.max_concurrent_requests,
-        limits.request_timeout(),
+    let deadline = DeadlineLayer::new(limits.request_timeout(), options.metrics.clone());
+    let auth = AuthLayer::new(options.token.clone(), options.metrics.clone());
+    // One gate for every listener: the connection slots are the process's file descriptors.
+    let gate = ConnectionGate::new(
+        limits.max_connections,
+        limits.handshake_timeout(),
         options.metrics.clone(),
     );
-    let auth = AuthLayer::new(options.token.clone(), options.metrics.clone());
     let builder = || {
         Server::builder()
             .http2_keepalive_interval(Some(Duration::from_secs(limits.http2_keepalive_interval_s)))
             .http2_keepalive_timeout(Some(Duration::from_secs(limits.http2_keepalive_timeout_s)))
             .layer(auth.clone())
-            .layer(overload.clone())
+            .layer(deadline.clone())
     };
 
     let grpc = {
-        let mut server = builder();
-        if let Some(tls) = options.tls.clone() {
-            server = server.tls_config(tls)?;
-        }
         if let Ok(addr) = listeners.grpc.local_addr() {
             info!(%addr, tls = options.tls.is_some(), token = options.token.is_some(), mode = options.mode.as_str(), "roomguard listening");
         }
-        let incoming = TcpIncoming::from(listeners.grpc).with_nodelay(Some(true));
-        server
+        let incoming = gate.incoming(
+            Listener::Tcp(listeners.grpc),
+            options.tls.clone(),
+            stopped(),
+        );
+        builder()
             .add_service(health_service.clone())
             .add_service(reflection_v1.clone())
             .add_service(reflection_v1alpha.clone())
@@ -195,7 +203,10 @@ pub async fn serve(
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
             .add_service(policy)
-            .serve_with_incoming_shutdown(UnixListenerStream::new(listener), stopped())
+            .serve_with_incoming_shutdown(
+                gate.incoming(Listener::Unix(listener), None, stopped()),
+                stopped(),
+            )
     });
     let metrics = listeners.metrics.map(|listener| {
         tokio::spawn(metrics::serve(
@@ -224,13 +235,26 @@ pub async fn serve(
         }
     };
     // A listener that fails ends the whole server (rather than serving on what is left until a signal comes).
-    let result = tokio::try_join!(
+    let servers = async move { tokio::try_join!(grpc, unix).map(drop) };
+    // Once shutdown begins, the servers get the grace period to drain; after it, whatever is still open is closed:
+    // the servers' futures are dropped here and their connection tasks end with the runtime.
+    let grace = limits.shutdown_grace();
+    let grace_begins = stopped();
+    let expired = async move {
+        grace_begins.await;
+        tokio::time::sleep(grace).await;
+    };
+    let (result, ()) = tokio::join!(
         async move {
-            draining.await;
-            Ok(())
+            tokio::select! {
+                result = servers => result,
+                () = expired => {
+                    warn!(grace_ms = grace.as_millis() as u64, "shutdown grace period over: closing the connections still open");
+                    Ok(())
+                }
+            }
         },
-        grpc,
-        unix
+        draining
     );
     if let Some(metrics) = metrics {
         metrics.abort();

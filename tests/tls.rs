@@ -270,3 +270,34 @@ async fn health_subcommand_over_tls() {
         String::from_utf8_lossy(&refused.stderr)
     );
 }
+
+/// With TLS on, a client that opens a TCP connection and never starts (or never finishes) its handshake is closed
+/// once `limits.handshake_timeout_ms` is over, and so is one that finishes TLS but never sends the HTTP/2 preface.
+#[tokio::test]
+async fn a_silent_client_is_closed_after_the_handshake_timeout_over_tls() {
+    use roomguard::{config::LimitsConfig, metrics::ConnectionDrop};
+    use tokio::io::AsyncReadExt;
+
+    let pki = Pki::new();
+    let metrics = std::sync::Arc::new(roomguard::metrics::Metrics::new());
+    let options = Options {
+        tls: tls::server_config(&pki.server_tls(false)).unwrap(),
+        limits: LimitsConfig {
+            handshake_timeout_ms: 300,
+            ..LimitsConfig::default()
+        },
+        metrics: metrics.clone(),
+        ..Options::default()
+    };
+    let server = TestServer::start_with(Path::new("policies"), options, Extras::default()).await;
+    let mut silent = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let mut buf = [0u8; 64];
+    let read = tokio::time::timeout(Duration::from_secs(5), silent.read(&mut buf))
+        .await
+        .expect("the server closes a connection that never starts TLS");
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+    assert_eq!(
+        metrics.connections_dropped(ConnectionDrop::HandshakeTimeout),
+        1
+    );
+}

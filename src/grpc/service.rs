@@ -15,6 +15,7 @@ use crate::{
     decision::Decision,
     decision_log::{DecisionLog, Entry},
     metrics::Metrics,
+    overload::Admission,
     proto::{self, policy_service_server::PolicyService},
     request::{PublishRequest, SendRequest},
     store::PolicyStore,
@@ -27,30 +28,37 @@ pub struct PolicyServer {
     mode: Mode,
     metrics: Arc<Metrics>,
     decision_log: DecisionLog,
+    admission: Admission,
 }
 
 impl PolicyServer {
-    /// A service deciding with `store`'s current policy (enforcing, no decision log, metrics of its own).
+    /// A service deciding with `store`'s current policy (enforcing, no decision log, metrics of its own, no
+    /// concurrency limit).
     pub fn new(store: Arc<PolicyStore>) -> Self {
+        let metrics = Arc::new(Metrics::new());
         PolicyServer {
             store,
             mode: Mode::Enforce,
-            metrics: Arc::new(Metrics::new()),
+            admission: Admission::unlimited(metrics.clone()),
+            metrics,
             decision_log: DecisionLog::off(),
         }
     }
 
-    /// The same service in `mode`, counting into `metrics` and logging to `decision_log`.
+    /// The same service in `mode`, counting into `metrics`, logging to `decision_log`, deciding at most as many
+    /// calls at once as `admission` admits.
     pub fn with_operations(
         self,
         mode: Mode,
         metrics: Arc<Metrics>,
         decision_log: DecisionLog,
+        admission: Admission,
     ) -> Self {
         PolicyServer {
             mode,
             metrics,
             decision_log,
+            admission,
             ..self
         }
     }
@@ -121,6 +129,8 @@ impl PolicyService for PolicyServer {
         request: Request<proto::CheckRoomPublishRequest>,
     ) -> Result<Response<proto::CheckRoomPublishResponse>, Status> {
         let started = Instant::now();
+        // The request is decoded by now: a client that never finishes its body never holds a permit.
+        let _admitted = self.admission.admit()?;
         let request = PublishRequest::try_from(request.into_inner())?;
         let store = self.store.clone();
         let (request, decision) = off_the_runtime(move || {
@@ -152,6 +162,8 @@ impl PolicyService for PolicyServer {
         request: Request<proto::CheckMessageSendRequest>,
     ) -> Result<Response<proto::CheckMessageSendResponse>, Status> {
         let started = Instant::now();
+        // The request is decoded by now: a client that never finishes its body never holds a permit.
+        let _admitted = self.admission.admit()?;
         let request = SendRequest::try_from(request.into_inner())?;
         let store = self.store.clone();
         let (request, decision) = off_the_runtime(move || {
