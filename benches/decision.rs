@@ -17,14 +17,14 @@ use std::{hint::black_box, path::Path};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use roomguard::{
-    decide::{decide_publish, decide_send},
-    engine::{Conditions, Engine},
-    message::Message,
+    domain::message::Message,
+    domain::request::{PublishRequest, SendRequest},
+    domain::room::{HistoryVisibility, JoinRule, Room},
+    domain::subject::{Subject, UserId},
     policy::PolicySnapshot,
-    request::{PublishRequest, SendRequest},
-    roles::RoleResolver,
-    room::{HistoryVisibility, JoinRule, Room},
-    subject::{Subject, UserId},
+    policy::decide::{decide_publish, decide_send},
+    policy::engine::{Conditions, Engine},
+    policy::roles::RoleResolver,
 };
 
 fn subject(id: &str, power_level: i64) -> Subject {

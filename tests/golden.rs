@@ -12,9 +12,9 @@
 use std::path::Path;
 
 use roomguard::{
+    author::suite::Suite,
+    author::suite_report::{render_text, run_suites},
     policy::PolicySnapshot,
-    suite::Suite,
-    suite_report::{render_text, run_suites},
 };
 
 /// Every case of every suite file gives the expected decision (the same runner as `roomguard test`).
@@ -55,7 +55,7 @@ fn the_default_policy_suite_covers_every_rule() {
 /// literal `eval(p.cond)` of the model file.
 #[tokio::test]
 async fn compiled_conditions_decide_exactly_as_eval() {
-    use roomguard::engine::{Conditions, Engine};
+    use roomguard::policy::engine::{Conditions, Engine};
     let model = std::fs::read_to_string("policies/model.conf").unwrap();
     let compiled = PolicySnapshot::load(Path::new("policies")).unwrap();
     let mut literal = PolicySnapshot::load(Path::new("policies")).unwrap();

@@ -12,7 +12,7 @@ mod common;
 use std::{path::Path, time::Duration};
 
 use common::{TestServer, codes, copy_policies, room, send, subject, text};
-use roomguard::proto::{self, JoinRule};
+use roomguard::grpc::proto::{self, JoinRule};
 use tokio_stream::StreamExt;
 use tonic::Code;
 use tonic_health::pb::{

@@ -16,10 +16,10 @@ use std::{net::SocketAddr, path::Path, sync::Arc, time::Duration};
 use bytes::Bytes;
 use common::{Extras, TestServer, send};
 use roomguard::{
-    config::LimitsConfig,
-    metrics::{ConnectionDrop, Metrics},
-    proto::JoinRule,
-    server::Options,
+    grpc::proto::JoinRule,
+    grpc::server::Options,
+    ops::config::LimitsConfig,
+    ops::metrics::{ConnectionDrop, Metrics},
 };
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},

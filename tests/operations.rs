@@ -18,11 +18,11 @@ use std::{
 
 use common::{Extras, TestServer, copy_policies, room, send, subject};
 use roomguard::{
-    config::{LimitsConfig, LogOutput, Mode},
-    decision_log::DecisionLog,
-    metrics::Metrics,
-    proto::{self, JoinRule, policy_service_client::PolicyServiceClient},
-    server::Options,
+    grpc::proto::{self, JoinRule, policy_service_client::PolicyServiceClient},
+    grpc::server::Options,
+    ops::config::{LimitsConfig, LogOutput, Mode},
+    ops::decision_log::DecisionLog,
+    ops::metrics::Metrics,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tonic::Code;

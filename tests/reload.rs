@@ -18,7 +18,7 @@ use std::{
 };
 
 use common::{TestServer, codes, copy_policies, send};
-use roomguard::proto::{self, GetPolicyStatusRequest, JoinRule};
+use roomguard::grpc::proto::{self, GetPolicyStatusRequest, JoinRule};
 
 const AGENT: &str = "@alice:agent.finances.tchap.gouv.fr";
 const SIGNED: &str = "p, send.allow, send, true, allow, ALLOWED";
@@ -243,7 +243,9 @@ async fn a_burst_of_reloads_under_load_fails_nothing() {
         .map(|_| {
             let stop = stop.clone();
             let mut client =
-                roomguard::proto::policy_service_client::PolicyServiceClient::new(channel.clone());
+                roomguard::grpc::proto::policy_service_client::PolicyServiceClient::new(
+                    channel.clone(),
+                );
             tokio::spawn(async move {
                 let mut seen = Vec::new();
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {

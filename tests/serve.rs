@@ -19,8 +19,8 @@ use std::{
 
 use common::{Extras, TestServer, room, subject};
 use roomguard::{
-    proto::{self, JoinRule, policy_service_client::PolicyServiceClient},
-    server::Options,
+    grpc::proto::{self, JoinRule, policy_service_client::PolicyServiceClient},
+    grpc::server::Options,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 

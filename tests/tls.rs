@@ -14,11 +14,11 @@ use std::{path::Path, time::Duration};
 use common::{Extras, TestServer, send};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
 use roomguard::{
-    auth::BearerToken,
-    config::TlsConfig,
-    proto::{JoinRule, policy_service_client::PolicyServiceClient},
-    server::Options,
-    tls,
+    grpc::proto::{JoinRule, policy_service_client::PolicyServiceClient},
+    grpc::server::Options,
+    ops::config::TlsConfig,
+    ops::layers::auth::BearerToken,
+    ops::tls,
 };
 use tonic::{
     Code, Request,
@@ -88,7 +88,7 @@ async fn connect(addr: std::net::SocketAddr, tls: ClientTlsConfig) -> Result<Cha
         .connect_timeout(Duration::from_secs(5))
         .connect()
         .await
-        .map_err(|e| roomguard::tls::source_chain(&e))
+        .map_err(|e| roomguard::ops::tls::source_chain(&e))
 }
 
 async fn decide(channel: Channel) -> Result<(), tonic::Status> {
@@ -188,7 +188,7 @@ async fn token_server() -> TestServer {
     TestServer::start_with(Path::new("policies"), options, Extras::default()).await
 }
 
-fn with_token(token: Option<&str>) -> Request<roomguard::proto::CheckMessageSendRequest> {
+fn with_token(token: Option<&str>) -> Request<roomguard::grpc::proto::CheckMessageSendRequest> {
     let mut request = Request::new(send(AGENT, JoinRule::Invite, true, ""));
     if let Some(token) = token {
         request
@@ -275,11 +275,11 @@ async fn health_subcommand_over_tls() {
 /// once `limits.handshake_timeout_ms` is over, and so is one that finishes TLS but never sends the HTTP/2 preface.
 #[tokio::test]
 async fn a_silent_client_is_closed_after_the_handshake_timeout_over_tls() {
-    use roomguard::{config::LimitsConfig, metrics::ConnectionDrop};
+    use roomguard::{ops::config::LimitsConfig, ops::metrics::ConnectionDrop};
     use tokio::io::AsyncReadExt;
 
     let pki = Pki::new();
-    let metrics = std::sync::Arc::new(roomguard::metrics::Metrics::new());
+    let metrics = std::sync::Arc::new(roomguard::ops::metrics::Metrics::new());
     let options = Options {
         tls: tls::server_config(&pki.server_tls(false)).unwrap(),
         limits: LimitsConfig {

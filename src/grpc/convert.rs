@@ -4,12 +4,12 @@
 //! developer can fix the call from the status message alone. Nothing here panics, whatever the input.
 
 use crate::{
-    decision::{Decision, Effect},
-    message::Message,
-    proto,
-    request::{PublishRequest, SendRequest},
-    room::{HistoryVisibility, JoinRule, Room},
-    subject::{Subject, UserId},
+    domain::decision::{Decision, Effect},
+    domain::message::Message,
+    domain::request::{PublishRequest, SendRequest},
+    domain::room::{HistoryVisibility, JoinRule, Room},
+    domain::subject::{Subject, UserId},
+    grpc::proto,
 };
 
 /// The Matrix limit on the size of an event: the message's text fields together must fit in it.

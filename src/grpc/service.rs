@@ -10,15 +10,15 @@ use tonic::{Request, Response, Status};
 use tracing::{debug, instrument};
 
 use crate::{
-    config::Mode,
-    decide::{decide_publish, decide_send},
-    decision::Decision,
-    decision_log::{DecisionLog, Entry},
-    metrics::Metrics,
-    overload::Admission,
-    proto::{self, policy_service_server::PolicyService},
-    request::{PublishRequest, SendRequest},
-    store::PolicyStore,
+    domain::decision::Decision,
+    domain::request::{PublishRequest, SendRequest},
+    grpc::proto::{self, policy_service_server::PolicyService},
+    ops::admission::Admission,
+    ops::config::Mode,
+    ops::decision_log::{DecisionLog, Entry},
+    ops::metrics::Metrics,
+    policy::decide::{decide_publish, decide_send},
+    policy::store::PolicyStore,
 };
 
 /// The gRPC service, deciding on whatever snapshot is current when each call begins.

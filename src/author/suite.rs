@@ -1,0 +1,169 @@
+//! Policy test suites: YAML files of requests and the decisions the policy must give them.
+//!
+//! Policy authors read and extend these files (`policies/tests/*.yaml`); the test suite runs them against the
+//! shipped policy, so a rule edit that changes a decision shows up as a failing case with a diff. A case's request
+//! goes through the same conversion as a gRPC request, so suites also pin what is refused as invalid input.
+
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::{
+    domain::decision::Decision,
+    grpc::{
+        InvalidArgument,
+        cases::{PublishCase, SendCase},
+    },
+    policy::{
+        PolicySnapshot,
+        decide::{decide_publish, decide_send},
+    },
+};
+
+/// One suite file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Suite {
+    /// What the suite covers.
+    #[serde(default)]
+    pub description: String,
+    /// The cases, run in order.
+    pub cases: Vec<Case>,
+}
+
+/// One request and what must come of it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Case {
+    /// What the case shows, in a sentence.
+    pub name: String,
+    /// A `CheckMessageSend` request.
+    #[serde(default)]
+    pub send: Option<SendCase>,
+    /// A `CheckRoomPublish` request.
+    #[serde(default)]
+    pub publish: Option<PublishCase>,
+    /// The expected outcome.
+    pub expect: Expect,
+}
+
+/// What the decision must be. Unset fields are not checked.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expect {
+    /// `allow` or `deny`.
+    #[serde(default)]
+    pub effect: Option<String>,
+    /// The exact set of reason codes (order ignored).
+    #[serde(default)]
+    pub codes: Option<Vec<String>>,
+    /// The exact set of rule ids that decided (order ignored).
+    #[serde(default)]
+    pub rules: Option<Vec<String>>,
+    /// The exact set of roles.
+    #[serde(default)]
+    pub roles: Option<Vec<String>>,
+    /// The classification label.
+    #[serde(default)]
+    pub classification: Option<String>,
+    /// The request is refused as invalid, naming this field path.
+    #[serde(default)]
+    pub invalid: Option<String>,
+}
+
+/// The outcome of one case: `Ok` or the differences from what was expected.
+pub type CaseOutcome = Result<(), Vec<String>>;
+
+impl Suite {
+    /// Reads a suite file.
+    pub fn from_file(path: &Path) -> Result<Suite, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        serde_yaml_ng::from_str(&text).map_err(|e| match e.location() {
+            Some(loc) => format!("{}:{}: {e}", path.display(), loc.line()),
+            None => format!("{}: {e}", path.display()),
+        })
+    }
+}
+
+impl Case {
+    /// Runs the case against `policy`.
+    pub fn run(&self, policy: &PolicySnapshot) -> CaseOutcome {
+        match self.decide(policy) {
+            Ok(Ok(decision)) => self.expect.compare(&decision),
+            Ok(Err(invalid)) => match &self.expect.invalid {
+                Some(field) if *field == invalid.field => Ok(()),
+                _ => Err(vec![format!(
+                    "the request was refused as invalid: {invalid}"
+                )]),
+            },
+            Err(problem) => Err(vec![problem]),
+        }
+    }
+
+    fn decide(&self, policy: &PolicySnapshot) -> Result<Result<Decision, InvalidArgument>, String> {
+        match (&self.send, &self.publish) {
+            (Some(send), None) => Ok(send
+                .to_request()
+                .map_err(|e| e.to_string())?
+                .map(|r| decide_send(policy, &r))),
+            (None, Some(publish)) => Ok(publish
+                .to_request()
+                .map_err(|e| e.to_string())?
+                .map(|r| decide_publish(policy, &r))),
+            _ => Err("a case has exactly one of `send` or `publish`".to_owned()),
+        }
+    }
+}
+
+impl Expect {
+    /// Every difference between this expectation and `decision`.
+    pub fn compare(&self, decision: &Decision) -> CaseOutcome {
+        let mut diffs = Vec::new();
+        if let Some(field) = &self.invalid {
+            diffs.push(format!(
+                "expected the request to be refused as invalid ({field}), but it was decided"
+            ));
+        }
+        if let Some(effect) = &self.effect {
+            if effect != decision.effect.as_str() {
+                diffs.push(format!(
+                    "effect: expected {effect}, got {}",
+                    decision.effect.as_str()
+                ));
+            }
+        }
+        let mut compare_set = |what: &str, expected: &Option<Vec<String>>, actual: Vec<String>| {
+            if let Some(expected) = expected {
+                let mut e = expected.clone();
+                let mut a = actual;
+                e.sort();
+                a.sort();
+                if e != a {
+                    let missing: Vec<&String> = e.iter().filter(|x| !a.contains(x)).collect();
+                    let extra: Vec<&String> = a.iter().filter(|x| !e.contains(x)).collect();
+                    diffs.push(format!("{what}: expected {e:?}, got {a:?} (missing {missing:?}, unexpected {extra:?})"));
+                }
+            }
+        };
+        compare_set(
+            "codes",
+            &self.codes,
+            decision.reasons.iter().map(|r| r.code.clone()).collect(),
+        );
+        compare_set(
+            "rules",
+            &self.rules,
+            decision.reasons.iter().map(|r| r.rule.clone()).collect(),
+        );
+        compare_set("roles", &self.roles, decision.roles.clone());
+        if let Some(label) = &self.classification {
+            if *label != decision.classification {
+                diffs.push(format!(
+                    "classification: expected {label}, got {}",
+                    decision.classification
+                ));
+            }
+        }
+        if diffs.is_empty() { Ok(()) } else { Err(diffs) }
+    }
+}

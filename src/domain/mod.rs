@@ -1,0 +1,8 @@
+//! The domain: who asks (subject), about what (room, message), what they want (requests) and the answer (decision),
+//! with the Matrix grammar and limits they must respect. Nothing here knows protobuf, the rule engine or the network.
+
+pub mod decision;
+pub mod message;
+pub mod request;
+pub mod room;
+pub mod subject;

@@ -1,0 +1,220 @@
+//! Requests written by hand, as policy authors write them in suite files (`policies/tests/*.yaml`): the fields of the
+//! proto messages, with enum values by name (`public` or `JOIN_RULE_PUBLIC`). They are turned into domain requests
+//! through the very conversion gRPC requests go through, so a suite also pins what the service refuses as invalid.
+
+use serde::Deserialize;
+
+use crate::{
+    domain::request::{PublishRequest, SendRequest},
+    grpc::{InvalidArgument, proto},
+};
+
+/// A case that cannot even be made into a request (as opposed to a request the service refuses as invalid).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CaseError {
+    /// An enum value that is not a name of the enum.
+    #[error("`{value}` is not a value of {prefix}*")]
+    UnknownEnumValue {
+        /// As written.
+        value: String,
+        /// The enum's value prefix (`JOIN_RULE_`).
+        prefix: &'static str,
+    },
+}
+
+/// The fields of a `CheckMessageSendRequest`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SendCase {
+    /// The sender.
+    #[serde(default)]
+    pub sender: Option<SubjectCase>,
+    /// The room.
+    #[serde(default)]
+    pub room: Option<RoomCase>,
+    /// The message.
+    #[serde(default)]
+    pub message: Option<MessageCase>,
+}
+
+/// The fields of a `CheckRoomPublishRequest`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublishCase {
+    /// The requester.
+    #[serde(default)]
+    pub requester: Option<SubjectCase>,
+    /// The room.
+    #[serde(default)]
+    pub room: Option<RoomCase>,
+    /// `public` (publish) or `private` (unpublish).
+    pub visibility: String,
+}
+
+/// A `Subject`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubjectCase {
+    /// Matrix user id.
+    pub user_id: String,
+    /// Server admin flag.
+    #[serde(default)]
+    pub server_admin: bool,
+    /// Power level in the room.
+    #[serde(default)]
+    pub power_level: i64,
+}
+
+/// A `Room`; enum values are written short (`public`) or in full (`JOIN_RULE_PUBLIC`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoomCase {
+    /// Defaults to `!test:agent.tchap.gouv.fr`.
+    #[serde(default = "default_room_id")]
+    pub room_id: String,
+    /// `public`, `invite`, `knock`, `restricted`, `knock_restricted`, `private`.
+    #[serde(default)]
+    pub join_rule: String,
+    /// `world_readable`, `shared`, `invited`, `joined`.
+    #[serde(default)]
+    pub history_visibility: String,
+    /// Encrypted room.
+    #[serde(default)]
+    pub encrypted: bool,
+    /// Guests can really join (effective guest access: the room allows it and so does the homeserver).
+    #[serde(default)]
+    pub guest_access: bool,
+    /// Listed in the directory.
+    #[serde(default)]
+    pub published: bool,
+    /// Tchap access rule.
+    #[serde(default)]
+    pub access_rule: String,
+}
+
+fn default_room_id() -> String {
+    "!test:agent.tchap.gouv.fr".to_owned()
+}
+
+/// A `Message`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MessageCase {
+    /// Defaults to `m.room.message`.
+    #[serde(default = "default_event_type")]
+    pub event_type: String,
+    /// `m.text`, `m.file`, ...
+    #[serde(default)]
+    pub msgtype: String,
+    /// Plain text.
+    #[serde(default)]
+    pub body: String,
+    /// HTML.
+    #[serde(default)]
+    pub formatted_body: String,
+    /// Attachment name.
+    #[serde(default)]
+    pub filename: String,
+    /// Attachment type.
+    #[serde(default)]
+    pub mimetype: String,
+    /// Attachment size in bytes.
+    #[serde(default)]
+    pub size: u64,
+}
+
+fn default_event_type() -> String {
+    "m.room.message".to_owned()
+}
+
+impl SendCase {
+    /// The `CheckMessageSendRequest` this case describes, converted as the service converts it.
+    pub fn to_request(&self) -> Result<Result<SendRequest, InvalidArgument>, CaseError> {
+        let request = proto::CheckMessageSendRequest {
+            request_id: String::new(),
+            sender: self.sender.as_ref().map(SubjectCase::to_proto),
+            room: self.room.as_ref().map(RoomCase::to_proto).transpose()?,
+            message: self.message.as_ref().map(MessageCase::to_proto),
+        };
+        Ok(SendRequest::try_from(request))
+    }
+}
+
+impl PublishCase {
+    /// The `CheckRoomPublishRequest` this case describes, converted as the service converts it.
+    pub fn to_request(&self) -> Result<Result<PublishRequest, InvalidArgument>, CaseError> {
+        let visibility = enum_value(&self.visibility, "DIRECTORY_VISIBILITY_", |s| {
+            proto::DirectoryVisibility::from_str_name(s).map(|v| v as i32)
+        })?;
+        let request = proto::CheckRoomPublishRequest {
+            request_id: String::new(),
+            requester: self.requester.as_ref().map(SubjectCase::to_proto),
+            room: self.room.as_ref().map(RoomCase::to_proto).transpose()?,
+            visibility,
+        };
+        Ok(PublishRequest::try_from(request))
+    }
+}
+
+impl SubjectCase {
+    fn to_proto(&self) -> proto::Subject {
+        proto::Subject {
+            user_id: self.user_id.clone(),
+            server_admin: self.server_admin,
+            power_level: self.power_level,
+        }
+    }
+}
+
+impl RoomCase {
+    fn to_proto(&self) -> Result<proto::Room, CaseError> {
+        Ok(proto::Room {
+            room_id: self.room_id.clone(),
+            join_rule: enum_value(&self.join_rule, "JOIN_RULE_", |s| {
+                proto::JoinRule::from_str_name(s).map(|v| v as i32)
+            })?,
+            history_visibility: enum_value(&self.history_visibility, "HISTORY_VISIBILITY_", |s| {
+                proto::HistoryVisibility::from_str_name(s).map(|v| v as i32)
+            })?,
+            encrypted: self.encrypted,
+            guest_access: self.guest_access,
+            published: self.published,
+            access_rule: self.access_rule.clone(),
+        })
+    }
+}
+
+impl MessageCase {
+    fn to_proto(&self) -> proto::Message {
+        proto::Message {
+            event_type: self.event_type.clone(),
+            msgtype: self.msgtype.clone(),
+            body: self.body.clone(),
+            formatted_body: self.formatted_body.clone(),
+            filename: self.filename.clone(),
+            mimetype: self.mimetype.clone(),
+            size: self.size,
+        }
+    }
+}
+
+/// `public`, `PUBLIC` or `JOIN_RULE_PUBLIC` -> the enum number; empty -> 0 (unspecified), to test that refusal.
+fn enum_value(
+    value: &str,
+    prefix: &'static str,
+    parse: impl Fn(&str) -> Option<i32>,
+) -> Result<i32, CaseError> {
+    if value.is_empty() {
+        return Ok(0);
+    }
+    let upper = value.to_ascii_uppercase();
+    let full = if upper.starts_with(prefix) {
+        upper
+    } else {
+        format!("{prefix}{upper}")
+    };
+    parse(&full).ok_or_else(|| CaseError::UnknownEnumValue {
+        value: value.to_owned(),
+        prefix,
+    })
+}

@@ -1,0 +1,293 @@
+//! Requests in the proto3 JSON form (what `grpcurl -d` and every protobuf JSON library write), for
+//! `roomguard check`: `{"sender": {"userId": "@a:b"}, "room": {"joinRule": "JOIN_RULE_PUBLIC", ...}, ...}`.
+//!
+//! Field names are accepted in lowerCamelCase (the canonical form) and as written in the proto; enums by name or
+//! number; 64-bit integers as numbers or strings, as proto3 JSON allows.
+
+use serde::{Deserialize, Deserializer, de::Error as _};
+
+use crate::grpc::proto;
+
+/// Which rpc a JSON request is for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum JsonRequest {
+    /// A `CheckMessageSendRequest`.
+    Send(proto::CheckMessageSendRequest),
+    /// A `CheckRoomPublishRequest`.
+    Publish(proto::CheckRoomPublishRequest),
+}
+
+impl JsonRequest {
+    /// Parses a request; `rpc` (`send` or `publish`) says which, or it is told from the fields present (`message` or
+    /// `sender` -> send; `requester` or `visibility` -> publish).
+    pub fn parse(text: &str, rpc: Option<&str>) -> Result<JsonRequest, String> {
+        let value: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| format!("line {}: {e}", e.line()))?;
+        let has = |keys: &[&str]| keys.iter().any(|k| value.get(*k).is_some());
+        let kind = match rpc {
+            Some("send") | Some("CheckMessageSend") => "send",
+            Some("publish") | Some("CheckRoomPublish") => "publish",
+            Some(other) => return Err(format!("`--rpc {other}`: expected `send` or `publish`")),
+            None if has(&["message", "sender"]) => "send",
+            None if has(&["requester", "visibility"]) => "publish",
+            None => return Err("cannot tell the rpc: give `sender`/`message` or `requester`/`visibility`, or --rpc".into()),
+        };
+        if kind == "send" {
+            let r: SendJson = serde_json::from_value(value).map_err(|e| e.to_string())?;
+            Ok(JsonRequest::Send(proto::CheckMessageSendRequest {
+                request_id: r.request_id,
+                sender: r.sender.map(Into::into),
+                room: r.room.map(Into::into),
+                message: r.message.map(Into::into),
+            }))
+        } else {
+            let r: PublishJson = serde_json::from_value(value).map_err(|e| e.to_string())?;
+            Ok(JsonRequest::Publish(proto::CheckRoomPublishRequest {
+                request_id: r.request_id,
+                requester: r.requester.map(Into::into),
+                room: r.room.map(Into::into),
+                visibility: r.visibility,
+            }))
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct SendJson {
+    #[serde(default, alias = "request_id")]
+    request_id: String,
+    #[serde(default)]
+    sender: Option<SubjectJson>,
+    #[serde(default)]
+    room: Option<RoomJson>,
+    #[serde(default)]
+    message: Option<MessageJson>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct PublishJson {
+    #[serde(default, alias = "request_id")]
+    request_id: String,
+    #[serde(default)]
+    requester: Option<SubjectJson>,
+    #[serde(default)]
+    room: Option<RoomJson>,
+    #[serde(default, deserialize_with = "visibility")]
+    visibility: i32,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct SubjectJson {
+    #[serde(default, alias = "user_id")]
+    user_id: String,
+    #[serde(default, alias = "server_admin")]
+    server_admin: bool,
+    #[serde(default, alias = "power_level", deserialize_with = "int64")]
+    power_level: i64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RoomJson {
+    #[serde(default, alias = "room_id")]
+    room_id: String,
+    #[serde(default, alias = "join_rule", deserialize_with = "join_rule")]
+    join_rule: i32,
+    #[serde(
+        default,
+        alias = "history_visibility",
+        deserialize_with = "history_visibility"
+    )]
+    history_visibility: i32,
+    #[serde(default)]
+    encrypted: bool,
+    #[serde(default, alias = "guest_access")]
+    guest_access: bool,
+    #[serde(default)]
+    published: bool,
+    #[serde(default, alias = "access_rule")]
+    access_rule: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct MessageJson {
+    #[serde(default, alias = "event_type")]
+    event_type: String,
+    #[serde(default)]
+    msgtype: String,
+    #[serde(default)]
+    body: String,
+    #[serde(default, alias = "formatted_body")]
+    formatted_body: String,
+    #[serde(default)]
+    filename: String,
+    #[serde(default)]
+    mimetype: String,
+    #[serde(default, deserialize_with = "uint64")]
+    size: u64,
+}
+
+impl From<SubjectJson> for proto::Subject {
+    fn from(s: SubjectJson) -> Self {
+        proto::Subject {
+            user_id: s.user_id,
+            server_admin: s.server_admin,
+            power_level: s.power_level,
+        }
+    }
+}
+
+impl From<RoomJson> for proto::Room {
+    fn from(r: RoomJson) -> Self {
+        proto::Room {
+            room_id: r.room_id,
+            join_rule: r.join_rule,
+            history_visibility: r.history_visibility,
+            encrypted: r.encrypted,
+            guest_access: r.guest_access,
+            published: r.published,
+            access_rule: r.access_rule,
+        }
+    }
+}
+
+impl From<MessageJson> for proto::Message {
+    fn from(m: MessageJson) -> Self {
+        proto::Message {
+            event_type: m.event_type,
+            msgtype: m.msgtype,
+            body: m.body,
+            formatted_body: m.formatted_body,
+            filename: m.filename,
+            mimetype: m.mimetype,
+            size: m.size,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum NumberOrString {
+    Signed(i64),
+    Unsigned(u64),
+    Text(String),
+}
+
+fn int64<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    match NumberOrString::deserialize(d)? {
+        NumberOrString::Signed(n) => Ok(n),
+        NumberOrString::Unsigned(n) => i64::try_from(n).map_err(D::Error::custom),
+        NumberOrString::Text(s) => s
+            .parse()
+            .map_err(|_| D::Error::custom(format!("`{s}` is not an int64"))),
+    }
+}
+
+fn uint64<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    match NumberOrString::deserialize(d)? {
+        NumberOrString::Signed(n) => u64::try_from(n).map_err(D::Error::custom),
+        NumberOrString::Unsigned(n) => Ok(n),
+        NumberOrString::Text(s) => s
+            .parse()
+            .map_err(|_| D::Error::custom(format!("`{s}` is not a uint64"))),
+    }
+}
+
+fn enum_by<'de, D: Deserializer<'de>>(
+    d: D,
+    prefix: &str,
+    parse: impl Fn(&str) -> Option<i32>,
+) -> Result<i32, D::Error> {
+    match NumberOrString::deserialize(d)? {
+        NumberOrString::Signed(n) => i32::try_from(n).map_err(D::Error::custom),
+        NumberOrString::Unsigned(n) => i32::try_from(n).map_err(D::Error::custom),
+        NumberOrString::Text(s) => {
+            let upper = s.to_ascii_uppercase();
+            let full = if upper.starts_with(prefix) {
+                upper
+            } else {
+                format!("{prefix}{upper}")
+            };
+            parse(&full).ok_or_else(|| D::Error::custom(format!("`{s}` is not a {prefix}* value")))
+        }
+    }
+}
+
+fn join_rule<'de, D: Deserializer<'de>>(d: D) -> Result<i32, D::Error> {
+    enum_by(d, "JOIN_RULE_", |s| {
+        proto::JoinRule::from_str_name(s).map(|v| v as i32)
+    })
+}
+
+fn history_visibility<'de, D: Deserializer<'de>>(d: D) -> Result<i32, D::Error> {
+    enum_by(d, "HISTORY_VISIBILITY_", |s| {
+        proto::HistoryVisibility::from_str_name(s).map(|v| v as i32)
+    })
+}
+
+fn visibility<'de, D: Deserializer<'de>>(d: D) -> Result<i32, D::Error> {
+    enum_by(d, "DIRECTORY_VISIBILITY_", |s| {
+        proto::DirectoryVisibility::from_str_name(s).map(|v| v as i32)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The canonical proto3 JSON form parses, with enums by name and 64-bit integers as strings.
+    #[test]
+    fn parses_canonical_json() {
+        let text = r#"{"requestId": "r1", "sender": {"userId": "@a:b.c", "powerLevel": "50"},
+            "room": {"roomId": "!r:b.c", "joinRule": "JOIN_RULE_PUBLIC", "historyVisibility": 2},
+            "message": {"eventType": "m.room.message", "body": "x", "size": "1024"}}"#;
+        let JsonRequest::Send(r) = JsonRequest::parse(text, None).unwrap() else {
+            panic!("not a send")
+        };
+        assert_eq!(r.request_id, "r1");
+        assert_eq!(r.sender.unwrap().power_level, 50);
+        let room = r.room.unwrap();
+        assert_eq!(
+            (room.join_rule, room.history_visibility),
+            (proto::JoinRule::Public as i32, 2)
+        );
+        assert_eq!(r.message.unwrap().size, 1024);
+    }
+
+    /// Field names as written in the proto and short enum names are accepted too; the rpc is told from the fields.
+    #[test]
+    fn parses_snake_case_and_short_enums() {
+        let text = r#"{"requester": {"user_id": "@a:b.c", "power_level": 100},
+            "room": {"room_id": "!r:b.c", "join_rule": "public", "history_visibility": "shared"},
+            "visibility": "PUBLIC"}"#;
+        let JsonRequest::Publish(r) = JsonRequest::parse(text, None).unwrap() else {
+            panic!("not a publish")
+        };
+        assert_eq!(r.visibility, proto::DirectoryVisibility::Public as i32);
+    }
+
+    /// Mistakes are explained.
+    #[test]
+    fn explains_mistakes() {
+        assert!(JsonRequest::parse("{", None).unwrap_err().contains("line"));
+        assert!(
+            JsonRequest::parse("{}", None)
+                .unwrap_err()
+                .contains("cannot tell")
+        );
+        assert!(
+            JsonRequest::parse(r#"{"sender": {"userid": "x"}}"#, None)
+                .unwrap_err()
+                .contains("userid")
+        );
+        assert!(
+            JsonRequest::parse(r#"{"room": {"joinRule": "OPEN"}}"#, Some("send"))
+                .unwrap_err()
+                .contains("OPEN")
+        );
+    }
+}

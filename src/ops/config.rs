@@ -1,0 +1,581 @@
+//! The serving configuration: one [`Config`] struct, read from an optional TOML file, then overridden by environment
+//! variables and command-line flags, and validated before anything binds.
+//!
+//! Precedence, highest first: a command-line flag, its `ROOMGUARD_*` environment variable, the TOML file given by
+//! `--config` (or `ROOMGUARD_CONFIG`), the built-in default. `roomguard.example.toml` at the repository root lists
+//! every setting with its default, flag and variable. A config that does not parse or validate makes the process exit
+//! with code 64 (sysexits' `EX_USAGE`) and a message that names the setting.
+
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use serde::Deserialize;
+
+/// Exit code for an invalid configuration (sysexits' `EX_USAGE`).
+pub const EXIT_BAD_CONFIG: u8 = 64;
+
+/// What roomguard answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Answer the policy's decision.
+    #[default]
+    Enforce,
+    /// Answer ALLOW every time, carrying the decision the policy took (for rolling out a new policy safely).
+    Shadow,
+}
+
+impl Mode {
+    /// `enforce` or `shadow`, as in the config file, logs and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Enforce => "enforce",
+            Mode::Shadow => "shadow",
+        }
+    }
+}
+
+/// Everything `roomguard serve` needs, validated.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// TCP address of the gRPC listener.
+    pub listen: SocketAddr,
+    /// A Unix domain socket to serve on as well (for a homeserver on the same host), if any.
+    pub unix_socket: Option<PathBuf>,
+    /// The policy directory.
+    pub policies: PathBuf,
+    /// Enforce or shadow.
+    pub mode: Mode,
+    /// The Prometheus metrics endpoint.
+    pub metrics: MetricsConfig,
+    /// The NDJSON decision log.
+    pub decision_log: DecisionLogConfig,
+    /// TLS on the TCP listener.
+    pub tls: TlsConfig,
+    /// Caller authentication.
+    pub auth: AuthConfig,
+    /// Overload protection and transport limits.
+    pub limits: LimitsConfig,
+}
+
+/// `[metrics]`: off unless `listen` is set.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Address of the HTTP listener serving `GET /metrics`; none means no metrics listener.
+    pub listen: Option<SocketAddr>,
+}
+
+/// `[decision_log]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DecisionLogConfig {
+    /// `stdout`, `off`, or the path of a file to append to.
+    pub output: String,
+    /// Lines held in memory while the writer catches up; past that, lines are dropped and counted.
+    pub buffer: usize,
+}
+
+impl Default for DecisionLogConfig {
+    fn default() -> Self {
+        DecisionLogConfig {
+            output: "stdout".into(),
+            buffer: 4096,
+        }
+    }
+}
+
+/// Where decision-log lines go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogOutput {
+    /// No decision log.
+    Off,
+    /// Standard output.
+    Stdout,
+    /// Appended to this file.
+    File(PathBuf),
+}
+
+impl DecisionLogConfig {
+    /// The parsed `output` setting.
+    pub fn output(&self) -> LogOutput {
+        match self.output.as_str() {
+            "off" => LogOutput::Off,
+            "stdout" | "-" => LogOutput::Stdout,
+            path => LogOutput::File(PathBuf::from(path)),
+        }
+    }
+}
+
+/// `[tls]`: TLS on the TCP listener when `cert` and `key` are set; mutual TLS when `client_ca` is set too.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM certificate chain of the server.
+    pub cert: Option<PathBuf>,
+    /// PEM private key of the server.
+    pub key: Option<PathBuf>,
+    /// PEM CA certificates that client certificates must chain to; set to require client certificates (mTLS).
+    pub client_ca: Option<PathBuf>,
+}
+
+/// `[auth]`: callers must send `authorization: Bearer <token>` when a token is configured.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// A file holding the token (surrounding whitespace is ignored).
+    pub token_file: Option<PathBuf>,
+    /// The token itself. Only from the environment (`ROOMGUARD_AUTH_TOKEN`): never a flag (visible in `ps`), and
+    /// better not the config file; refused when `token_file` is set too.
+    #[serde(skip)]
+    pub token: Option<String>,
+}
+
+/// The largest request accepted by default: a Matrix event is at most 64 KiB, so anything much larger is not a real
+/// request (`limits.max_request_bytes` sets it).
+pub const MAX_REQUEST_BYTES: usize = 256 * 1024;
+
+/// `[limits]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Calls decided at once; a call beyond this is answered `RESOURCE_EXHAUSTED` at once.
+    pub max_concurrent_requests: usize,
+    /// A call that takes longer is answered `DEADLINE_EXCEEDED`.
+    pub request_timeout_ms: u64,
+    /// The largest decoded request message accepted (`RESOURCE_EXHAUSTED` above).
+    pub max_request_bytes: usize,
+    /// Interval of HTTP/2 keepalive pings on idle connections.
+    pub http2_keepalive_interval_s: u64,
+    /// A connection whose ping is not answered within this is closed.
+    pub http2_keepalive_timeout_s: u64,
+    /// A connection that has not finished its TLS handshake (when TLS is on) and sent the HTTP/2 connection preface
+    /// within this is closed: silent sockets must not pile up until the file descriptors run out.
+    pub handshake_timeout_ms: u64,
+    /// Connections open at once across every listener; one more is closed as soon as it is accepted (and logged).
+    pub max_connections: usize,
+    /// After SIGTERM, how long calls in flight and open connections get to finish before the remaining connections
+    /// are closed and the process exits.
+    pub shutdown_grace_ms: u64,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_concurrent_requests: 256,
+            request_timeout_ms: 1000,
+            max_request_bytes: MAX_REQUEST_BYTES,
+            http2_keepalive_interval_s: 30,
+            http2_keepalive_timeout_s: 10,
+            handshake_timeout_ms: 10_000,
+            max_connections: 10_000,
+            shutdown_grace_ms: 5_000,
+        }
+    }
+}
+
+impl LimitsConfig {
+    /// `request_timeout_ms` as a duration.
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms)
+    }
+
+    /// `handshake_timeout_ms` as a duration.
+    pub fn handshake_timeout(&self) -> Duration {
+        Duration::from_millis(self.handshake_timeout_ms)
+    }
+
+    /// `shutdown_grace_ms` as a duration.
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_millis(self.shutdown_grace_ms)
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
+            unix_socket: None,
+            policies: PathBuf::from("./policies"),
+            mode: Mode::Enforce,
+            metrics: MetricsConfig::default(),
+            decision_log: DecisionLogConfig::default(),
+            tls: TlsConfig::default(),
+            auth: AuthConfig::default(),
+            limits: LimitsConfig::default(),
+        }
+    }
+}
+
+/// A setting that is not acceptable; the message names it as the config file spells it.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("invalid config: {setting}: {problem}")]
+pub struct ConfigError {
+    /// The setting, e.g. `tls.key` or `limits.max_concurrent_requests`.
+    pub setting: String,
+    /// What is wrong with it.
+    pub problem: String,
+}
+
+impl ConfigError {
+    pub(crate) fn new(setting: &str, problem: impl Into<String>) -> Self {
+        ConfigError {
+            setting: setting.into(),
+            problem: problem.into(),
+        }
+    }
+}
+
+/// Values given on the command line or in the environment; each one set overrides the file.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct Overrides {
+    /// TOML config file (see roomguard.example.toml).
+    #[arg(long, env = "ROOMGUARD_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// gRPC TCP listen address [default: 127.0.0.1:50051].
+    #[arg(long, env = "ROOMGUARD_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Also serve on this Unix domain socket.
+    #[arg(long, env = "ROOMGUARD_UNIX_SOCKET")]
+    pub unix_socket: Option<PathBuf>,
+    /// Policy directory [default: ./policies].
+    #[arg(long, env = "ROOMGUARD_POLICIES")]
+    pub policies: Option<PathBuf>,
+    /// `enforce` or `shadow` [default: enforce].
+    #[arg(long, env = "ROOMGUARD_MODE")]
+    pub mode: Option<Mode>,
+    /// Prometheus metrics listen address [default: off].
+    #[arg(long, env = "ROOMGUARD_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+    /// Decision log: `stdout`, `off` or a file path [default: stdout].
+    #[arg(long, env = "ROOMGUARD_DECISION_LOG")]
+    pub decision_log: Option<String>,
+    /// Decision-log lines buffered in memory [default: 4096].
+    #[arg(long, env = "ROOMGUARD_DECISION_LOG_BUFFER")]
+    pub decision_log_buffer: Option<usize>,
+    /// TLS certificate chain (PEM).
+    #[arg(long, env = "ROOMGUARD_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long, env = "ROOMGUARD_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+    /// CA certificates (PEM) for client certificates: requires mTLS.
+    #[arg(long, env = "ROOMGUARD_TLS_CLIENT_CA")]
+    pub tls_client_ca: Option<PathBuf>,
+    /// File holding the bearer token callers must present.
+    #[arg(long, env = "ROOMGUARD_AUTH_TOKEN_FILE")]
+    pub auth_token_file: Option<PathBuf>,
+    /// Calls decided at once before shedding [default: 256].
+    #[arg(long, env = "ROOMGUARD_MAX_CONCURRENT_REQUESTS")]
+    pub max_concurrent_requests: Option<usize>,
+    /// Per-call timeout in milliseconds [default: 1000].
+    #[arg(long, env = "ROOMGUARD_REQUEST_TIMEOUT_MS")]
+    pub request_timeout_ms: Option<u64>,
+    /// Largest decoded request in bytes [default: 262144].
+    #[arg(long, env = "ROOMGUARD_MAX_REQUEST_BYTES")]
+    pub max_request_bytes: Option<usize>,
+    /// HTTP/2 keepalive ping interval in seconds [default: 30].
+    #[arg(long, env = "ROOMGUARD_HTTP2_KEEPALIVE_INTERVAL_S")]
+    pub http2_keepalive_interval_s: Option<u64>,
+    /// HTTP/2 keepalive ping timeout in seconds [default: 10].
+    #[arg(long, env = "ROOMGUARD_HTTP2_KEEPALIVE_TIMEOUT_S")]
+    pub http2_keepalive_timeout_s: Option<u64>,
+    /// Time a new connection has to finish TLS and send the HTTP/2 preface, in milliseconds [default: 10000].
+    #[arg(long, env = "ROOMGUARD_HANDSHAKE_TIMEOUT_MS")]
+    pub handshake_timeout_ms: Option<u64>,
+    /// Connections open at once; more are closed on accept [default: 10000].
+    #[arg(long, env = "ROOMGUARD_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// Time calls and connections get to finish after SIGTERM, in milliseconds [default: 5000].
+    #[arg(long, env = "ROOMGUARD_SHUTDOWN_GRACE_MS")]
+    pub shutdown_grace_ms: Option<u64>,
+}
+
+impl Config {
+    /// Parses a TOML document; unknown keys are refused (a typo must not silently fall back to a default).
+    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        toml::from_str(text).map_err(|err| {
+            let setting = err
+                .span()
+                .map(|span| setting_at(text, span.start))
+                .unwrap_or_default();
+            ConfigError::new(
+                if setting.is_empty() {
+                    "config file"
+                } else {
+                    &setting
+                },
+                err.message().to_owned(),
+            )
+        })
+    }
+
+    /// Reads the file named by `overrides.config` (if any), applies the overrides and `ROOMGUARD_AUTH_TOKEN`, and
+    /// validates the result.
+    pub fn load(overrides: &Overrides) -> Result<Config, ConfigError> {
+        let mut config = match &overrides.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|err| {
+                    ConfigError::new(
+                        "--config",
+                        format!("cannot read `{}`: {err}", path.display()),
+                    )
+                })?;
+                Config::from_toml(&text).map_err(|err| ConfigError {
+                    setting: err.setting,
+                    problem: format!("{} (in `{}`)", err.problem, path.display()),
+                })?
+            }
+            None => Config::default(),
+        };
+        config.apply(overrides);
+        config.auth.token = std::env::var("ROOMGUARD_AUTH_TOKEN")
+            .ok()
+            .filter(|t| !t.is_empty());
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Overrides file values with every value given on the command line or in the environment.
+    pub fn apply(&mut self, o: &Overrides) {
+        fn set<T: Clone>(target: &mut T, value: &Option<T>) {
+            if let Some(v) = value {
+                *target = v.clone();
+            }
+        }
+        fn set_some<T: Clone>(target: &mut Option<T>, value: &Option<T>) {
+            if value.is_some() {
+                target.clone_from(value);
+            }
+        }
+        set(&mut self.listen, &o.listen);
+        set_some(&mut self.unix_socket, &o.unix_socket);
+        set(&mut self.policies, &o.policies);
+        set(&mut self.mode, &o.mode);
+        set_some(&mut self.metrics.listen, &o.metrics_listen);
+        set(&mut self.decision_log.output, &o.decision_log);
+        set(&mut self.decision_log.buffer, &o.decision_log_buffer);
+        set_some(&mut self.tls.cert, &o.tls_cert);
+        set_some(&mut self.tls.key, &o.tls_key);
+        set_some(&mut self.tls.client_ca, &o.tls_client_ca);
+        set_some(&mut self.auth.token_file, &o.auth_token_file);
+        let l = &mut self.limits;
+        set(&mut l.max_concurrent_requests, &o.max_concurrent_requests);
+        set(&mut l.request_timeout_ms, &o.request_timeout_ms);
+        set(&mut l.max_request_bytes, &o.max_request_bytes);
+        set(
+            &mut l.http2_keepalive_interval_s,
+            &o.http2_keepalive_interval_s,
+        );
+        set(
+            &mut l.http2_keepalive_timeout_s,
+            &o.http2_keepalive_timeout_s,
+        );
+        set(&mut l.handshake_timeout_ms, &o.handshake_timeout_ms);
+        set(&mut l.max_connections, &o.max_connections);
+        set(&mut l.shutdown_grace_ms, &o.shutdown_grace_ms);
+    }
+
+    /// Checks what can be checked before binding: combinations, ranges, and that named files are readable.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.metrics.listen == Some(self.listen) {
+            return Err(ConfigError::new(
+                "metrics.listen",
+                format!("`{}` is also the gRPC listen address", self.listen),
+            ));
+        }
+        if self.decision_log.output.is_empty() {
+            return Err(ConfigError::new(
+                "decision_log.output",
+                "empty: use `stdout`, `off` or a file path",
+            ));
+        }
+        if self.decision_log.buffer == 0 {
+            return Err(ConfigError::new(
+                "decision_log.buffer",
+                "must be at least 1",
+            ));
+        }
+        match (&self.tls.cert, &self.tls.key) {
+            (Some(_), None) => {
+                return Err(ConfigError::new(
+                    "tls.key",
+                    "required when `tls.cert` is set",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::new(
+                    "tls.cert",
+                    "required when `tls.key` is set",
+                ));
+            }
+            _ => {}
+        }
+        if self.tls.client_ca.is_some() && self.tls.cert.is_none() {
+            return Err(ConfigError::new(
+                "tls.client_ca",
+                "client certificates need TLS: set `tls.cert` and `tls.key` too",
+            ));
+        }
+        for (setting, path) in [
+            ("tls.cert", &self.tls.cert),
+            ("tls.key", &self.tls.key),
+            ("tls.client_ca", &self.tls.client_ca),
+            ("auth.token_file", &self.auth.token_file),
+        ] {
+            if let Some(path) = path {
+                readable(setting, path)?;
+            }
+        }
+        if self.auth.token_file.is_some() && self.auth.token.is_some() {
+            return Err(ConfigError::new(
+                "auth.token_file",
+                "set either `auth.token_file` or ROOMGUARD_AUTH_TOKEN, not both",
+            ));
+        }
+        let l = &self.limits;
+        for (setting, value) in [
+            (
+                "limits.max_concurrent_requests",
+                l.max_concurrent_requests as u64,
+            ),
+            ("limits.request_timeout_ms", l.request_timeout_ms),
+            ("limits.max_request_bytes", l.max_request_bytes as u64),
+            (
+                "limits.http2_keepalive_interval_s",
+                l.http2_keepalive_interval_s,
+            ),
+            (
+                "limits.http2_keepalive_timeout_s",
+                l.http2_keepalive_timeout_s,
+            ),
+            ("limits.handshake_timeout_ms", l.handshake_timeout_ms),
+            ("limits.max_connections", l.max_connections as u64),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::new(setting, "must be greater than 0"));
+            }
+        }
+        if l.max_request_bytes > 64 * 1024 * 1024 {
+            return Err(ConfigError::new(
+                "limits.max_request_bytes",
+                "at most 67108864 (64 MiB): a Matrix event is at most 64 KiB",
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn readable(setting: &str, path: &Path) -> Result<(), ConfigError> {
+    std::fs::File::open(path).map(drop).map_err(|err| {
+        ConfigError::new(setting, format!("cannot read `{}`: {err}", path.display()))
+    })
+}
+
+/// The dotted key whose line holds byte `offset` of a TOML document: `[table]` header seen last, plus the key.
+fn setting_at(text: &str, offset: usize) -> String {
+    let mut table = String::new();
+    let mut start = 0;
+    for line in text.split_inclusive('\n') {
+        let end = start + line.len();
+        let trimmed = line.trim();
+        if trimmed.starts_with('[') {
+            table = trimmed
+                .trim_matches(|c| c == '[' || c == ']')
+                .trim()
+                .to_owned();
+        }
+        if offset < end || end == text.len() {
+            let key = trimmed
+                .split_once('=')
+                .map(|(k, _)| k.trim().to_owned())
+                .unwrap_or_default();
+            return match (table.is_empty(), key.is_empty()) {
+                (_, true) => table,
+                (true, false) => key,
+                (false, false) => format!("{table}.{key}"),
+            };
+        }
+        start = end;
+    }
+    String::new()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The example file in the repository parses, and holds every default (so it documents them truthfully).
+    #[test]
+    fn the_example_file_parses_to_the_defaults() {
+        let text = std::fs::read_to_string("roomguard.example.toml").unwrap();
+        let config = Config::from_toml(&text).unwrap();
+        assert_eq!(config, Config::default());
+    }
+
+    /// A wrong type is reported with the dotted setting name.
+    #[test]
+    fn a_wrong_type_names_the_setting() {
+        let err = Config::from_toml("[limits]\nrequest_timeout_ms = \"soon\"\n").unwrap_err();
+        assert_eq!(err.setting, "limits.request_timeout_ms", "{err}");
+    }
+
+    /// An unknown key is refused, naming it.
+    #[test]
+    fn an_unknown_key_is_refused() {
+        let err = Config::from_toml("[tls]\ncertificate = \"x\"\n").unwrap_err();
+        assert!(err.to_string().contains("certificate"), "{err}");
+        assert_eq!(err.setting, "tls.certificate");
+    }
+
+    /// A bad mode names `mode`.
+    #[test]
+    fn a_bad_mode_names_the_setting() {
+        let err = Config::from_toml("mode = \"dry-run\"\n").unwrap_err();
+        assert_eq!(err.setting, "mode", "{err}");
+    }
+
+    /// A flag or variable overrides the file; an unset one leaves it.
+    #[test]
+    fn overrides_win_over_the_file() {
+        let mut config =
+            Config::from_toml("mode = \"shadow\"\n[limits]\nrequest_timeout_ms = 50\n").unwrap();
+        config.apply(&Overrides {
+            request_timeout_ms: Some(75),
+            ..Overrides::default()
+        });
+        assert_eq!(config.limits.request_timeout_ms, 75);
+        assert_eq!(config.mode, Mode::Shadow);
+    }
+
+    /// Half a TLS set-up is refused, naming the missing half.
+    #[test]
+    fn a_cert_without_a_key_names_tls_key() {
+        let mut config = Config::default();
+        config.tls.cert = Some("Cargo.toml".into());
+        assert_eq!(config.validate().unwrap_err().setting, "tls.key");
+    }
+
+    /// Zero limits are refused, naming the setting.
+    #[test]
+    fn a_zero_limit_is_refused() {
+        let mut config = Config::default();
+        config.limits.max_concurrent_requests = 0;
+        assert_eq!(
+            config.validate().unwrap_err().setting,
+            "limits.max_concurrent_requests"
+        );
+    }
+
+    /// A missing token file is refused at start-up, not at the first call.
+    #[test]
+    fn an_unreadable_token_file_is_refused() {
+        let mut config = Config::default();
+        config.auth.token_file = Some("/nonexistent/token".into());
+        assert_eq!(config.validate().unwrap_err().setting, "auth.token_file");
+    }
+}

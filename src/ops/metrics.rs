@@ -1,0 +1,524 @@
+//! Prometheus metrics: counters and a histogram kept in memory, rendered in the text exposition format, served by a
+//! small HTTP/1 listener of its own (`GET /metrics`), off unless `metrics.listen` is set.
+//!
+//! Names follow the Prometheus conventions: a `roomguard_` prefix, `_total` on counters, base units (`_seconds`),
+//! and an `_info` gauge for the serving policy version. Reload counts and the policy version come from the
+//! [`PolicyStore`]'s own record, so the reloader has nothing to report twice.
+//!
+//! | metric | type | labels |
+//! |---|---|---|
+//! | `roomguard_decisions_total` | counter | `rpc`, `effect` (the policy's), `mode` |
+//! | `roomguard_decision_reasons_total` | counter | `rpc`, `effect`, `code` (one per reason of each decision) |
+//! | `roomguard_decision_duration_seconds` | histogram | `rpc` |
+//! | `roomguard_policy_reloads_total` | counter | `result` (`succeeded`, `refused`) |
+//! | `roomguard_policy_info` | gauge (1) | `policy_version` |
+//! | `roomguard_requests_in_flight` | gauge | |
+//! | `roomguard_requests_shed_total` | counter | |
+//! | `roomguard_requests_timed_out_total` | counter | |
+//! | `roomguard_requests_unauthenticated_total` | counter | |
+//! | `roomguard_decision_log_dropped_total` | counter | |
+//! | `roomguard_connections_open` | gauge | |
+//! | `roomguard_connections_refused_total` | counter | `reason` (`limit`: `limits.max_connections` reached) |
+//! | `roomguard_connections_dropped_total` | counter | `reason` (`handshake_timeout`, `handshake_failed`, `not_http2`) |
+//! | `roomguard_accept_errors_total` | counter | `reason` (`fd_limit`, `other`) |
+
+use std::{
+    collections::BTreeMap,
+    fmt::Write as _,
+    future::Future,
+    sync::{
+        Mutex,
+        atomic::{AtomicI64, AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+use std::{convert::Infallible, sync::Arc};
+
+use http_body_util::Full;
+use hyper::{Request, Response, StatusCode, body::Bytes, service::service_fn};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tracing::{debug, info, warn};
+
+use crate::{domain::decision::Decision, policy::store::PolicyStore};
+
+/// Upper bounds of the decision latency buckets, in seconds: a decision takes microseconds on a small policy and
+/// milliseconds on a very large one.
+const BUCKETS: [f64; 12] = [
+    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5,
+];
+
+#[derive(Debug, Default)]
+struct Histogram {
+    counts: [u64; BUCKETS.len()],
+    count: u64,
+    sum: f64,
+}
+
+/// The counters of one process. Cheap to update from every call: atomics, and short uncontended locks for the
+/// labelled families.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    decisions: Mutex<BTreeMap<(&'static str, &'static str, &'static str), u64>>,
+    reasons: Mutex<BTreeMap<(&'static str, &'static str, String), u64>>,
+    latency: Mutex<BTreeMap<&'static str, Histogram>>,
+    in_flight: AtomicI64,
+    shed: AtomicU64,
+    timed_out: AtomicU64,
+    unauthenticated: AtomicU64,
+    decision_log_dropped: AtomicU64,
+    connections: ConnectionCounters,
+}
+
+/// What happened to the connections the listeners accepted.
+#[derive(Debug, Default)]
+struct ConnectionCounters {
+    open: AtomicI64,
+    refused_at_limit: AtomicU64,
+    handshake_timeout: AtomicU64,
+    handshake_failed: AtomicU64,
+    not_http2: AtomicU64,
+    accept_fd_limit: AtomicU64,
+    accept_other: AtomicU64,
+}
+
+/// Why a connection was closed before it could carry a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectionDrop {
+    /// The TLS handshake and HTTP/2 preface did not complete within `limits.handshake_timeout_ms`.
+    HandshakeTimeout,
+    /// The TLS handshake failed (bad client certificate, not TLS, ...).
+    HandshakeFailed,
+    /// The first bytes were not the HTTP/2 connection preface.
+    NotHttp2,
+}
+
+/// Why `accept` failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AcceptError {
+    /// The process or the system ran out of file descriptors.
+    FdLimit,
+    /// Anything else.
+    Other,
+}
+
+impl Metrics {
+    /// Fresh, zeroed metrics.
+    pub fn new() -> Self {
+        Metrics::default()
+    }
+
+    /// Counts one decision of `rpc` (`CheckMessageSend`, `CheckRoomPublish`) taken in `mode`, and its latency.
+    pub fn decision(
+        &self,
+        rpc: &'static str,
+        mode: &'static str,
+        decision: &Decision,
+        latency: Duration,
+    ) {
+        let effect = decision.effect.as_str();
+        if let Ok(mut map) = self.decisions.lock() {
+            *map.entry((rpc, effect, mode)).or_default() += 1;
+        }
+        if let Ok(mut map) = self.reasons.lock() {
+            for reason in &decision.reasons {
+                *map.entry((rpc, effect, reason.code.clone())).or_default() += 1;
+            }
+        }
+        let seconds = latency.as_secs_f64();
+        if let Ok(mut map) = self.latency.lock() {
+            let h = map.entry(rpc).or_default();
+            for (bound, count) in BUCKETS.iter().zip(h.counts.iter_mut()) {
+                if seconds <= *bound {
+                    *count += 1;
+                }
+            }
+            h.count += 1;
+            h.sum += seconds;
+        }
+    }
+
+    /// A call entered the service (after admission).
+    pub fn call_started(&self) {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A call left the service.
+    pub fn call_finished(&self) {
+        self.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Calls in flight now.
+    pub fn in_flight(&self) -> i64 {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// A call was refused with `RESOURCE_EXHAUSTED` because the concurrency limit was reached.
+    pub fn shed(&self) {
+        self.shed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Calls shed since start.
+    pub fn shed_count(&self) -> u64 {
+        self.shed.load(Ordering::Relaxed)
+    }
+
+    /// A call ran past the request timeout.
+    pub fn timed_out(&self) {
+        self.timed_out.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A call was refused with `UNAUTHENTICATED`.
+    pub fn unauthenticated(&self) {
+        self.unauthenticated.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A decision-log line could not be buffered or written; returns the total so far.
+    pub fn decision_log_dropped(&self) -> u64 {
+        self.decision_log_dropped.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// Decision-log lines dropped since start.
+    pub fn decision_log_dropped_count(&self) -> u64 {
+        self.decision_log_dropped.load(Ordering::Relaxed)
+    }
+
+    /// A connection was accepted and holds one of the `limits.max_connections` slots.
+    pub fn connection_opened(&self) {
+        self.connections.open.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A connection that held a slot is closed.
+    pub fn connection_closed(&self) {
+        self.connections.open.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Connections open now.
+    pub fn connections_open(&self) -> i64 {
+        self.connections.open.load(Ordering::Relaxed)
+    }
+
+    /// A connection was closed on accept because `limits.max_connections` were open.
+    pub fn connection_refused_at_limit(&self) {
+        self.connections
+            .refused_at_limit
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Connections closed on accept at the limit since start.
+    pub fn connections_refused_at_limit(&self) -> u64 {
+        self.connections.refused_at_limit.load(Ordering::Relaxed)
+    }
+
+    /// A connection was closed before it could carry a call.
+    pub fn connection_dropped(&self, why: ConnectionDrop) {
+        self.drop_counter(why).fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Connections closed for `why` since start.
+    pub fn connections_dropped(&self, why: ConnectionDrop) -> u64 {
+        self.drop_counter(why).load(Ordering::Relaxed)
+    }
+
+    fn drop_counter(&self, why: ConnectionDrop) -> &AtomicU64 {
+        match why {
+            ConnectionDrop::HandshakeTimeout => &self.connections.handshake_timeout,
+            ConnectionDrop::HandshakeFailed => &self.connections.handshake_failed,
+            ConnectionDrop::NotHttp2 => &self.connections.not_http2,
+        }
+    }
+
+    /// `accept` failed.
+    pub fn accept_failed(&self, why: AcceptError) {
+        match why {
+            AcceptError::FdLimit => &self.connections.accept_fd_limit,
+            AcceptError::Other => &self.connections.accept_other,
+        }
+        .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Every metric in the Prometheus text exposition format (version 0.0.4).
+    pub fn render(&self, store: &PolicyStore) -> String {
+        let mut out = String::new();
+        let status = store.status();
+
+        family(
+            &mut out,
+            "roomguard_decisions_total",
+            "counter",
+            "Decisions taken, by rpc, the policy's effect and mode.",
+        );
+        if let Ok(map) = self.decisions.lock() {
+            for ((rpc, effect, mode), n) in map.iter() {
+                let _ = writeln!(
+                    out,
+                    "roomguard_decisions_total{{rpc=\"{rpc}\",effect=\"{effect}\",mode=\"{mode}\"}} {n}"
+                );
+            }
+        }
+        family(
+            &mut out,
+            "roomguard_decision_reasons_total",
+            "counter",
+            "Reasons given, one per reason of each decision, by rpc, effect and reason code.",
+        );
+        if let Ok(map) = self.reasons.lock() {
+            for ((rpc, effect, code), n) in map.iter() {
+                let code = escape(code);
+                let _ = writeln!(
+                    out,
+                    "roomguard_decision_reasons_total{{rpc=\"{rpc}\",effect=\"{effect}\",code=\"{code}\"}} {n}"
+                );
+            }
+        }
+        family(
+            &mut out,
+            "roomguard_decision_duration_seconds",
+            "histogram",
+            "Time to decide one call, from decoded request to decision.",
+        );
+        if let Ok(map) = self.latency.lock() {
+            for (rpc, h) in map.iter() {
+                for (bound, count) in BUCKETS.iter().zip(h.counts.iter()) {
+                    let _ = writeln!(
+                        out,
+                        "roomguard_decision_duration_seconds_bucket{{rpc=\"{rpc}\",le=\"{bound}\"}} {count}"
+                    );
+                }
+                let _ = writeln!(
+                    out,
+                    "roomguard_decision_duration_seconds_bucket{{rpc=\"{rpc}\",le=\"+Inf\"}} {}",
+                    h.count
+                );
+                let _ = writeln!(
+                    out,
+                    "roomguard_decision_duration_seconds_sum{{rpc=\"{rpc}\"}} {}",
+                    h.sum
+                );
+                let _ = writeln!(
+                    out,
+                    "roomguard_decision_duration_seconds_count{{rpc=\"{rpc}\"}} {}",
+                    h.count
+                );
+            }
+        }
+        family(
+            &mut out,
+            "roomguard_policy_reloads_total",
+            "counter",
+            "Policy reloads, by result: succeeded (swapped in) or refused (the previous policy kept serving).",
+        );
+        let _ = writeln!(
+            out,
+            "roomguard_policy_reloads_total{{result=\"succeeded\"}} {}",
+            status.reloads_succeeded
+        );
+        let _ = writeln!(
+            out,
+            "roomguard_policy_reloads_total{{result=\"refused\"}} {}",
+            status.reloads_refused
+        );
+        family(
+            &mut out,
+            "roomguard_policy_info",
+            "gauge",
+            "The serving policy: always 1, its version in the label.",
+        );
+        let _ = writeln!(
+            out,
+            "roomguard_policy_info{{policy_version=\"{}\"}} 1",
+            escape(&status.policy_version)
+        );
+        family(
+            &mut out,
+            "roomguard_requests_in_flight",
+            "gauge",
+            "Calls being decided now.",
+        );
+        let _ = writeln!(out, "roomguard_requests_in_flight {}", self.in_flight());
+        family(
+            &mut out,
+            "roomguard_requests_shed_total",
+            "counter",
+            "Calls answered RESOURCE_EXHAUSTED at once because the concurrency limit was reached.",
+        );
+        let _ = writeln!(out, "roomguard_requests_shed_total {}", self.shed_count());
+        family(
+            &mut out,
+            "roomguard_requests_timed_out_total",
+            "counter",
+            "Calls answered DEADLINE_EXCEEDED by the request timeout.",
+        );
+        let _ = writeln!(
+            out,
+            "roomguard_requests_timed_out_total {}",
+            self.timed_out.load(Ordering::Relaxed)
+        );
+        family(
+            &mut out,
+            "roomguard_requests_unauthenticated_total",
+            "counter",
+            "Calls refused UNAUTHENTICATED (missing or wrong bearer token).",
+        );
+        let _ = writeln!(
+            out,
+            "roomguard_requests_unauthenticated_total {}",
+            self.unauthenticated.load(Ordering::Relaxed)
+        );
+        family(
+            &mut out,
+            "roomguard_decision_log_dropped_total",
+            "counter",
+            "Decision-log lines that could not be buffered or written.",
+        );
+        let _ = writeln!(
+            out,
+            "roomguard_decision_log_dropped_total {}",
+            self.decision_log_dropped_count()
+        );
+        self.render_connections(&mut out);
+        out
+    }
+
+    fn render_connections(&self, out: &mut String) {
+        let c = &self.connections;
+        family(
+            out,
+            "roomguard_connections_open",
+            "gauge",
+            "Connections open now, across every listener (at most limits.max_connections).",
+        );
+        let _ = writeln!(
+            out,
+            "roomguard_connections_open {}",
+            self.connections_open()
+        );
+        family(
+            out,
+            "roomguard_connections_refused_total",
+            "counter",
+            "Connections closed as soon as they were accepted, by reason (limit: limits.max_connections were open).",
+        );
+        let _ = writeln!(
+            out,
+            "roomguard_connections_refused_total{{reason=\"limit\"}} {}",
+            c.refused_at_limit.load(Ordering::Relaxed)
+        );
+        family(
+            out,
+            "roomguard_connections_dropped_total",
+            "counter",
+            "Connections closed before carrying a call: no TLS handshake and HTTP/2 preface in time, a failed TLS \
+             handshake, or not HTTP/2.",
+        );
+        for (reason, counter) in [
+            ("handshake_timeout", &c.handshake_timeout),
+            ("handshake_failed", &c.handshake_failed),
+            ("not_http2", &c.not_http2),
+        ] {
+            let _ = writeln!(
+                out,
+                "roomguard_connections_dropped_total{{reason=\"{reason}\"}} {}",
+                counter.load(Ordering::Relaxed)
+            );
+        }
+        family(
+            out,
+            "roomguard_accept_errors_total",
+            "counter",
+            "Failed accepts, by reason (fd_limit: out of file descriptors).",
+        );
+        for (reason, counter) in [("fd_limit", &c.accept_fd_limit), ("other", &c.accept_other)] {
+            let _ = writeln!(
+                out,
+                "roomguard_accept_errors_total{{reason=\"{reason}\"}} {}",
+                counter.load(Ordering::Relaxed)
+            );
+        }
+    }
+}
+
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+/// Escapes a label value (backslash, double quote, line feed), as the exposition format requires.
+fn escape(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// Serves `GET /metrics` on `listener` until `shutdown` resolves. Any other path is 404.
+pub async fn serve(
+    listener: TcpListener,
+    metrics: Arc<Metrics>,
+    store: Arc<PolicyStore>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    if let Ok(addr) = listener.local_addr() {
+        info!(%addr, "metrics listening");
+    }
+    tokio::pin!(shutdown);
+    loop {
+        let accepted = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => accepted,
+        };
+        let stream = match accepted {
+            Ok((stream, _peer)) => stream,
+            Err(err) => {
+                // Out of file descriptors, typically: back off instead of spinning on accept.
+                warn!(%err, "metrics listener cannot accept");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let metrics = metrics.clone();
+        let store = store.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |request: Request<hyper::body::Incoming>| {
+                let response = respond(&request, &metrics, &store);
+                async move { Ok::<_, Infallible>(response) }
+            });
+            let connection = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(Duration::from_secs(5))
+                .serve_connection(TokioIo::new(stream), service);
+            if let Err(err) = connection.await {
+                debug!(%err, "metrics connection");
+            }
+        });
+    }
+}
+
+fn respond<B>(
+    request: &Request<B>,
+    metrics: &Metrics,
+    store: &PolicyStore,
+) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::new()));
+    if request.method() != hyper::Method::GET || request.uri().path() != "/metrics" {
+        *response.status_mut() = StatusCode::NOT_FOUND;
+        return response;
+    }
+    *response.body_mut() = Full::new(Bytes::from(metrics.render(store)));
+    response.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Label values are escaped as the exposition format says.
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+}

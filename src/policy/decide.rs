@@ -1,0 +1,152 @@
+//! The decision pipeline: resolve roles, classify the message, evaluate the rules, explain.
+//!
+//! Input has already been validated (the gRPC layer converts proto to domain types and rejects what is malformed),
+//! so every function here is total: it always returns a [`Decision`]. A rule that fails to evaluate gives a deny with
+//! `POLICY_EVALUATION_ERROR` (fail closed), and nothing allowing gives `NO_MATCHING_RULE` (default deny).
+
+use tracing::warn;
+use uuid::Uuid;
+
+use crate::{
+    domain::decision::{Decision, Effect, Reason},
+    domain::request::{Action, PublishRequest, SendRequest},
+    policy::PolicySnapshot,
+    policy::engine::Matched,
+    policy::engine::attributes::Attributes,
+    policy::reasons::{NO_MATCHING_RULE, POLICY_EVALUATION_ERROR},
+};
+
+/// May the sender send this message into this room?
+pub fn decide_send(policy: &PolicySnapshot, request: &SendRequest) -> Decision {
+    explain_send(policy, request).decision
+}
+
+/// May the requester publish (or unpublish) this room in the public directory?
+pub fn decide_publish(policy: &PolicySnapshot, request: &PublishRequest) -> Decision {
+    explain_publish(policy, request).decision
+}
+
+/// A decision and how it came about: for authors (`roomguard check`) when a result surprises them.
+#[derive(Debug, Clone)]
+pub struct Explanation {
+    /// The decision, exactly as the service would answer it.
+    pub decision: Decision,
+    /// The action the request asked about (which rules were considered).
+    pub action: Action,
+    /// The room counted as public (join rule, directory or history).
+    pub room_is_public: bool,
+    /// The ids of the rules whose condition held, in file order; `Err` when evaluation failed.
+    pub matched: Result<Vec<String>, String>,
+}
+
+/// [`decide_send`], with the explanation.
+pub fn explain_send(policy: &PolicySnapshot, request: &SendRequest) -> Explanation {
+    let roles = policy.roles.resolve(&request.sender);
+    let classification = policy.classifier.classify(&request.message);
+    let attributes = Attributes::new(
+        Action::Send,
+        &request.sender,
+        roles,
+        &policy.roles,
+        &request.room,
+        Some((&request.message, classification)),
+    );
+    let mut explanation = evaluate(policy, Action::Send, attributes, &request.request_id);
+    explanation.decision.roles = policy.roles.names_of(roles);
+    explanation.decision.classification = classification.to_owned();
+    explanation.room_is_public = request.room.is_public();
+    explanation
+}
+
+/// [`decide_publish`], with the explanation.
+pub fn explain_publish(policy: &PolicySnapshot, request: &PublishRequest) -> Explanation {
+    let action = if request.publish {
+        Action::Publish
+    } else {
+        Action::Unpublish
+    };
+    let roles = policy.roles.resolve(&request.requester);
+    let attributes = Attributes::new(
+        action,
+        &request.requester,
+        roles,
+        &policy.roles,
+        &request.room,
+        None,
+    );
+    let mut explanation = evaluate(policy, action, attributes, &request.request_id);
+    explanation.decision.roles = policy.roles.names_of(roles);
+    explanation.room_is_public = request.room.is_public();
+    explanation
+}
+
+fn evaluate(
+    policy: &PolicySnapshot,
+    action: Action,
+    attributes: Attributes,
+    request_id: &str,
+) -> Explanation {
+    let (effect, reasons, matched) = match policy.engine.evaluate(action, attributes) {
+        Ok(matched) => {
+            let (effect, reasons) = explain(policy, &matched);
+            (
+                effect,
+                reasons,
+                Ok(matched.into_iter().map(|m| m.rule).collect()),
+            )
+        }
+        Err(err) => {
+            // The error names the rule text and types, never request content: message text is not an attribute.
+            warn!(%err, action = action.as_str(), policy_version = %policy.version, "policy evaluation failed; denying");
+            (
+                Effect::Deny,
+                vec![reason(policy, POLICY_EVALUATION_ERROR, "")],
+                Err(err.to_string()),
+            )
+        }
+    };
+    let decision = Decision {
+        effect,
+        reasons,
+        decision_id: Uuid::now_v7().to_string(),
+        request_id: request_id.to_owned(),
+        policy_version: policy.version.clone(),
+        roles: Vec::new(),
+        classification: String::new(),
+    };
+    Explanation {
+        decision,
+        action,
+        room_is_public: false,
+        matched,
+    }
+}
+
+/// Deny overrides allow: every matching deny rule is a reason; otherwise the first matching allow rule; otherwise
+/// nothing allows and the answer is the default deny.
+fn explain(policy: &PolicySnapshot, matched: &[Matched]) -> (Effect, Vec<Reason>) {
+    let denies: Vec<Reason> = matched
+        .iter()
+        .filter(|m| m.effect == Effect::Deny)
+        .map(|m| reason(policy, &m.code, &m.rule))
+        .collect();
+    if !denies.is_empty() {
+        return (Effect::Deny, denies);
+    }
+    match matched.iter().find(|m| m.effect == Effect::Allow) {
+        Some(allow) => (
+            Effect::Allow,
+            vec![reason(policy, &allow.code, &allow.rule)],
+        ),
+        None => (Effect::Deny, vec![reason(policy, NO_MATCHING_RULE, "")]),
+    }
+}
+
+fn reason(policy: &PolicySnapshot, code: &str, rule: &str) -> Reason {
+    Reason {
+        code: code.to_owned(),
+        rule: rule.to_owned(),
+        // Every code a rule names was checked against the catalogue at load; the fallback only keeps this total.
+        message: policy.reasons.message(code).unwrap_or(code).to_owned(),
+    }
+}

@@ -1,0 +1,275 @@
+//! What rules can see of a request: the attributes Rust computes and hands to casbin as `r.act`, `r.sub`, `r.role`,
+//! `r.room` and `r.msg`.
+//!
+//! Rust computes facts (roles, classification, whether a room is public, sizes); the policy files decide what to do
+//! with them. Message text never becomes an attribute: rules see the classification label, not the words, so no
+//! policy, log or error message can leak a body.
+
+use casbin::rhai::{Dynamic, INT, Map};
+
+use crate::{
+    domain::message::Message,
+    domain::request::Action,
+    domain::room::Room,
+    domain::subject::Subject,
+    policy::roles::{RoleResolver, RoleSet},
+};
+
+/// The request definition every model must declare: `r = act, sub, role, room, msg`.
+pub const REQUEST_TOKENS: [&str; 5] = ["act", "sub", "role", "room", "msg"];
+
+/// The kind of value an attribute holds, for validation and for authors' documentation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A string.
+    Text,
+    /// A 32-bit integer (casbin's expression engine has no wider integers, hence sizes in KiB and MiB).
+    Integer,
+    /// A boolean.
+    Bool,
+}
+
+/// Every attribute of `r.sub`, `r.room` and `r.msg`, with its kind and meaning. `r.role.NAME` is a boolean for every
+/// role the policy declares; `r.act` is `send`, `publish` or `unpublish`.
+pub const SCHEMA: &[(&str, &str, Kind, &str)] = &[
+    ("sub", "user_id", Kind::Text, "the Matrix user id"),
+    (
+        "sub",
+        "server_name",
+        Kind::Text,
+        "the user's server host name, lowercased, without port",
+    ),
+    (
+        "sub",
+        "server_admin",
+        Kind::Bool,
+        "the homeserver says the user is a server admin",
+    ),
+    (
+        "sub",
+        "power_level",
+        Kind::Integer,
+        "the user's power level in the room (clamped to 32 bits)",
+    ),
+    ("room", "room_id", Kind::Text, "the room id"),
+    (
+        "room",
+        "join_rule",
+        Kind::Text,
+        "public, invite, knock, restricted, knock_restricted or private",
+    ),
+    (
+        "room",
+        "history_visibility",
+        Kind::Text,
+        "world_readable, shared, invited or joined",
+    ),
+    (
+        "room",
+        "encrypted",
+        Kind::Bool,
+        "an m.room.encryption state event is present",
+    ),
+    (
+        "room",
+        "guest_access",
+        Kind::Bool,
+        "guests can really join: m.room.guest_access is can_join and the homeserver allows guests",
+    ),
+    (
+        "room",
+        "published",
+        Kind::Bool,
+        "listed in the public room directory now",
+    ),
+    (
+        "room",
+        "access_rule",
+        Kind::Text,
+        "Tchap's im.vector.room.access_rules rule, empty if none",
+    ),
+    (
+        "room",
+        "is_public",
+        Kind::Bool,
+        "join rule public, or published, or world-readable history",
+    ),
+    (
+        "msg",
+        "event_type",
+        Kind::Text,
+        "m.room.message, m.room.encrypted, m.sticker, ... (empty for publish)",
+    ),
+    ("msg", "msgtype", Kind::Text, "m.text, m.file, m.image, ..."),
+    ("msg", "mimetype", Kind::Text, "the attachment's MIME type"),
+    (
+        "msg",
+        "size_kib",
+        Kind::Integer,
+        "the attachment's size in KiB, rounded up",
+    ),
+    (
+        "msg",
+        "size_mib",
+        Kind::Integer,
+        "the attachment's size in MiB, rounded up",
+    ),
+    (
+        "msg",
+        "has_attachment",
+        Kind::Bool,
+        "the message names a file or has a size",
+    ),
+    (
+        "msg",
+        "classification",
+        Kind::Text,
+        "the protection marking label found, or none",
+    ),
+    (
+        "msg",
+        "classified",
+        Kind::Bool,
+        "a protection marking was found",
+    ),
+];
+
+/// The kind of `r.<object>.<field>`, if it exists.
+pub fn kind_of(object: &str, field: &str) -> Option<Kind> {
+    SCHEMA
+        .iter()
+        .find(|(o, f, _, _)| *o == object && *f == field)
+        .map(|(_, _, k, _)| *k)
+}
+
+/// The attributes of one request, ready for casbin.
+#[derive(Debug, Clone)]
+pub struct Attributes {
+    act: &'static str,
+    sub: Map,
+    role: Map,
+    room: Map,
+    msg: Map,
+}
+
+impl Attributes {
+    /// The attributes of a send or publish request. `message` and `classification` are `None` for room-publish,
+    /// whose `r.msg` attributes are then empty strings, zeros and `false`.
+    pub fn new(
+        action: Action,
+        subject: &Subject,
+        roles: RoleSet,
+        resolver: &RoleResolver,
+        room: &Room,
+        message: Option<(&Message, &str)>,
+    ) -> Self {
+        let mut sub = Map::new();
+        sub.insert("user_id".into(), subject.user_id.as_str().into());
+        sub.insert("server_name".into(), subject.user_id.host().into());
+        sub.insert("server_admin".into(), subject.server_admin.into());
+        sub.insert(
+            "power_level".into(),
+            Dynamic::from_int(clamp(subject.power_level)),
+        );
+
+        let mut role = Map::new();
+        for (index, name) in resolver.role_names().iter().enumerate() {
+            role.insert(name.as_str().into(), roles.contains(index).into());
+        }
+
+        let mut r = Map::new();
+        r.insert("room_id".into(), room.room_id.as_str().into());
+        r.insert("join_rule".into(), room.join_rule.as_str().into());
+        r.insert(
+            "history_visibility".into(),
+            room.history_visibility.as_str().into(),
+        );
+        r.insert("encrypted".into(), room.encrypted.into());
+        r.insert("guest_access".into(), room.guest_access.into());
+        r.insert("published".into(), room.published.into());
+        r.insert("access_rule".into(), room.access_rule.as_str().into());
+        r.insert("is_public".into(), room.is_public().into());
+
+        let mut msg = Map::new();
+        let (m, label) = match message {
+            Some((m, label)) => (m, label),
+            None => (&EMPTY_MESSAGE, ""),
+        };
+        msg.insert("event_type".into(), m.event_type.as_str().into());
+        msg.insert("msgtype".into(), m.msgtype.as_str().into());
+        msg.insert("mimetype".into(), m.mimetype.as_str().into());
+        msg.insert("size_kib".into(), Dynamic::from_int(units(m.size, 1 << 10)));
+        msg.insert("size_mib".into(), Dynamic::from_int(units(m.size, 1 << 20)));
+        msg.insert(
+            "has_attachment".into(),
+            (!m.filename.is_empty() || m.size > 0).into(),
+        );
+        msg.insert("classification".into(), label.into());
+        msg.insert(
+            "classified".into(),
+            (!label.is_empty() && label != crate::classifier::NO_MARKING).into(),
+        );
+
+        Attributes {
+            act: action.as_str(),
+            sub,
+            role,
+            room: r,
+            msg,
+        }
+    }
+}
+
+static EMPTY_MESSAGE: Message = Message {
+    event_type: String::new(),
+    msgtype: String::new(),
+    body: String::new(),
+    formatted_body: String::new(),
+    filename: String::new(),
+    mimetype: String::new(),
+    size: 0,
+};
+
+fn clamp(v: i64) -> INT {
+    INT::try_from(v).unwrap_or(if v < 0 { INT::MIN } else { INT::MAX })
+}
+
+/// `bytes` in units of `unit`, rounded up, so `size_mib > 50` means "more than 50 MiB" exactly.
+fn units(bytes: u64, unit: u64) -> INT {
+    INT::try_from(bytes.div_ceil(unit)).unwrap_or(INT::MAX)
+}
+
+impl casbin::EnforceArgs for Attributes {
+    fn try_into_vec(self) -> casbin::Result<Vec<Dynamic>> {
+        Ok(vec![
+            self.act.into(),
+            Dynamic::from_map(self.sub),
+            Dynamic::from_map(self.role),
+            Dynamic::from_map(self.room),
+            Dynamic::from_map(self.msg),
+        ])
+    }
+
+    /// roomguard never uses casbin's cache (it would lose the explanation), so the key is never read.
+    fn cache_key(&self) -> u64 {
+        0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Sizes round up, so a threshold in whole units is exact, and never overflow the 32-bit engine.
+    #[test]
+    fn sizes_round_up_and_saturate() {
+        assert_eq!(units(0, 1024), 0);
+        assert_eq!(units(1, 1024), 1);
+        assert_eq!(units(50 << 20, 1 << 20), 50);
+        assert_eq!(units((50 << 20) + 1, 1 << 20), 51);
+        assert_eq!(units(u64::MAX, 1024), INT::MAX);
+        assert_eq!(clamp(i64::MAX), INT::MAX);
+        assert_eq!(clamp(i64::MIN), INT::MIN);
+        assert_eq!(clamp(100), 100);
+    }
+}

@@ -1,0 +1,242 @@
+//! Checks of a policy that need the rule engine itself: the model file, the syntax of each condition, and a dry
+//! run of each rule on sample requests. The engine compiles conditions lazily and reports problems without a line,
+//! so these run at load time and pin every problem to its file and line.
+
+use crate::{
+    classifier::NO_MARKING,
+    domain::{
+        message::Message,
+        request::Action,
+        room::{HistoryVisibility, JoinRule, Room},
+        subject::{Subject, UserId},
+    },
+    policy::{
+        diagnostics::Problem,
+        engine::{
+            self, POLICY_TOKENS, SUPPORTED_EFFECT,
+            attributes::{Attributes, REQUEST_TOKENS},
+        },
+        roles::{RoleResolver, RoleSet},
+        rules::{RULES_FILE, Rule},
+    },
+};
+
+/// The model file.
+pub const MODEL_FILE: &str = "model.conf";
+
+/// Checks what roomguard relies on in the model: the request and policy definitions it fills, the one effect it
+/// evaluates, and a matcher that evaluates each rule's condition.
+pub fn check_model(text: &str) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    let mut section = String::new();
+    let mut seen: Vec<(String, String, usize)> = Vec::new();
+    for (index, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
+            continue;
+        }
+        if line.starts_with('[') {
+            section = line.trim_matches(['[', ']']).trim().to_owned();
+            if ![
+                "request_definition",
+                "policy_definition",
+                "policy_effect",
+                "matchers",
+            ]
+            .contains(&section.as_str())
+            {
+                problems.push(Problem::at(
+                    MODEL_FILE,
+                    index + 1,
+                    format!(
+                        "section `[{section}]` is not supported: roles come from roles.toml and users.csv, so the \
+                         model has only request_definition, policy_definition, policy_effect and matchers"
+                    ),
+                ));
+            }
+            continue;
+        }
+        match line.split_once('=') {
+            Some((key, value)) => {
+                seen.push((key.trim().to_owned(), value.trim().to_owned(), index + 1))
+            }
+            None => problems.push(Problem::at(
+                MODEL_FILE,
+                index + 1,
+                format!("expected `key = value` in [{section}]"),
+            )),
+        }
+    }
+    let find = |key: &str| seen.iter().find(|(k, _, _)| k == key);
+    let tokens = |value: &str| {
+        value
+            .split(',')
+            .map(|t| t.trim().to_owned())
+            .collect::<Vec<_>>()
+    };
+    match find("r") {
+        Some((_, v, line)) if tokens(v) != REQUEST_TOKENS => problems.push(Problem::at(
+            MODEL_FILE,
+            *line,
+            format!(
+                "the request definition must be `r = {}`: roomguard fills exactly these",
+                REQUEST_TOKENS.join(", ")
+            ),
+        )),
+        None => problems.push(Problem::in_file(
+            MODEL_FILE,
+            format!("missing `r = {}`", REQUEST_TOKENS.join(", ")),
+        )),
+        _ => {}
+    }
+    match find("p") {
+        Some((_, v, line)) if tokens(v) != POLICY_TOKENS => problems.push(Problem::at(
+            MODEL_FILE,
+            *line,
+            format!(
+                "the policy definition must be `p = {}`: rules.csv columns map onto it",
+                POLICY_TOKENS.join(", ")
+            ),
+        )),
+        None => problems.push(Problem::in_file(
+            MODEL_FILE,
+            format!("missing `p = {}`", POLICY_TOKENS.join(", ")),
+        )),
+        _ => {}
+    }
+    let squash = |s: &str| s.split_whitespace().collect::<String>();
+    match find("e") {
+        Some((_, v, line)) if squash(v) != squash(SUPPORTED_EFFECT) => problems.push(Problem::at(
+            MODEL_FILE,
+            *line,
+            format!(
+                "effect `{v}` is not supported: roomguard evaluates `e = {SUPPORTED_EFFECT}` (deny overrides allow, \
+                 nothing allowed means deny), which lets it report every violated rule"
+            ),
+        )),
+        None => problems.push(Problem::in_file(MODEL_FILE, format!("missing `e = {SUPPORTED_EFFECT}`"))),
+        _ => {}
+    }
+    match find("m") {
+        Some((_, v, line)) if !squash(v).contains("eval(p.cond)") || !squash(v).contains("p.act") => {
+            problems.push(Problem::at(
+                MODEL_FILE,
+                *line,
+                "the matcher must compare `r.act == p.act` and evaluate each rule's condition with `eval(p.cond)`; \
+                 otherwise rules would apply to every action or regardless of their condition",
+            ))
+        }
+        Some((_, v, line)) => {
+            // casbin compiles the matcher when it loads the model and reports a syntax error without a line; compile
+            // it here first so the author gets one. `r.`/`p.` become `r_`/`p_` as casbin does.
+            let escaped = v.replace("r.", "r_").replace("p.", "p_");
+            if let Err(e) = casbin::rhai::Engine::new_raw().compile_expression(&escaped) {
+                problems.push(Problem::at(MODEL_FILE, *line, format!("the matcher does not parse: {e}")));
+            }
+        }
+        None => problems.push(Problem::in_file(MODEL_FILE, "missing `m = r.act == p.act && eval(p.cond)`")),
+    }
+    problems
+}
+
+/// Why `condition` does not parse as an expression, if it does not.
+pub fn condition_syntax_error(condition: &str) -> Option<String> {
+    let escaped = condition.replace("r.", "r_");
+    casbin::rhai::Engine::new_raw()
+        .compile_expression(&escaped)
+        .err()
+        .map(|e| e.to_string())
+}
+
+/// Evaluates each rule alone on two sample requests (every flag off, every flag on) so that type errors and unknown
+/// functions surface at load, pinned to their line.
+pub fn dry_run(model: &str, rules: &[Rule], roles: &RoleResolver) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    for rule in rules {
+        let enforcer =
+            match futures_executor::block_on(engine::enforcer(model, vec![rule.policy_values()])) {
+                Ok(e) => e,
+                Err(e) => {
+                    problems.push(Problem::at(
+                        RULES_FILE,
+                        rule.line,
+                        format!("rule `{}`: {e}", rule.id),
+                    ));
+                    continue;
+                }
+            };
+        for sample in [false, true] {
+            let attributes = sample_attributes(rule.action, sample, roles);
+            if let Err(e) = casbin::CoreApi::enforce(&enforcer, attributes) {
+                problems.push(Problem::at(
+                    RULES_FILE,
+                    rule.line,
+                    format!("rule `{}`: the condition fails to evaluate: {e}", rule.id),
+                ));
+                break;
+            }
+        }
+    }
+    problems
+}
+
+fn sample_attributes(action: Action, on: bool, roles: &RoleResolver) -> Attributes {
+    let subject = Subject {
+        user_id: sample_user(),
+        server_admin: on,
+        power_level: if on { 100 } else { 0 },
+    };
+    let room = Room {
+        room_id: "!sample:sample.example".into(),
+        join_rule: if on {
+            JoinRule::Public
+        } else {
+            JoinRule::Invite
+        },
+        history_visibility: if on {
+            HistoryVisibility::WorldReadable
+        } else {
+            HistoryVisibility::Joined
+        },
+        encrypted: on,
+        guest_access: on,
+        published: on,
+        access_rule: if on {
+            "unrestricted".into()
+        } else {
+            String::new()
+        },
+    };
+    let message = Message {
+        event_type: "m.room.message".into(),
+        msgtype: if on { "m.file".into() } else { "m.text".into() },
+        filename: if on {
+            "sample.pdf".into()
+        } else {
+            String::new()
+        },
+        mimetype: if on {
+            "application/pdf".into()
+        } else {
+            String::new()
+        },
+        size: if on { 100 << 20 } else { 0 },
+        ..Message::default()
+    };
+    let set = if on {
+        RoleSet::all(roles.role_names().len())
+    } else {
+        RoleSet::default()
+    };
+    let label = if on { "restricted" } else { NO_MARKING };
+    let msg = (action == Action::Send).then_some((&message, label));
+    Attributes::new(action, &subject, set, roles, &room, msg)
+}
+
+#[expect(
+    clippy::expect_used,
+    reason = "a literal that the user id grammar accepts"
+)]
+fn sample_user() -> UserId {
+    UserId::parse("@sample:sample.example").expect("valid literal user id")
+}

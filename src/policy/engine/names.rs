@@ -1,0 +1,78 @@
+//! The names rules may use (`r.role.NAME`, marking labels): identifiers that the engine's expression language (rhai,
+//! under casbin) does not reserve.
+
+/// True for names that rules can use after `r.role.` and that casbin's expression language does not reserve.
+pub fn is_identifier(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_lowercase())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && !RESERVED_WORDS.contains(&s)
+}
+
+/// Keywords and reserved words of rhai, the expression language casbin-rs evaluates matchers with. A role or
+/// attribute spelled like one of these would make every condition that names it a syntax error.
+pub const RESERVED_WORDS: &[&str] = &[
+    "true",
+    "false",
+    "let",
+    "const",
+    "if",
+    "else",
+    "switch",
+    "do",
+    "while",
+    "until",
+    "loop",
+    "for",
+    "in",
+    "continue",
+    "break",
+    "return",
+    "throw",
+    "try",
+    "catch",
+    "import",
+    "export",
+    "as",
+    "global",
+    "private",
+    "public",
+    "protected",
+    "super",
+    "new",
+    "use",
+    "module",
+    "package",
+    "var",
+    "static",
+    "shared",
+    "with",
+    "goto",
+    "exit",
+    "match",
+    "case",
+    "default",
+    "void",
+    "null",
+    "nil",
+    "spawn",
+    "thread",
+    "go",
+    "sync",
+    "async",
+    "await",
+    "yield",
+    "fn",
+    "this",
+    "is",
+    "type_of",
+    "print",
+    "debug",
+    "eval",
+    "call",
+    "curry",
+    "is_def_var",
+    "is_def_fn",
+    "is_shared",
+    "Fn",
+];

@@ -1,0 +1,142 @@
+//! Hot reload: watches the policy directory (and listens for SIGHUP), builds the new snapshot off the request path
+//! and swaps it in only when it loads cleanly. A broken edit is refused: the previous policy keeps serving, the
+//! problems are logged with file and line, and the refusal is recorded in the store (status rpc, metrics).
+//!
+//! Editors save in bursts (write, rename, chmod) and authors save half-written files, so events are debounced: a
+//! reload starts once the directory has been quiet for [`QUIET_PERIOD`]. A half-written save is refused and the
+//! next save reloads.
+
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Duration,
+};
+
+use notify::{RecommendedWatcher, RecursiveMode, Watcher};
+use tokio::sync::mpsc;
+use tracing::{error, info, warn};
+
+use crate::{policy::PolicySnapshot, policy::store::PolicyStore};
+
+/// How long the directory must stay quiet before a reload starts.
+pub const QUIET_PERIOD: Duration = Duration::from_millis(250);
+
+/// What a reload did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReloadOutcome {
+    /// A new policy version is serving.
+    Swapped {
+        /// The new version.
+        version: String,
+    },
+    /// The files load but hash to the serving version: nothing to do.
+    Unchanged,
+    /// The new files do not load; the previous policy keeps serving.
+    Refused,
+}
+
+/// Loads `dir` on a blocking thread and swaps it in if it loads and differs from the serving policy.
+pub async fn reload(store: &PolicyStore, dir: &Path) -> ReloadOutcome {
+    let path = dir.to_owned();
+    let loaded = tokio::task::spawn_blocking(move || PolicySnapshot::load(&path)).await;
+    match loaded {
+        Ok(Ok(snapshot)) if snapshot.version == store.current().version => ReloadOutcome::Unchanged,
+        Ok(Ok(snapshot)) => {
+            let version = snapshot.version.clone();
+            let previous = store.current().version.clone();
+            store.replace(snapshot);
+            info!(%previous, policy_version = %version, "policy reloaded");
+            ReloadOutcome::Swapped { version }
+        }
+        Ok(Err(err)) => {
+            store.refuse(&err);
+            warn!(serving = %store.current().version, "policy reload refused, the previous policy keeps serving: {err}");
+            ReloadOutcome::Refused
+        }
+        Err(join) => {
+            // A panic inside loading is a bug, not an author's mistake; still, never swap and never crash.
+            let err = crate::policy::diagnostics::PolicyError {
+                problems: vec![crate::policy::diagnostics::Problem::in_file(
+                    &dir.display().to_string(),
+                    format!("loading failed unexpectedly: {join}"),
+                )],
+            };
+            store.refuse(&err);
+            error!(%join, "policy reload failed unexpectedly; the previous policy keeps serving");
+            ReloadOutcome::Refused
+        }
+    }
+}
+
+/// Reloads whenever the policy directory changes (debounced) or the process gets SIGHUP, until `shutdown`.
+///
+/// Returns an error only if the directory cannot be watched at all; SIGHUP still works then, and the caller decides
+/// whether that is fatal (it is not: serving goes on with the loaded policy).
+pub async fn watch(
+    store: Arc<PolicyStore>,
+    dir: PathBuf,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    let (tx, mut rx) = mpsc::channel::<()>(1);
+    let watcher = start_watcher(&dir, tx.clone());
+    if let Err(err) = &watcher {
+        warn!(%err, dir = %dir.display(), "cannot watch the policy directory; reload with SIGHUP");
+    }
+    spawn_sighup(tx);
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            event = rx.recv() => {
+                if event.is_none() {
+                    break;
+                }
+                // Debounce: wait until no event has arrived for the quiet period.
+                loop {
+                    tokio::select! {
+                        () = tokio::time::sleep(QUIET_PERIOD) => break,
+                        more = rx.recv() => if more.is_none() { break },
+                    }
+                }
+                reload(&store, &dir).await;
+            }
+        }
+    }
+    drop(watcher);
+}
+
+fn start_watcher(dir: &Path, tx: mpsc::Sender<()>) -> notify::Result<RecommendedWatcher> {
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        let relevant = match &event {
+            Ok(e) => !matches!(e.kind, notify::EventKind::Access(_)),
+            Err(_) => true,
+        };
+        if relevant {
+            // A full channel means a reload is already pending: dropping this event loses nothing.
+            let _ = tx.try_send(());
+        }
+    })?;
+    watcher.watch(dir, RecursiveMode::NonRecursive)?;
+    Ok(watcher)
+}
+
+#[cfg(unix)]
+fn spawn_sighup(tx: mpsc::Sender<()>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::hangup()) {
+        Ok(mut hup) => {
+            tokio::spawn(async move {
+                while hup.recv().await.is_some() {
+                    info!("received SIGHUP: reloading the policy");
+                    if tx.send(()).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        Err(err) => warn!(%err, "cannot listen for SIGHUP"),
+    }
+}
+
+#[cfg(not(unix))]
+fn spawn_sighup(_tx: mpsc::Sender<()>) {}

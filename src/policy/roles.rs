@@ -1,0 +1,551 @@
+//! Resolves a subject's roles from its user id: per-user lines first, then the most specific domain pattern of its
+//! server name, plus the server-admin roles when the homeserver says so.
+//!
+//! Every lookup is a hash lookup: one for the user, then one per label of the server name (`a.b.c` tries `a.b.c`,
+//! `*.b.c`, `*.c`, `*`), so the cost per request is the same with ten per-user lines or ten million, and an unknown
+//! user is never a scan (a generic RBAC graph walks every node for a user it does not know).
+//!
+//! Matching is on whole labels: `*.tchap.gouv.fr` matches `agent.tchap.gouv.fr` and `a.b.tchap.gouv.fr`, never
+//! `evil-tchap.gouv.fr` (not a subdomain) nor `agent.tchap.gouv.fr.evil.com` (a subdomain of `evil.com`).
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::Deserialize;
+
+use crate::{
+    domain::subject::{Subject, UserId},
+    policy::diagnostics::{Problem, is_identifier, line_of},
+};
+
+/// The file of domain patterns and server-admin roles.
+pub const ROLES_FILE: &str = "roles.toml";
+/// The file of per-user lines.
+pub const USERS_FILE: &str = "users.csv";
+
+/// At most this many distinct roles: a role set is one machine word.
+pub const MAX_ROLES: usize = 64;
+
+/// A set of roles, as bits indexing [`RoleResolver::role_names`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+pub struct RoleSet(u64);
+
+impl RoleSet {
+    /// True when role number `index` is in the set.
+    pub fn contains(self, index: usize) -> bool {
+        index < MAX_ROLES && self.0 & (1 << index) != 0
+    }
+
+    /// The set of the first `count` roles.
+    pub fn all(count: usize) -> RoleSet {
+        RoleSet(if count >= MAX_ROLES {
+            u64::MAX
+        } else {
+            (1 << count) - 1
+        })
+    }
+
+    fn insert(&mut self, index: usize) {
+        self.0 |= 1 << index;
+    }
+
+    fn union(self, other: RoleSet) -> RoleSet {
+        RoleSet(self.0 | other.0)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RolesFile {
+    /// Every role of the policy. Roles are declared, never created by being used: a typo in users.csv
+    /// (`extrenal`) would otherwise be a new role that no rule knows, silently lifting the user's restrictions.
+    roles: Option<toml::Spanned<Vec<String>>>,
+    server_admin: Option<toml::Spanned<Vec<String>>>,
+    #[serde(default)]
+    domains: BTreeMap<String, toml::Spanned<Vec<String>>>,
+}
+
+/// Turns user ids into role sets.
+#[derive(Debug, Clone, Default)]
+pub struct RoleResolver {
+    names: Vec<String>,
+    /// Exact host names and `*.suffix` patterns (stored with the `*.` prefix), and `*`.
+    domains: HashMap<String, RoleSet>,
+    /// Normalised user id -> roles, replacing the domain roles.
+    users: HashMap<Box<str>, RoleSet>,
+    server_admin: RoleSet,
+}
+
+impl RoleResolver {
+    /// Builds the resolver from the texts of `roles.toml` and `users.csv` (either may be empty).
+    pub fn load(roles_toml: &str, users_csv: &str) -> Result<Self, Vec<Problem>> {
+        let file: RolesFile = toml::from_str(roles_toml)
+            .map_err(|e| vec![Problem::from_toml(ROLES_FILE, roles_toml, &e)])?;
+        let mut resolver = RoleResolver::default();
+        let mut problems = Vec::new();
+        match &file.roles {
+            None => problems.push(Problem::in_file(
+                ROLES_FILE,
+                "declares no roles: list every role first, e.g. `roles = [\"agent\", \"external\", \"admin\"]`",
+            )),
+            Some(declared) => {
+                let line = line_of(roles_toml, declared.span().start);
+                for m in resolver.declare(declared.get_ref()) {
+                    problems.push(Problem::at(ROLES_FILE, line, m));
+                }
+            }
+        }
+        if let Some(admin) = &file.server_admin {
+            match resolver.role_set(admin.get_ref()) {
+                Ok(set) => resolver.server_admin = set,
+                Err(m) => problems.push(Problem::at(
+                    ROLES_FILE,
+                    line_of(roles_toml, admin.span().start),
+                    format!("server_admin: {m}"),
+                )),
+            }
+        }
+        for (pattern, roles) in &file.domains {
+            let line = line_of(roles_toml, roles.span().start);
+            if let Err(m) = check_pattern(pattern) {
+                problems.push(Problem::at(
+                    ROLES_FILE,
+                    line,
+                    format!("domain pattern `{pattern}`: {m}"),
+                ));
+                continue;
+            }
+            match resolver.role_set(roles.get_ref()) {
+                Ok(set) => {
+                    resolver.domains.insert(pattern.to_ascii_lowercase(), set);
+                }
+                Err(m) => problems.push(Problem::at(ROLES_FILE, line, m)),
+            }
+        }
+        resolver.users.reserve(users_csv.len() / 48);
+        for (index, raw) in users_csv.lines().enumerate() {
+            let line = raw.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let mut fields = line.split(',').map(str::trim);
+            let user = fields.next().unwrap_or_default();
+            let user_id = match UserId::parse(user) {
+                Ok(id) => id,
+                Err(e) => {
+                    problems.push(Problem::at(
+                        USERS_FILE,
+                        index + 1,
+                        format!("user id `{user}` {e}"),
+                    ));
+                    continue;
+                }
+            };
+            let roles: Vec<String> = fields.map(str::to_owned).collect();
+            if roles.is_empty() || roles.iter().any(String::is_empty) {
+                problems.push(Problem::at(
+                    USERS_FILE,
+                    index + 1,
+                    format!(
+                        "expected `{user}, role[, role...]`: name at least one role, no empty field"
+                    ),
+                ));
+                continue;
+            }
+            match resolver.role_set(&roles) {
+                Ok(set) => {
+                    let entry = resolver.users.entry(user_key(&user_id).into()).or_default();
+                    *entry = entry.union(set);
+                }
+                Err(m) => problems.push(Problem::at(USERS_FILE, index + 1, m)),
+            }
+        }
+        if problems.is_empty() {
+            Ok(resolver)
+        } else {
+            Err(problems)
+        }
+    }
+
+    /// Declares the policy's roles, in order (the bits of a [`RoleSet`]); returns what is wrong with the list.
+    fn declare(&mut self, roles: &[String]) -> Vec<String> {
+        let mut problems = Vec::new();
+        if roles.is_empty() {
+            problems.push("`roles` is empty: declare at least one role".to_owned());
+        }
+        for role in roles {
+            if !is_identifier(role) {
+                problems.push(format!(
+                    "role `{role}` must be lowercase letters, digits and `_`, start with a letter, and not be a \
+                     reserved word (rules use it as `r.role.{role}`)"
+                ));
+            } else if self.names.contains(role) {
+                problems.push(format!("role `{role}` is declared twice"));
+            } else if self.names.len() == MAX_ROLES {
+                problems.push(format!(
+                    "role `{role}` is one too many: at most {MAX_ROLES} distinct roles"
+                ));
+            } else {
+                self.names.push(role.clone());
+            }
+        }
+        problems
+    }
+
+    /// The set of `roles`, each of which must be declared.
+    fn role_set(&self, roles: &[String]) -> Result<RoleSet, String> {
+        let mut set = RoleSet::default();
+        for role in roles {
+            match self.names.iter().position(|n| n == role) {
+                Some(index) => set.insert(index),
+                None => return Err(self.undeclared(role)),
+            }
+        }
+        Ok(set)
+    }
+
+    /// Says that `role` is not declared, suggesting the declared role it most likely misspells.
+    pub fn undeclared(&self, role: &str) -> String {
+        let nearest = self
+            .names
+            .iter()
+            .map(|name| (edit_distance(role, name), name))
+            .filter(|(distance, _)| *distance <= 2)
+            .min_by_key(|(distance, _)| *distance);
+        let hint = match nearest {
+            Some((_, name)) => format!("; did you mean `{name}`?"),
+            None => String::new(),
+        };
+        format!(
+            "role `{role}` is not declared in roles.toml (`roles = [...]` declares: {}){hint}",
+            self.names.join(", ")
+        )
+    }
+
+    /// Every role the policy knows, in the order the bits of a [`RoleSet`] index them.
+    pub fn role_names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// The number of per-user lines (distinct users).
+    pub fn user_count(&self) -> usize {
+        self.users.len()
+    }
+
+    /// The subject's roles: its per-user lines if it has any, otherwise its server's most specific domain pattern,
+    /// plus the server-admin roles if the homeserver says it is an admin.
+    pub fn resolve(&self, subject: &Subject) -> RoleSet {
+        let base = self
+            .user_roles(&subject.user_id)
+            .unwrap_or_else(|| self.domain_roles(subject.user_id.host()));
+        if subject.server_admin {
+            base.union(self.server_admin)
+        } else {
+            base
+        }
+    }
+
+    /// The names of the roles in `set`, sorted.
+    pub fn names_of(&self, set: RoleSet) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .names
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| set.contains(*i))
+            .map(|(_, n)| n.clone())
+            .collect();
+        names.sort_unstable();
+        names
+    }
+
+    fn user_roles(&self, user: &UserId) -> Option<RoleSet> {
+        if self.users.is_empty() {
+            return None;
+        }
+        if user.server_name().bytes().any(|b| b.is_ascii_uppercase()) {
+            self.users.get(user_key(user).as_str()).copied()
+        } else {
+            self.users.get(user.as_str()).copied()
+        }
+    }
+
+    fn domain_roles(&self, host: &str) -> RoleSet {
+        if let Some(set) = self.domains.get(host) {
+            return *set;
+        }
+        // IP literals have no parent domains.
+        let is_name =
+            !host.starts_with('[') && !host.bytes().all(|b| b.is_ascii_digit() || b == b'.');
+        if is_name {
+            let mut rest = host;
+            let mut pattern = String::with_capacity(host.len() + 1);
+            while let Some(dot) = rest.find('.') {
+                rest = &rest[dot + 1..];
+                pattern.clear();
+                pattern.push_str("*.");
+                pattern.push_str(rest);
+                if let Some(set) = self.domains.get(&pattern) {
+                    return *set;
+                }
+            }
+        }
+        self.domains.get("*").copied().unwrap_or_default()
+    }
+}
+
+/// Levenshtein distance with adjacent swaps counted as one edit (optimal string alignment), on characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    let mut rows = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in rows.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for (j, cell) in rows[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (rows[i - 1][j] + 1)
+                .min(rows[i][j - 1] + 1)
+                .min(rows[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(rows[i - 2][j - 2] + 1);
+            }
+            rows[i][j] = best;
+        }
+    }
+    rows[a.len()][b.len()]
+}
+
+/// Per-user lines compare the localpart exactly and the server name without regard to case.
+fn user_key(user: &UserId) -> String {
+    let local_len = user.as_str().len() - user.server_name().len();
+    format!(
+        "{}{}",
+        &user.as_str()[..local_len],
+        user.server_name().to_ascii_lowercase()
+    )
+}
+
+fn check_pattern(pattern: &str) -> Result<(), &'static str> {
+    if pattern == "*" {
+        return Ok(());
+    }
+    let host = pattern.strip_prefix("*.").unwrap_or(pattern);
+    if host.contains('*') {
+        return Err("`*` may only stand alone or as the whole first label (`*.example.org`)");
+    }
+    let labels_ok = host.split('.').all(|l| {
+        !l.is_empty()
+            && !l.starts_with('-')
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    });
+    if !labels_ok {
+        return Err("expected a host name such as `agent.tchap.gouv.fr` or `*.tchap.gouv.fr`");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ROLES: &str = include_str!("../../policies/roles.toml");
+
+    fn subject(id: &str, admin: bool) -> Subject {
+        Subject {
+            user_id: UserId::parse(id).unwrap(),
+            server_admin: admin,
+            power_level: 0,
+        }
+    }
+
+    fn roles(resolver: &RoleResolver, id: &str, admin: bool) -> Vec<String> {
+        resolver.names_of(resolver.resolve(&subject(id, admin)))
+    }
+
+    /// The shipped domain patterns give the roles of the default policy table.
+    #[test]
+    fn shipped_domains_give_the_default_roles() {
+        let r = RoleResolver::load(ROLES, "").unwrap();
+        let cases: &[(&str, bool, &[&str])] = &[
+            ("@a:agent.externe.tchap.gouv.fr", false, &["external"]),
+            ("@a:e.tchap.gouv.fr", false, &["external"]),
+            ("@a:E.Tchap.Gouv.Fr:8448", false, &["external"]),
+            ("@a:agent.finances.tchap.gouv.fr", false, &["agent"]),
+            ("@a:agent.tchap.gouv.fr", false, &["agent"]),
+            ("@a:deep.sub.agent.tchap.gouv.fr", false, &["agent"]),
+            ("@a:agent.tchap.gouv.fr:443", false, &["agent"]),
+            ("@a:agent.tchap.gouv.fr.", false, &["agent"]),
+            ("@a:matrix.org", false, &["foreign"]),
+            ("@a:127.0.0.1:8008", false, &["foreign"]),
+            ("@a:[::1]", false, &["foreign"]),
+            ("@a:agent.tchap.gouv.fr", true, &["agent", "admin"]),
+            ("@a:matrix.org", true, &["foreign", "admin"]),
+        ];
+        for (id, admin, expected) in cases {
+            let mut got = roles(&r, id, *admin);
+            let mut want: Vec<String> = expected.iter().map(|s| s.to_string()).collect();
+            got.sort();
+            want.sort();
+            assert_eq!(got, want, "{id} admin={admin}");
+        }
+    }
+
+    /// Look-alike domains never inherit a `*.tchap.gouv.fr` role.
+    #[test]
+    fn domain_tricks_are_foreign() {
+        let r = RoleResolver::load(ROLES, "").unwrap();
+        for id in [
+            "@a:evil-tchap.gouv.fr",
+            "@a:tchap.gouv.fr.evil.com",
+            "@a:agent.externe.tchap.gouv.fr.evil.com",
+            "@a:agent.tchap.gouv.fr.evil.com:8448",
+            "@a:tchap.gouv.fr",
+            "@a:xtchap.gouv.fr",
+            "@a:agent.tchap.gouv.frx",
+            "@a:gouv.fr",
+        ] {
+            assert_eq!(roles(&r, id, false), vec!["foreign".to_string()], "{id}");
+        }
+    }
+
+    /// A per-user line replaces the domain roles; server admin still adds its roles.
+    #[test]
+    fn per_user_lines_replace_domain_roles() {
+        let users = "# contractors\n@bob:agent.finances.tchap.gouv.fr, external\n@carol:matrix.org, agent, auditor\n";
+        let declared = ROLES.replace(
+            "\"foreign\", \"admin\"]",
+            "\"foreign\", \"admin\", \"auditor\"]",
+        );
+        let r = RoleResolver::load(&declared, users).unwrap();
+        assert_eq!(
+            roles(&r, "@bob:agent.finances.tchap.gouv.fr", false),
+            vec!["external"]
+        );
+        assert_eq!(
+            roles(&r, "@bob:Agent.Finances.Tchap.Gouv.Fr", false),
+            vec!["external"]
+        );
+        assert_eq!(
+            roles(&r, "@bob:agent.finances.tchap.gouv.fr", true),
+            vec!["admin", "external"]
+        );
+        assert_eq!(
+            roles(&r, "@carol:matrix.org", false),
+            vec!["agent", "auditor"]
+        );
+        assert_eq!(
+            roles(&r, "@Bob:agent.finances.tchap.gouv.fr", false),
+            vec!["agent"]
+        );
+    }
+
+    /// Lookups stay hash lookups with a million per-user lines (the cost is measured by the criterion benchmark).
+    #[test]
+    fn a_million_users_load_and_resolve() {
+        let mut users = String::new();
+        for i in 0..1_000_000 {
+            users.push_str(&format!("@user{i}:agent.tchap.gouv.fr, external\n"));
+        }
+        let r = RoleResolver::load(ROLES, &users).unwrap();
+        assert_eq!(r.user_count(), 1_000_000);
+        assert_eq!(
+            roles(&r, "@user999999:agent.tchap.gouv.fr", false),
+            vec!["external"]
+        );
+        assert_eq!(
+            roles(&r, "@stranger:agent.tchap.gouv.fr", false),
+            vec!["agent"]
+        );
+    }
+
+    /// Mistakes are reported with file and line.
+    #[test]
+    fn reports_bad_lines() {
+        let users =
+            "@ok:example.org, agent\nnot-a-user, agent\n@x:example.org\n@y:example.org, Bad Role\n";
+        let problems = RoleResolver::load(ROLES, users).unwrap_err();
+        let lines: Vec<Option<usize>> = problems.iter().map(|p| p.line).collect();
+        assert_eq!(lines, vec![Some(2), Some(3), Some(4)], "{problems:?}");
+        assert!(problems.iter().all(|p| p.file == USERS_FILE));
+
+        let bad_roles = "roles = [\"agent\", \"public\"]\n[domains]\n\"*.ok.org\" = [\"agent\"]\n\"a.*.org\" = [\"agent\"]\n";
+        let problems = RoleResolver::load(bad_roles, "").unwrap_err();
+        let rendered: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        assert!(
+            rendered
+                .iter()
+                .any(|p| p.starts_with("roles.toml:1:") && p.contains("reserved")),
+            "{rendered:?}"
+        );
+        assert!(
+            rendered.iter().any(|p| p.starts_with("roles.toml:4:")),
+            "{rendered:?}"
+        );
+    }
+
+    /// A role is declared before it is used: a misspelt role in users.csv is a load error at its line that names
+    /// the role it most likely means, never a new role that no rule knows (which would lift the user's
+    /// restrictions).
+    #[test]
+    fn an_undeclared_role_in_users_csv_is_an_error_at_its_line() {
+        let users = "# contractors\n@bob:gmail.com, extrenal\n";
+        let problems = RoleResolver::load(ROLES, users).unwrap_err();
+        let rendered: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        assert_eq!(rendered.len(), 1, "{rendered:?}");
+        assert!(rendered[0].starts_with("users.csv:2:"), "{rendered:?}");
+        assert!(
+            rendered[0].contains("`extrenal` is not declared"),
+            "{rendered:?}"
+        );
+        assert!(
+            rendered[0].contains("did you mean `external`?"),
+            "{rendered:?}"
+        );
+    }
+
+    /// Domain patterns and `server_admin` may only name declared roles either, each reported at its line.
+    #[test]
+    fn undeclared_roles_in_roles_toml_are_errors_at_their_lines() {
+        let toml = "roles = [\"agent\", \"admin\"]\nserver_admin = [\"admn\"]\n[domains]\n\"*\" = [\"foriegn\"]\n";
+        let problems = RoleResolver::load(toml, "").unwrap_err();
+        let rendered: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        assert!(
+            rendered
+                .iter()
+                .any(|p| p.starts_with("roles.toml:2:") && p.contains("`admn`")),
+            "{rendered:?}"
+        );
+        assert!(
+            rendered
+                .iter()
+                .any(|p| p.starts_with("roles.toml:4:") && p.contains("`foriegn`")),
+            "{rendered:?}"
+        );
+    }
+
+    /// A roles.toml without a `roles` list, with an empty one, or declaring a role twice is refused.
+    #[test]
+    fn the_roles_list_is_required_and_distinct() {
+        for toml in [
+            "[domains]\n\"*\" = []\n",
+            "roles = []\n",
+            "roles = [\"agent\", \"agent\"]\n",
+        ] {
+            assert!(RoleResolver::load(toml, "").is_err(), "{toml}");
+        }
+    }
+
+    /// Declared order is bit order, and a declared role that nothing gives still exists for rules.
+    #[test]
+    fn declared_roles_exist_even_when_unused() {
+        let r = RoleResolver::load(
+            "roles = [\"b\", \"a\", \"unused\"]\n[domains]\n\"*\" = [\"a\"]\n",
+            "",
+        )
+        .unwrap();
+        assert_eq!(r.role_names(), ["b", "a", "unused"]);
+    }
+}

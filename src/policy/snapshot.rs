@@ -1,0 +1,338 @@
+//! A policy snapshot: everything loaded from one policy directory, checked, compiled and immutable.
+//!
+//! Loading reads every file, reports every problem it finds (each with file and line) and only then builds the
+//! engine, so a broken directory never yields a half-built snapshot. Snapshots are shared behind an `Arc`; a reload
+//! builds a new one off the request path and swaps it in only when it loaded cleanly.
+
+use std::{
+    fs,
+    io::ErrorKind,
+    path::{Path, PathBuf},
+};
+
+use sha2::{Digest, Sha256};
+
+use crate::{
+    classifier::{Classifier, MARKINGS_FILE},
+    domain::request::Action,
+    policy::{
+        diagnostics::{PolicyError, Problem},
+        engine::{
+            Engine,
+            attributes::{Kind, kind_of},
+            check::{self, MODEL_FILE},
+        },
+        reasons::{REASONS_FILE, ReasonCatalogue},
+        roles::{ROLES_FILE, RoleResolver, USERS_FILE},
+        rules::{RULES_FILE, Rule, attribute_references, parse_rules_lenient},
+    },
+};
+
+/// The files a policy directory holds, in the order they are hashed; all but `users.csv` are required.
+pub const POLICY_FILES: [&str; 6] = [
+    MODEL_FILE,
+    RULES_FILE,
+    REASONS_FILE,
+    ROLES_FILE,
+    USERS_FILE,
+    MARKINGS_FILE,
+];
+
+/// One loaded policy: immutable, shared by every request that began while it was current.
+#[derive(Debug)]
+pub struct PolicySnapshot {
+    /// `sha256:` and the first 16 hex digits of the hash of every policy file's name and content.
+    pub version: String,
+    /// Where it was loaded from.
+    pub dir: PathBuf,
+    /// The rules, in file order.
+    pub rules: Vec<Rule>,
+    /// The compiled rules.
+    pub engine: Engine,
+    /// User id -> roles.
+    pub roles: RoleResolver,
+    /// Message -> marking label.
+    pub classifier: Classifier,
+    /// Reason code -> message.
+    pub reasons: ReasonCatalogue,
+}
+
+impl PolicySnapshot {
+    /// Loads and checks the policy in `dir`. Blocking: call it off the async request path.
+    ///
+    /// No file content can make this panic by design; as a last line of defence a panic inside a dependency
+    /// (the rule engine) is caught and reported as a problem, so a bad edit can never take the process down.
+    pub fn load(dir: &Path) -> Result<PolicySnapshot, PolicyError> {
+        std::panic::catch_unwind(|| Self::load_unguarded(dir)).unwrap_or_else(|panic| {
+            let what = panic
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| panic.downcast_ref::<&str>().copied())
+                .unwrap_or("unknown panic");
+            Err(PolicyError {
+                problems: vec![Problem::in_file(
+                    &dir.display().to_string(),
+                    format!("the policy engine failed on this policy ({what}); please report this as a roomguard bug"),
+                )],
+            })
+        })
+    }
+
+    fn load_unguarded(dir: &Path) -> Result<PolicySnapshot, PolicyError> {
+        let files = read_files(dir)?;
+        let text = |name: &str| {
+            files
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map_or("", |(_, t)| t.as_str())
+        };
+        let mut problems = Vec::new();
+
+        let reasons = ReasonCatalogue::from_toml(text(REASONS_FILE))
+            .map_err(|p| problems.extend(p))
+            .ok();
+        let roles = RoleResolver::load(text(ROLES_FILE), text(USERS_FILE))
+            .map_err(|p| problems.extend(p))
+            .ok();
+        let classifier = Classifier::from_toml(text(MARKINGS_FILE))
+            .map_err(|p| problems.extend(p))
+            .ok();
+        problems.extend(check::check_model(text(MODEL_FILE)));
+        let (parsed, rule_problems) = parse_rules_lenient(text(RULES_FILE));
+        problems.extend(rule_problems);
+        problems.extend(check_rules(
+            &parsed,
+            reasons.as_ref(),
+            roles.as_ref(),
+            classifier.as_ref(),
+        ));
+        problems.extend(check_coverage(&parsed, classifier.as_ref()));
+        let rules = Some(parsed);
+        let (Some(rules), Some(reasons), Some(roles), Some(classifier), true) =
+            (rules, reasons, roles, classifier, problems.is_empty())
+        else {
+            return Err(sorted(problems));
+        };
+        // Conditions are only compiled by the engine when evaluated, so each rule is evaluated once here, alone, on
+        // sample requests: a type error or an unknown function is reported at its line instead of denying traffic.
+        let model = text(MODEL_FILE);
+        problems.extend(check::dry_run(model, &rules, &roles));
+        if !problems.is_empty() {
+            return Err(sorted(problems));
+        }
+        let engine =
+            futures_executor::block_on(Engine::build(model, &rules)).map_err(|e| PolicyError {
+                problems: vec![Problem::in_file(MODEL_FILE, e)],
+            })?;
+        Ok(PolicySnapshot {
+            version: version(&files),
+            dir: dir.to_owned(),
+            rules,
+            engine,
+            roles,
+            classifier,
+            reasons,
+        })
+    }
+}
+
+fn sorted(mut problems: Vec<Problem>) -> PolicyError {
+    let order = |file: &str| {
+        POLICY_FILES
+            .iter()
+            .position(|f| *f == file)
+            .unwrap_or(usize::MAX)
+    };
+    problems.sort_by_key(|p| (order(&p.file), p.line));
+    PolicyError { problems }
+}
+
+fn read_files(dir: &Path) -> Result<Vec<(&'static str, String)>, PolicyError> {
+    let mut files = Vec::new();
+    let mut problems = Vec::new();
+    if !dir.is_dir() {
+        let shown = dir.display().to_string();
+        return Err(PolicyError {
+            problems: vec![Problem::in_file(
+                &shown,
+                "is not a policy directory (it does not exist or is not a directory)",
+            )],
+        });
+    }
+    for name in POLICY_FILES {
+        match fs::read(dir.join(name)) {
+            Ok(bytes) => match String::from_utf8(bytes) {
+                // An editor that truncates a file and then writes it shows a reload an empty file for a moment;
+                // an empty required file is never what an author meant (an empty markings.toml would let every
+                // marked message through), so it is refused and the previous policy keeps serving.
+                Ok(text) if name != USERS_FILE && text.trim().is_empty() => {
+                    problems.push(Problem::in_file(
+                        name,
+                        "is empty: every policy needs it (a save in progress? the previous policy keeps serving)",
+                    ));
+                }
+                Ok(text) => files.push((name, text)),
+                Err(e) => problems.push(Problem::in_file(
+                    name,
+                    format!(
+                        "is not valid UTF-8 (byte {}): save it as UTF-8",
+                        e.utf8_error().valid_up_to()
+                    ),
+                )),
+            },
+            Err(e) if e.kind() == ErrorKind::NotFound && name == USERS_FILE => {
+                files.push((name, String::new()))
+            }
+            Err(e) if e.kind() == ErrorKind::NotFound => problems.push(Problem::in_file(
+                name,
+                format!("is missing from {}", dir.display()),
+            )),
+            Err(e) => problems.push(Problem::in_file(name, format!("cannot be read: {e}"))),
+        }
+    }
+    if problems.is_empty() {
+        Ok(files)
+    } else {
+        Err(sorted(problems))
+    }
+}
+
+/// The hash of every file's name, length and content, so any edit anywhere changes the version.
+fn version(files: &[(&str, String)]) -> String {
+    let mut hasher = Sha256::new();
+    for (name, text) in files {
+        hasher.update(name.as_bytes());
+        hasher.update([0]);
+        hasher.update((text.len() as u64).to_be_bytes());
+        hasher.update(text.as_bytes());
+    }
+    let digest = hasher.finalize();
+    let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    format!("sha256:{hex}")
+}
+
+/// What a policy must have to decide anything: a rule for every action the service decides (without one, every
+/// request of that action would be denied `NO_MATCHING_RULE`), and at least one marking (without one, no message
+/// is ever classified and every marked message goes through).
+fn check_coverage(rules: &[Rule], classifier: Option<&Classifier>) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    for action in Action::ALL {
+        if !rules.iter().any(|rule| rule.action == action) {
+            problems.push(Problem::in_file(
+                RULES_FILE,
+                format!(
+                    "no rule for action `{}`: every request of it would be denied NO_MATCHING_RULE; add its rules \
+                     (at least `p, {}.allow, {}, true, allow, ALLOWED`)",
+                    action.as_str(),
+                    action.as_str(),
+                    action.as_str()
+                ),
+            ));
+        }
+    }
+    if classifier.is_some_and(|c| c.labels().count() <= 1) {
+        problems.push(Problem::in_file(
+            MARKINGS_FILE,
+            "declares no marking: no message would ever be classified, and every marked message would go through",
+        ));
+    }
+    problems
+}
+
+/// Cross-file checks: codes in the catalogue, attributes and roles that exist, conditions that parse.
+/// Checks that need another file are skipped when that file itself failed to load (its problems are reported).
+fn check_rules(
+    rules: &[Rule],
+    reasons: Option<&ReasonCatalogue>,
+    roles: Option<&RoleResolver>,
+    classifier: Option<&Classifier>,
+) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    for rule in rules {
+        let at = |m: String| Problem::at(RULES_FILE, rule.line, format!("rule `{}`: {m}", rule.id));
+        if reasons.is_some_and(|reasons| !reasons.contains(&rule.code)) {
+            problems.push(at(format!(
+                "reason code `{}` is not in reasons.toml: add a message for it there",
+                rule.code
+            )));
+        }
+        for reference in attribute_references(&rule.condition) {
+            let problem = match (reference.object, reference.field) {
+                ("act", None) => None,
+                ("role", Some(role)) => roles
+                    .filter(|r| !r.role_names().iter().any(|n| n == role))
+                    .map(|roles| format!("`r.role.{role}`: {}", roles.undeclared(role))),
+                (object, Some(field)) => match kind_of(object, field) {
+                    Some(kind) => compared_with(reference.rest)
+                        .filter(|other| *other != kind)
+                        .map(|other| {
+                            format!(
+                                "`r.{object}.{field}` is {} but is compared with {}",
+                                kind_name(kind),
+                                kind_name(other)
+                            )
+                        }),
+                    None => Some(format!(
+                        "`r.{object}.{field}` is not an attribute (see the attribute table in policies/README.md)"
+                    )),
+                },
+                (object, None) => Some(format!(
+                    "`r.{object}` is not an attribute: use `r.act` or `r.<object>.<field>`"
+                )),
+            };
+            problems.extend(problem.map(&at));
+        }
+        for (label_ref, _) in rule.condition.match_indices("r.msg.classification") {
+            let rest = &rule.condition[label_ref + "r.msg.classification".len()..];
+            if let Some(label) = rest
+                .trim_start()
+                .strip_prefix("==")
+                .and_then(|r| quoted(r.trim_start()))
+            {
+                if classifier.is_some_and(|c| !c.labels().any(|l| l == label)) {
+                    problems.push(at(format!(
+                        "classification `{label}` is not a label of markings.toml"
+                    )));
+                }
+            }
+        }
+        if let Some(e) = check::condition_syntax_error(&rule.condition) {
+            problems.push(at(format!("the condition does not parse: {e}")));
+        }
+    }
+    problems
+}
+
+/// The kind of the literal an attribute is compared with (`r.x.y == "text"`, `r.x.y < 50`), if it is compared with a
+/// literal. The rule engine answers `false` for a comparison of mismatched kinds instead of failing, so without this
+/// check a rule like `r.sub.power_level < "50"` would silently never match.
+fn compared_with(rest: &str) -> Option<Kind> {
+    let rest = rest.trim_start();
+    let op_len = ["==", "!=", "<=", ">=", "<", ">"]
+        .iter()
+        .find(|op| rest.starts_with(**op))?
+        .len();
+    let literal = rest[op_len..].trim_start();
+    if literal.starts_with('"') {
+        Some(Kind::Text)
+    } else if literal.starts_with(|c: char| c.is_ascii_digit() || c == '-') {
+        Some(Kind::Integer)
+    } else if literal.starts_with("true") || literal.starts_with("false") {
+        Some(Kind::Bool)
+    } else {
+        None
+    }
+}
+
+fn kind_name(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Text => "text",
+        Kind::Integer => "an integer",
+        Kind::Bool => "a boolean",
+    }
+}
+
+fn quoted(s: &str) -> Option<&str> {
+    let s = s.strip_prefix('"')?;
+    s.find('"').map(|end| &s[..end])
+}
