@@ -12,8 +12,10 @@
 use std::path::Path;
 
 use roomguard::{
-    author::suite::Suite,
-    author::suite_report::{render_text, run_suites},
+    author::{
+        suite::Suite,
+        suite_report::{render_text, run_suites},
+    },
     policy::PolicySnapshot,
 };
 

@@ -16,10 +16,11 @@ use std::{net::SocketAddr, path::Path, sync::Arc, time::Duration};
 use bytes::Bytes;
 use common::{Extras, TestServer, send};
 use roomguard::{
-    grpc::proto::JoinRule,
-    grpc::server::Options,
-    ops::config::LimitsConfig,
-    ops::metrics::{ConnectionDrop, Metrics},
+    grpc::{proto::JoinRule, server::Options},
+    ops::{
+        config::LimitsConfig,
+        metrics::{ConnectionDrop, Metrics},
+    },
 };
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},

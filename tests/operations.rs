@@ -18,11 +18,15 @@ use std::{
 
 use common::{Extras, TestServer, copy_policies, room, send, subject};
 use roomguard::{
-    grpc::proto::{self, JoinRule, policy_service_client::PolicyServiceClient},
-    grpc::server::Options,
-    ops::config::{LimitsConfig, LogOutput, Mode},
-    ops::decision_log::DecisionLog,
-    ops::metrics::Metrics,
+    grpc::{
+        proto::{self, JoinRule, policy_service_client::PolicyServiceClient},
+        server::Options,
+    },
+    ops::{
+        config::{LimitsConfig, LogOutput, Mode},
+        decision_log::DecisionLog,
+        metrics::Metrics,
+    },
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tonic::Code;

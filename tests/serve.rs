@@ -18,9 +18,9 @@ use std::{
 };
 
 use common::{Extras, TestServer, room, subject};
-use roomguard::{
-    grpc::proto::{self, JoinRule, policy_service_client::PolicyServiceClient},
-    grpc::server::Options,
+use roomguard::grpc::{
+    proto::{self, JoinRule, policy_service_client::PolicyServiceClient},
+    server::Options,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 

@@ -14,11 +14,11 @@ use std::{path::Path, time::Duration};
 use common::{Extras, TestServer, send};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
 use roomguard::{
-    grpc::proto::{JoinRule, policy_service_client::PolicyServiceClient},
-    grpc::server::Options,
-    ops::config::TlsConfig,
-    ops::layers::auth::BearerToken,
-    ops::tls,
+    grpc::{
+        proto::{JoinRule, policy_service_client::PolicyServiceClient},
+        server::Options,
+    },
+    ops::{config::TlsConfig, layers::auth::BearerToken, tls},
 };
 use tonic::{
     Code, Request,
@@ -275,7 +275,7 @@ async fn health_subcommand_over_tls() {
 /// once `limits.handshake_timeout_ms` is over, and so is one that finishes TLS but never sends the HTTP/2 preface.
 #[tokio::test]
 async fn a_silent_client_is_closed_after_the_handshake_timeout_over_tls() {
-    use roomguard::{ops::config::LimitsConfig, ops::metrics::ConnectionDrop};
+    use roomguard::ops::{config::LimitsConfig, metrics::ConnectionDrop};
     use tokio::io::AsyncReadExt;
 
     let pki = Pki::new();

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use serde_json::json;
 
-use crate::{policy::PolicySnapshot, policy::decide::Explanation};
+use crate::policy::{PolicySnapshot, decide::Explanation};
 
 /// The human form.
 pub fn render_text(policy: &PolicySnapshot, e: &Explanation) -> String {

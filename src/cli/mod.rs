@@ -14,20 +14,25 @@ use tokio::net::{TcpListener, UnixListener};
 use tracing::{error, info};
 
 use crate::{
-    author::check_report,
-    author::suite_report,
+    author::{check_report, suite_report},
     domain::request::{PublishRequest, SendRequest},
-    grpc::health_client::{self, HealthArgs},
-    grpc::json::JsonRequest,
-    grpc::server::{self, Listeners, Options},
-    ops::config::{Config, ConfigError, EXIT_BAD_CONFIG, Overrides},
-    ops::decision_log::DecisionLog,
-    ops::layers::auth::BearerToken,
-    ops::metrics::Metrics,
-    ops::tls,
-    policy::PolicySnapshot,
-    policy::decide::{explain_publish, explain_send},
-    policy::store::PolicyStore,
+    grpc::{
+        health_client::{self, HealthArgs},
+        json::JsonRequest,
+        server::{self, Listeners, Options},
+    },
+    ops::{
+        config::{Config, ConfigError, EXIT_BAD_CONFIG, Overrides},
+        decision_log::DecisionLog,
+        layers::auth::BearerToken,
+        metrics::Metrics,
+        tls,
+    },
+    policy::{
+        PolicySnapshot,
+        decide::{explain_publish, explain_send},
+        store::PolicyStore,
+    },
 };
 
 /// Exit code for a policy directory that does not load (sysexits' EX_DATAERR).

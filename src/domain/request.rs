@@ -1,6 +1,19 @@
-//! The two questions roomguard answers, as domain values that have passed validation.
+//! The questions roomguard answers, as domain values that have passed validation.
 
-use crate::{domain::message::Message, domain::room::Room, domain::subject::Subject};
+use crate::domain::{
+    message::Message,
+    room::Room,
+    subject::{Subject, UserId},
+};
+
+/// What every question says about itself for logs and metrics: who asks, about which room, with which caller id.
+/// Never the content (a message body is exactly what must not reach a log).
+pub trait Question {
+    /// The user the decision is about.
+    fn asker(&self) -> &UserId;
+    /// The room the decision is about.
+    fn room_id(&self) -> &str;
+}
 
 /// What the subject wants to do; rules are selected by it (`p.act`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -56,4 +69,24 @@ pub struct SendRequest {
     pub room: Room,
     /// What.
     pub message: Message,
+}
+
+impl Question for PublishRequest {
+    fn asker(&self) -> &UserId {
+        &self.requester.user_id
+    }
+
+    fn room_id(&self) -> &str {
+        &self.room.room_id
+    }
+}
+
+impl Question for SendRequest {
+    fn asker(&self) -> &UserId {
+        &self.sender.user_id
+    }
+
+    fn room_id(&self) -> &str {
+        &self.room.room_id
+    }
 }

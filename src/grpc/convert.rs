@@ -4,11 +4,13 @@
 //! developer can fix the call from the status message alone. Nothing here panics, whatever the input.
 
 use crate::{
-    domain::decision::{Decision, Effect},
-    domain::message::Message,
-    domain::request::{PublishRequest, SendRequest},
-    domain::room::{HistoryVisibility, JoinRule, Room},
-    domain::subject::{Subject, UserId},
+    domain::{
+        decision::{Decision, Effect},
+        message::Message,
+        request::{PublishRequest, SendRequest},
+        room::{HistoryVisibility, JoinRule, Room},
+        subject::{Subject, UserId},
+    },
     grpc::proto,
 };
 

@@ -15,16 +15,19 @@ use tonic_health::ServingStatus;
 use tracing::{info, warn};
 
 use crate::{
-    grpc::PolicyServer,
-    grpc::proto::{self, policy_service_server::PolicyServiceServer},
-    ops::config::{LimitsConfig, Mode},
-    ops::connections::{ConnectionGate, Listener},
-    ops::decision_log::DecisionLog,
-    ops::layers::auth::{AuthLayer, BearerToken},
-    ops::metrics::{self, Metrics},
-    ops::{admission::Admission, layers::deadline::DeadlineLayer},
-    policy::reload,
-    policy::store::PolicyStore,
+    grpc::{
+        PolicyServer,
+        proto::{self, policy_service_server::PolicyServiceServer},
+    },
+    ops::{
+        config::{LimitsConfig, Mode},
+        connections::{ConnectionGate, Listener},
+        decision_log::DecisionLog,
+        layers::auth::{AuthLayer, BearerToken},
+        metrics::{self, Metrics},
+        {admission::Admission, layers::deadline::DeadlineLayer},
+    },
+    policy::{reload, store::PolicyStore},
 };
 
 /// The largest response sent: a decision is small; this only guards against a runaway reason catalogue.

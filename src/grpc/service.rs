@@ -10,15 +10,25 @@ use tonic::{Request, Response, Status};
 use tracing::{debug, instrument};
 
 use crate::{
-    domain::decision::Decision,
-    domain::request::{PublishRequest, SendRequest},
-    grpc::proto::{self, policy_service_server::PolicyService},
-    ops::admission::Admission,
-    ops::config::Mode,
-    ops::decision_log::{DecisionLog, Entry},
-    ops::metrics::Metrics,
-    policy::decide::{decide_publish, decide_send},
-    policy::store::PolicyStore,
+    domain::{
+        decision::Decision,
+        request::{PublishRequest, Question, SendRequest},
+    },
+    grpc::{
+        InvalidArgument,
+        proto::{self, policy_service_server::PolicyService},
+    },
+    ops::{
+        admission::Admission,
+        config::Mode,
+        decision_log::{DecisionLog, Entry},
+        metrics::Metrics,
+    },
+    policy::{
+        PolicySnapshot,
+        decide::{decide_publish, decide_send},
+        store::PolicyStore,
+    },
 };
 
 /// The gRPC service, deciding on whatever snapshot is current when each call begins.
@@ -61,6 +71,42 @@ impl PolicyServer {
             admission,
             ..self
         }
+    }
+
+    /// The one path of every decision rpc: admit (once the request is decoded, so a stalled body never holds a
+    /// permit), convert to the domain question `Q` (bad input is `INVALID_ARGUMENT` naming the field), decide on the
+    /// current snapshot off the async workers with the panic guard, then count, log and answer (see
+    /// [`PolicyServer::answer`]). An rpc only brings its question type and its decide function.
+    async fn decide<Q, P>(
+        &self,
+        rpc: &'static str,
+        request: P,
+        decide: fn(&PolicySnapshot, &Q) -> Decision,
+    ) -> Result<proto::Decision, Status>
+    where
+        Q: TryFrom<P, Error = InvalidArgument> + Question + Send + 'static,
+    {
+        let started = Instant::now();
+        let _admitted = self.admission.admit()?;
+        let question = Q::try_from(request)?;
+        let store = self.store.clone();
+        let (question, decision) = off_the_runtime(move || {
+            let decision = guarded(rpc, || decide(&store.current(), &question));
+            (question, decision)
+        })
+        .await?;
+        let decision = decision?;
+        let span = tracing::Span::current();
+        span.record("decision_id", decision.decision_id.as_str());
+        span.record("effect", decision.effect.as_str());
+        debug!(room_id = %question.room_id(), user_id = %question.asker(), codes = ?decision.codes(), "decided");
+        Ok(self.answer(
+            rpc,
+            question.asker().as_str(),
+            question.room_id(),
+            decision,
+            started,
+        ))
     }
 
     /// Counts and logs `decision`, then converts it; in shadow mode the answer is ALLOW, marked `shadow`, with the
@@ -128,31 +174,11 @@ impl PolicyService for PolicyServer {
         &self,
         request: Request<proto::CheckRoomPublishRequest>,
     ) -> Result<Response<proto::CheckRoomPublishResponse>, Status> {
-        let started = Instant::now();
-        // The request is decoded by now: a client that never finishes its body never holds a permit.
-        let _admitted = self.admission.admit()?;
-        let request = PublishRequest::try_from(request.into_inner())?;
-        let store = self.store.clone();
-        let (request, decision) = off_the_runtime(move || {
-            let decision = guarded("check_room_publish", || {
-                decide_publish(&store.current(), &request)
-            });
-            (request, decision)
-        })
-        .await?;
-        let decision = decision?;
-        tracing::Span::current().record("decision_id", decision.decision_id.as_str());
-        tracing::Span::current().record("effect", decision.effect.as_str());
-        debug!(room_id = %request.room.room_id, user_id = %request.requester.user_id, codes = ?decision.codes(), "decided");
-        let answer = self.answer(
-            "CheckRoomPublish",
-            request.requester.user_id.as_str(),
-            &request.room.room_id,
-            decision,
-            started,
-        );
+        let decision = self
+            .decide::<PublishRequest, _>("CheckRoomPublish", request.into_inner(), decide_publish)
+            .await?;
         Ok(Response::new(proto::CheckRoomPublishResponse {
-            decision: Some(answer),
+            decision: Some(decision),
         }))
     }
 
@@ -161,31 +187,11 @@ impl PolicyService for PolicyServer {
         &self,
         request: Request<proto::CheckMessageSendRequest>,
     ) -> Result<Response<proto::CheckMessageSendResponse>, Status> {
-        let started = Instant::now();
-        // The request is decoded by now: a client that never finishes its body never holds a permit.
-        let _admitted = self.admission.admit()?;
-        let request = SendRequest::try_from(request.into_inner())?;
-        let store = self.store.clone();
-        let (request, decision) = off_the_runtime(move || {
-            let decision = guarded("check_message_send", || {
-                decide_send(&store.current(), &request)
-            });
-            (request, decision)
-        })
-        .await?;
-        let decision = decision?;
-        tracing::Span::current().record("decision_id", decision.decision_id.as_str());
-        tracing::Span::current().record("effect", decision.effect.as_str());
-        debug!(room_id = %request.room.room_id, user_id = %request.sender.user_id, codes = ?decision.codes(), "decided");
-        let answer = self.answer(
-            "CheckMessageSend",
-            request.sender.user_id.as_str(),
-            &request.room.room_id,
-            decision,
-            started,
-        );
+        let decision = self
+            .decide::<SendRequest, _>("CheckMessageSend", request.into_inner(), decide_send)
+            .await?;
         Ok(Response::new(proto::CheckMessageSendResponse {
-            decision: Some(answer),
+            decision: Some(decision),
         }))
     }
 }

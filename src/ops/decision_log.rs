@@ -25,7 +25,10 @@ use std::{
 use serde::Serialize;
 use tracing::{error, warn};
 
-use crate::{domain::decision::Decision, ops::config::LogOutput, ops::metrics::Metrics};
+use crate::{
+    domain::decision::Decision,
+    ops::{config::LogOutput, metrics::Metrics},
+};
 
 /// One decision, as logged. Everything here is safe to store: ids, labels and codes, no message content.
 #[derive(Debug, Serialize)]

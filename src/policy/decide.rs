@@ -8,12 +8,16 @@ use tracing::warn;
 use uuid::Uuid;
 
 use crate::{
-    domain::decision::{Decision, Effect, Reason},
-    domain::request::{Action, PublishRequest, SendRequest},
-    policy::PolicySnapshot,
-    policy::engine::Matched,
-    policy::engine::attributes::Attributes,
-    policy::reasons::{NO_MATCHING_RULE, POLICY_EVALUATION_ERROR},
+    domain::{
+        decision::{Decision, Effect, Reason},
+        request::{Action, PublishRequest, SendRequest},
+    },
+    policy::{
+        PolicySnapshot,
+        engine::Matched,
+        engine::attributes::Attributes,
+        reasons::{NO_MATCHING_RULE, POLICY_EVALUATION_ERROR},
+    },
 };
 
 /// May the sender send this message into this room?

@@ -16,7 +16,7 @@ use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 use tracing::{error, info, warn};
 
-use crate::{policy::PolicySnapshot, policy::store::PolicyStore};
+use crate::policy::{PolicySnapshot, store::PolicyStore};
 
 /// How long the directory must stay quiet before a reload starts.
 pub const QUIET_PERIOD: Duration = Duration::from_millis(250);

@@ -9,8 +9,8 @@
 //! ```
 
 use crate::{
-    domain::decision::Effect, domain::request::Action, policy::diagnostics::Problem,
-    policy::reasons::is_code,
+    domain::{decision::Effect, request::Action},
+    policy::{diagnostics::Problem, reasons::is_code},
 };
 
 /// The file, inside the policy directory, that holds the rules.

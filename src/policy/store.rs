@@ -14,7 +14,7 @@ use std::{
 
 use arc_swap::ArcSwap;
 
-use crate::{policy::PolicySnapshot, policy::diagnostics::PolicyError};
+use crate::policy::{PolicySnapshot, diagnostics::PolicyError};
 
 /// Holds the current policy snapshot and the reload record.
 #[derive(Debug)]

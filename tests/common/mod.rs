@@ -5,10 +5,11 @@
 use std::{net::SocketAddr, path::Path, sync::Arc, time::Duration};
 
 use roomguard::{
-    grpc::proto::{self, policy_service_client::PolicyServiceClient},
-    grpc::server::{self, Listeners, Options},
-    policy::PolicySnapshot,
-    policy::store::PolicyStore,
+    grpc::{
+        proto::{self, policy_service_client::PolicyServiceClient},
+        server::{self, Listeners, Options},
+    },
+    policy::{PolicySnapshot, store::PolicyStore},
 };
 use tokio::{
     net::{TcpListener, UnixListener},

@@ -8,10 +8,7 @@
 use casbin::rhai::{Dynamic, INT, Map};
 
 use crate::{
-    domain::message::Message,
-    domain::request::Action,
-    domain::room::Room,
-    domain::subject::Subject,
+    domain::{message::Message, request::Action, room::Room, subject::Subject},
     policy::roles::{RoleResolver, RoleSet},
 };
 

@@ -26,8 +26,8 @@ use casbin::{
 };
 
 use crate::{
-    domain::decision::Effect, domain::request::Action, policy::engine::attributes::Attributes,
-    policy::rules::Rule,
+    domain::{decision::Effect, request::Action},
+    policy::{engine::attributes::Attributes, rules::Rule},
 };
 
 /// The only effect expression roomguard evaluates (casbin-rs panics on the ones it does not know; roomguard refuses
