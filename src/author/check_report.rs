@@ -96,7 +96,7 @@ pub fn render_json(policy: &PolicySnapshot, e: &Explanation) -> String {
         "action": e.action.as_str(),
         "room_is_public": e.room_is_public,
         "rules": rules,
-        "evaluation_error": e.matched.as_ref().err(),
+        "evaluation_error": e.matched.as_ref().err().map(ToString::to_string),
     });
     serde_json::to_string_pretty(&doc).unwrap_or_default()
 }

@@ -4,7 +4,7 @@
 //! shipped policy, so a rule edit that changes a decision shows up as a failing case with a diff. A case's request
 //! goes through the same conversion as a gRPC request, so suites also pin what is refused as invalid input.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
@@ -74,13 +74,43 @@ pub struct Expect {
 /// The outcome of one case: `Ok` or the differences from what was expected.
 pub type CaseOutcome = Result<(), Vec<String>>;
 
+/// Why suites could not be run (as opposed to a case that fails).
+#[derive(Debug, thiserror::Error)]
+pub enum SuiteError {
+    /// A suite file or the tests directory cannot be read.
+    #[error("{}: {source}", path.display())]
+    Read {
+        /// The file or directory.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A suite file is not a suite (YAML syntax, unknown keys, missing fields).
+    #[error("{}{}: {message}", path.display(), line.map(|l| format!(":{l}")).unwrap_or_default())]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// Where, when the parser knows.
+        line: Option<usize>,
+        /// What the parser says.
+        message: String,
+    },
+    /// The tests directory holds no suite.
+    #[error("{}: no test suites (*.yaml)", .0.display())]
+    NoSuites(PathBuf),
+}
+
 impl Suite {
     /// Reads a suite file.
-    pub fn from_file(path: &Path) -> Result<Suite, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        serde_yaml_ng::from_str(&text).map_err(|e| match e.location() {
-            Some(loc) => format!("{}:{}: {e}", path.display(), loc.line()),
-            None => format!("{}: {e}", path.display()),
+    pub fn from_file(path: &Path) -> Result<Suite, SuiteError> {
+        let text = std::fs::read_to_string(path).map_err(|source| SuiteError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        serde_yaml_ng::from_str(&text).map_err(|e| SuiteError::Parse {
+            path: path.to_owned(),
+            line: e.location().map(|loc| loc.line()),
+            message: e.to_string(),
         })
     }
 }

@@ -5,7 +5,10 @@ use std::{fmt::Write as _, path::Path};
 
 use serde::Serialize;
 
-use crate::{author::suite::Suite, policy::PolicySnapshot};
+use crate::{
+    author::suite::{Suite, SuiteError},
+    policy::PolicySnapshot,
+};
 
 /// One case's result.
 #[derive(Debug, Clone, Serialize)]
@@ -21,9 +24,14 @@ pub struct CaseReport {
 }
 
 /// Runs every `*.yaml` suite of `tests_dir` (in name order) against `policy`.
-pub fn run_suites(policy: &PolicySnapshot, tests_dir: &Path) -> Result<Vec<CaseReport>, String> {
-    let entries =
-        std::fs::read_dir(tests_dir).map_err(|e| format!("{}: {e}", tests_dir.display()))?;
+pub fn run_suites(
+    policy: &PolicySnapshot,
+    tests_dir: &Path,
+) -> Result<Vec<CaseReport>, SuiteError> {
+    let entries = std::fs::read_dir(tests_dir).map_err(|source| SuiteError::Read {
+        path: tests_dir.to_owned(),
+        source,
+    })?;
     let mut files: Vec<_> = entries
         .filter_map(Result::ok)
         .map(|e| e.path())
@@ -31,7 +39,7 @@ pub fn run_suites(policy: &PolicySnapshot, tests_dir: &Path) -> Result<Vec<CaseR
         .collect();
     files.sort();
     if files.is_empty() {
-        return Err(format!("{}: no test suites (*.yaml)", tests_dir.display()));
+        return Err(SuiteError::NoSuites(tests_dir.to_owned()));
     }
     let mut reports = Vec::new();
     for path in files {

@@ -2,6 +2,7 @@
 //! with the Matrix grammar and limits they must respect. Nothing here knows protobuf, the rule engine or the network.
 
 pub mod decision;
+pub mod limits;
 pub mod message;
 pub mod request;
 pub mod room;

@@ -1,4 +1,54 @@
-//! The room an action concerns, as the homeserver sees it now.
+//! The room an action concerns, as the homeserver sees it now, and the grammar of room ids.
+
+use crate::domain::{limits::MAX_ID_BYTES, subject::parse_server_name};
+
+/// Why a string is not a room id. Messages are lowercase and name the offending part (never the whole input).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RoomIdError {
+    /// The string is empty.
+    #[error("is required")]
+    Empty,
+    /// Over the Matrix limit.
+    #[error("is {0} bytes long, the Matrix limit is {MAX_ID_BYTES}")]
+    TooLong(usize),
+    /// No leading `!`.
+    #[error("must start with `!`")]
+    MissingSigil,
+    /// A character outside printable ASCII.
+    #[error("may only hold printable ASCII characters")]
+    NotPrintable,
+    /// `!:server`.
+    #[error("has an empty opaque part")]
+    EmptyOpaque,
+    /// The part after `:` is not `hostname[:port]`.
+    #[error("has an invalid server name: {0}")]
+    ServerName(&'static str),
+}
+
+/// Checks a room id: `!opaque:server.name`, or room version 12's `!opaque` with no server part.
+pub fn check_room_id(id: &str) -> Result<(), RoomIdError> {
+    if id.is_empty() {
+        return Err(RoomIdError::Empty);
+    }
+    if id.len() > MAX_ID_BYTES {
+        return Err(RoomIdError::TooLong(id.len()));
+    }
+    let rest = id.strip_prefix('!').ok_or(RoomIdError::MissingSigil)?;
+    if !id.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
+        return Err(RoomIdError::NotPrintable);
+    }
+    let (opaque, server) = match rest.split_once(':') {
+        Some((opaque, server)) => (opaque, Some(server)),
+        None => (rest, None),
+    };
+    if opaque.is_empty() {
+        return Err(RoomIdError::EmptyOpaque);
+    }
+    if let Some(server) = server {
+        parse_server_name(server).map_err(RoomIdError::ServerName)?;
+    }
+    Ok(())
+}
 
 /// `m.room.join_rules`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

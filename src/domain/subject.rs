@@ -3,8 +3,7 @@
 
 use std::fmt;
 
-/// The Matrix limit on the length of a user id, in bytes, sigil and server name included.
-pub const MAX_USER_ID_BYTES: usize = 255;
+use crate::domain::limits::MAX_ID_BYTES;
 
 /// A syntactically valid Matrix user id, `@localpart:server.name[:port]`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -22,7 +21,7 @@ pub enum UserIdError {
     #[error("must not be empty")]
     Empty,
     /// Over the Matrix limit.
-    #[error("is {0} bytes long, the Matrix limit is 255")]
+    #[error("is {0} bytes long, the Matrix limit is {MAX_ID_BYTES}")]
     TooLong(usize),
     /// No leading `@`.
     #[error("must start with `@`")]
@@ -45,7 +44,7 @@ impl UserId {
         if s.is_empty() {
             return Err(UserIdError::Empty);
         }
-        if s.len() > MAX_USER_ID_BYTES {
+        if s.len() > MAX_ID_BYTES {
             return Err(UserIdError::TooLong(s.len()));
         }
         let rest = s.strip_prefix('@').ok_or(UserIdError::MissingSigil)?;
@@ -89,8 +88,8 @@ impl fmt::Display for UserId {
     }
 }
 
-/// Checks `hostname[:port]` and returns the normalised host.
-fn parse_server_name(server: &str) -> Result<String, &'static str> {
+/// Checks `hostname[:port]` (the server-name grammar of user and room ids) and returns the normalised host.
+pub(crate) fn parse_server_name(server: &str) -> Result<String, &'static str> {
     if server.is_empty() {
         return Err("it is empty");
     }

@@ -6,18 +6,14 @@
 use crate::{
     domain::{
         decision::{Decision, Effect},
+        limits::{MAX_EVENT_BYTES, MAX_ID_BYTES},
         message::Message,
         request::{PublishRequest, SendRequest},
-        room::{HistoryVisibility, JoinRule, Room},
+        room::{HistoryVisibility, JoinRule, Room, RoomIdError, check_room_id},
         subject::{Subject, UserId},
     },
     grpc::proto,
 };
-
-/// The Matrix limit on the size of an event: the message's text fields together must fit in it.
-pub const MAX_EVENT_BYTES: usize = 65_536;
-/// Longest identifier-like field accepted (room id, event type, request id, ...), as Matrix limits ids.
-pub const MAX_ID_BYTES: usize = 255;
 
 /// A request field that is missing or malformed: becomes `INVALID_ARGUMENT` with `field: problem`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -115,7 +111,14 @@ fn subject(field: &str, subject: Option<proto::Subject>) -> Result<Subject, Inva
 
 fn room(room: Option<proto::Room>) -> Result<Room, InvalidArgument> {
     let room = room.ok_or_else(|| InvalidArgument::new("room", "is required"))?;
-    check_room_id(&room.room_id).map_err(|p| InvalidArgument::new("room.room_id", p))?;
+    check_room_id(&room.room_id).map_err(|e| {
+        let problem = match e {
+            // Nothing to quote, or too long to quote usefully.
+            RoomIdError::Empty | RoomIdError::TooLong(_) => e.to_string(),
+            _ => format!("`{}` {e}", shown(&room.room_id)),
+        };
+        InvalidArgument::new("room.room_id", problem)
+    })?;
     let join_rule = match proto::JoinRule::try_from(room.join_rule) {
         Ok(proto::JoinRule::Public) => JoinRule::Public,
         Ok(proto::JoinRule::Invite) => JoinRule::Invite,
@@ -164,37 +167,6 @@ fn room(room: Option<proto::Room>) -> Result<Room, InvalidArgument> {
         published: room.published,
         access_rule: room.access_rule,
     })
-}
-
-/// `!opaque:server.name`, or room version 12's `!opaque` with no server part.
-fn check_room_id(id: &str) -> Result<(), String> {
-    if id.is_empty() {
-        return Err("is required".into());
-    }
-    if id.len() > MAX_ID_BYTES {
-        return Err(format!(
-            "is {} bytes long, the Matrix limit is {MAX_ID_BYTES}",
-            id.len()
-        ));
-    }
-    let Some(rest) = id.strip_prefix('!') else {
-        return Err(format!("`{}` must start with `!`", shown(id)));
-    };
-    if !id.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
-        return Err(format!(
-            "`{}` may only hold printable ASCII characters",
-            shown(id)
-        ));
-    }
-    let opaque = rest.split_once(':').map_or(rest, |(o, _)| o);
-    if opaque.is_empty() {
-        return Err(format!("`{}` has an empty opaque part", shown(id)));
-    }
-    if let Some((_, server)) = rest.split_once(':') {
-        UserId::parse(&format!("@x:{server}"))
-            .map_err(|_| format!("`{}` has an invalid server name `{server}`", shown(id)))?;
-    }
-    Ok(())
 }
 
 fn message(message: Option<proto::Message>) -> Result<Message, InvalidArgument> {

@@ -6,7 +6,41 @@
 
 use serde::{Deserialize, Deserializer, de::Error as _};
 
-use crate::grpc::proto;
+use crate::{
+    domain::request::{PublishRequest, SendRequest},
+    grpc::{InvalidArgument, proto},
+};
+
+/// Why a text is not a request in proto3 JSON.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JsonRequestError {
+    /// Not JSON.
+    #[error("line {line}: {message}")]
+    Syntax {
+        /// 1-based line of the error.
+        line: usize,
+        /// What the JSON parser says.
+        message: String,
+    },
+    /// `--rpc` names no rpc.
+    #[error("`--rpc {0}`: expected `send` or `publish`")]
+    UnknownRpc(String),
+    /// Neither `--rpc` nor the fields say which rpc.
+    #[error("cannot tell the rpc: give `sender`/`message` or `requester`/`visibility`, or --rpc")]
+    UnknownKind,
+    /// JSON, but not the fields of the request message.
+    #[error("{0}")]
+    Fields(String),
+}
+
+/// A request of either rpc, converted to the domain exactly as the service converts it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Question {
+    /// "May the sender send this message?"
+    Send(SendRequest),
+    /// "May the requester publish (or unpublish) this room?"
+    Publish(PublishRequest),
+}
 
 /// Which rpc a JSON request is for.
 #[derive(Debug, Clone, PartialEq)]
@@ -20,20 +54,24 @@ pub enum JsonRequest {
 impl JsonRequest {
     /// Parses a request; `rpc` (`send` or `publish`) says which, or it is told from the fields present (`message` or
     /// `sender` -> send; `requester` or `visibility` -> publish).
-    pub fn parse(text: &str, rpc: Option<&str>) -> Result<JsonRequest, String> {
+    pub fn parse(text: &str, rpc: Option<&str>) -> Result<JsonRequest, JsonRequestError> {
         let value: serde_json::Value =
-            serde_json::from_str(text).map_err(|e| format!("line {}: {e}", e.line()))?;
+            serde_json::from_str(text).map_err(|e| JsonRequestError::Syntax {
+                line: e.line(),
+                message: e.to_string(),
+            })?;
         let has = |keys: &[&str]| keys.iter().any(|k| value.get(*k).is_some());
         let kind = match rpc {
             Some("send") | Some("CheckMessageSend") => "send",
             Some("publish") | Some("CheckRoomPublish") => "publish",
-            Some(other) => return Err(format!("`--rpc {other}`: expected `send` or `publish`")),
+            Some(other) => return Err(JsonRequestError::UnknownRpc(other.to_owned())),
             None if has(&["message", "sender"]) => "send",
             None if has(&["requester", "visibility"]) => "publish",
-            None => return Err("cannot tell the rpc: give `sender`/`message` or `requester`/`visibility`, or --rpc".into()),
+            None => return Err(JsonRequestError::UnknownKind),
         };
         if kind == "send" {
-            let r: SendJson = serde_json::from_value(value).map_err(|e| e.to_string())?;
+            let r: SendJson = serde_json::from_value(value)
+                .map_err(|e| JsonRequestError::Fields(e.to_string()))?;
             Ok(JsonRequest::Send(proto::CheckMessageSendRequest {
                 request_id: r.request_id,
                 sender: r.sender.map(Into::into),
@@ -41,7 +79,8 @@ impl JsonRequest {
                 message: r.message.map(Into::into),
             }))
         } else {
-            let r: PublishJson = serde_json::from_value(value).map_err(|e| e.to_string())?;
+            let r: PublishJson = serde_json::from_value(value)
+                .map_err(|e| JsonRequestError::Fields(e.to_string()))?;
             Ok(JsonRequest::Publish(proto::CheckRoomPublishRequest {
                 request_id: r.request_id,
                 requester: r.requester.map(Into::into),
@@ -49,6 +88,16 @@ impl JsonRequest {
                 visibility: r.visibility,
             }))
         }
+    }
+}
+
+impl JsonRequest {
+    /// The domain question, converted as the service converts a gRPC request (bad input: the field path).
+    pub fn into_question(self) -> Result<Question, InvalidArgument> {
+        Ok(match self {
+            JsonRequest::Send(r) => Question::Send(SendRequest::try_from(r)?),
+            JsonRequest::Publish(r) => Question::Publish(PublishRequest::try_from(r)?),
+        })
     }
 }
 
@@ -273,20 +322,28 @@ mod tests {
     /// Mistakes are explained.
     #[test]
     fn explains_mistakes() {
-        assert!(JsonRequest::parse("{", None).unwrap_err().contains("line"));
+        assert!(
+            JsonRequest::parse("{", None)
+                .unwrap_err()
+                .to_string()
+                .contains("line")
+        );
         assert!(
             JsonRequest::parse("{}", None)
                 .unwrap_err()
+                .to_string()
                 .contains("cannot tell")
         );
         assert!(
             JsonRequest::parse(r#"{"sender": {"userid": "x"}}"#, None)
                 .unwrap_err()
+                .to_string()
                 .contains("userid")
         );
         assert!(
             JsonRequest::parse(r#"{"room": {"joinRule": "OPEN"}}"#, Some("send"))
                 .unwrap_err()
+                .to_string()
                 .contains("OPEN")
         );
     }

@@ -14,9 +14,6 @@ use std::{
 
 use serde::Deserialize;
 
-/// Exit code for an invalid configuration (sysexits' `EX_USAGE`).
-pub const EXIT_BAD_CONFIG: u8 = 64;
-
 /// What roomguard answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]

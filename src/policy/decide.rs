@@ -14,8 +14,8 @@ use crate::{
     },
     policy::{
         PolicySnapshot,
-        engine::Matched,
         engine::attributes::Attributes,
+        engine::{EngineError, Matched},
         reasons::{NO_MATCHING_RULE, POLICY_EVALUATION_ERROR},
     },
 };
@@ -40,7 +40,7 @@ pub struct Explanation {
     /// The room counted as public (join rule, directory or history).
     pub room_is_public: bool,
     /// The ids of the rules whose condition held, in file order; `Err` when evaluation failed.
-    pub matched: Result<Vec<String>, String>,
+    pub matched: Result<Vec<String>, EngineError>,
 }
 
 /// [`decide_send`], with the explanation.
@@ -105,7 +105,7 @@ fn evaluate(
             (
                 Effect::Deny,
                 vec![reason(policy, POLICY_EVALUATION_ERROR, "")],
-                Err(err.to_string()),
+                Err(err),
             )
         }
     };

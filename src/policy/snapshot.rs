@@ -122,7 +122,7 @@ impl PolicySnapshot {
         }
         let engine =
             futures_executor::block_on(Engine::build(model, &rules)).map_err(|e| PolicyError {
-                problems: vec![Problem::in_file(MODEL_FILE, e)],
+                problems: vec![Problem::in_file(MODEL_FILE, e.to_string())],
             })?;
         Ok(PolicySnapshot {
             version: version(&files),

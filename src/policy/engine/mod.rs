@@ -49,9 +49,18 @@ pub struct Matched {
 }
 
 /// Evaluating the policy failed for this request (a condition raised a type error, say).
-#[derive(Debug, thiserror::Error)]
-#[error("policy evaluation failed: {0}")]
-pub struct EngineError(String);
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EngineError {
+    /// The model text was refused by the engine.
+    #[error("the model does not load: {0}")]
+    Model(String),
+    /// The rule lines were refused by the engine.
+    #[error("the rules do not load: {0}")]
+    Rules(String),
+    /// A request could not be evaluated (a condition failed at run time).
+    #[error("policy evaluation failed: {0}")]
+    Evaluation(String),
+}
 
 /// The compiled policy: one casbin enforcer per action.
 pub struct Engine {
@@ -67,7 +76,7 @@ impl std::fmt::Debug for Engine {
 impl Engine {
     /// Builds one enforcer per action from the model text and the rules. The model must already have passed
     /// [`crate::policy`]'s checks (request and policy tokens, supported effect).
-    pub async fn build(model: &str, rules: &[Rule]) -> Result<Engine, String> {
+    pub async fn build(model: &str, rules: &[Rule]) -> Result<Engine, EngineError> {
         Self::build_with(model, rules, Conditions::Compiled).await
     }
 
@@ -76,7 +85,7 @@ impl Engine {
         model: &str,
         rules: &[Rule],
         conditions: Conditions,
-    ) -> Result<Engine, String> {
+    ) -> Result<Engine, EngineError> {
         let mut enforcers: [Option<Enforcer>; 3] = [None, None, None];
         for (slot, action) in enforcers.iter_mut().zip(Action::ALL) {
             let rules: Vec<&Rule> = rules.iter().filter(|r| r.action == action).collect();
@@ -104,7 +113,7 @@ impl Engine {
         };
         let (_, rows) = enforcer
             .enforce_ex(attributes)
-            .map_err(|e| EngineError(e.to_string()))?;
+            .map_err(|e| EngineError::Evaluation(e.to_string()))?;
         Ok(rows.into_iter().filter_map(matched).collect())
     }
 }
@@ -133,18 +142,18 @@ fn compile_conditions(model: &str, rules: &[&Rule]) -> String {
 }
 
 /// An enforcer holding `rows`, with the collect-all effector.
-pub async fn enforcer(model: &str, rows: Vec<Vec<String>>) -> Result<Enforcer, String> {
+pub async fn enforcer(model: &str, rows: Vec<Vec<String>>) -> Result<Enforcer, EngineError> {
     let model = DefaultModel::from_str(model)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| EngineError::Model(e.to_string()))?;
     let mut enforcer = Enforcer::new(model, MemoryAdapter::default())
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| EngineError::Model(e.to_string()))?;
     enforcer.set_effector(Box::new(CollectAll));
     enforcer
         .add_policies(rows)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| EngineError::Rules(e.to_string()))?;
     Ok(enforcer)
 }
 
