@@ -1,6 +1,6 @@
 //! The policy author's tools: test suites (`roomguard test`) and their reports, and the explained decision of
 //! `roomguard check`.
 
-pub mod check_report;
+pub(crate) mod check_report;
 pub mod suite;
 pub mod suite_report;

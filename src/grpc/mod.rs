@@ -3,14 +3,14 @@
 //! `INVALID_ARGUMENT` ([`codec`]), the `PolicyService` ([`service`]), the server that serves it ([`server`]), requests
 //! written by hand in proto3 JSON or suite YAML ([`json`], [`cases`]), and a health-check client ([`health_client`]).
 
-pub mod cases;
-pub mod codec;
-pub mod convert;
-pub mod health_client;
-pub mod json;
+pub(crate) mod cases;
+pub(crate) mod codec;
+pub(crate) mod convert;
+pub(crate) mod health_client;
+pub(crate) mod json;
 pub mod proto;
 pub mod server;
-pub mod service;
+pub(crate) mod service;
 
-pub use convert::InvalidArgument;
-pub use service::PolicyServer;
+pub(crate) use convert::InvalidArgument;
+pub(crate) use service::PolicyServer;

@@ -1,9 +1,9 @@
 //! Operating the service: configuration, connections and TLS, the tower layers (token, deadline) and admission
 //! control, metrics and the decision log. Knows the domain and the policy store; never protobuf types.
 
-pub mod admission;
+pub(crate) mod admission;
 pub mod config;
-pub mod connections;
+pub(crate) mod connections;
 pub mod decision_log;
 pub mod layers;
 pub mod metrics;

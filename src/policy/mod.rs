@@ -7,12 +7,12 @@
 //! snapshot from start to end, and a broken edit never replaces a good policy.
 
 pub mod decide;
-pub mod diagnostics;
+pub(crate) mod diagnostics;
 pub mod engine;
-pub mod reasons;
-pub mod reload;
+pub(crate) mod reasons;
+pub(crate) mod reload;
 pub mod roles;
-pub mod rules;
+pub(crate) mod rules;
 mod snapshot;
 pub mod store;
 

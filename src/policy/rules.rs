@@ -47,6 +47,7 @@ impl Rule {
 }
 
 /// Parses `rules.csv`, reporting every malformed line (not only the first).
+#[cfg(test)]
 pub fn parse_rules(text: &str) -> Result<Vec<Rule>, Vec<Problem>> {
     let (rules, problems) = parse_rules_lenient(text);
     if problems.is_empty() {

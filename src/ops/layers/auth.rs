@@ -15,9 +15,10 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tonic::Status;
 use tower::{Layer, Service};
+use tracing::debug;
 
 use super::{BoxFuture, OPEN_PREFIX};
-use crate::ops::metrics::Metrics;
+use crate::ops::{connections::ConnectionInfo, metrics::Metrics};
 
 /// The shared secret callers present. Its `Debug` does not show it.
 #[derive(Clone)]
@@ -108,6 +109,12 @@ where
                 .map(|v| v.as_bytes());
             if !open && !token.admits(header) {
                 self.metrics.unauthenticated();
+                // Who knocked, for the operator tracing a misconfigured client or a probe; never the token sent.
+                let peer = request
+                    .extensions()
+                    .get::<ConnectionInfo>()
+                    .and_then(|info| info.peer);
+                debug!(peer = ?peer, path = request.uri().path(), "refused: missing or wrong bearer token");
                 let status = Status::unauthenticated("missing or wrong bearer token");
                 return Box::pin(std::future::ready(Ok(status.into_http())));
             }

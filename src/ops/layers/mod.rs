@@ -4,7 +4,7 @@
 use std::{future::Future, pin::Pin};
 
 pub mod auth;
-pub mod deadline;
+pub(crate) mod deadline;
 
 /// A boxed, sendable future (the layers' response futures).
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;

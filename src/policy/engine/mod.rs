@@ -17,9 +17,9 @@
 //! "Performance"). A condition holding `#` or `\\` (which casbin's model parser would read as a comment or a line
 //! continuation) keeps the plain `eval` for its action.
 
-pub mod attributes;
-pub mod check;
-pub mod names;
+pub(crate) mod attributes;
+pub(crate) mod check;
+pub(crate) mod names;
 
 use casbin::{
     CoreApi, DefaultModel, EffectKind, Effector, EffectorStream, Enforcer, MemoryAdapter, MgmtApi,
