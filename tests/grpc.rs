@@ -11,7 +11,9 @@ mod common;
 
 use std::{path::Path, time::Duration};
 
-use common::{TestServer, codes, copy_policies, room, send, subject, text};
+use common::{
+    TestServer, codes, copy_policies, decide_publish, decide_send, room, send, subject, text,
+};
 use roomguard::grpc::proto::{self, JoinRule};
 use tokio_stream::StreamExt;
 use tonic::Code;
@@ -52,18 +54,16 @@ async fn check_message_send_allows_a_plain_message() {
 async fn check_message_send_denies_with_every_reason() {
     let server = TestServer::shipped().await;
     let mut client = server.client().await;
-    let d = client
-        .check_message_send(send(
+    let d = decide_send(
+        &mut client,
+        send(
             AGENT,
             JoinRule::Public,
             false,
             "Diffusion Restreinte : compte rendu",
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .decision
-        .unwrap();
+        ),
+    )
+    .await;
     assert_eq!(d.effect, proto::Effect::Deny as i32);
     assert_eq!(
         codes(&d),
@@ -112,13 +112,7 @@ async fn check_room_publish() {
             room: room(join_rule, encrypted),
             visibility: visibility as i32,
         };
-        client
-            .check_room_publish(request)
-            .await
-            .unwrap()
-            .into_inner()
-            .decision
-            .unwrap()
+        decide_publish(&mut client, request).await
     };
     let ok = decide(
         AGENT,
@@ -274,11 +268,7 @@ async fn invalid_input_names_the_field() {
         "{}",
         status.message()
     );
-    // Still answering.
-    client
-        .check_message_send(send(AGENT, JoinRule::Public, false, "x"))
-        .await
-        .unwrap();
+    server.assert_answering().await;
 }
 
 /// A request far over any real event is refused by size before it is decoded.
@@ -291,10 +281,7 @@ async fn oversized_requests_are_refused() {
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::OutOfRange, "{status:?}");
-    client
-        .check_message_send(send(AGENT, JoinRule::Public, false, "x"))
-        .await
-        .unwrap();
+    server.assert_answering().await;
 }
 
 /// Health answers SERVING for the server and for the policy service, and NOT_FOUND for others.
@@ -407,13 +394,7 @@ async fn an_author_adds_a_rule_by_editing_files() {
         }),
         ..send(AGENT, JoinRule::Public, false, "")
     };
-    let big = client
-        .check_message_send(file((50 << 20) + 1))
-        .await
-        .unwrap()
-        .into_inner()
-        .decision
-        .unwrap();
+    let big = decide_send(&mut client, file((50 << 20) + 1)).await;
     assert_eq!(big.effect, proto::Effect::Deny as i32);
     assert_eq!(codes(&big), ["FILE_TOO_LARGE_IN_PUBLIC_ROOM"]);
     assert_eq!(big.reasons[0].rule, "send.large-file-public");
@@ -421,25 +402,11 @@ async fn an_author_adds_a_rule_by_editing_files() {
         big.reasons[0].message,
         "Fichier de plus de 50 Mo interdit dans un salon public."
     );
-    let small = client
-        .check_message_send(file(50 << 20))
-        .await
-        .unwrap()
-        .into_inner()
-        .decision
-        .unwrap();
+    let small = decide_send(&mut client, file(50 << 20)).await;
     assert_eq!(small.effect, proto::Effect::Allow as i32);
 
     let shipped = TestServer::shipped().await;
-    let d = shipped
-        .client()
-        .await
-        .check_message_send(file((50 << 20) + 1))
-        .await
-        .unwrap()
-        .into_inner()
-        .decision
-        .unwrap();
+    let d = decide_send(&mut shipped.client().await, file((50 << 20) + 1)).await;
     assert_eq!(
         d.effect,
         proto::Effect::Allow as i32,

@@ -11,10 +11,10 @@
 
 mod common;
 
-use std::{net::SocketAddr, path::Path, sync::Arc, time::Duration};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use bytes::Bytes;
-use common::{Extras, TestServer, send};
+use common::{TestServer, send};
 use roomguard::{
     grpc::{proto::JoinRule, server::Options},
     ops::{
@@ -30,13 +30,15 @@ use tokio::{
 const AGENT: &str = "@alice:agent.finances.tchap.gouv.fr";
 const SEND: &str = "/roomguard.v1.PolicyService/CheckMessageSend";
 
-async fn server_with(limits: LimitsConfig, metrics: Arc<Metrics>) -> TestServer {
+/// A server on the shipped policy with `limits`, and its metrics.
+async fn server_with(limits: LimitsConfig) -> (TestServer, Arc<Metrics>) {
+    let metrics = Arc::new(Metrics::new());
     let options = Options {
         limits,
-        metrics,
+        metrics: metrics.clone(),
         ..Options::default()
     };
-    TestServer::start_with(Path::new("policies"), options, Extras::default()).await
+    (TestServer::with_options(options).await, metrics)
 }
 
 /// An HTTP/2 connection with no gRPC library in between: frames as a hostile client writes them.
@@ -154,15 +156,11 @@ async fn undecodable_requests_are_invalid_arguments() {
 /// ordinary call is still decided, and each stalled stream is ended by the request timeout (DEADLINE_EXCEEDED).
 #[tokio::test]
 async fn stalled_request_bodies_do_not_lock_out_other_callers() {
-    let metrics = Arc::new(Metrics::new());
-    let server = server_with(
-        LimitsConfig {
-            max_concurrent_requests: 4,
-            request_timeout_ms: 1500,
-            ..LimitsConfig::default()
-        },
-        metrics.clone(),
-    )
+    let (server, metrics) = server_with(LimitsConfig {
+        max_concurrent_requests: 4,
+        request_timeout_ms: 1500,
+        ..LimitsConfig::default()
+    })
     .await;
     let mut h2 = h2_connection(server.addr).await;
     let mut stalled = Vec::new();
@@ -202,14 +200,10 @@ async fn stalled_request_bodies_do_not_lock_out_other_callers() {
 /// over, and counted.
 #[tokio::test]
 async fn silent_connections_are_closed_after_the_handshake_timeout() {
-    let metrics = Arc::new(Metrics::new());
-    let server = server_with(
-        LimitsConfig {
-            handshake_timeout_ms: 300,
-            ..LimitsConfig::default()
-        },
-        metrics.clone(),
-    )
+    let (server, metrics) = server_with(LimitsConfig {
+        handshake_timeout_ms: 300,
+        ..LimitsConfig::default()
+    })
     .await;
     let mut silent = TcpStream::connect(server.addr).await.unwrap();
     let mut half = TcpStream::connect(server.addr).await.unwrap();
@@ -228,19 +222,13 @@ async fn silent_connections_are_closed_after_the_handshake_timeout() {
         2
     );
     // A client that speaks at once is unaffected.
-    server
-        .client()
-        .await
-        .check_message_send(send(AGENT, JoinRule::Invite, true, ""))
-        .await
-        .unwrap();
+    server.assert_answering().await;
 }
 
 /// Bytes that are not HTTP/2 are closed at once, without waiting for the timeout.
 #[tokio::test]
 async fn a_connection_that_is_not_http2_is_closed_at_once() {
-    let metrics = Arc::new(Metrics::new());
-    let server = server_with(LimitsConfig::default(), metrics.clone()).await;
+    let (server, metrics) = server_with(LimitsConfig::default()).await;
     let mut socket = TcpStream::connect(server.addr).await.unwrap();
     socket
         .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -256,14 +244,10 @@ async fn a_connection_that_is_not_http2_is_closed_at_once() {
 /// counted; once a slot frees, calls are served again.
 #[tokio::test]
 async fn connections_beyond_the_limit_are_closed_at_once() {
-    let metrics = Arc::new(Metrics::new());
-    let server = server_with(
-        LimitsConfig {
-            max_connections: 3,
-            ..LimitsConfig::default()
-        },
-        metrics.clone(),
-    )
+    let (server, metrics) = server_with(LimitsConfig {
+        max_connections: 3,
+        ..LimitsConfig::default()
+    })
     .await;
     let mut held = Vec::new();
     for _ in 0..3 {
@@ -284,26 +268,18 @@ async fn connections_beyond_the_limit_are_closed_at_once() {
     while metrics.connections_open() > 0 {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    server
-        .client()
-        .await
-        .check_message_send(send(AGENT, JoinRule::Invite, true, ""))
-        .await
-        .unwrap();
+    server.assert_answering().await;
 }
 
 /// Shutdown does not wait for clients that hold connections: an idle HTTP/2 connection, a stalled request body
 /// and a socket that never sent its preface are all closed when the grace period ends.
 #[tokio::test]
 async fn shutdown_ends_after_the_grace_period_whatever_clients_hold() {
-    let server = server_with(
-        LimitsConfig {
-            shutdown_grace_ms: 300,
-            request_timeout_ms: 60_000,
-            ..LimitsConfig::default()
-        },
-        Arc::new(Metrics::new()),
-    )
+    let (server, _) = server_with(LimitsConfig {
+        shutdown_grace_ms: 300,
+        request_timeout_ms: 60_000,
+        ..LimitsConfig::default()
+    })
     .await;
     let _silent = TcpStream::connect(server.addr).await.unwrap();
     let _idle = h2_connection(server.addr).await;

@@ -16,7 +16,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{Extras, TestServer, copy_policies, room, send, subject};
+use common::{Extras, TestServer, copy_policies, decide_send, send};
 use roomguard::{
     grpc::{
         proto::{self, JoinRule, policy_service_client::PolicyServiceClient},
@@ -40,21 +40,8 @@ const CANARIES: [&str; 3] = [
     "canary-file-03b8e6",
 ];
 
-fn marked_message() -> proto::CheckMessageSendRequest {
-    proto::CheckMessageSendRequest {
-        request_id: "req-marked".into(),
-        sender: subject(AGENT, 0),
-        room: room(JoinRule::Public, false),
-        message: Some(proto::Message {
-            event_type: "m.room.message".into(),
-            msgtype: "m.file".into(),
-            body: format!("DIFFUSION RESTREINTE {}", CANARIES[0]),
-            formatted_body: format!("<b>Diffusion restreinte</b> {}", CANARIES[1]),
-            filename: format!("DR-{}.pdf", CANARIES[2]),
-            mimetype: "application/pdf".into(),
-            size: 1234,
-        }),
-    }
+fn marked() -> proto::CheckMessageSendRequest {
+    common::marked_message("req-marked", CANARIES)
 }
 
 async fn scrape(server: &TestServer) -> String {
@@ -91,13 +78,7 @@ async fn marked_message_text_is_absent_from_the_decision_log_and_metrics() {
     let server = TestServer::start_with(Path::new("policies"), options, extras).await;
     let mut client = server.client().await;
     for _ in 0..3 {
-        let d = client
-            .check_message_send(marked_message())
-            .await
-            .unwrap()
-            .into_inner()
-            .decision
-            .unwrap();
+        let d = decide_send(&mut client, marked()).await;
         assert_eq!(d.effect, proto::Effect::Deny as i32);
         assert_eq!(d.classification, "restricted");
     }
@@ -159,7 +140,7 @@ async fn metrics_count_decisions_and_report_the_policy() {
         .check_message_send(send(AGENT, JoinRule::Public, false, "Bonjour"))
         .await
         .unwrap();
-    client.check_message_send(marked_message()).await.unwrap();
+    client.check_message_send(marked()).await.unwrap();
     let text = scrape(&server).await;
     let version = server.store.status().policy_version;
     for expected in [
@@ -189,15 +170,9 @@ async fn shadow_mode_allows_and_carries_the_enforced_decision() {
         mode: Mode::Shadow,
         ..Options::default()
     };
-    let server = TestServer::start_with(Path::new("policies"), options, Extras::default()).await;
+    let server = TestServer::with_options(options).await;
     let mut client = server.client().await;
-    let d = client
-        .check_message_send(marked_message())
-        .await
-        .unwrap()
-        .into_inner()
-        .decision
-        .unwrap();
+    let d = decide_send(&mut client, marked()).await;
     assert_eq!(d.effect, proto::Effect::Allow as i32);
     assert!(d.shadow);
     assert_eq!(d.policy_effect, proto::Effect::Deny as i32);
@@ -215,13 +190,7 @@ async fn shadow_mode_allows_and_carries_the_enforced_decision() {
 async fn enforce_mode_answers_the_policy_effect() {
     let server = TestServer::shipped().await;
     let mut client = server.client().await;
-    let d = client
-        .check_message_send(marked_message())
-        .await
-        .unwrap()
-        .into_inner()
-        .decision
-        .unwrap();
+    let d = decide_send(&mut client, marked()).await;
     assert_eq!(d.effect, proto::Effect::Deny as i32);
     assert_eq!(d.policy_effect, proto::Effect::Deny as i32);
     assert!(!d.shadow);
@@ -269,7 +238,7 @@ async fn an_oversized_request_is_refused() {
         },
         ..Options::default()
     };
-    let server = TestServer::start_with(Path::new("policies"), options, Extras::default()).await;
+    let server = TestServer::with_options(options).await;
     let mut client = server.client().await;
     let err = client
         .check_message_send(send(AGENT, JoinRule::Public, false, &"a".repeat(8192)))

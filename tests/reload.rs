@@ -17,7 +17,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{TestServer, codes, copy_policies, send};
+use common::{TestServer, codes, copy_policies, decide_send, send};
 use roomguard::grpc::proto::{self, GetPolicyStatusRequest, JoinRule};
 
 const AGENT: &str = "@alice:agent.finances.tchap.gouv.fr";
@@ -349,13 +349,11 @@ async fn hollow_policy_files_and_undeclared_roles_are_refused() {
             "{file}: {}",
             s.last_refused_error
         );
-        let marked = client
-            .check_message_send(send(AGENT, JoinRule::Public, false, "DIFFUSION RESTREINTE"))
-            .await
-            .unwrap()
-            .into_inner()
-            .decision
-            .unwrap();
+        let marked = decide_send(
+            &mut client,
+            send(AGENT, JoinRule::Public, false, "DIFFUSION RESTREINTE"),
+        )
+        .await;
         assert_eq!(marked.effect, proto::Effect::Deny as i32, "{file}");
         std::fs::write(dir.path().join(file), original).unwrap();
         tokio::time::sleep(Duration::from_millis(400)).await;

@@ -17,15 +17,14 @@ use std::{
     time::Duration,
 };
 
-use common::{Extras, TestServer, room, subject};
+use common::{Extras, TestServer, decide_send};
 use roomguard::grpc::{
-    proto::{self, JoinRule, policy_service_client::PolicyServiceClient},
+    proto::{self, policy_service_client::PolicyServiceClient},
     server::Options,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const BIN: &str = env!("CARGO_BIN_EXE_roomguard");
-const AGENT: &str = "@alice:agent.finances.tchap.gouv.fr";
 
 fn roomguard(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut command = Command::new(BIN);
@@ -125,20 +124,7 @@ const CANARIES: [&str; 3] = [
 ];
 
 fn marked(i: usize) -> proto::CheckMessageSendRequest {
-    proto::CheckMessageSendRequest {
-        request_id: format!("req-{i}"),
-        sender: subject(AGENT, 0),
-        room: room(JoinRule::Public, false),
-        message: Some(proto::Message {
-            event_type: "m.room.message".into(),
-            msgtype: "m.file".into(),
-            body: format!("[DR] {}", CANARIES[0]),
-            formatted_body: format!("<p>SECRET DÉFENSE</p> {}", CANARIES[1]),
-            filename: format!("diffusion_restreinte_{}.odt", CANARIES[2]),
-            mimetype: "application/vnd.oasis.opendocument.text".into(),
-            size: 4096,
-        }),
-    }
+    common::marked_message(&format!("req-{i}"), CANARIES)
 }
 
 /// A real `roomguard serve` at trace level, decision log on stdout, metrics on: marked messages are decided, one
@@ -192,13 +178,7 @@ async fn marked_message_text_never_reaches_any_output() {
     let mut client =
         PolicyServiceClient::new(channel.expect("roomguard serve accepts connections"));
     for i in 0..3 {
-        let d = client
-            .check_message_send(marked(i))
-            .await
-            .unwrap()
-            .into_inner()
-            .decision
-            .unwrap();
+        let d = decide_send(&mut client, marked(i)).await;
         assert_eq!(d.effect, proto::Effect::Deny as i32);
         assert_ne!(d.classification, "none");
     }

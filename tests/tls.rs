@@ -9,9 +9,9 @@
 
 mod common;
 
-use std::{path::Path, time::Duration};
+use std::time::Duration;
 
-use common::{Extras, TestServer, send};
+use common::{TestServer, send};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
 use roomguard::{
     grpc::{
@@ -76,7 +76,7 @@ impl Pki {
             tls: tls::server_config(&self.server_tls(mutual)).unwrap(),
             ..Options::default()
         };
-        TestServer::start_with(Path::new("policies"), options, Extras::default()).await
+        TestServer::with_options(options).await
     }
 }
 
@@ -185,7 +185,7 @@ async fn token_server() -> TestServer {
         token: BearerToken::new("correct horse battery staple"),
         ..Options::default()
     };
-    TestServer::start_with(Path::new("policies"), options, Extras::default()).await
+    TestServer::with_options(options).await
 }
 
 fn with_token(token: Option<&str>) -> Request<roomguard::grpc::proto::CheckMessageSendRequest> {
@@ -289,7 +289,7 @@ async fn a_silent_client_is_closed_after_the_handshake_timeout_over_tls() {
         metrics: metrics.clone(),
         ..Options::default()
     };
-    let server = TestServer::start_with(Path::new("policies"), options, Extras::default()).await;
+    let server = TestServer::with_options(options).await;
     let mut silent = tokio::net::TcpStream::connect(server.addr).await.unwrap();
     let mut buf = [0u8; 64];
     let read = tokio::time::timeout(Duration::from_secs(5), silent.read(&mut buf))

@@ -79,6 +79,11 @@ impl TestServer {
         }
     }
 
+    /// Serves the shipped policy with `options`.
+    pub async fn with_options(options: Options) -> TestServer {
+        TestServer::start_with(Path::new("policies"), options, Extras::default()).await
+    }
+
     /// Serves the shipped policy.
     pub async fn shipped() -> TestServer {
         TestServer::start(Path::new("policies")).await
@@ -100,6 +105,17 @@ impl TestServer {
 
     pub async fn client(&self) -> PolicyServiceClient<Channel> {
         PolicyServiceClient::new(self.channel().await)
+    }
+
+    /// Fails the test unless an ordinary call is decided: the server is still answering after whatever came before.
+    pub async fn assert_answering(&self) {
+        let request = send(
+            "@alice:agent.finances.tchap.gouv.fr",
+            proto::JoinRule::Invite,
+            true,
+            "",
+        );
+        decide_send(&mut self.client().await, request).await;
     }
 
     /// Asks the server to shut down and waits until it has.
@@ -164,6 +180,52 @@ pub fn send(
         sender: subject(user_id, 0),
         room: room(join_rule, encrypted),
         message: text(body),
+    }
+}
+
+/// Sends a `CheckMessageSend` and returns its decision; any status fails the test (call the client directly to test
+/// a status).
+pub async fn decide_send(
+    client: &mut PolicyServiceClient<Channel>,
+    request: proto::CheckMessageSendRequest,
+) -> proto::Decision {
+    let response = client.check_message_send(request).await;
+    response
+        .unwrap_or_else(|status| panic!("CheckMessageSend failed: {status:?}"))
+        .into_inner()
+        .decision
+        .expect("a response carries a decision")
+}
+
+/// Sends a `CheckRoomPublish` and returns its decision; any status fails the test.
+pub async fn decide_publish(
+    client: &mut PolicyServiceClient<Channel>,
+    request: proto::CheckRoomPublishRequest,
+) -> proto::Decision {
+    let response = client.check_room_publish(request).await;
+    response
+        .unwrap_or_else(|status| panic!("CheckRoomPublish failed: {status:?}"))
+        .into_inner()
+        .decision
+        .expect("a response carries a decision")
+}
+
+/// A file message into a public unencrypted room carrying a protection marking in its body, its HTML body and its
+/// file name, each followed by one of `canaries` (text that must never reach a log).
+pub fn marked_message(request_id: &str, canaries: [&str; 3]) -> proto::CheckMessageSendRequest {
+    proto::CheckMessageSendRequest {
+        request_id: request_id.into(),
+        sender: subject("@alice:agent.finances.tchap.gouv.fr", 0),
+        room: room(proto::JoinRule::Public, false),
+        message: Some(proto::Message {
+            event_type: "m.room.message".into(),
+            msgtype: "m.file".into(),
+            body: format!("DIFFUSION RESTREINTE {}", canaries[0]),
+            formatted_body: format!("<b>Diffusion restreinte</b> {}", canaries[1]),
+            filename: format!("DR-{}.pdf", canaries[2]),
+            mimetype: "application/pdf".into(),
+            size: 1234,
+        }),
     }
 }
 
