@@ -329,113 +329,99 @@ impl Metrics {
             "roomguard_policy_info{{policy_version=\"{}\"}} 1",
             escape(&status.policy_version)
         );
-        family(
-            &mut out,
-            "roomguard_requests_in_flight",
-            "gauge",
-            "Calls being decided now.",
-        );
-        let _ = writeln!(out, "roomguard_requests_in_flight {}", self.in_flight());
-        family(
-            &mut out,
-            "roomguard_requests_shed_total",
-            "counter",
-            "Calls answered RESOURCE_EXHAUSTED at once because the concurrency limit was reached.",
-        );
-        let _ = writeln!(out, "roomguard_requests_shed_total {}", self.shed_count());
-        family(
-            &mut out,
-            "roomguard_requests_timed_out_total",
-            "counter",
-            "Calls answered DEADLINE_EXCEEDED by the request timeout.",
-        );
-        let _ = writeln!(
-            out,
-            "roomguard_requests_timed_out_total {}",
-            self.timed_out.load(Ordering::Relaxed)
-        );
-        family(
-            &mut out,
-            "roomguard_requests_unauthenticated_total",
-            "counter",
-            "Calls refused UNAUTHENTICATED (missing or wrong bearer token).",
-        );
-        let _ = writeln!(
-            out,
-            "roomguard_requests_unauthenticated_total {}",
-            self.unauthenticated.load(Ordering::Relaxed)
-        );
-        family(
-            &mut out,
-            "roomguard_decision_log_dropped_total",
-            "counter",
-            "Decision-log lines that could not be buffered or written.",
-        );
-        let _ = writeln!(
-            out,
-            "roomguard_decision_log_dropped_total {}",
-            self.decision_log_dropped_count()
-        );
-        self.render_connections(&mut out);
+        let c = &self.connections;
+        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        let scalars: [Family; 9] = [
+            (
+                "roomguard_requests_in_flight",
+                "gauge",
+                "Calls being decided now.",
+                vec![("", self.in_flight())],
+            ),
+            (
+                "roomguard_requests_shed_total",
+                "counter",
+                "Calls answered RESOURCE_EXHAUSTED at once because the concurrency limit was reached.",
+                vec![("", as_sample(self.shed_count()))],
+            ),
+            (
+                "roomguard_requests_timed_out_total",
+                "counter",
+                "Calls answered DEADLINE_EXCEEDED by the request timeout.",
+                vec![("", as_sample(load(&self.timed_out)))],
+            ),
+            (
+                "roomguard_requests_unauthenticated_total",
+                "counter",
+                "Calls refused UNAUTHENTICATED (missing or wrong bearer token).",
+                vec![("", as_sample(load(&self.unauthenticated)))],
+            ),
+            (
+                "roomguard_decision_log_dropped_total",
+                "counter",
+                "Decision-log lines that could not be buffered or written.",
+                vec![("", as_sample(self.decision_log_dropped_count()))],
+            ),
+            (
+                "roomguard_connections_open",
+                "gauge",
+                "Connections open now, across every listener (at most limits.max_connections).",
+                vec![("", self.connections_open())],
+            ),
+            (
+                "roomguard_connections_refused_total",
+                "counter",
+                "Connections closed as soon as they were accepted, by reason (limit: limits.max_connections were \
+                 open).",
+                vec![("reason=\"limit\"", as_sample(load(&c.refused_at_limit)))],
+            ),
+            (
+                "roomguard_connections_dropped_total",
+                "counter",
+                "Connections closed before carrying a call: no TLS handshake and HTTP/2 preface in time, a failed TLS \
+                 handshake, or not HTTP/2.",
+                vec![
+                    (
+                        "reason=\"handshake_timeout\"",
+                        as_sample(load(&c.handshake_timeout)),
+                    ),
+                    (
+                        "reason=\"handshake_failed\"",
+                        as_sample(load(&c.handshake_failed)),
+                    ),
+                    ("reason=\"not_http2\"", as_sample(load(&c.not_http2))),
+                ],
+            ),
+            (
+                "roomguard_accept_errors_total",
+                "counter",
+                "Failed accepts, by reason (fd_limit: out of file descriptors).",
+                vec![
+                    ("reason=\"fd_limit\"", as_sample(load(&c.accept_fd_limit))),
+                    ("reason=\"other\"", as_sample(load(&c.accept_other))),
+                ],
+            ),
+        ];
+        for (name, kind, help, samples) in scalars {
+            family(&mut out, name, kind, help);
+            for (labels, value) in samples {
+                if labels.is_empty() {
+                    let _ = writeln!(out, "{name} {value}");
+                } else {
+                    let _ = writeln!(out, "{name}{{{labels}}} {value}");
+                }
+            }
+        }
         out
     }
+}
 
-    fn render_connections(&self, out: &mut String) {
-        let c = &self.connections;
-        family(
-            out,
-            "roomguard_connections_open",
-            "gauge",
-            "Connections open now, across every listener (at most limits.max_connections).",
-        );
-        let _ = writeln!(
-            out,
-            "roomguard_connections_open {}",
-            self.connections_open()
-        );
-        family(
-            out,
-            "roomguard_connections_refused_total",
-            "counter",
-            "Connections closed as soon as they were accepted, by reason (limit: limits.max_connections were open).",
-        );
-        let _ = writeln!(
-            out,
-            "roomguard_connections_refused_total{{reason=\"limit\"}} {}",
-            c.refused_at_limit.load(Ordering::Relaxed)
-        );
-        family(
-            out,
-            "roomguard_connections_dropped_total",
-            "counter",
-            "Connections closed before carrying a call: no TLS handshake and HTTP/2 preface in time, a failed TLS \
-             handshake, or not HTTP/2.",
-        );
-        for (reason, counter) in [
-            ("handshake_timeout", &c.handshake_timeout),
-            ("handshake_failed", &c.handshake_failed),
-            ("not_http2", &c.not_http2),
-        ] {
-            let _ = writeln!(
-                out,
-                "roomguard_connections_dropped_total{{reason=\"{reason}\"}} {}",
-                counter.load(Ordering::Relaxed)
-            );
-        }
-        family(
-            out,
-            "roomguard_accept_errors_total",
-            "counter",
-            "Failed accepts, by reason (fd_limit: out of file descriptors).",
-        );
-        for (reason, counter) in [("fd_limit", &c.accept_fd_limit), ("other", &c.accept_other)] {
-            let _ = writeln!(
-                out,
-                "roomguard_accept_errors_total{{reason=\"{reason}\"}} {}",
-                counter.load(Ordering::Relaxed)
-            );
-        }
-    }
+/// One metric family: name, type, help, and its samples as (labels, value), labels `""` when it has none.
+type Family = (&'static str, &'static str, &'static str, Vec<(&'static str, i64)>);
+
+/// A counter as a sample value (a counter never reaches 2^63 in practice; saturate rather than wrap).
+fn as_sample(count: u64) -> i64 {
+    i64::try_from(count).unwrap_or(i64::MAX)
 }
 
 fn family(out: &mut String, name: &str, kind: &str, help: &str) {
