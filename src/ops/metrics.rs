@@ -417,7 +417,12 @@ impl Metrics {
 }
 
 /// One metric family: name, type, help, and its samples as (labels, value), labels `""` when it has none.
-type Family = (&'static str, &'static str, &'static str, Vec<(&'static str, i64)>);
+type Family = (
+    &'static str,
+    &'static str,
+    &'static str,
+    Vec<(&'static str, i64)>,
+);
 
 /// A counter as a sample value (a counter never reaches 2^63 in practice; saturate rather than wrap).
 fn as_sample(count: u64) -> i64 {

@@ -336,3 +336,138 @@ fn quoted(s: &str) -> Option<&str> {
     let s = s.strip_prefix('"')?;
     s.find('"').map(|end| &s[..end])
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A copy of the shipped policy (flat files only) that a test may edit.
+    fn shipped_copy() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for name in POLICY_FILES {
+            let from = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("policies")
+                .join(name);
+            if from.exists() {
+                fs::copy(&from, dir.path().join(name)).unwrap();
+            }
+        }
+        dir
+    }
+
+    fn problems(dir: &Path) -> Vec<String> {
+        match PolicySnapshot::load(dir) {
+            Ok(_) => Vec::new(),
+            Err(err) => err.problems.iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    /// The shipped policy loads, with a content-hash version.
+    #[test]
+    fn the_shipped_policy_loads() {
+        let dir = shipped_copy();
+        let policy = PolicySnapshot::load(dir.path()).unwrap();
+        assert!(policy.version.starts_with("sha256:"), "{}", policy.version);
+        assert_eq!(policy.version.len(), "sha256:".len() + 16);
+        assert!(policy.rules.len() >= 3);
+    }
+
+    /// The version names the content: the same files give the same version, any edit (even a comment) another.
+    #[test]
+    fn the_version_follows_the_content() {
+        let dir = shipped_copy();
+        let first = PolicySnapshot::load(dir.path()).unwrap().version;
+        assert_eq!(PolicySnapshot::load(dir.path()).unwrap().version, first);
+        let reasons = dir.path().join(REASONS_FILE);
+        let text = fs::read_to_string(&reasons).unwrap();
+        fs::write(&reasons, format!("{text}\n# a comment\n")).unwrap();
+        assert_ne!(PolicySnapshot::load(dir.path()).unwrap().version, first);
+    }
+
+    /// `users.csv` may be absent; every other file is required, and each missing one is named.
+    #[test]
+    fn required_files_are_named_when_missing() {
+        let dir = shipped_copy();
+        let _ = fs::remove_file(dir.path().join(USERS_FILE));
+        assert!(PolicySnapshot::load(dir.path()).is_ok());
+        fs::remove_file(dir.path().join(MARKINGS_FILE)).unwrap();
+        fs::remove_file(dir.path().join(MODEL_FILE)).unwrap();
+        let found = problems(dir.path());
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert!(found[0].starts_with("model.conf: is missing"), "{found:?}");
+        assert!(
+            found[1].starts_with("markings.toml: is missing"),
+            "{found:?}"
+        );
+    }
+
+    /// A file that is not UTF-8 is reported with the offset of the first bad byte.
+    #[test]
+    fn a_file_that_is_not_utf8_is_reported_with_its_offset() {
+        let dir = shipped_copy();
+        fs::write(dir.path().join(REASONS_FILE), b"[ALLOWED]\nfr = \"\xff\"\n").unwrap();
+        let found = problems(dir.path());
+        assert!(
+            found
+                .iter()
+                .any(|p| p.contains("reasons.toml") && p.contains("UTF-8 (byte 16)")),
+            "{found:?}"
+        );
+    }
+
+    /// Problems in several files are all reported, in the order of the files, each with its line.
+    #[test]
+    fn every_problem_is_reported_in_file_order() {
+        let dir = shipped_copy();
+        let rules = dir.path().join(RULES_FILE);
+        let text = fs::read_to_string(&rules).unwrap();
+        fs::write(&rules, text.replace("ALLOWED\n", "NOT_A_CODE\n")).unwrap();
+        fs::write(dir.path().join(USERS_FILE), "@bob:example.org, extrenal\n").unwrap();
+        let found = problems(dir.path());
+        assert!(found.len() >= 2, "{found:?}");
+        let rules_at = found.iter().position(|p| p.starts_with("rules.csv:"));
+        let users_at = found.iter().position(|p| p.starts_with("users.csv:1:"));
+        assert!(rules_at.is_some() && users_at.is_some(), "{found:?}");
+        assert!(rules_at < users_at, "{found:?}");
+    }
+
+    /// A policy that could not decide (an action without rules, no marking, an empty file) is refused.
+    #[test]
+    fn a_hollow_policy_is_refused() {
+        let dir = shipped_copy();
+        let rules = dir.path().join(RULES_FILE);
+        let text = fs::read_to_string(&rules).unwrap();
+        let without_unpublish: String = text
+            .lines()
+            .filter(|l| !l.starts_with("p, unpublish."))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        fs::write(&rules, without_unpublish).unwrap();
+        fs::write(dir.path().join(MARKINGS_FILE), "# nothing\n").unwrap();
+        fs::write(dir.path().join(REASONS_FILE), "\n").unwrap();
+        let found = problems(dir.path()).join("\n");
+        assert!(found.contains("reasons.toml: is empty"), "{found}");
+        // The other checks need the reasons to load: fix them and look again.
+        fs::copy(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("policies")
+                .join(REASONS_FILE),
+            dir.path().join(REASONS_FILE),
+        )
+        .unwrap();
+        let found = problems(dir.path()).join("\n");
+        assert!(found.contains("no rule for action `unpublish`"), "{found}");
+        assert!(
+            found.contains("markings.toml: declares no marking"),
+            "{found}"
+        );
+    }
+
+    /// A path that is not a directory is one problem, not a panic.
+    #[test]
+    fn a_missing_directory_is_reported() {
+        let found = problems(Path::new("/nonexistent/roomguard-policies"));
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].contains("is not a policy directory"), "{found:?}");
+    }
+}
