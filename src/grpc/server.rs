@@ -110,7 +110,7 @@ pub async fn run(
 }
 
 /// Serves on every listener in `listeners` with the policy in `store` until `shutdown` completes, reloading the policy
-/// when its directory changes or on SIGHUP (see [`reload`]).
+/// when its directory changes or on SIGHUP (see `policy::reload`).
 ///
 /// On shutdown the health status turns `NOT_SERVING` first (so load balancers stop sending), then the servers stop
 /// accepting connections and wait for in-flight calls to finish, for `limits.shutdown_grace_ms` at most: a client

@@ -1,5 +1,5 @@
 //! TLS on the TCP listener, with rustls (ring): a certificate chain and key in PEM, and optionally a client CA that
-//! every client certificate must chain to (mutual TLS). The handshake itself runs in [`crate::connections`], under
+//! every client certificate must chain to (mutual TLS). The handshake itself runs in `ops::connections`, under
 //! `limits.handshake_timeout_ms`.
 //!
 //! The files are read and the configuration is built before anything binds, so a wrong path, a file that is not PEM

@@ -3,7 +3,7 @@
 //! with it. [`engine`] is the only module that knows the rule engine and its expression language; the
 //! rest speaks in rules, roles, markings and reasons.
 //!
-//! A snapshot is swapped whole by the [`store`] when [`reload`] has built a new one that loads: a request reads one
+//! A snapshot is swapped whole by the [`store`] when `reload` has built a new one that loads: a request reads one
 //! snapshot from start to end, and a broken edit never replaces a good policy.
 
 pub mod decide;

@@ -1,5 +1,5 @@
 //! The tower layers every gRPC call passes through, outermost first: the bearer token ([`auth`]), then the request
-//! deadline ([`deadline`]). Health checks pass both untouched.
+//! deadline (`deadline`). Health checks pass both untouched.
 
 use std::{future::Future, pin::Pin};
 
