@@ -617,10 +617,17 @@ impl Classifier {
                 let alone = trimmed.trim_matches(|c| BANNER_SEPARATORS.contains(&c) || c == ' ');
                 self.check_term(alone, Place::Alone, term, note);
             }
-            // At the start of the line, before a separator: `DR - objet`.
+            // At the start of the line, before a separator, maybe after a prefix and its separator: `DR - objet`,
+            // `Objet : DR - budget`, `TR: DR - budget`.
             let head = &trimmed[..boundary_at_or_before(trimmed, MAX_BRACKETED + 1)];
-            if let Some((pos, _)) = separators(head).next() {
-                self.check_term(&trimmed[..pos], Place::BesideSeparator, term, note);
+            // After a prefix, only a spaced separator closes a banner: `Réf. : DR/2024/123` is a reference.
+            let mut from = 0;
+            for (pos, len) in separators(head).take(3) {
+                let segment = &trimmed[from..pos];
+                if from == 0 || segment.ends_with(char::is_whitespace) {
+                    self.check_term(segment, Place::BesideSeparator, term, note);
+                }
+                from = pos + len;
             }
             // At the end of the line, after a separator: `Compte rendu | DR`.
             let tail_start =
@@ -933,6 +940,9 @@ mod tests {
                 ("DR - point de situation", "restricted"),
                 ("DR: point de situation", "restricted"),
                 ("Point de situation - DR", "restricted"),
+                ("TR: DR - point de situation", "restricted"),
+                ("Objet : DR - point de situation", "restricted"),
+                ("Réf. : DR/2024/123 du 12 mars", "none"),
                 ("Bonjour,\nDR\nVoici le rapport", "restricted"),
                 (
                     "Spécial France : ne pas diffuser aux partenaires",
