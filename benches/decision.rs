@@ -190,6 +190,14 @@ fn classifier_hostile(c: &mut Criterion) {
         ),
         // File-name parts: many short words in capitals.
         ("parts", repeat_to("DR_A1b", size)),
+        // Short lines, each a banner candidate alone, at its start and end, and in brackets.
+        ("lines", repeat_to("DR\n(A)\nB - C\n", size)),
+        // Symbols read as letters, each needing a look at its neighbours.
+        ("symbols", repeat_to("d!f$u@s|i€o ", size)),
+        // Look-alikes of several scripts, each folded through the table.
+        ("look-alikes", repeat_to("DіᎠꓓᴅ𝐃Ｄ", size)),
+        // Four-byte characters beyond the table (CJK extension B).
+        ("plane-2", repeat_to("\u{20000}", size)),
     ];
     let mut group = c.benchmark_group("classify-hostile");
     group.sample_size(20);
