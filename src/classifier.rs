@@ -224,16 +224,16 @@ impl Term {
     /// abbreviation in lowercase in brackets (`[dr]`) or at either end of an all-lowercase file name
     /// (`dr_note.pdf`), never with a capital initial (`Dr`, a doctor).
     fn is_banner(self, case: Case, place: Place) -> bool {
-        match (case, self, place) {
-            (Case::Capitals, _, _) => true,
-            (Case::Title, Term::Word, Place::BracketsAtLineEdge) => true,
-            (
-                Case::Lowercase,
-                Term::Abbreviation,
-                Place::BracketsAtLineEdge | Place::BracketsInLine | Place::LowercaseFileName,
-            ) => true,
-            _ => false,
-        }
+        matches!(
+            (case, self, place),
+            (Case::Capitals, _, _)
+                | (Case::Title, Term::Word, Place::BracketsAtLineEdge)
+                | (
+                    Case::Lowercase,
+                    Term::Abbreviation,
+                    Place::BracketsAtLineEdge | Place::BracketsInLine | Place::LowercaseFileName,
+                )
+        )
     }
 }
 
