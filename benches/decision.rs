@@ -1,5 +1,6 @@
 //! Criterion benchmarks of one in-process decision (allow and deny path of each rpc), of the classifier on a
-//! 64 KiB body, and of role resolution with a million per-user lines.
+//! 64 KiB body and on hostile 64 KiB texts (characters that expand, scripts that decompose, shapes that multiply
+//! candidates), and of role resolution with a million per-user lines.
 //!
 //! Run: `cargo bench --bench decision`. Results and their reading are in README.md ("Performance").
 
@@ -143,6 +144,78 @@ fn classifier(c: &mut Criterion) {
     group.finish();
 }
 
+/// A text of about `bytes` bytes made of `unit` repeated.
+fn repeat_to(unit: &str, bytes: usize) -> String {
+    unit.repeat((bytes / unit.len()).max(1))
+}
+
+/// Hostile texts: each fills the body, the HTML body and the file name of one message (64 KiB each, so about the
+/// largest request roomguard accepts), the worst place for it being whichever field costs most. `ascii` is the
+/// baseline: ordinary French text of the same size.
+fn classifier_hostile(c: &mut Criterion) {
+    let policy = PolicySnapshot::load(Path::new("policies")).expect("shipped policy loads");
+    let size = 64 * 1024;
+    let shapes: Vec<(&str, String)> = vec![
+        (
+            "ascii",
+            repeat_to(
+                "Bonjour, la reunion du service est deplacee a 15 h demain. ",
+                size,
+            ),
+        ),
+        // One character that compatibility normalisation expands to 18 (ARABIC LIGATURE SALLALLAHOU...).
+        ("fdfa", repeat_to("\u{FDFA}", size)),
+        // Hangul syllables decompose into two or three jamo each.
+        ("hangul", repeat_to("한국어", size)),
+        // A letter under a stack of combining marks.
+        ("combining", repeat_to("e\u{0301}\u{0302}\u{0303}", size)),
+        // Compatibility characters that expand to several ASCII letters: ⒇ -> (20), ㎯ -> rad∕s2.
+        ("expanding", repeat_to("\u{2487}\u{33AF}", size)),
+        // Reversed text under right-to-left overrides.
+        (
+            "rlo",
+            repeat_to("\u{202E}etniertser noisuffid\u{202C} ", size),
+        ),
+        // Many short bracketed candidates and separators on short lines.
+        ("brackets", repeat_to("(dx)[DR]-DR-\n", size)),
+        // Near-misses of the phrases: every word a candidate.
+        (
+            "near-miss",
+            repeat_to("diffussion restrainte spéciale ", size),
+        ),
+        // Tags, attributes and entities.
+        (
+            "html",
+            repeat_to("<b title=\"x\">d</b>&eacute;<!--c-->", size),
+        ),
+        // File-name parts: many short words in capitals.
+        ("parts", repeat_to("DR_A1b", size)),
+        // Short lines, each a banner candidate alone, at its start and end, and in brackets.
+        ("lines", repeat_to("DR\n(A)\nB - C\n", size)),
+        // Symbols read as letters, each needing a look at its neighbours.
+        ("symbols", repeat_to("d!f$u@s|i€o ", size)),
+        // Look-alikes of several scripts, each folded through the table.
+        ("look-alikes", repeat_to("DіᎠꓓᴅ𝐃Ｄ", size)),
+        // Four-byte characters beyond the table (CJK extension B).
+        ("plane-2", repeat_to("\u{20000}", size)),
+    ];
+    let mut group = c.benchmark_group("classify-hostile");
+    group.sample_size(20);
+    group.measurement_time(std::time::Duration::from_secs(4));
+    for (name, sample) in &shapes {
+        let m = Message {
+            body: sample.clone(),
+            formatted_body: sample.clone(),
+            filename: sample.clone(),
+            ..text("")
+        };
+        group.bench_function(*name, |b| {
+            b.iter(|| policy.classifier.classify(black_box(&m)))
+        });
+    }
+    group.finish();
+}
+
 fn roles(c: &mut Criterion) {
     let roles_toml = std::fs::read_to_string("policies/roles.toml").expect("roles.toml");
     let small =
@@ -169,5 +242,5 @@ fn roles(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, decisions, classifier, roles);
+criterion_group!(benches, decisions, classifier, classifier_hostile, roles);
 criterion_main!(benches);

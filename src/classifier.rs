@@ -1,28 +1,44 @@
-//! Finds protection markings ("Diffusion Restreinte", "Spécial France", "Secret Défense", ...) in a message and
-//! returns the label of the most sensitive one.
+//! Finds protection markings ("Diffusion Restreinte", "Spécial France", "Secret Défense", "RESTREINT UE", ...) in a
+//! message and returns the label of the most sensitive one.
 //!
-//! Two kinds of marking text come from `markings.toml`:
-//! - **phrases** count anywhere. They are matched on the [skeleton](crate::normalize::skeleton) of the text, where
-//!   no case, accent, separator, tag or invisible character survives, so `d-i-f-f-u-s-i-o-n  R&eacute;streinte` is
-//!   still caught;
+//! Three kinds of marking text come from `markings.toml`:
+//! - **phrases** are matched on the [skeleton](crate::normalize::Skeleton) of the text, where no case, accent,
+//!   separator, tag, invisible character, look-alike letter or digit-for-letter survives, so
+//!   `d-i-f-f-u-s-i-o-n  R&eacute;str3inte` is still caught. A phrase of 12 letters or more counts anywhere, even
+//!   glued to other words, and each of its words of 5 letters or more may carry one edit (a letter inserted,
+//!   deleted or replaced inside the word, or two neighbours swapped: `Diffussion Restrainte`), since a reader
+//!   still reads it as the marking. A shorter phrase (`secret UE`, `NATO secret`) is matched exactly, and only as
+//!   whole words: `j'ai eu secrètement` is not `EU SECRET`;
 //! - **banners** (`secret`, `très secret`) and **abbreviations** (`DR`) are ordinary words or a doctor's title in
-//!   running text, so they count only where a banner stands: alone on a line, in brackets (`[DR]`, `(SECRET)`), or
-//!   at the start or end of a line next to a separator (`DR - compte rendu`, `Rapport | DR`). `Dr Martin` is a
-//!   doctor: no bracket, no separator. Alone on a line and in a file name (`note_DR.pdf`, a whole word), where an
-//!   abbreviation could be an ordinary word, it must be in capitals.
+//!   running text, so they count only where a banner stands and written as a banner is written: in capitals alone
+//!   on a line (`SECRET`), in brackets (`[DR]`, `(SECRET)`), or at the start or end of a line next to a separator
+//!   (`DR - compte rendu`, `Rapport | SECRET`), and as whole words in capitals in a file name (`note_DR.pdf`,
+//!   `noteDR.pdf`). Brackets at the start or end of a line are banner enough for a banner in any case
+//!   (`(Très secret) plan`); an abbreviation also counts in lowercase in brackets (`[dr]`) and in a file name
+//!   written all in lowercase (`dr_note.pdf`). `Dr` is a doctor everywhere.
 //!
-//! Everything is built once per policy load (one Aho-Corasick automaton, one hash map); classifying is linear in the
-//! text's length.
+//! The body, the HTML body (what it shows, and separately its comments and attribute values, which it does not show
+//! but which anyone reading the room's history gets) and the file name are each classified as stored and, when a
+//! right-to-left override makes them display otherwise, as displayed.
+//!
+//! Everything is built once per policy load (one Aho-Corasick automaton holding every phrase word and its one-edit
+//! spellings, one map of banner terms); classifying is linear in the text's length with a small constant, whatever
+//! its characters: folding is a table lookup per character and never more than doubles the text, the phrase
+//! automaton reads each skeleton byte once, and banners are only looked for in bounded places (the ends of lines,
+//! short brackets, short file-name parts).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use aho_corasick::AhoCorasick;
+use aho_corasick::{AhoCorasick, AhoCorasickKind};
 use serde::Deserialize;
 
 use crate::{
     diagnostics::{Problem, is_identifier},
     message::Message,
-    normalize::{fold, html_to_text, skeleton, skeleton_into},
+    normalize::{
+        CharKind, OTHER_LETTER, SOFT, Skeleton, WORD_END, WORD_START, fold, fold_displayed,
+        fold_stored, render_html, skeleton,
+    },
 };
 
 /// The file, inside the policy directory, that lists the markings.
@@ -30,6 +46,17 @@ pub const MARKINGS_FILE: &str = "markings.toml";
 
 /// The label of a message with no marking.
 pub const NO_MARKING: &str = "none";
+
+/// Phrases with fewer letters than this are matched exactly and as whole words; longer ones anywhere, with one edit
+/// per word.
+pub const LONG_PHRASE: usize = 12;
+
+/// Words of a long phrase with fewer letters than this are matched exactly: one edit to `UE`, `OTAN` or `top` makes
+/// another word, not a misspelling.
+pub const EDITABLE_WORD: usize = 5;
+
+/// The letters a skeleton is written with (`l` is read as `i`).
+const SKELETON_LETTERS: &[u8] = b"abcdefghijkmnopqrstuvwxyz";
 
 /// Characters that separate a banner from the text beside it on the same line.
 const BANNER_SEPARATORS: &[char] = &['-', '–', '—', '―', ':', '|', '/', '•', '·', '>'];
@@ -85,7 +112,8 @@ const BRACKETS: &[(char, char)] = &[
     ('<', '>'),
 ];
 
-/// How far (in bytes) a bracketed banner may stretch; longer brackets are sentences, not banners.
+/// How far (in bytes) a bracketed banner may stretch; longer brackets are sentences, not banners. Also the longest
+/// text examined as one banner candidate anywhere.
 const MAX_BRACKETED: usize = 48;
 
 /// One marking as its author wrote it.
@@ -100,6 +128,13 @@ struct MarkingSpec {
     banners: Vec<String>,
     #[serde(default)]
     abbreviations: Vec<String>,
+    /// Whether the long phrases of this marking tolerate one edit per word.
+    #[serde(default = "yes")]
+    misspellings: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Debug, Deserialize)]
@@ -116,35 +151,290 @@ struct Marking {
     level: u32,
 }
 
-/// A banner term: its skeleton, whether it must be in capitals, and the marking it signals.
+/// How a banner term is written in running text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Term {
+    /// An ordinary word (`secret`).
+    Word,
+    /// An abbreviation (`DR`), which is also a title (`Dr`) or a piece of another word.
+    Abbreviation,
+}
+
+/// A banner term: how it is written and the marking it signals.
 #[derive(Debug, Clone)]
 struct Banner {
-    capitals: bool,
+    term: Term,
     marking: usize,
+}
+
+/// Where a banner candidate stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Place {
+    /// Alone on its line, decorations aside.
+    Alone,
+    /// At the start or end of a line, next to a separator.
+    BesideSeparator,
+    /// In brackets that open the line or close it.
+    BracketsAtLineEdge,
+    /// In brackets inside a line.
+    BracketsInLine,
+    /// One or more whole words of a file name.
+    FileName,
+    /// The first or last word of a file name with no capital letter at all (its extension aside).
+    LowercaseFileName,
+}
+
+/// The case a candidate is written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Case {
+    /// No lowercase letter (digits and symbols are not letters).
+    Capitals,
+    /// Lowercase letters only.
+    Lowercase,
+    /// A capital, then lowercase letters (`Dr`, `Secret`, `Très secret`).
+    Title,
+    /// Any other mix (`SeCrEt`).
+    Mixed,
+}
+
+impl Case {
+    fn of(text: &str) -> Self {
+        let upper = text.chars().any(char::is_uppercase);
+        let lower = text.chars().any(char::is_lowercase);
+        match (upper, lower) {
+            (_, false) => Case::Capitals,
+            (false, true) => Case::Lowercase,
+            (true, true) => {
+                let mut cased = text
+                    .chars()
+                    .filter(|c| c.is_uppercase() || c.is_lowercase());
+                if cased.next().is_some_and(char::is_uppercase) && cased.all(char::is_lowercase) {
+                    Case::Title
+                } else {
+                    Case::Mixed
+                }
+            }
+        }
+    }
+}
+
+impl Term {
+    /// Whether a term written in `case` at `place` is a banner. Capitals always are; a banner word also with a
+    /// capital initial in brackets at a line's edge (`(Très secret) plan`, not `une surprise (secret)`); an
+    /// abbreviation in lowercase in brackets (`[dr]`) or at either end of an all-lowercase file name
+    /// (`dr_note.pdf`), never with a capital initial (`Dr`, a doctor).
+    fn is_banner(self, case: Case, place: Place) -> bool {
+        matches!(
+            (case, self, place),
+            (Case::Capitals, _, _)
+                | (Case::Title, Term::Word, Place::BracketsAtLineEdge)
+                | (
+                    Case::Lowercase,
+                    Term::Abbreviation,
+                    Place::BracketsAtLineEdge | Place::BracketsInLine | Place::LowercaseFileName,
+                )
+        )
+    }
+}
+
+/// One phrase, split into the skeletons of its words.
+#[derive(Debug)]
+struct PhraseSpec {
+    marking: usize,
+    words: Vec<Vec<u8>>,
+    /// Under [`LONG_PHRASE`] letters: exact, and whole words only.
+    short: bool,
+    misspellings: bool,
+}
+
+/// Where one spelling of a phrase word stands in its phrase.
+#[derive(Debug, Clone, Copy)]
+struct WordSlot {
+    phrase: usize,
+    /// Unique over all phrases; the phrase's previous word is `slot - 1`.
+    slot: usize,
+    first: bool,
+    last: bool,
+}
+
+/// Every phrase word and its accepted spellings in one automaton; a phrase is found where spellings of its words
+/// follow each other in the skeleton (a symbol between two words may be skipped: `diffusion|restreinte`).
+#[derive(Debug, Clone)]
+struct PhraseMatcher {
+    automaton: AhoCorasick,
+    /// Per automaton pattern: the phrase words it spells.
+    spells: Vec<Vec<WordSlot>>,
+    /// Per phrase: its marking and whether it is short.
+    phrases: Vec<(usize, bool)>,
+    slots: usize,
+    longest: usize,
+}
+
+/// The spellings one edit away from `word` that a reader still reads as it: a letter inserted, deleted or replaced
+/// inside the word (its first and last letters stay, or `spéciale France` and `spécial franco-allemand` would be
+/// markings), or two neighbouring letters swapped.
+fn one_edit_spellings(word: &[u8]) -> BTreeSet<Vec<u8>> {
+    let mut out = BTreeSet::new();
+    let n = word.len();
+    for i in 0..n.saturating_sub(1) {
+        let mut w = word.to_vec();
+        w.swap(i, i + 1);
+        out.insert(w);
+    }
+    for i in 1..n.saturating_sub(1) {
+        let mut deleted = word.to_vec();
+        deleted.remove(i);
+        out.insert(deleted);
+        for &c in SKELETON_LETTERS {
+            let mut replaced = word.to_vec();
+            replaced[i] = c;
+            out.insert(replaced);
+        }
+    }
+    for i in 1..n {
+        for &c in SKELETON_LETTERS {
+            let mut inserted = word.to_vec();
+            inserted.insert(i, c);
+            out.insert(inserted);
+        }
+    }
+    out.remove(word);
+    out
+}
+
+impl PhraseMatcher {
+    fn build(specs: &[PhraseSpec]) -> Result<Option<Self>, String> {
+        let mut patterns: Vec<Vec<u8>> = Vec::new();
+        let mut ids: HashMap<Vec<u8>, usize> = HashMap::new();
+        let mut spells: Vec<Vec<WordSlot>> = Vec::new();
+        let mut phrases = Vec::new();
+        let mut slot = 0;
+        for (phrase, spec) in specs.iter().enumerate() {
+            phrases.push((spec.marking, spec.short));
+            for (k, word) in spec.words.iter().enumerate() {
+                let place = WordSlot {
+                    phrase,
+                    slot,
+                    first: k == 0,
+                    last: k + 1 == spec.words.len(),
+                };
+                slot += 1;
+                let mut spellings = BTreeSet::from([word.clone()]);
+                if spec.misspellings && !spec.short && word.len() >= EDITABLE_WORD {
+                    spellings.extend(one_edit_spellings(word));
+                }
+                for spelling in spellings {
+                    let id = *ids.entry(spelling).or_insert_with_key(|s| {
+                        patterns.push(s.clone());
+                        spells.push(Vec::new());
+                        patterns.len() - 1
+                    });
+                    spells[id].push(place);
+                }
+            }
+        }
+        if patterns.is_empty() {
+            return Ok(None);
+        }
+        let automaton = AhoCorasick::builder()
+            .kind(Some(AhoCorasickKind::DFA))
+            .build(&patterns)
+            .map_err(|e| e.to_string())?;
+        Ok(Some(PhraseMatcher {
+            automaton,
+            spells,
+            phrases,
+            slots: slot,
+            longest: patterns.iter().map(Vec::len).max().unwrap_or(0),
+        }))
+    }
+
+    /// Notes the marking of every phrase in `skeleton`. One pass of the automaton; for each word it finds, a
+    /// constant amount of work on a ring of the last few positions (which phrase prefixes end where).
+    fn find(&self, skeleton: &Skeleton, note: &mut impl FnMut(usize)) {
+        let words = self.slots.div_ceil(64).max(1);
+        let ring_len = (self.longest + 2).next_power_of_two();
+        let mask = ring_len - 1;
+        // Row `p & mask`: the phrase prefixes (as slots) that end just before skeleton position `p`.
+        let mut ring = vec![0u64; ring_len * words];
+        let mut cleared = 0;
+        let row = |p: usize| (p & mask) * words;
+        for m in self.automaton.find_overlapping_iter(&skeleton.bytes[..]) {
+            let (start, end) = (m.start(), m.end());
+            if end > cleared {
+                for p in (cleared + 1).max(end.saturating_sub(ring_len - 1))..=end {
+                    let r = row(p);
+                    ring[r..r + words].fill(0);
+                }
+                cleared = end;
+            }
+            let ends_at = |ring: &[u64], p: usize, slot: usize| {
+                ring[row(p) + slot / 64] & (1 << (slot % 64)) != 0
+            };
+            for w in &self.spells[m.pattern().as_usize()] {
+                let (marking, short) = self.phrases[w.phrase];
+                let follows = if w.first {
+                    !short || skeleton.flags[start] & WORD_START != 0
+                } else {
+                    ends_at(&ring, start, w.slot - 1)
+                        || (start > 0
+                            && skeleton.flags[start - 1] & SOFT != 0
+                            && ends_at(&ring, start - 1, w.slot - 1))
+                };
+                if !follows {
+                    continue;
+                }
+                if !w.last {
+                    ring[row(end) + w.slot / 64] |= 1 << (w.slot % 64);
+                } else if !short || skeleton.flags[end - 1] & WORD_END != 0 {
+                    note(marking);
+                }
+            }
+        }
+    }
 }
 
 /// Finds protection markings in messages.
 #[derive(Debug, Clone)]
 pub struct Classifier {
     markings: Vec<Marking>,
-    phrases: Option<AhoCorasick>,
-    phrase_marking: Vec<usize>,
-    /// Banner skeleton (UTF-8) -> banners with that skeleton.
-    banners: HashMap<Vec<u8>, Vec<Banner>>,
-    /// The longest banner skeleton, in words, for file-name matching.
+    phrases: Option<PhraseMatcher>,
+    /// Banner skeleton -> banners with that skeleton.
+    banners: BTreeMap<Vec<u8>, Vec<Banner>>,
+    /// The longest banner skeleton, in bytes.
+    longest_banner: usize,
+    /// The longest banner term, in words, for file-name matching.
     max_banner_words: usize,
+}
+
+/// Which rules a text is read with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Field {
+    /// Lines of text: banners where banners stand.
+    Text,
+    /// A file name: banners as whole words.
+    FileName,
+}
+
+/// Buffers reused across the texts of one message.
+#[derive(Debug, Default)]
+struct Scratch {
+    text: Skeleton,
+    term: Skeleton,
+    /// File-name parts: start, end, whether it has a lowercase letter.
+    parts: Vec<(usize, usize, bool)>,
 }
 
 impl Classifier {
     /// Builds the classifier from the text of `markings.toml`.
     pub fn from_toml(text: &str) -> Result<Self, Vec<Problem>> {
+        crate::normalize::prepare();
         let file: MarkingsFile =
             toml::from_str(text).map_err(|e| vec![Problem::from_toml(MARKINGS_FILE, text, &e)])?;
         let mut problems = Vec::new();
         let mut markings = Vec::new();
-        let mut patterns = Vec::new();
-        let mut phrase_marking = Vec::new();
-        let mut banners: HashMap<Vec<u8>, Vec<Banner>> = HashMap::new();
+        let mut phrase_specs = Vec::new();
+        let mut banners: BTreeMap<Vec<u8>, Vec<Banner>> = BTreeMap::new();
         let mut max_banner_words = 1;
         let mut seen_phrases: HashMap<String, String> = HashMap::new();
         for spanned in &file.marking {
@@ -175,11 +465,19 @@ impl Classifier {
                 level: spec.level,
             });
             for phrase in &spec.phrases {
-                let skel = skeleton(&fold(phrase));
-                if skel.chars().count() < 6 {
+                let folded = fold(phrase);
+                let skel = skeleton(&folded);
+                if skel.len() < 6 {
                     problems.push(problem(format!(
                         "phrase `{phrase}` is too short to match anywhere in a text (under 6 letters): make it a \
                          banner or an abbreviation, which only match in banner position"
+                    )));
+                    continue;
+                }
+                if skel.as_bytes().contains(&OTHER_LETTER) {
+                    problems.push(problem(format!(
+                        "phrase `{phrase}` has letters that are not Latin: write it in Latin letters (look-alike \
+                         letters of other scripts are matched anyway)"
                     )));
                     continue;
                 }
@@ -189,24 +487,41 @@ impl Classifier {
                     )));
                     continue;
                 }
-                patterns.push(skel);
-                phrase_marking.push(index);
+                let words: Vec<Vec<u8>> = folded
+                    .split(|c: char| !c.is_alphanumeric())
+                    .map(|w| skeleton(w).into_bytes())
+                    .filter(|w| !w.is_empty())
+                    .collect();
+                phrase_specs.push(PhraseSpec {
+                    marking: index,
+                    words,
+                    short: skel.len() < LONG_PHRASE,
+                    misspellings: spec.misspellings,
+                });
             }
-            for (terms, capitals) in [(&spec.banners, false), (&spec.abbreviations, true)] {
-                for term in terms {
-                    let skel = skeleton(&fold(term));
+            for (terms, term) in [
+                (&spec.banners, Term::Word),
+                (&spec.abbreviations, Term::Abbreviation),
+            ] {
+                for text in terms {
+                    let skel = skeleton(&fold(text));
                     if skel.is_empty() {
-                        problems.push(problem(format!("banner `{term}` has no letters")));
+                        problems.push(problem(format!("banner `{text}` has no letters")));
                         continue;
                     }
-                    if capitals && fold(term) != fold(term).to_uppercase() {
+                    if term == Term::Abbreviation && fold(text) != fold(text).to_uppercase() {
                         problems.push(problem(format!(
-                            "abbreviation `{term}` must be written in capitals"
+                            "abbreviation `{text}` must be written in capitals"
                         )));
                     }
-                    max_banner_words = max_banner_words.max(term.split_whitespace().count());
+                    if text.len() > MAX_BRACKETED {
+                        problems.push(problem(format!(
+                            "banner `{text}` is longer than {MAX_BRACKETED} bytes: make it a phrase"
+                        )));
+                    }
+                    max_banner_words = max_banner_words.max(text.split_whitespace().count());
                     banners.entry(skel.into_bytes()).or_default().push(Banner {
-                        capitals,
+                        term,
                         marking: index,
                     });
                 }
@@ -215,20 +530,12 @@ impl Classifier {
         if !problems.is_empty() {
             return Err(problems);
         }
-        let phrases = if patterns.is_empty() {
-            None
-        } else {
-            Some(
-                AhoCorasick::builder()
-                    .kind(Some(aho_corasick::AhoCorasickKind::DFA))
-                    .build(&patterns)
-                    .map_err(|e| vec![Problem::in_file(MARKINGS_FILE, e.to_string())])?,
-            )
-        };
+        let phrases = PhraseMatcher::build(&phrase_specs)
+            .map_err(|e| vec![Problem::in_file(MARKINGS_FILE, e)])?;
         Ok(Classifier {
             markings,
             phrases,
-            phrase_marking,
+            longest_banner: banners.keys().map(Vec::len).max().unwrap_or(0),
             banners,
             max_banner_words,
         })
@@ -239,7 +546,8 @@ impl Classifier {
         std::iter::once(NO_MARKING).chain(self.markings.iter().map(|m| m.label.as_str()))
     }
 
-    /// The label of the most sensitive marking in the message's body, HTML body or file name; `none` if none.
+    /// The label of the most sensitive marking in the message's body, HTML body (shown or not) or file name; `none`
+    /// if none.
     pub fn classify(&self, message: &Message) -> &str {
         let mut best: Option<usize> = None;
         let mut note = |found: usize| {
@@ -247,42 +555,57 @@ impl Classifier {
                 best = Some(found);
             }
         };
-        for text in [
-            fold(&message.body),
-            fold(&html_to_text(&message.formatted_body)),
-        ] {
-            if text.is_empty() {
-                continue;
-            }
-            self.find_phrases(&text, &mut note);
-            self.find_banners(&text, &mut note);
+        let mut scratch = Scratch::default();
+        self.scan(&message.body, Field::Text, &mut scratch, &mut note);
+        if !message.formatted_body.is_empty() {
+            let html = render_html(&message.formatted_body);
+            self.scan(&html.visible, Field::Text, &mut scratch, &mut note);
+            self.scan(&html.hidden, Field::Text, &mut scratch, &mut note);
         }
-        if !message.filename.is_empty() {
-            let name = fold(&message.filename);
-            self.find_phrases(&name, &mut note);
-            self.find_filename_banners(&name, &mut note);
-        }
+        self.scan(&message.filename, Field::FileName, &mut scratch, &mut note);
         best.map_or(NO_MARKING, |b| self.markings[b].label.as_str())
     }
 
-    fn find_phrases(&self, folded: &str, note: &mut impl FnMut(usize)) {
-        if let Some(ac) = &self.phrases {
-            let mut skel = Vec::with_capacity(folded.len());
-            skeleton_into(folded, &mut skel);
-            for m in ac.find_overlapping_iter(&skel) {
-                note(self.phrase_marking[m.pattern().as_usize()]);
-            }
+    /// Classifies one text as stored and, if a right-to-left override makes it display otherwise, as displayed.
+    fn scan(&self, raw: &str, field: Field, scratch: &mut Scratch, note: &mut impl FnMut(usize)) {
+        if raw.is_empty() {
+            return;
+        }
+        let (folded, overridden) = fold_stored(raw);
+        self.scan_folded(&folded, field, scratch, note);
+        if overridden {
+            self.scan_folded(&fold_displayed(raw), field, scratch, note);
+        }
+    }
+
+    fn scan_folded(
+        &self,
+        folded: &str,
+        field: Field,
+        scratch: &mut Scratch,
+        note: &mut impl FnMut(usize),
+    ) {
+        count_work(folded.len());
+        if let Some(phrases) = &self.phrases {
+            scratch.text.rebuild(folded);
+            count_work(scratch.text.bytes.len());
+            phrases.find(&scratch.text, note);
+        }
+        if self.banners.is_empty() {
+            return;
+        }
+        match field {
+            Field::Text => self.find_banners(folded, scratch, note),
+            Field::FileName => self.find_filename_banners(folded, scratch, note),
         }
     }
 
     /// Looks for banner terms where banners stand, line by line. A banner is short, so only the first and last
-    /// [`MAX_BRACKETED`] bytes of a line and the inside of short brackets are ever examined: the work is linear in
-    /// the text, whatever the shape of its lines (say 64 KiB of `(`).
-    fn find_banners(&self, folded: &str, note: &mut impl FnMut(usize)) {
-        if self.banners.is_empty() {
-            return;
-        }
-        let mut buffer = Vec::with_capacity(MAX_BRACKETED);
+    /// [`MAX_BRACKETED`] bytes of a line and the inside of short brackets are ever examined, and each closing
+    /// bracket is searched for once however many brackets open before it: the work is linear in the text, whatever
+    /// the shape of its lines (say 64 KiB of `(`).
+    fn find_banners(&self, folded: &str, scratch: &mut Scratch, note: &mut impl FnMut(usize)) {
+        let term = &mut scratch.term;
         for line in folded.split('\n') {
             let trimmed =
                 line.trim_matches(|c: char| c.is_whitespace() || "*#_~=>\"'`.!".contains(c));
@@ -292,12 +615,19 @@ impl Classifier {
             // Alone on the line (decorations aside): `DR`, `*** SECRET ***`, `— DR —`.
             if trimmed.len() <= 2 * MAX_BRACKETED {
                 let alone = trimmed.trim_matches(|c| BANNER_SEPARATORS.contains(&c) || c == ' ');
-                self.check_term(alone, true, &mut buffer, note);
+                self.check_term(alone, Place::Alone, term, note);
             }
-            // At the start of the line, before a separator: `DR - objet`.
+            // At the start of the line, before a separator, maybe after a prefix and its separator: `DR - objet`,
+            // `Objet : DR - budget`, `TR: DR - budget`.
             let head = &trimmed[..boundary_at_or_before(trimmed, MAX_BRACKETED + 1)];
-            if let Some((pos, _)) = separators(head).next() {
-                self.check_term(&trimmed[..pos], false, &mut buffer, note);
+            // After a prefix, only a spaced separator closes a banner: `Réf. : DR/2024/123` is a reference.
+            let mut from = 0;
+            for (pos, len) in separators(head).take(3) {
+                let segment = &trimmed[from..pos];
+                if from == 0 || segment.ends_with(char::is_whitespace) {
+                    self.check_term(segment, Place::BesideSeparator, term, note);
+                }
+                from = pos + len;
             }
             // At the end of the line, after a separator: `Compte rendu | DR`.
             let tail_start =
@@ -305,70 +635,247 @@ impl Classifier {
             if let Some(pos) = trimmed[tail_start..].rfind(BANNER_SEPARATORS) {
                 let pos = tail_start + pos;
                 let sep_len = trimmed[pos..].chars().next().map_or(1, char::len_utf8);
-                self.check_term(&trimmed[pos + sep_len..], false, &mut buffer, note);
+                self.check_term(
+                    &trimmed[pos + sep_len..],
+                    Place::BesideSeparator,
+                    term,
+                    note,
+                );
             }
-            // In brackets anywhere on the line: `[DR]`, `(Très Secret)`.
-            let mut rest = trimmed;
-            while let Some(start) = find_opener(rest) {
-                let open = rest[start..].chars().next().unwrap_or('[');
-                let close = BRACKETS
-                    .iter()
-                    .find(|(o, _)| *o == open)
-                    .map_or(']', |(_, c)| *c);
-                let after = &rest[start + open.len_utf8()..];
-                let end = after
-                    .char_indices()
-                    .take_while(|(i, _)| *i <= MAX_BRACKETED)
-                    .find(|(_, c)| *c == close);
-                if let Some((end, _)) = end {
-                    self.check_term(&after[..end], false, &mut buffer, note);
+            // In brackets anywhere on the line: `[DR]`, `(Très Secret)`. The next closing bracket of each kind is
+            // remembered, so the line is scanned for it once, not once per opening bracket.
+            let mut next_close = [None::<usize>; BRACKETS.len()];
+            let mut from = 0;
+            while let Some(start) = find_opener(&trimmed[from..]) {
+                let at = from + start;
+                let open = trimmed[at..].chars().next().unwrap_or('[');
+                let inner = at + open.len_utf8();
+                from = inner;
+                let Some(kind) = BRACKETS.iter().position(|(o, _)| *o == open) else {
+                    continue;
+                };
+                let close = BRACKETS[kind].1;
+                let end = match next_close[kind] {
+                    Some(end) if end >= inner => end,
+                    _ => {
+                        let end = trimmed[inner..]
+                            .find(close)
+                            .map_or(usize::MAX, |e| inner + e);
+                        next_close[kind] = Some(end);
+                        end
+                    }
+                };
+                if end == usize::MAX || end - inner > MAX_BRACKETED {
+                    continue;
                 }
-                rest = after;
+                let place = if at == 0 || end + close.len_utf8() == trimmed.len() {
+                    Place::BracketsAtLineEdge
+                } else {
+                    Place::BracketsInLine
+                };
+                let before = &trimmed[boundary_at_or_before(trimmed, at.saturating_sub(80))..at];
+                self.check_term_after(&trimmed[inner..end], place, before, term, note);
             }
         }
     }
 
-    /// In a file name, a banner term counts as one or more whole words in capitals: `2024_DR_note.pdf`.
-    fn find_filename_banners(&self, folded: &str, note: &mut impl FnMut(usize)) {
-        let words: Vec<&str> = folded
-            .split(|c: char| !c.is_alphanumeric())
-            .filter(|w| !w.is_empty())
-            .collect();
-        for start in 0..words.len() {
-            for len in 1..=self.max_banner_words.min(words.len() - start) {
-                let group = &words[start..start + len];
-                if group.iter().all(|w| w.chars().all(|c| !c.is_lowercase())) {
-                    self.check_term(&group.join(" "), true, &mut Vec::new(), note);
+    /// In a file name, a banner term counts as one or more whole words: parts split at separators, between letters
+    /// and digits, and where case changes (`noteDR`, `DRNote`, `2024DR`, but not in an acronym like `DRFiP`); an
+    /// uppercase run before two lowercase letters also counts whole (`DRnote`). `ADR.pdf`, `CDR-2024.pdf` and
+    /// `DRAFT.pdf` have no part `DR`.
+    fn find_filename_banners(
+        &self,
+        folded: &str,
+        scratch: &mut Scratch,
+        note: &mut impl FnMut(usize),
+    ) {
+        let lowercase_name = !folded.chars().any(char::is_uppercase);
+        let place = Place::FileName;
+        let Scratch { term, parts, .. } = scratch;
+        parts.clear();
+        let class = CharKind::of;
+        let mut chars = folded
+            .char_indices()
+            .map(|(at, c)| (at, c, class(c)))
+            .peekable();
+        let mut previous = CharKind::Separator;
+        let mut part_start = 0;
+        let mut part_lower = false;
+        let mut word_start = 0;
+        let mut upper_start = 0;
+        while let Some((at, c, k)) = chars.next() {
+            let next = chars.peek().map_or(CharKind::Separator, |&(_, _, n)| n);
+            let after_next = chars
+                .clone()
+                .nth(1)
+                .map_or(CharKind::Separator, |(_, _, n)| n);
+            if k == CharKind::Separator {
+                if previous != CharKind::Separator {
+                    parts.push((part_start, at, part_lower));
+                    if part_start != word_start {
+                        self.check_term(&folded[word_start..at], place, term, note);
+                    }
                 }
+                previous = k;
+                continue;
+            }
+            if previous == CharKind::Separator {
+                part_start = at;
+                part_lower = false;
+                word_start = at;
+            } else if (k == CharKind::Upper && previous != CharKind::Upper)
+                || ((k == CharKind::Digit) != (previous == CharKind::Digit))
+                || (k == CharKind::Upper
+                    && previous == CharKind::Upper
+                    && next == CharKind::Lower
+                    && after_next == CharKind::Lower)
+            {
+                parts.push((part_start, at, part_lower));
+                part_start = at;
+                part_lower = false;
+            }
+            part_lower |= k == CharKind::Lower;
+            if k == CharKind::Upper && previous != CharKind::Upper {
+                upper_start = at;
+            }
+            if k == CharKind::Upper
+                && next == CharKind::Lower
+                && after_next == CharKind::Lower
+                && at > upper_start
+            {
+                let run_end = at + c.len_utf8();
+                self.check_term(&folded[upper_start..run_end], place, term, note);
+            }
+            previous = k;
+        }
+        if previous != CharKind::Separator {
+            parts.push((part_start, folded.len(), part_lower));
+            if part_start != word_start {
+                self.check_term(&folded[word_start..], place, term, note);
+            }
+        }
+        // In an all-lowercase name, the first and the last part before the extension may be an abbreviation.
+        if lowercase_name && !parts.is_empty() {
+            let stem_end = folded.rfind('.').unwrap_or(folded.len());
+            let first = parts.iter().position(|p| p.2).unwrap_or(0);
+            let last = parts.iter().rposition(|p| p.1 <= stem_end).unwrap_or(0);
+            for k in [first, last] {
+                let (start, end, _) = parts[k];
+                self.check_term(&folded[start..end], Place::LowercaseFileName, term, note);
+            }
+        }
+        // Windows of whole parts; only capitals count, so a part with a lowercase letter ends them.
+        for i in 0..parts.len() {
+            for j in i..parts.len().min(i + self.max_banner_words) {
+                if parts[j].2 {
+                    break;
+                }
+                let candidate = &folded[parts[i].0..parts[j].1];
+                if candidate.len() > MAX_BRACKETED {
+                    break;
+                }
+                self.check_term(candidate, place, term, note);
             }
         }
     }
 
-    /// `candidate` is a banner if its skeleton is a banner term. `strict` positions (alone on a line, in a file name)
-    /// are where an abbreviation could also be an ordinary word, so there it must be in capitals; in brackets or
-    /// next to a separator (`[dr]`, `dr - objet`) it counts in any case.
+    /// `candidate` is a banner if its skeleton is a banner term written as a banner is at `place` (see
+    /// [`Term::is_banner`]).
     fn check_term(
         &self,
         candidate: &str,
-        strict: bool,
-        buffer: &mut Vec<u8>,
+        place: Place,
+        term: &mut Skeleton,
+        note: &mut impl FnMut(usize),
+    ) {
+        self.check_term_after(candidate, place, "", term, note);
+    }
+
+    /// [`Self::check_term`] for a candidate in brackets after `before`: an abbreviation there that spells the
+    /// initials of the words before it defines an acronym (`la direction régionale (DR)`), and is not a banner.
+    fn check_term_after(
+        &self,
+        candidate: &str,
+        place: Place,
+        before: &str,
+        term: &mut Skeleton,
         note: &mut impl FnMut(usize),
     ) {
         if candidate.len() > MAX_BRACKETED {
             return;
         }
-        skeleton_into(candidate, buffer);
-        let Some(banners) = self.banners.get(buffer.as_slice()) else {
+        count_work(candidate.len());
+        let case = Case::of(candidate);
+        if !(Term::Word.is_banner(case, place) || Term::Abbreviation.is_banner(case, place)) {
+            return;
+        }
+        term.rebuild(candidate);
+        let key = term.trimmed();
+        if key.is_empty() || key.len() > self.longest_banner {
+            return;
+        }
+        let Some(banners) = self.banners.get(key) else {
             return;
         };
-        let in_capitals = !candidate.chars().any(char::is_lowercase);
         for banner in banners {
-            if !(strict && banner.capitals) || in_capitals {
+            if banner.term.is_banner(case, place)
+                && !(banner.term == Term::Abbreviation && defines_acronym(before, key))
+            {
                 note(banner.marking);
             }
         }
     }
 }
+
+/// Whether the words at the end of `before` have `key` (a skeleton) for initials, short linking words aside:
+/// `Direction Régionale`, `directions régionales`, `Document de référence`, `D. Renard` before `(DR)`.
+fn defines_acronym(before: &str, key: &[u8]) -> bool {
+    const LINKING: &[&str] = &[
+        "a", "au", "aux", "d", "de", "des", "du", "en", "et", "l", "la", "le", "les", "of", "the",
+        "and", "pour", "par", "sur",
+    ];
+    if key.len() < 2 || before.is_empty() {
+        return false;
+    }
+    let mut initials = Vec::with_capacity(key.len());
+    for word in before
+        .rsplit(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .take(key.len() + 4)
+    {
+        if LINKING.contains(&word) {
+            // Lowercase only: `D. Renard` has a significant `D`.
+            continue;
+        }
+        let Some(first) = word.chars().next() else {
+            continue;
+        };
+        let mut buffer = [0; 4];
+        match skeleton(first.encode_utf8(&mut buffer)).bytes().next() {
+            Some(initial) => initials.push(initial),
+            None => return false,
+        }
+        if initials.len() == key.len() {
+            break;
+        }
+    }
+    initials.len() == key.len() && initials.iter().rev().eq(key.iter())
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Bytes examined by the classifier on this thread: folded text, skeletons scanned, banner candidates.
+    static WORK: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Counts `bytes` of work (tests only: the cost tests compare it with the input's size).
+#[cfg(test)]
+fn count_work(bytes: usize) {
+    WORK.with(|w| w.set(w.get() + bytes));
+}
+
+#[cfg(not(test))]
+fn count_work(_bytes: usize) {}
 
 #[cfg(test)]
 mod tests {
@@ -403,42 +910,81 @@ mod tests {
         }
     }
 
+    fn expect_all(c: &Classifier, make: fn(&str) -> Message, cases: &[(&str, &str)]) {
+        let wrong: Vec<String> = cases
+            .iter()
+            .filter_map(|(text, label)| {
+                let got = c.classify(&make(text));
+                (got != *label).then(|| format!("{text:?}: expected {label}, got {got}"))
+            })
+            .collect();
+        assert!(wrong.is_empty(), "{wrong:#?}");
+    }
+
     /// Each marking family is found, whatever the case, accents, separators and position.
     #[test]
     fn finds_each_marking_family() {
-        let c = classifier();
-        let cases = [
-            (
-                "Document Diffusion Restreinte, merci de ne pas transférer",
-                "restricted",
-            ),
-            ("DIFFUSION RESTREINTE", "restricted"),
-            ("diffusion restreinte", "restricted"),
-            ("[DR] point de situation", "restricted"),
-            ("(DR) point de situation", "restricted"),
-            ("[dr] point de situation", "restricted"),
-            ("Dr - point de situation", "restricted"),
-            ("DR - point de situation", "restricted"),
-            ("DR: point de situation", "restricted"),
-            ("Point de situation - DR", "restricted"),
-            ("Bonjour,\nDR\nVoici le rapport", "restricted"),
-            (
-                "Spécial France : ne pas diffuser aux partenaires",
-                "special_france",
-            ),
-            ("SPECIAL FRANCE", "special_france"),
-            ("Confidentiel Défense", "secret"),
-            ("CONFIDENTIEL-DEFENSE", "secret"),
-            ("Secret Défense", "secret"),
-            ("SECRET - note au ministre", "secret"),
-            ("[SECRET] note au ministre", "secret"),
-            ("Très Secret Défense", "top_secret"),
-            ("TRES SECRET - plan", "top_secret"),
-            ("(Très secret) plan", "top_secret"),
-        ];
-        for (text, label) in cases {
-            assert_eq!(c.classify(&body(text)), label, "{text:?}");
-        }
+        expect_all(
+            &classifier(),
+            body,
+            &[
+                (
+                    "Document Diffusion Restreinte, merci de ne pas transférer",
+                    "restricted",
+                ),
+                ("DIFFUSION RESTREINTE", "restricted"),
+                ("diffusion restreinte", "restricted"),
+                ("[DR] point de situation", "restricted"),
+                ("(DR) point de situation", "restricted"),
+                ("[dr] point de situation", "restricted"),
+                ("DR - point de situation", "restricted"),
+                ("DR: point de situation", "restricted"),
+                ("Point de situation - DR", "restricted"),
+                ("TR: DR - point de situation", "restricted"),
+                ("Objet : DR - point de situation", "restricted"),
+                ("Réf. : DR/2024/123 du 12 mars", "none"),
+                ("Bonjour,\nDR\nVoici le rapport", "restricted"),
+                (
+                    "Spécial France : ne pas diffuser aux partenaires",
+                    "special_france",
+                ),
+                ("SPECIAL FRANCE", "special_france"),
+                ("Confidentiel Défense", "secret"),
+                ("CONFIDENTIEL-DEFENSE", "secret"),
+                ("Secret Défense", "secret"),
+                ("SECRET - note au ministre", "secret"),
+                ("[SECRET] note au ministre", "secret"),
+                ("Très Secret Défense", "top_secret"),
+                ("TRES SECRET - plan", "top_secret"),
+                ("(Très secret) plan", "top_secret"),
+            ],
+        );
+    }
+
+    /// Markings France handles under II 901 that are not French map onto the French labels.
+    #[test]
+    fn finds_eu_and_nato_markings() {
+        expect_all(
+            &classifier(),
+            body,
+            &[
+                ("RESTREINT UE", "restricted"),
+                ("RESTREINT UE/EU RESTRICTED", "restricted"),
+                ("EU RESTRICTED", "restricted"),
+                ("NATO RESTRICTED", "restricted"),
+                ("DIFFUSION RESTREINTE OTAN", "restricted"),
+                ("CONFIDENTIEL UE/EU CONFIDENTIAL", "secret"),
+                ("NATO CONFIDENTIAL", "secret"),
+                ("CONFIDENTIEL OTAN", "secret"),
+                ("SECRET UE/EU SECRET", "secret"),
+                ("Classification : NATO SECRET", "secret"),
+                ("SECRET OTAN", "secret"),
+                ("TRÈS SECRET UE/EU TOP SECRET", "top_secret"),
+                ("COSMIC TOP SECRET", "top_secret"),
+                ("COSMIC TRÈS SECRET", "top_secret"),
+                ("note_SECRET_UE.pdf en pièce jointe", "secret"),
+            ],
+        );
     }
 
     /// Evasions of every family (invisible characters, look-alikes, HTML, compatibility forms, separators) are caught.
@@ -480,49 +1026,209 @@ mod tests {
         }
     }
 
-    /// File names carry markings too.
+    /// Letters of other scripts that imitate Latin ones (UTS #39 confusables: Cherokee, Lisu, Greek, Cyrillic),
+    /// small capitals and boxed letters read as the Latin letters, capitals included.
     #[test]
-    fn finds_markings_in_file_names() {
-        let c = classifier();
-        for (name, label) in [
-            ("note_diffusion_restreinte.pdf", "restricted"),
-            ("2024-11-DR-compte-rendu.pdf", "restricted"),
-            ("DR_note.odt", "restricted"),
-            ("plan_TRES_SECRET.pdf", "top_secret"),
-            ("rapport-special-france.docx", "special_france"),
-            ("photo_vacances.jpg", "none"),
-            ("Dr_Martin_ordonnance.pdf", "none"),
-            ("address.txt", "none"),
-        ] {
-            assert_eq!(c.classify(&file(name)), label, "{name:?}");
-        }
+    fn sees_through_look_alike_scripts() {
+        expect_all(
+            &classifier(),
+            body,
+            &[
+                ("ᎠIFFUᏚIOΝ ᏒᎬᏚTᏒᎬIΝTᎬ", "restricted"),
+                ("ꓓꓲꓝꓝꓴꓢꓲꓳꓠ ꓣꓰꓢꓔꓣꓰꓲꓠꓔꓰ", "restricted"),
+                ("ᴅɪꜰꜰᴜꜱɪᴏɴ ʀᴇꜱᴛʀᴇɪɴᴛᴇ", "restricted"),
+                ("[ᎠᏒ] compte rendu", "restricted"),
+                ("ꓓꓣ - compte rendu", "restricted"),
+                ("ᴅʀ - compte rendu", "restricted"),
+                ("🅳🆁 - compte rendu", "restricted"),
+                ("ꓢꓰꓚꓣꓰꓔ ꓓꓰꓝꓰꓠꓢꓰ", "secret"),
+                ("ЅЕСRЕТ - note", "secret"),
+                ("ѕрéсіаl Ϝrаnсе", "special_france"),
+            ],
+        );
     }
 
-    /// Ordinary French that resembles a marking is not one.
+    /// Digits and symbols written for letters, `l` for `I`, are read as the letters.
+    #[test]
+    fn sees_through_digit_and_letter_swaps() {
+        expect_all(
+            &classifier(),
+            body,
+            &[
+                ("diffusion r3streinte", "restricted"),
+                ("D1FFUSION RESTREINTE", "restricted"),
+                ("DlFFUSlON RESTRElNTE", "restricted"),
+                ("D!FFUS!ON R€STREINTE", "restricted"),
+                ("diffusion|restreinte", "restricted"),
+                ("C0NF1D3NT13L D3F3NS3", "secret"),
+                ("5ECRET DEFEN5E", "secret"),
+                ("$ECRET DÉFENSE", "secret"),
+                ("[5ECRET] note", "secret"),
+                ("7RÈS SECRE7 DÉFENSE", "top_secret"),
+            ],
+        );
+    }
+
+    /// Text reversed under a right-to-left override is read as displayed, in every field.
+    #[test]
+    fn reads_right_to_left_overrides_as_displayed() {
+        let c = classifier();
+        assert_eq!(
+            c.classify(&body("\u{202E}etniertser noisuffid\u{202C} : note")),
+            "restricted"
+        );
+        assert_eq!(c.classify(&body("Objet \u{202E}ESNEFED TERCES")), "secret");
+        assert_eq!(c.classify(&file("note\u{202E}fdp.RD")), "restricted");
+        assert_eq!(
+            c.classify(&html("<bdo dir=\"rtl\">etniertser noisuffid</bdo>")),
+            "restricted"
+        );
+    }
+
+    /// One edit per word of 5 letters or more (inside the word, or a swap) still matches a phrase of 12 letters or
+    /// more; two edits in a word, an edit at a word's first or last letter, or any edit to a short phrase do not.
+    #[test]
+    fn tolerates_one_misspelling_per_word() {
+        expect_all(
+            &classifier(),
+            body,
+            &[
+                ("Diffusion Restrainte", "restricted"),
+                ("Diffussion Restreinte", "restricted"),
+                ("Difusion Restreinte", "restricted"),
+                ("Diffusoin Restreinte", "restricted"),
+                ("Diffussion Restrainte", "restricted"),
+                ("Diffusion Restreint", "restricted"),
+                ("Spécail France", "special_france"),
+                ("Confidentiel Défence", "secret"),
+                ("Secert Défense", "secret"),
+                ("Très Secret Défesne", "top_secret"),
+                ("Diffusssion Restreinte", "none"),
+                ("Spéciale France", "none"),
+                ("spécial franco-allemand", "none"),
+                ("Secret UF", "none"),
+                ("Secrte UE", "none"),
+            ],
+        );
+    }
+
+    /// Markings hidden in an HTML body's comments and attribute values are found: not shown, but in the event.
+    #[test]
+    fn finds_markings_hidden_in_html() {
+        expect_all(
+            &classifier(),
+            html,
+            &[
+                ("ok<!-- Diffusion Restreinte -->", "restricted"),
+                (
+                    "<span title=\"Diffusion Restreinte\">ok</span>",
+                    "restricted",
+                ),
+                ("<img alt=\"[DR]\" src=\"mxc://a/b\">", "restricted"),
+                ("<span data-x='SECRET DÉFENSE'>ok</span>", "secret"),
+                (
+                    "<a href=\"https://x.fr/\" title=\"Très&nbsp;Secret Défense\">lien</a>",
+                    "top_secret",
+                ),
+                ("<span title=\"Le Dr Martin\">ok</span>", "none"),
+            ],
+        );
+    }
+
+    /// File names carry markings too, glued to other words or not; abbreviations glued inside a longer word in
+    /// capitals do not count.
+    #[test]
+    fn finds_markings_in_file_names() {
+        expect_all(
+            &classifier(),
+            file,
+            &[
+                ("note_diffusion_restreinte.pdf", "restricted"),
+                ("NOTEDIFFUSIONRESTREINTE.PDF", "restricted"),
+                ("2024-11-DR-compte-rendu.pdf", "restricted"),
+                ("DR_note.odt", "restricted"),
+                ("note (DR).pdf", "restricted"),
+                ("noteDR.pdf", "restricted"),
+                ("DRnote.pdf", "restricted"),
+                ("DRNote.pdf", "restricted"),
+                ("note2024DR.pdf", "restricted"),
+                ("dr_note.pdf", "restricted"),
+                ("note-dr.pdf", "restricted"),
+                ("2024-dr.pdf", "restricted"),
+                ("2024_dr_note.pdf", "restricted"),
+                ("certificat_dr_martin.pdf", "none"),
+                ("plan_TRES_SECRET.pdf", "top_secret"),
+                ("planTRESSECRET.pdf", "top_secret"),
+                ("rapport-special-france.docx", "special_france"),
+                ("note_5ECRET.pdf", "secret"),
+                ("photo_vacances.jpg", "none"),
+                ("Dr_Martin_ordonnance.pdf", "none"),
+                ("DrMartin.pdf", "none"),
+                ("address.txt", "none"),
+                ("ADR.pdf", "none"),
+                ("CDR-2024.pdf", "none"),
+                ("DRAFT.pdf", "none"),
+                ("adr.pdf", "none"),
+                ("cdr-2024.pdf", "none"),
+                ("draft.pdf", "none"),
+                ("DRH_organigramme.pdf", "none"),
+                ("DRFiP_calendrier.xlsx", "none"),
+                ("Secret_Santa_2024.xlsx", "none"),
+                ("recette_secrete.pdf", "none"),
+                ("mon_secret.txt", "none"),
+            ],
+        );
+    }
+
+    /// Ordinary French that resembles a marking is not one: `Dr` is a doctor, `secret` an ordinary word unless
+    /// written as a banner, short phrases count only as whole words.
     #[test]
     fn leaves_ordinary_text_alone() {
-        let c = classifier();
-        for text in [
-            "Rendez-vous avec le Dr Martin demain",
-            "Dr Martin a appelé",
-            "Dr. Martin a appelé",
-            "Dr\nMartin",
-            "Bonjour\nDr",
-            "Le DR de la région a appelé",
-            "C'est un secret de polichinelle",
-            "Je te dis un secret : il pleut",
-            "Le secret professionnel s'applique",
-            "c'est très secret entre nous",
-            "Secret de fabrication",
-            "La diffusion de la note est restreinte aux chefs de service",
-            "Diffusion large",
-            "address drive drop",
-            "ADDR - adresse",
-            "spécialement pour la France",
-            "",
-        ] {
-            assert_eq!(c.classify(&body(text)), "none", "{text:?}");
-        }
+        expect_all(
+            &classifier(),
+            body,
+            &[
+                ("Rendez-vous avec le Dr Martin demain", "none"),
+                ("Dr Martin a appelé", "none"),
+                ("Dr. Martin a appelé", "none"),
+                ("Dr: pouvez-vous rappeler ?", "none"),
+                ("Dr - pouvez-vous rappeler ?", "none"),
+                ("Merci Dr", "none"),
+                ("Dr\nMartin", "none"),
+                ("Bonjour\nDr", "none"),
+                ("Le DR de la région a appelé", "none"),
+                ("(Dr) Martin", "none"),
+                ("C'est un secret de polichinelle", "none"),
+                ("Je te dis un secret : il pleut", "none"),
+                ("mot de passe : secret", "none"),
+                ("Le code (secret) est dans l'enveloppe", "none"),
+                ("Je t'ai préparé une surprise (secret)", "none"),
+                ("(secret) ne le dis à personne", "none"),
+                ("Secret - Santa de Noël", "none"),
+                ("Secret Santa : tirage au sort vendredi", "none"),
+                ("Secret", "none"),
+                ("Le secret professionnel s'applique", "none"),
+                ("c'est très secret entre nous", "none"),
+                ("Secret de fabrication", "none"),
+                (
+                    "La diffusion de la note est restreinte aux chefs de service",
+                    "none",
+                ),
+                ("Diffusion large", "none"),
+                ("address drive drop", "none"),
+                ("ADDR - adresse", "none"),
+                ("spécialement pour la France", "none"),
+                ("j'en ai eu secrètement connaissance", "none"),
+                ("Renato Secretan arrive lundi", "none"),
+                (
+                    "La direction régionale (DR) transmettra les chiffres",
+                    "none",
+                ),
+                ("Dossier suivi par : D. Renard (DR)", "none"),
+                ("le top secret de la recette", "none"),
+                ("", "none"),
+            ],
+        );
     }
 
     /// When several markings are present the most sensitive label wins.
@@ -548,7 +1254,7 @@ mod tests {
     #[test]
     fn survives_any_input() {
         let c = classifier();
-        let alphabet: Vec<char> = "aDR[]()<>&#;:-–—|/\n \u{200B}\u{00A0}éÉ𝐃ＤдΑ\u{0301}\u{FEFF}\u{E0041}<b></b>&nbsp;&#x;"
+        let alphabet: Vec<char> = "aDR[]()<>&#;:-–—|/\n \u{200B}\u{00A0}éÉ𝐃ＤдΑ\u{0301}\u{FEFF}\u{E0041}<b></b>&nbsp;&#x;\u{202E}\u{202C}$!3'\"=_ꓓ\u{FDFA}"
             .chars()
             .collect();
         let mut state = 0x2545_f491_4f6c_dd1d_u64;
@@ -578,7 +1284,9 @@ mod tests {
             let label = c.classify(&m);
             assert!(c.labels().any(|l| l == label));
         }
-        for shape in ["(", "[", "<", "&", "&#", "-", "«", "\n", "DR ", "<b>"] {
+        for shape in [
+            "(", "[", "<", "&", "&#", "-", "«", "\n", "DR ", "<b>", "<a b='", "\u{202E}",
+        ] {
             let text = shape.repeat(65_536 / shape.len());
             let m = Message {
                 body: text.clone(),
@@ -590,10 +1298,50 @@ mod tests {
         }
     }
 
+    /// The work of a classification (bytes folded, scanned and examined as banner candidates) is bounded by the
+    /// input's size with the same small constant for every hostile shape as for plain text: characters that expand
+    /// or decompose, brackets, near-misses of the phrases, HTML, file-name parts, overrides.
+    #[test]
+    fn work_is_linear_in_the_input_whatever_the_characters() {
+        let c = classifier();
+        let work = |unit: &str| {
+            let text = unit.repeat(65_536 / unit.len());
+            let m = Message {
+                body: text.clone(),
+                formatted_body: text.clone(),
+                filename: text.clone(),
+                ..body("")
+            };
+            WORK.with(|w| w.set(0));
+            let _ = c.classify(&m);
+            WORK.with(std::cell::Cell::get) as f64 / (3 * text.len()) as f64
+        };
+        let ascii = work("Bonjour, la reunion du service est deplacee a 15 h demain. ");
+        for unit in [
+            "\u{FDFA}",
+            "한국어",
+            "e\u{0301}\u{0302}\u{0303}",
+            "\u{2487}\u{33AF}",
+            "\u{202E}etniertser noisuffid\u{202C} ",
+            "(dx)[DR]-DR-\n",
+            "((((((((",
+            "diffussion restrainte spéciale ",
+            "<b title=\"x\">d</b>&eacute;<!--c-->",
+            "DR_A1b",
+            "aB1",
+        ] {
+            let ratio = work(unit);
+            assert!(
+                ratio <= 6.0,
+                "{unit:?}: {ratio:.1} bytes of work per input byte (plain text: {ascii:.1})"
+            );
+        }
+    }
+
     /// Author mistakes in the markings file are reported with their line.
     #[test]
     fn reports_bad_markings_with_lines() {
-        let bad = "[[marking]]\nlabel = \"restricted\"\nlevel = 1\nphrases = [\"dr\"]\n\n[[marking]]\nlabel = \"Bad Label\"\nlevel = 2\nabbreviations = [\"Dr\"]\n";
+        let bad = "[[marking]]\nlabel = \"restricted\"\nlevel = 1\nphrases = [\"dr\"]\n\n[[marking]]\nlabel = \"Bad Label\"\nlevel = 2\nabbreviations = [\"Dr\"]\n\n[[marking]]\nlabel = \"x\"\nlevel = 3\nphrases = [\"секретно\"]\n";
         let problems = Classifier::from_toml(bad).unwrap_err();
         let rendered: Vec<String> = problems.iter().map(ToString::to_string).collect();
         assert!(
@@ -612,8 +1360,116 @@ mod tests {
             rendered.iter().any(|p| p.contains("capitals")),
             "{rendered:?}"
         );
+        assert!(
+            rendered
+                .iter()
+                .any(|p| p.starts_with("markings.toml:11:") && p.contains("not Latin")),
+            "{rendered:?}"
+        );
         let syntax =
             Classifier::from_toml("[[marking]]\nlabel = \"x\"\nlevel = one\n").unwrap_err();
         assert_eq!(syntax[0].line, Some(3), "{syntax:?}");
+        let field = Classifier::from_toml(
+            "[[marking]]\nlabel = \"x\"\nlevel = 1\nphrases = [\"usage interne\"]\nmisspellings = \"no\"\n",
+        )
+        .unwrap_err();
+        assert_eq!(field[0].line, Some(5), "{field:?}");
+    }
+
+    /// The messages of a corpus suite and the label each expects.
+    fn corpus(file: &str) -> Vec<(Message, String)> {
+        let path = std::path::Path::new("policies/tests").join(file);
+        let suite = crate::suite::Suite::from_file(&path).expect("corpus parses");
+        suite
+            .cases
+            .iter()
+            .map(|case| {
+                let m = case
+                    .send
+                    .as_ref()
+                    .and_then(|s| s.message.as_ref())
+                    .expect("a corpus case sends a message");
+                let message = Message {
+                    body: m.body.clone(),
+                    formatted_body: m.formatted_body.clone(),
+                    filename: m.filename.clone(),
+                    ..body("")
+                };
+                let label = case
+                    .expect
+                    .classification
+                    .clone()
+                    .expect("a corpus case expects a label");
+                (message, label)
+            })
+            .collect()
+    }
+
+    /// Recall on the marked corpus is 100 % (every message found, with its label) and the ordinary corpus has no
+    /// false positive. Prints both rates, and what one-edit matching adds to each
+    /// (`cargo test --lib corpus_rates -- --nocapture`).
+    #[test]
+    fn corpus_rates() {
+        let marked = corpus("corpus-marked.yaml");
+        let ordinary = corpus("corpus-ordinary.yaml");
+        let shipped = classifier();
+        let exact = Classifier::from_toml(
+            &MARKINGS.replace("[[marking]]", "[[marking]]\nmisspellings = false"),
+        )
+        .expect("loads");
+        let rates = |c: &Classifier| {
+            let found = marked
+                .iter()
+                .filter(|(m, _)| c.classify(m) != NO_MARKING)
+                .count();
+            let labelled = marked.iter().filter(|(m, l)| c.classify(m) == l).count();
+            let false_positives: Vec<&Message> = ordinary
+                .iter()
+                .filter(|(m, _)| c.classify(m) != NO_MARKING)
+                .map(|(m, _)| m)
+                .collect();
+            (found, labelled, false_positives.len())
+        };
+        let percent = |n: usize, of: usize| 100.0 * n as f64 / of as f64;
+        let (found, labelled, fp) = rates(&shipped);
+        let (found_exact, labelled_exact, fp_exact) = rates(&exact);
+        println!(
+            "corpus-marked.yaml:   {} messages, {found} found (recall {:.1} %), {labelled} with the expected label",
+            marked.len(),
+            percent(found, marked.len())
+        );
+        println!(
+            "corpus-ordinary.yaml: {} messages, {fp} classified (false positives {:.1} %)",
+            ordinary.len(),
+            percent(fp, ordinary.len())
+        );
+        println!(
+            "without one-edit matching (misspellings = false): recall {:.1} % ({found_exact} found, \
+             {labelled_exact} labelled), false positives {fp_exact}",
+            percent(found_exact, marked.len())
+        );
+        assert!(marked.len() >= 200 && ordinary.len() >= 300);
+        assert_eq!(
+            labelled,
+            marked.len(),
+            "every marked message gets its label"
+        );
+        assert_eq!(fp, 0, "no ordinary message is classified");
+    }
+
+    /// `misspellings = false` turns one-edit matching off for a marking's phrases.
+    #[test]
+    fn misspellings_can_be_turned_off() {
+        let exact = Classifier::from_toml(
+            "[[marking]]\nlabel = \"x\"\nlevel = 1\nphrases = [\"usage interne\"]\nmisspellings = false\n",
+        )
+        .unwrap();
+        let fuzzy = Classifier::from_toml(
+            "[[marking]]\nlabel = \"x\"\nlevel = 1\nphrases = [\"usage interne\"]\n",
+        )
+        .unwrap();
+        assert_eq!(exact.classify(&body("Usage Intrene")), "none");
+        assert_eq!(fuzzy.classify(&body("Usage Intrene")), "x");
+        assert_eq!(exact.classify(&body("Usage Interne")), "x");
     }
 }
