@@ -22,10 +22,4 @@ pub mod grpc;
 pub mod ops;
 pub mod policy;
 
-// Until the markings move under `policy/` (they are being reworked on a branch): their old paths.
-pub mod classifier;
-pub mod normalize;
-pub(crate) use domain::message;
-pub(crate) use policy::diagnostics;
-
 pub use domain::decision::{Decision, Effect, Reason};

@@ -90,5 +90,3 @@ impl fmt::Display for PolicyError {
         Ok(())
     }
 }
-
-pub use crate::policy::engine::names::is_identifier;

@@ -14,7 +14,10 @@ use serde::Deserialize;
 
 use crate::{
     domain::subject::{Subject, UserId},
-    policy::diagnostics::{Problem, is_identifier, line_of},
+    policy::{
+        diagnostics::{Problem, line_of},
+        engine::names::is_identifier,
+    },
 };
 
 /// The file of domain patterns and server-admin roles.

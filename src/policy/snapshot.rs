@@ -13,7 +13,6 @@ use std::{
 use sha2::{Digest, Sha256};
 
 use crate::{
-    classifier::{Classifier, MARKINGS_FILE},
     domain::request::Action,
     policy::{
         diagnostics::{PolicyError, Problem},
@@ -22,6 +21,7 @@ use crate::{
             attributes::{Kind, kind_of},
             check::{self, MODEL_FILE},
         },
+        markings::{Classifier, MARKINGS_FILE},
         reasons::{REASONS_FILE, ReasonCatalogue},
         roles::{ROLES_FILE, RoleResolver, USERS_FILE},
         rules::{RULES_FILE, Rule, attribute_references, parse_rules_lenient},

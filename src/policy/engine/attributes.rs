@@ -204,7 +204,7 @@ impl Attributes {
         msg.insert("classification".into(), label.into());
         msg.insert(
             "classified".into(),
-            (!label.is_empty() && label != crate::classifier::NO_MARKING).into(),
+            (!label.is_empty() && label != crate::policy::markings::NO_MARKING).into(),
         );
 
         Attributes {

@@ -3,7 +3,6 @@
 //! so these run at load time and pin every problem to its file and line.
 
 use crate::{
-    classifier::NO_MARKING,
     domain::{
         message::Message,
         request::Action,
@@ -16,6 +15,7 @@ use crate::{
             self, POLICY_TOKENS, SUPPORTED_EFFECT,
             attributes::{Attributes, REQUEST_TOKENS},
         },
+        markings::NO_MARKING,
         roles::{RoleResolver, RoleSet},
         rules::{RULES_FILE, Rule},
     },

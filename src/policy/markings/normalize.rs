@@ -82,7 +82,8 @@ pub fn render_html(html: &str) -> RenderedHtml {
     out
 }
 
-/// The visible text of an HTML body (see [`render_html`]).
+/// The visible text of an HTML body (see [`render_html`]); what the tests of rendering read.
+#[cfg(test)]
 pub fn html_to_text(html: &str) -> String {
     render_html(html).visible
 }

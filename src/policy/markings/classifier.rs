@@ -2,7 +2,7 @@
 //! message and returns the label of the most sensitive one.
 //!
 //! Three kinds of marking text come from `markings.toml`:
-//! - **phrases** are matched on the [skeleton](crate::normalize::Skeleton) of the text, where no case, accent,
+//! - **phrases** are matched on the [skeleton](super::normalize::Skeleton) of the text, where no case, accent,
 //!   separator, tag, invisible character, look-alike letter or digit-for-letter survives, so
 //!   `d-i-f-f-u-s-i-o-n  R&eacute;str3inte` is still caught. A phrase of 12 letters or more counts anywhere, even
 //!   glued to other words, and each of its words of 5 letters or more may carry one edit (a letter inserted,
@@ -33,12 +33,16 @@ use aho_corasick::{AhoCorasick, AhoCorasickKind};
 use serde::Deserialize;
 
 use crate::{
-    diagnostics::{Problem, is_identifier},
-    message::Message,
-    normalize::{
-        CharKind, OTHER_LETTER, SOFT, Skeleton, WORD_END, WORD_START, fold, fold_displayed,
-        fold_stored, render_html, skeleton,
+    domain::message::Message,
+    policy::{
+        diagnostics::{Problem, line_of},
+        engine::names::is_identifier,
     },
+};
+
+use super::normalize::{
+    CharKind, OTHER_LETTER, SOFT, Skeleton, WORD_END, WORD_START, fold, fold_displayed,
+    fold_stored, render_html, skeleton,
 };
 
 /// The file, inside the policy directory, that lists the markings.
@@ -428,7 +432,7 @@ struct Scratch {
 impl Classifier {
     /// Builds the classifier from the text of `markings.toml`.
     pub fn from_toml(text: &str) -> Result<Self, Vec<Problem>> {
-        crate::normalize::prepare();
+        super::normalize::prepare();
         let file: MarkingsFile =
             toml::from_str(text).map_err(|e| vec![Problem::from_toml(MARKINGS_FILE, text, &e)])?;
         let mut problems = Vec::new();
@@ -438,7 +442,7 @@ impl Classifier {
         let mut max_banner_words = 1;
         let mut seen_phrases: HashMap<String, String> = HashMap::new();
         for spanned in &file.marking {
-            let line = crate::diagnostics::line_of(text, spanned.span().start);
+            let line = line_of(text, spanned.span().start);
             let spec = spanned.get_ref();
             let problem = |m: String| Problem::at(MARKINGS_FILE, line, m);
             if !is_identifier(&spec.label) || spec.label == NO_MARKING {
@@ -881,7 +885,7 @@ fn count_work(_bytes: usize) {}
 mod tests {
     use super::*;
 
-    const MARKINGS: &str = include_str!("../policies/markings.toml");
+    const MARKINGS: &str = include_str!("../../../policies/markings.toml");
 
     fn classifier() -> Classifier {
         Classifier::from_toml(MARKINGS).expect("the shipped markings load")
@@ -1374,87 +1378,6 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(field[0].line, Some(5), "{field:?}");
-    }
-
-    /// The messages of a corpus suite and the label each expects.
-    fn corpus(file: &str) -> Vec<(Message, String)> {
-        let path = std::path::Path::new("policies/tests").join(file);
-        let suite = crate::suite::Suite::from_file(&path).expect("corpus parses");
-        suite
-            .cases
-            .iter()
-            .map(|case| {
-                let m = case
-                    .send
-                    .as_ref()
-                    .and_then(|s| s.message.as_ref())
-                    .expect("a corpus case sends a message");
-                let message = Message {
-                    body: m.body.clone(),
-                    formatted_body: m.formatted_body.clone(),
-                    filename: m.filename.clone(),
-                    ..body("")
-                };
-                let label = case
-                    .expect
-                    .classification
-                    .clone()
-                    .expect("a corpus case expects a label");
-                (message, label)
-            })
-            .collect()
-    }
-
-    /// Recall on the marked corpus is 100 % (every message found, with its label) and the ordinary corpus has no
-    /// false positive. Prints both rates, and what one-edit matching adds to each
-    /// (`cargo test --lib corpus_rates -- --nocapture`).
-    #[test]
-    fn corpus_rates() {
-        let marked = corpus("corpus-marked.yaml");
-        let ordinary = corpus("corpus-ordinary.yaml");
-        let shipped = classifier();
-        let exact = Classifier::from_toml(
-            &MARKINGS.replace("[[marking]]", "[[marking]]\nmisspellings = false"),
-        )
-        .expect("loads");
-        let rates = |c: &Classifier| {
-            let found = marked
-                .iter()
-                .filter(|(m, _)| c.classify(m) != NO_MARKING)
-                .count();
-            let labelled = marked.iter().filter(|(m, l)| c.classify(m) == l).count();
-            let false_positives: Vec<&Message> = ordinary
-                .iter()
-                .filter(|(m, _)| c.classify(m) != NO_MARKING)
-                .map(|(m, _)| m)
-                .collect();
-            (found, labelled, false_positives.len())
-        };
-        let percent = |n: usize, of: usize| 100.0 * n as f64 / of as f64;
-        let (found, labelled, fp) = rates(&shipped);
-        let (found_exact, labelled_exact, fp_exact) = rates(&exact);
-        println!(
-            "corpus-marked.yaml:   {} messages, {found} found (recall {:.1} %), {labelled} with the expected label",
-            marked.len(),
-            percent(found, marked.len())
-        );
-        println!(
-            "corpus-ordinary.yaml: {} messages, {fp} classified (false positives {:.1} %)",
-            ordinary.len(),
-            percent(fp, ordinary.len())
-        );
-        println!(
-            "without one-edit matching (misspellings = false): recall {:.1} % ({found_exact} found, \
-             {labelled_exact} labelled), false positives {fp_exact}",
-            percent(found_exact, marked.len())
-        );
-        assert!(marked.len() >= 200 && ordinary.len() >= 300);
-        assert_eq!(
-            labelled,
-            marked.len(),
-            "every marked message gets its label"
-        );
-        assert_eq!(fp, 0, "no ordinary message is classified");
     }
 
     /// `misspellings = false` turns one-edit matching off for a marking's phrases.
