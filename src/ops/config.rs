@@ -549,6 +549,51 @@ mod tests {
         assert_eq!(config.mode, Mode::Shadow);
     }
 
+    /// The connection and shutdown limits come from `[limits]`, and their flags or variables override the file; a
+    /// zero handshake timeout or connection cap is refused (it would refuse every client), a zero grace is allowed
+    /// (close at once).
+    #[test]
+    fn connection_and_shutdown_limits_are_settings() {
+        let mut config = Config::from_toml(
+            "[limits]\nhandshake_timeout_ms = 2000\nmax_connections = 50\nshutdown_grace_ms = 100\n",
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                config.limits.handshake_timeout_ms,
+                config.limits.max_connections,
+                config.limits.shutdown_grace_ms
+            ),
+            (2000, 50, 100)
+        );
+        config.apply(&Overrides {
+            max_connections: Some(70),
+            shutdown_grace_ms: Some(0),
+            ..Overrides::default()
+        });
+        assert_eq!(config.limits.max_connections, 70);
+        assert!(config.validate().is_ok(), "a zero grace closes at once");
+        for (setting, limits) in [
+            (
+                "limits.handshake_timeout_ms",
+                LimitsConfig {
+                    handshake_timeout_ms: 0,
+                    ..LimitsConfig::default()
+                },
+            ),
+            (
+                "limits.max_connections",
+                LimitsConfig {
+                    max_connections: 0,
+                    ..LimitsConfig::default()
+                },
+            ),
+        ] {
+            config.limits = limits;
+            assert_eq!(config.validate().unwrap_err().setting, setting);
+        }
+    }
+
     /// Half a TLS set-up is refused, naming the missing half.
     #[test]
     fn a_cert_without_a_key_names_tls_key() {
