@@ -193,3 +193,43 @@ class GetPolicyStatusResponse(_message.Message):
     last_refused_at: _timestamp_pb2.Timestamp
     last_refused_error: str
     def __init__(self, policy_version: _Optional[str] = ..., loaded_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., rules: _Optional[int] = ..., reloads_succeeded: _Optional[int] = ..., reloads_refused: _Optional[int] = ..., last_refused_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_refused_error: _Optional[str] = ...) -> None: ...
+
+class CheckRoomJoinRequest(_message.Message):
+    __slots__ = ("request_id", "user", "room", "invited")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    USER_FIELD_NUMBER: _ClassVar[int]
+    ROOM_FIELD_NUMBER: _ClassVar[int]
+    INVITED_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    user: Subject
+    room: Room
+    invited: bool
+    def __init__(self, request_id: _Optional[str] = ..., user: _Optional[_Union[Subject, _Mapping]] = ..., room: _Optional[_Union[Room, _Mapping]] = ..., invited: _Optional[bool] = ...) -> None: ...
+
+class CheckRoomJoinResponse(_message.Message):
+    __slots__ = ("decision",)
+    DECISION_FIELD_NUMBER: _ClassVar[int]
+    decision: Decision
+    def __init__(self, decision: _Optional[_Union[Decision, _Mapping]] = ...) -> None: ...
+
+class CheckRoomStateChangeRequest(_message.Message):
+    __slots__ = ("request_id", "sender", "room", "proposed", "event_type", "state_key")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    SENDER_FIELD_NUMBER: _ClassVar[int]
+    ROOM_FIELD_NUMBER: _ClassVar[int]
+    PROPOSED_FIELD_NUMBER: _ClassVar[int]
+    EVENT_TYPE_FIELD_NUMBER: _ClassVar[int]
+    STATE_KEY_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    sender: Subject
+    room: Room
+    proposed: Room
+    event_type: str
+    state_key: str
+    def __init__(self, request_id: _Optional[str] = ..., sender: _Optional[_Union[Subject, _Mapping]] = ..., room: _Optional[_Union[Room, _Mapping]] = ..., proposed: _Optional[_Union[Room, _Mapping]] = ..., event_type: _Optional[str] = ..., state_key: _Optional[str] = ...) -> None: ...
+
+class CheckRoomStateChangeResponse(_message.Message):
+    __slots__ = ("decision",)
+    DECISION_FIELD_NUMBER: _ClassVar[int]
+    decision: Decision
+    def __init__(self, decision: _Optional[_Union[Decision, _Mapping]] = ...) -> None: ...

@@ -50,6 +50,16 @@ class PolicyServiceStub:
                 request_serializer=synapse__roomguard_dot___proto_dot_roomguard_dot_v1_dot_policy__pb2.GetPolicyStatusRequest.SerializeToString,
                 response_deserializer=synapse__roomguard_dot___proto_dot_roomguard_dot_v1_dot_policy__pb2.GetPolicyStatusResponse.FromString,
                 _registered_method=True)
+        self.CheckRoomJoin = channel.unary_unary(
+                '/roomguard.v1.PolicyService/CheckRoomJoin',
+                request_serializer=synapse__roomguard_dot___proto_dot_roomguard_dot_v1_dot_policy__pb2.CheckRoomJoinRequest.SerializeToString,
+                response_deserializer=synapse__roomguard_dot___proto_dot_roomguard_dot_v1_dot_policy__pb2.CheckRoomJoinResponse.FromString,
+                _registered_method=True)
+        self.CheckRoomStateChange = channel.unary_unary(
+                '/roomguard.v1.PolicyService/CheckRoomStateChange',
+                request_serializer=synapse__roomguard_dot___proto_dot_roomguard_dot_v1_dot_policy__pb2.CheckRoomStateChangeRequest.SerializeToString,
+                response_deserializer=synapse__roomguard_dot___proto_dot_roomguard_dot_v1_dot_policy__pb2.CheckRoomStateChangeResponse.FromString,
+                _registered_method=True)
 
 
 class PolicyServiceServicer:
@@ -77,6 +87,20 @@ class PolicyServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CheckRoomJoin(self, request, context):
+        """May `user` join `room`?
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CheckRoomStateChange(self, request, context):
+        """May `sender` change the room's state so that it becomes `proposed`?
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PolicyServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -94,6 +118,16 @@ def add_PolicyServiceServicer_to_server(servicer, server):
                     servicer.GetPolicyStatus,
                     request_deserializer=synapse__roomguard_dot___proto_dot_roomguard_dot_v1_dot_policy__pb2.GetPolicyStatusRequest.FromString,
                     response_serializer=synapse__roomguard_dot___proto_dot_roomguard_dot_v1_dot_policy__pb2.GetPolicyStatusResponse.SerializeToString,
+            ),
+            'CheckRoomJoin': grpc.unary_unary_rpc_method_handler(
+                    servicer.CheckRoomJoin,
+                    request_deserializer=synapse__roomguard_dot___proto_dot_roomguard_dot_v1_dot_policy__pb2.CheckRoomJoinRequest.FromString,
+                    response_serializer=synapse__roomguard_dot___proto_dot_roomguard_dot_v1_dot_policy__pb2.CheckRoomJoinResponse.SerializeToString,
+            ),
+            'CheckRoomStateChange': grpc.unary_unary_rpc_method_handler(
+                    servicer.CheckRoomStateChange,
+                    request_deserializer=synapse__roomguard_dot___proto_dot_roomguard_dot_v1_dot_policy__pb2.CheckRoomStateChangeRequest.FromString,
+                    response_serializer=synapse__roomguard_dot___proto_dot_roomguard_dot_v1_dot_policy__pb2.CheckRoomStateChangeResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -178,6 +212,60 @@ class PolicyService:
             '/roomguard.v1.PolicyService/GetPolicyStatus',
             synapse__roomguard_dot___proto_dot_roomguard_dot_v1_dot_policy__pb2.GetPolicyStatusRequest.SerializeToString,
             synapse__roomguard_dot___proto_dot_roomguard_dot_v1_dot_policy__pb2.GetPolicyStatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CheckRoomJoin(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/roomguard.v1.PolicyService/CheckRoomJoin',
+            synapse__roomguard_dot___proto_dot_roomguard_dot_v1_dot_policy__pb2.CheckRoomJoinRequest.SerializeToString,
+            synapse__roomguard_dot___proto_dot_roomguard_dot_v1_dot_policy__pb2.CheckRoomJoinResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CheckRoomStateChange(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/roomguard.v1.PolicyService/CheckRoomStateChange',
+            synapse__roomguard_dot___proto_dot_roomguard_dot_v1_dot_policy__pb2.CheckRoomStateChangeRequest.SerializeToString,
+            synapse__roomguard_dot___proto_dot_roomguard_dot_v1_dot_policy__pb2.CheckRoomStateChangeResponse.FromString,
             options,
             channel_credentials,
             insecure,
