@@ -12,11 +12,11 @@ use crate::{
     domain::decision::Decision,
     grpc::{
         InvalidArgument,
-        cases::{PublishCase, SendCase},
+        cases::{JoinCase, PublishCase, SendCase, StateCase},
     },
     policy::{
         PolicySnapshot,
-        decide::{decide_publish, decide_send},
+        decide::{decide_join, decide_publish, decide_send, decide_state_change},
     },
 };
 
@@ -43,6 +43,12 @@ pub struct Case {
     /// A `CheckRoomPublish` request.
     #[serde(default)]
     pub publish: Option<PublishCase>,
+    /// A `CheckRoomJoin` request (with the user's recent public joins, as the server's counter would give them).
+    #[serde(default)]
+    pub join: Option<JoinCase>,
+    /// A `CheckRoomStateChange` request.
+    #[serde(default)]
+    pub state: Option<StateCase>,
     /// The expected outcome.
     pub expect: Expect,
 }
@@ -131,17 +137,26 @@ impl Case {
     }
 
     fn decide(&self, policy: &PolicySnapshot) -> Result<Result<Decision, InvalidArgument>, String> {
-        match (&self.send, &self.publish) {
-            (Some(send), None) => Ok(send
+        let decided = match (&self.send, &self.publish, &self.join, &self.state) {
+            (Some(send), None, None, None) => send
                 .to_request()
-                .map_err(|e| e.to_string())?
-                .map(|r| decide_send(policy, &r))),
-            (None, Some(publish)) => Ok(publish
+                .map(|r| r.map(|r| decide_send(policy, &r))),
+            (None, Some(publish), None, None) => publish
                 .to_request()
-                .map_err(|e| e.to_string())?
-                .map(|r| decide_publish(policy, &r))),
-            _ => Err("a case has exactly one of `send` or `publish`".to_owned()),
-        }
+                .map(|r| r.map(|r| decide_publish(policy, &r))),
+            (None, None, Some(join), None) => join
+                .to_request()
+                .map(|r| r.map(|r| decide_join(policy, &r, join.public_joins_1h))),
+            (None, None, None, Some(state)) => state
+                .to_request()
+                .map(|r| r.map(|r| decide_state_change(policy, &r))),
+            _ => {
+                return Err(
+                    "a case has exactly one of `send`, `publish`, `join` or `state`".to_owned(),
+                );
+            }
+        };
+        decided.map_err(|e| e.to_string())
     }
 }
 

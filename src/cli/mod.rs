@@ -18,7 +18,7 @@ use crate::{
     ops::config::Overrides,
     policy::{
         PolicySnapshot,
-        decide::{explain_publish, explain_send},
+        decide::{explain_join, explain_publish, explain_send, explain_state_change},
     },
 };
 
@@ -49,15 +49,20 @@ enum Command {
     Health(HealthArgs),
     /// Decide one request given as proto3 JSON (a file, or `-` for stdin) with no server, and explain the decision.
     Check {
-        /// The request: a `CheckMessageSendRequest` or `CheckRoomPublishRequest` in proto3 JSON.
+        /// The request: a `CheckMessageSendRequest`, `CheckRoomPublishRequest`, `CheckRoomJoinRequest` or
+        /// `CheckRoomStateChangeRequest` in proto3 JSON.
         #[arg(default_value = "-")]
         request: PathBuf,
         /// Policy directory.
         #[arg(long, env = "ROOMGUARD_POLICIES", default_value = "./policies")]
         policies: PathBuf,
-        /// `send` or `publish` (default: told from the request's fields).
+        /// `send`, `publish`, `join` or `state` (default: told from the request's fields).
         #[arg(long)]
         rpc: Option<String>,
+        /// For a join: the user's allowed public joins without an invite in the last hour, as a server's counter
+        /// would give them (`r.sub.public_joins_1h`).
+        #[arg(long, default_value_t = 0)]
+        public_joins_1h: u32,
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
@@ -108,7 +113,8 @@ pub fn main() -> ExitCode {
             policies,
             rpc,
             json,
-        } => check(&request, &policies, rpc.as_deref(), json),
+            public_joins_1h,
+        } => check(&request, &policies, rpc.as_deref(), json, public_joins_1h),
         Command::Test { dir, format } => test(&dir, format),
         Command::Health(args) => health(&args),
     }
@@ -169,7 +175,13 @@ fn validate(dir: &std::path::Path) -> ExitCode {
     }
 }
 
-fn check(request: &Path, dir: &Path, rpc: Option<&str>, json: bool) -> ExitCode {
+fn check(
+    request: &Path,
+    dir: &Path,
+    rpc: Option<&str>,
+    json: bool,
+    public_joins_1h: u32,
+) -> ExitCode {
     let text = if request == Path::new("-") {
         let mut text = String::new();
         std::io::stdin().read_to_string(&mut text).map(|_| text)
@@ -197,6 +209,8 @@ fn check(request: &Path, dir: &Path, rpc: Option<&str>, json: bool) -> ExitCode 
     let explained = parsed.into_question().map(|question| match question {
         Question::Send(r) => explain_send(&policy, &r),
         Question::Publish(r) => explain_publish(&policy, &r),
+        Question::Join(r) => explain_join(&policy, &r, public_joins_1h),
+        Question::State(r) => explain_state_change(&policy, &r),
     });
     match explained {
         Ok(e) if json => println!("{}", check_report::render_json(&policy, &e)),

@@ -14,6 +14,7 @@ use crate::{
     ops::{
         config::{Config, ConfigError, Overrides},
         decision_log::DecisionLog,
+        join_counter::JoinCounter,
         layers::auth::BearerToken,
         metrics::Metrics,
         tls,
@@ -67,6 +68,10 @@ pub fn serve(overrides: &Overrides) -> ExitCode {
         tls,
         token,
         limits: config.limits.clone(),
+        join_counter: Arc::new(JoinCounter::new(
+            config.counters.max_tracked_users,
+            metrics.clone(),
+        )),
         metrics,
         decision_log: decision_log.clone(),
     };

@@ -24,11 +24,22 @@ pub enum Action {
     Publish,
     /// Remove a room from the public room directory.
     Unpublish,
+    /// Join a room.
+    Join,
+    /// Change a room's state (join rule, history visibility, guest access, encryption, access rule), or create a
+    /// room with its initial state.
+    State,
 }
 
 impl Action {
     /// Every action, in the order rules files list them.
-    pub const ALL: [Action; 3] = [Action::Send, Action::Publish, Action::Unpublish];
+    pub const ALL: [Action; 5] = [
+        Action::Send,
+        Action::Publish,
+        Action::Unpublish,
+        Action::Join,
+        Action::State,
+    ];
 
     /// The name used in rule lines (`p, id, send, ...`).
     pub fn as_str(self) -> &'static str {
@@ -36,6 +47,8 @@ impl Action {
             Action::Send => "send",
             Action::Publish => "publish",
             Action::Unpublish => "unpublish",
+            Action::Join => "join",
+            Action::State => "state",
         }
     }
 
@@ -71,6 +84,44 @@ pub struct SendRequest {
     pub message: Message,
 }
 
+/// "May `user` join `room`?"
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JoinRequest {
+    /// Echoed in the decision.
+    pub request_id: String,
+    /// Who wants to join.
+    pub user: Subject,
+    /// Which room, as the homeserver knows it.
+    pub room: Room,
+    /// The user holds an invite to the room.
+    pub invited: bool,
+}
+
+impl JoinRequest {
+    /// Whether an allowed join counts towards the user's public-join rate: a public room joined without an invite
+    /// (how one hijacked account reads room after room).
+    pub fn counts_towards_join_rate(&self) -> bool {
+        self.room.is_public() && !self.invited
+    }
+}
+
+/// "May `sender` change `room`'s state so that it becomes `proposed`?"
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateChangeRequest {
+    /// Echoed in the decision.
+    pub request_id: String,
+    /// Who sends the state event.
+    pub sender: Subject,
+    /// The room as it is now.
+    pub room: Room,
+    /// The room as it would be once the event is applied (same room id).
+    pub proposed: Room,
+    /// The state event's type (`m.room.join_rules`, ..., `m.room.create` for a room being created).
+    pub event_type: String,
+    /// The state event's state key.
+    pub state_key: String,
+}
+
 impl Question for PublishRequest {
     fn asker(&self) -> &UserId {
         &self.requester.user_id
@@ -82,6 +133,26 @@ impl Question for PublishRequest {
 }
 
 impl Question for SendRequest {
+    fn asker(&self) -> &UserId {
+        &self.sender.user_id
+    }
+
+    fn room_id(&self) -> &str {
+        &self.room.room_id
+    }
+}
+
+impl Question for JoinRequest {
+    fn asker(&self) -> &UserId {
+        &self.user.user_id
+    }
+
+    fn room_id(&self) -> &str {
+        &self.room.room_id
+    }
+}
+
+impl Question for StateChangeRequest {
     fn asker(&self) -> &UserId {
         &self.sender.user_id
     }

@@ -5,7 +5,7 @@
 use serde::Deserialize;
 
 use crate::{
-    domain::request::{PublishRequest, SendRequest},
+    domain::request::{JoinRequest, PublishRequest, SendRequest, StateChangeRequest},
     grpc::{InvalidArgument, proto},
 };
 
@@ -49,6 +49,45 @@ pub struct PublishCase {
     pub room: Option<RoomCase>,
     /// `public` (publish) or `private` (unpublish).
     pub visibility: String,
+}
+
+/// The fields of a `CheckRoomJoinRequest`, and the user's recent public joins.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JoinCase {
+    /// Who joins.
+    #[serde(default)]
+    pub user: Option<SubjectCase>,
+    /// The room.
+    #[serde(default)]
+    pub room: Option<RoomCase>,
+    /// The user holds an invite.
+    #[serde(default)]
+    pub invited: bool,
+    /// What the server's counter would say: the user's allowed public joins without an invite in the last hour.
+    #[serde(default)]
+    pub public_joins_1h: u32,
+}
+
+/// The fields of a `CheckRoomStateChangeRequest`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateCase {
+    /// Who sends the state event.
+    #[serde(default)]
+    pub sender: Option<SubjectCase>,
+    /// The room now.
+    #[serde(default)]
+    pub room: Option<RoomCase>,
+    /// The room once the event is applied (its `room_id` defaults to the room's, like `room`'s).
+    #[serde(default)]
+    pub proposed: Option<RoomCase>,
+    /// The state event's type.
+    #[serde(default)]
+    pub event_type: String,
+    /// The state event's state key.
+    #[serde(default)]
+    pub state_key: String,
 }
 
 /// A `Subject`.
@@ -153,6 +192,34 @@ impl PublishCase {
             visibility,
         };
         Ok(PublishRequest::try_from(request))
+    }
+}
+
+impl JoinCase {
+    /// The `CheckRoomJoinRequest` this case describes, converted as the service converts it.
+    pub fn to_request(&self) -> Result<Result<JoinRequest, InvalidArgument>, CaseError> {
+        let request = proto::CheckRoomJoinRequest {
+            request_id: String::new(),
+            user: self.user.as_ref().map(SubjectCase::to_proto),
+            room: self.room.as_ref().map(RoomCase::to_proto).transpose()?,
+            invited: self.invited,
+        };
+        Ok(JoinRequest::try_from(request))
+    }
+}
+
+impl StateCase {
+    /// The `CheckRoomStateChangeRequest` this case describes, converted as the service converts it.
+    pub fn to_request(&self) -> Result<Result<StateChangeRequest, InvalidArgument>, CaseError> {
+        let request = proto::CheckRoomStateChangeRequest {
+            request_id: String::new(),
+            sender: self.sender.as_ref().map(SubjectCase::to_proto),
+            room: self.room.as_ref().map(RoomCase::to_proto).transpose()?,
+            proposed: self.proposed.as_ref().map(RoomCase::to_proto).transpose()?,
+            event_type: self.event_type.clone(),
+            state_key: self.state_key.clone(),
+        };
+        Ok(StateChangeRequest::try_from(request))
     }
 }
 

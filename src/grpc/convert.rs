@@ -8,7 +8,7 @@ use crate::{
         decision::{Decision, Effect},
         limits::{MAX_EVENT_BYTES, MAX_ID_BYTES},
         message::Message,
-        request::{PublishRequest, SendRequest},
+        request::{JoinRequest, PublishRequest, SendRequest, StateChangeRequest},
         room::{HistoryVisibility, JoinRule, Room, RoomIdError, check_room_id},
         subject::{Subject, UserId},
     },
@@ -84,6 +84,65 @@ impl TryFrom<proto::CheckMessageSendRequest> for SendRequest {
     }
 }
 
+impl TryFrom<proto::CheckRoomJoinRequest> for JoinRequest {
+    type Error = InvalidArgument;
+
+    fn try_from(req: proto::CheckRoomJoinRequest) -> Result<Self, Self::Error> {
+        Ok(JoinRequest {
+            request_id: request_id(req.request_id)?,
+            user: subject("user", req.user)?,
+            room: room(req.room)?,
+            invited: req.invited,
+        })
+    }
+}
+
+impl TryFrom<proto::CheckRoomStateChangeRequest> for StateChangeRequest {
+    type Error = InvalidArgument;
+
+    fn try_from(req: proto::CheckRoomStateChangeRequest) -> Result<Self, Self::Error> {
+        let request_id = request_id(req.request_id)?;
+        let sender = subject("sender", req.sender)?;
+        let room = room(req.room)?;
+        let proposed = room_at("proposed", req.proposed)?;
+        if proposed.room_id != room.room_id {
+            return Err(InvalidArgument::new(
+                "proposed.room_id",
+                format!(
+                    "`{}` must be the room's own id, `{}`",
+                    shown(&proposed.room_id),
+                    shown(&room.room_id)
+                ),
+            ));
+        }
+        if req.event_type.is_empty() {
+            return Err(InvalidArgument::new(
+                "event_type",
+                "is required (e.g. `m.room.join_rules`, or `m.room.create` for a new room)",
+            ));
+        }
+        for (field, value) in [
+            ("event_type", &req.event_type),
+            ("state_key", &req.state_key),
+        ] {
+            if value.len() > MAX_ID_BYTES {
+                return Err(InvalidArgument::new(
+                    field,
+                    format!("is {} bytes, at most {MAX_ID_BYTES}", value.len()),
+                ));
+            }
+        }
+        Ok(StateChangeRequest {
+            request_id,
+            sender,
+            room,
+            proposed,
+            event_type: req.event_type,
+            state_key: req.state_key,
+        })
+    }
+}
+
 fn request_id(id: String) -> Result<String, InvalidArgument> {
     if id.len() > MAX_ID_BYTES {
         return Err(InvalidArgument::new(
@@ -109,15 +168,16 @@ fn subject(field: &str, subject: Option<proto::Subject>) -> Result<Subject, Inva
     })
 }
 
-fn room(room: Option<proto::Room>) -> Result<Room, InvalidArgument> {
-    let room = room.ok_or_else(|| InvalidArgument::new("room", "is required"))?;
+/// A `Room` at `field` (`room`, `proposed`), every error naming the field path.
+fn room_at(field: &str, room: Option<proto::Room>) -> Result<Room, InvalidArgument> {
+    let room = room.ok_or_else(|| InvalidArgument::new(field, "is required"))?;
     check_room_id(&room.room_id).map_err(|e| {
         let problem = match e {
             // Nothing to quote, or too long to quote usefully.
             RoomIdError::Empty | RoomIdError::TooLong(_) => e.to_string(),
             _ => format!("`{}` {e}", shown(&room.room_id)),
         };
-        InvalidArgument::new("room.room_id", problem)
+        InvalidArgument::new(format!("{field}.room_id"), problem)
     })?;
     let join_rule = match proto::JoinRule::try_from(room.join_rule) {
         Ok(proto::JoinRule::Public) => JoinRule::Public,
@@ -128,11 +188,11 @@ fn room(room: Option<proto::Room>) -> Result<Room, InvalidArgument> {
         Ok(proto::JoinRule::Private) => JoinRule::Private,
         Ok(proto::JoinRule::Unspecified) => {
             return Err(InvalidArgument::new(
-                "room.join_rule",
+                format!("{field}.join_rule"),
                 "must be set (JOIN_RULE_UNSPECIFIED is not a join rule)",
             ));
         }
-        Err(_) => return Err(unknown_enum("room.join_rule", room.join_rule)),
+        Err(_) => return Err(unknown_enum(&format!("{field}.join_rule"), room.join_rule)),
     };
     let history_visibility = match proto::HistoryVisibility::try_from(room.history_visibility) {
         Ok(proto::HistoryVisibility::WorldReadable) => HistoryVisibility::WorldReadable,
@@ -141,20 +201,20 @@ fn room(room: Option<proto::Room>) -> Result<Room, InvalidArgument> {
         Ok(proto::HistoryVisibility::Joined) => HistoryVisibility::Joined,
         Ok(proto::HistoryVisibility::Unspecified) => {
             return Err(InvalidArgument::new(
-                "room.history_visibility",
+                format!("{field}.history_visibility"),
                 "must be set (HISTORY_VISIBILITY_UNSPECIFIED is not a history visibility)",
             ));
         }
         Err(_) => {
             return Err(unknown_enum(
-                "room.history_visibility",
+                &format!("{field}.history_visibility"),
                 room.history_visibility,
             ));
         }
     };
     if room.access_rule.len() > MAX_ID_BYTES {
         return Err(InvalidArgument::new(
-            "room.access_rule",
+            format!("{field}.access_rule"),
             format!("is longer than {MAX_ID_BYTES} bytes"),
         ));
     }
@@ -167,6 +227,10 @@ fn room(room: Option<proto::Room>) -> Result<Room, InvalidArgument> {
         published: room.published,
         access_rule: room.access_rule,
     })
+}
+
+fn room(room: Option<proto::Room>) -> Result<Room, InvalidArgument> {
+    room_at("room", room)
 }
 
 fn message(message: Option<proto::Message>) -> Result<Message, InvalidArgument> {

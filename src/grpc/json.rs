@@ -7,7 +7,7 @@
 use serde::{Deserialize, Deserializer, de::Error as _};
 
 use crate::{
-    domain::request::{PublishRequest, SendRequest},
+    domain::request::{JoinRequest, PublishRequest, SendRequest, StateChangeRequest},
     grpc::{InvalidArgument, proto},
 };
 
@@ -23,10 +23,13 @@ pub enum JsonRequestError {
         message: String,
     },
     /// `--rpc` names no rpc.
-    #[error("`--rpc {0}`: expected `send` or `publish`")]
+    #[error("`--rpc {0}`: expected `send`, `publish`, `join` or `state`")]
     UnknownRpc(String),
     /// Neither `--rpc` nor the fields say which rpc.
-    #[error("cannot tell the rpc: give `sender`/`message` or `requester`/`visibility`, or --rpc")]
+    #[error(
+        "cannot tell the rpc: give `sender`/`message` (send), `requester`/`visibility` (publish), `user`/`invited` \
+         (join) or `proposed`/`eventType` (state), or --rpc"
+    )]
     UnknownKind,
     /// JSON, but not the fields of the request message.
     #[error("{0}")]
@@ -40,6 +43,10 @@ pub enum Question {
     Send(SendRequest),
     /// "May the requester publish (or unpublish) this room?"
     Publish(PublishRequest),
+    /// "May the user join this room?"
+    Join(JoinRequest),
+    /// "May the sender change the room's state this way?"
+    State(StateChangeRequest),
 }
 
 /// Which rpc a JSON request is for.
@@ -49,6 +56,10 @@ pub enum JsonRequest {
     Send(proto::CheckMessageSendRequest),
     /// A `CheckRoomPublishRequest`.
     Publish(proto::CheckRoomPublishRequest),
+    /// A `CheckRoomJoinRequest`.
+    Join(proto::CheckRoomJoinRequest),
+    /// A `CheckRoomStateChangeRequest`.
+    State(proto::CheckRoomStateChangeRequest),
 }
 
 impl JsonRequest {
@@ -64,11 +75,46 @@ impl JsonRequest {
         let kind = match rpc {
             Some("send") | Some("CheckMessageSend") => "send",
             Some("publish") | Some("CheckRoomPublish") => "publish",
+            Some("join") | Some("CheckRoomJoin") => "join",
+            Some("state") | Some("CheckRoomStateChange") => "state",
             Some(other) => return Err(JsonRequestError::UnknownRpc(other.to_owned())),
+            // `sender` is in send and state requests: the state-only fields decide first.
+            None if has(&[
+                "proposed",
+                "eventType",
+                "event_type",
+                "stateKey",
+                "state_key",
+            ]) =>
+            {
+                "state"
+            }
             None if has(&["message", "sender"]) => "send",
             None if has(&["requester", "visibility"]) => "publish",
+            None if has(&["user", "invited"]) => "join",
             None => return Err(JsonRequestError::UnknownKind),
         };
+        let fields = |e: serde_json::Error| JsonRequestError::Fields(e.to_string());
+        if kind == "join" {
+            let r: JoinJson = serde_json::from_value(value).map_err(fields)?;
+            return Ok(JsonRequest::Join(proto::CheckRoomJoinRequest {
+                request_id: r.request_id,
+                user: r.user.map(Into::into),
+                room: r.room.map(Into::into),
+                invited: r.invited,
+            }));
+        }
+        if kind == "state" {
+            let r: StateJson = serde_json::from_value(value).map_err(fields)?;
+            return Ok(JsonRequest::State(proto::CheckRoomStateChangeRequest {
+                request_id: r.request_id,
+                sender: r.sender.map(Into::into),
+                room: r.room.map(Into::into),
+                proposed: r.proposed.map(Into::into),
+                event_type: r.event_type,
+                state_key: r.state_key,
+            }));
+        }
         if kind == "send" {
             let r: SendJson = serde_json::from_value(value)
                 .map_err(|e| JsonRequestError::Fields(e.to_string()))?;
@@ -97,6 +143,8 @@ impl JsonRequest {
         Ok(match self {
             JsonRequest::Send(r) => Question::Send(SendRequest::try_from(r)?),
             JsonRequest::Publish(r) => Question::Publish(PublishRequest::try_from(r)?),
+            JsonRequest::Join(r) => Question::Join(JoinRequest::try_from(r)?),
+            JsonRequest::State(r) => Question::State(StateChangeRequest::try_from(r)?),
         })
     }
 }
@@ -125,6 +173,36 @@ struct PublishJson {
     room: Option<RoomJson>,
     #[serde(default, deserialize_with = "visibility")]
     visibility: i32,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct JoinJson {
+    #[serde(default, alias = "request_id")]
+    request_id: String,
+    #[serde(default)]
+    user: Option<SubjectJson>,
+    #[serde(default)]
+    room: Option<RoomJson>,
+    #[serde(default)]
+    invited: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct StateJson {
+    #[serde(default, alias = "request_id")]
+    request_id: String,
+    #[serde(default)]
+    sender: Option<SubjectJson>,
+    #[serde(default)]
+    room: Option<RoomJson>,
+    #[serde(default)]
+    proposed: Option<RoomJson>,
+    #[serde(default, alias = "event_type")]
+    event_type: String,
+    #[serde(default, alias = "state_key")]
+    state_key: String,
 }
 
 #[derive(Deserialize)]

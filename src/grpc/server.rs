@@ -23,6 +23,7 @@ use crate::{
         config::{LimitsConfig, Mode},
         connections::{ConnectionGate, Listener},
         decision_log::DecisionLog,
+        join_counter::{DEFAULT_MAX_TRACKED_USERS, JoinCounter},
         layers::auth::{AuthLayer, BearerToken},
         metrics::{self, Metrics},
         {admission::Admission, layers::deadline::DeadlineLayer},
@@ -84,17 +85,21 @@ pub struct Options {
     pub metrics: Arc<Metrics>,
     /// Where decision-log lines go.
     pub decision_log: DecisionLog,
+    /// The per-account public-join counter (it outlives policy reloads: it is the server's, not the policy's).
+    pub join_counter: Arc<JoinCounter>,
 }
 
 impl Default for Options {
     /// Enforcing, no TLS, no token, default limits, fresh metrics, no decision log.
     fn default() -> Self {
+        let metrics = Arc::new(Metrics::new());
         Options {
             mode: Mode::Enforce,
             tls: None,
             token: None,
             limits: LimitsConfig::default(),
-            metrics: Arc::new(Metrics::new()),
+            join_counter: Arc::new(JoinCounter::new(DEFAULT_MAX_TRACKED_USERS, metrics.clone())),
+            metrics,
             decision_log: DecisionLog::off(),
         }
     }
@@ -146,6 +151,7 @@ pub async fn serve(
         options.metrics.clone(),
         options.decision_log.clone(),
         admission,
+        options.join_counter.clone(),
     ))
     .max_decoding_message_size(limits.max_request_bytes)
     .max_encoding_message_size(MAX_RESPONSE_BYTES);

@@ -11,8 +11,8 @@ use tracing::{debug, instrument};
 
 use crate::{
     domain::{
-        decision::Decision,
-        request::{PublishRequest, Question, SendRequest},
+        decision::{Decision, Effect},
+        request::{JoinRequest, PublishRequest, Question, SendRequest, StateChangeRequest},
     },
     grpc::{
         InvalidArgument,
@@ -22,11 +22,13 @@ use crate::{
         admission::Admission,
         config::Mode,
         decision_log::{DecisionLog, Entry},
+        join_counter::{DEFAULT_MAX_TRACKED_USERS, JoinCounter},
         metrics::Metrics,
     },
     policy::{
         PolicySnapshot,
-        decide::{decide_publish, decide_send},
+        decide::{decide_join, decide_publish, decide_send, decide_state_change},
+        reasons::JOIN_RATE_EXCEEDED,
         store::PolicyStore,
     },
 };
@@ -39,6 +41,7 @@ pub struct PolicyServer {
     metrics: Arc<Metrics>,
     decision_log: DecisionLog,
     admission: Admission,
+    join_counter: Arc<JoinCounter>,
 }
 
 impl PolicyServer {
@@ -50,25 +53,28 @@ impl PolicyServer {
             store,
             mode: Mode::Enforce,
             admission: Admission::unlimited(metrics.clone()),
+            join_counter: Arc::new(JoinCounter::new(DEFAULT_MAX_TRACKED_USERS, metrics.clone())),
             metrics,
             decision_log: DecisionLog::off(),
         }
     }
 
     /// The same service in `mode`, counting into `metrics`, logging to `decision_log`, deciding at most as many
-    /// calls at once as `admission` admits.
+    /// calls at once as `admission` admits, counting public joins in `join_counter`.
     pub fn with_operations(
         self,
         mode: Mode,
         metrics: Arc<Metrics>,
         decision_log: DecisionLog,
         admission: Admission,
+        join_counter: Arc<JoinCounter>,
     ) -> Self {
         PolicyServer {
             mode,
             metrics,
             decision_log,
             admission,
+            join_counter,
             ..self
         }
     }
@@ -81,7 +87,7 @@ impl PolicyServer {
         &self,
         rpc: &'static str,
         request: P,
-        decide: fn(&PolicySnapshot, &Q) -> Decision,
+        decide: impl FnOnce(&PolicySnapshot, &Q) -> Decision + Send + 'static,
     ) -> Result<proto::Decision, Status>
     where
         Q: TryFrom<P, Error = InvalidArgument> + Question + Send + 'static,
@@ -191,6 +197,67 @@ impl PolicyService for PolicyServer {
             .decide::<SendRequest, _>("CheckMessageSend", request.into_inner(), decide_send)
             .await?;
         Ok(Response::new(proto::CheckMessageSendResponse {
+            decision: Some(decision),
+        }))
+    }
+
+    #[instrument(name = "check_room_join", skip_all, fields(decision_id, effect))]
+    async fn check_room_join(
+        &self,
+        request: Request<proto::CheckRoomJoinRequest>,
+    ) -> Result<Response<proto::CheckRoomJoinResponse>, Status> {
+        let counter = self.join_counter.clone();
+        let metrics = self.metrics.clone();
+        let shadow = self.mode == Mode::Shadow;
+        let decision = self
+            .decide::<JoinRequest, _>(
+                "CheckRoomJoin",
+                request.into_inner(),
+                move |policy, join| {
+                    // Read, decide, and count an allowed join in one place, so the request is never counted in its own
+                    // decision. Two joins of one user decided at the same instant may both read the same count: the
+                    // limit can be overshot by the joins in flight at once.
+                    let minute = JoinCounter::current_minute();
+                    let recent = counter.count(&join.user.user_id, minute);
+                    let decision = decide_join(policy, join, recent);
+                    // The caller acts on the answered effect, which shadow mode makes ALLOW.
+                    let answered_allow = shadow || decision.effect == Effect::Allow;
+                    if answered_allow && join.counts_towards_join_rate() {
+                        counter.record(&join.user.user_id, minute);
+                    }
+                    if decision
+                        .reasons
+                        .iter()
+                        .any(|r| r.code == JOIN_RATE_EXCEEDED)
+                    {
+                        metrics.join_rate_limited();
+                    }
+                    decision
+                },
+            )
+            .await?;
+        Ok(Response::new(proto::CheckRoomJoinResponse {
+            decision: Some(decision),
+        }))
+    }
+
+    #[instrument(
+        name = "check_room_state_change",
+        skip_all,
+        fields(decision_id, effect)
+    )]
+    async fn check_room_state_change(
+        &self,
+        request: Request<proto::CheckRoomStateChangeRequest>,
+    ) -> Result<Response<proto::CheckRoomStateChangeResponse>, Status> {
+        let decision = self
+            .decide::<StateChangeRequest, _>(
+                "CheckRoomStateChange",
+                request.into_inner(),
+                decide_state_change,
+            )
+            .await?;
+        Ok(Response::new(proto::CheckRoomStateChangeResponse {
             decision: Some(decision),
         }))
     }

@@ -57,6 +57,24 @@ pub struct Config {
     pub auth: AuthConfig,
     /// Overload protection and transport limits.
     pub limits: LimitsConfig,
+    /// The per-account public-join counter.
+    pub counters: CountersConfig,
+}
+
+/// `[counters]`: the per-account public-join counter behind `r.sub.public_joins_1h`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CountersConfig {
+    /// Users tracked at most; past that the stalest are forgotten (about 130 bytes each).
+    pub max_tracked_users: usize,
+}
+
+impl Default for CountersConfig {
+    fn default() -> Self {
+        CountersConfig {
+            max_tracked_users: crate::ops::join_counter::DEFAULT_MAX_TRACKED_USERS,
+        }
+    }
 }
 
 /// `[metrics]`: off unless `listen` is set.
@@ -204,6 +222,7 @@ impl Default for Config {
             tls: TlsConfig::default(),
             auth: AuthConfig::default(),
             limits: LimitsConfig::default(),
+            counters: CountersConfig::default(),
         }
     }
 }
@@ -290,6 +309,9 @@ pub struct Overrides {
     /// Time calls and connections get to finish after SIGTERM, in milliseconds [default: 5000].
     #[arg(long, env = "ROOMGUARD_SHUTDOWN_GRACE_MS")]
     pub shutdown_grace_ms: Option<u64>,
+    /// Users the public-join counter tracks at most [default: 1000000].
+    #[arg(long, env = "ROOMGUARD_COUNTERS_MAX_TRACKED_USERS")]
+    pub counters_max_tracked_users: Option<usize>,
 }
 
 impl Config {
@@ -375,6 +397,10 @@ impl Config {
         set(&mut l.handshake_timeout_ms, &o.handshake_timeout_ms);
         set(&mut l.max_connections, &o.max_connections);
         set(&mut l.shutdown_grace_ms, &o.shutdown_grace_ms);
+        set(
+            &mut self.counters.max_tracked_users,
+            &o.counters_max_tracked_users,
+        );
     }
 
     /// Checks what can be checked before binding: combinations, ranges, and that named files are readable.
@@ -452,6 +478,10 @@ impl Config {
             ),
             ("limits.handshake_timeout_ms", l.handshake_timeout_ms),
             ("limits.max_connections", l.max_connections as u64),
+            (
+                "counters.max_tracked_users",
+                self.counters.max_tracked_users as u64,
+            ),
         ] {
             if value == 0 {
                 return Err(ConfigError::new(setting, "must be greater than 0"));

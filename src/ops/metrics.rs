@@ -17,6 +17,8 @@
 //! | `roomguard_requests_timed_out_total` | counter | |
 //! | `roomguard_requests_unauthenticated_total` | counter | |
 //! | `roomguard_decision_log_dropped_total` | counter | |
+//! | `roomguard_join_counter_tracked_users` | gauge | |
+//! | `roomguard_joins_rate_limited_total` | counter | |
 //! | `roomguard_connections_open` | gauge | |
 //! | `roomguard_connections_refused_total` | counter | `reason` (`limit`: `limits.max_connections` reached) |
 //! | `roomguard_connections_dropped_total` | counter | `reason` (`handshake_timeout`, `handshake_failed`, `not_http2`) |
@@ -68,6 +70,8 @@ pub struct Metrics {
     unauthenticated: AtomicU64,
     decision_log_dropped: AtomicU64,
     connections: ConnectionCounters,
+    join_tracked_users: AtomicI64,
+    joins_rate_limited: AtomicU64,
 }
 
 /// What happened to the connections the listeners accepted.
@@ -181,6 +185,22 @@ impl Metrics {
     /// Decision-log lines dropped since start.
     pub fn decision_log_dropped_count(&self) -> u64 {
         self.decision_log_dropped.load(Ordering::Relaxed)
+    }
+
+    /// The join counter tracks `users` users now.
+    pub fn join_counter_tracked_users(&self, users: usize) {
+        self.join_tracked_users
+            .store(i64::try_from(users).unwrap_or(i64::MAX), Ordering::Relaxed);
+    }
+
+    /// A join was refused for the public-join rate (`JOIN_RATE_EXCEEDED`).
+    pub fn join_rate_limited(&self) {
+        self.joins_rate_limited.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Joins refused for the public-join rate since start.
+    pub fn joins_rate_limited_count(&self) -> u64 {
+        self.joins_rate_limited.load(Ordering::Relaxed)
     }
 
     /// A connection was accepted and holds one of the `limits.max_connections` slots.
@@ -331,7 +351,7 @@ impl Metrics {
         );
         let c = &self.connections;
         let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
-        let scalars: [Family; 9] = [
+        let scalars: [Family; 11] = [
             (
                 "roomguard_requests_in_flight",
                 "gauge",
@@ -361,6 +381,18 @@ impl Metrics {
                 "counter",
                 "Decision-log lines that could not be buffered or written.",
                 vec![("", as_sample(self.decision_log_dropped_count()))],
+            ),
+            (
+                "roomguard_join_counter_tracked_users",
+                "gauge",
+                "Users the public-join counter tracks now (at most counters.max_tracked_users).",
+                vec![("", self.join_tracked_users.load(Ordering::Relaxed))],
+            ),
+            (
+                "roomguard_joins_rate_limited_total",
+                "counter",
+                "Joins refused for the per-account public-join rate (JOIN_RATE_EXCEEDED).",
+                vec![("", as_sample(self.joins_rate_limited_count()))],
             ),
             (
                 "roomguard_connections_open",

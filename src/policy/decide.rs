@@ -10,7 +10,7 @@ use uuid::Uuid;
 use crate::{
     domain::{
         decision::{Decision, Effect, Reason},
-        request::{Action, PublishRequest, SendRequest},
+        request::{Action, JoinRequest, PublishRequest, SendRequest, StateChangeRequest},
     },
     policy::{
         PolicySnapshot,
@@ -28,6 +28,20 @@ pub fn decide_send(policy: &PolicySnapshot, request: &SendRequest) -> Decision {
 /// May the requester publish (or unpublish) this room in the public directory?
 pub fn decide_publish(policy: &PolicySnapshot, request: &PublishRequest) -> Decision {
     explain_publish(policy, request).decision
+}
+
+/// May the user join this room, having joined `public_joins_1h` public rooms without an invite in the last hour?
+pub fn decide_join(
+    policy: &PolicySnapshot,
+    request: &JoinRequest,
+    public_joins_1h: u32,
+) -> Decision {
+    explain_join(policy, request, public_joins_1h).decision
+}
+
+/// May the sender change the room's state so that it becomes `proposed`?
+pub fn decide_state_change(policy: &PolicySnapshot, request: &StateChangeRequest) -> Decision {
+    explain_state_change(policy, request).decision
 }
 
 /// A decision and how it came about: for authors (`roomguard check`) when a result surprises them.
@@ -79,6 +93,46 @@ pub fn explain_publish(policy: &PolicySnapshot, request: &PublishRequest) -> Exp
         None,
     );
     let mut explanation = evaluate(policy, action, attributes, &request.request_id);
+    explanation.decision.roles = policy.roles.names_of(roles);
+    explanation.room_is_public = request.room.is_public();
+    explanation
+}
+
+/// [`decide_join`], with the explanation.
+pub fn explain_join(
+    policy: &PolicySnapshot,
+    request: &JoinRequest,
+    public_joins_1h: u32,
+) -> Explanation {
+    let roles = policy.roles.resolve(&request.user);
+    let attributes = Attributes::new(
+        Action::Join,
+        &request.user,
+        roles,
+        &policy.roles,
+        &request.room,
+        None,
+    )
+    .with_join(request.invited, public_joins_1h);
+    let mut explanation = evaluate(policy, Action::Join, attributes, &request.request_id);
+    explanation.decision.roles = policy.roles.names_of(roles);
+    explanation.room_is_public = request.room.is_public();
+    explanation
+}
+
+/// [`decide_state_change`], with the explanation.
+pub fn explain_state_change(policy: &PolicySnapshot, request: &StateChangeRequest) -> Explanation {
+    let roles = policy.roles.resolve(&request.sender);
+    let attributes = Attributes::new(
+        Action::State,
+        &request.sender,
+        roles,
+        &policy.roles,
+        &request.room,
+        None,
+    )
+    .with_state_change(&request.proposed, &request.event_type, &request.state_key);
+    let mut explanation = evaluate(policy, Action::State, attributes, &request.request_id);
     explanation.decision.roles = policy.roles.names_of(roles);
     explanation.room_is_public = request.room.is_public();
     explanation

@@ -13,6 +13,10 @@ pub const NO_MATCHING_RULE: &str = "NO_MATCHING_RULE";
 /// The code roomguard gives when a rule's condition cannot be evaluated for a request (a deny: fail closed).
 pub const POLICY_EVALUATION_ERROR: &str = "POLICY_EVALUATION_ERROR";
 
+/// The code of the shipped public-join rate rule (`join.rate`); `roomguard_joins_rate_limited_total` counts the
+/// decisions that give it, whichever rule an author makes give it.
+pub const JOIN_RATE_EXCEEDED: &str = "JOIN_RATE_EXCEEDED";
+
 /// Codes that roomguard itself writes, so the catalogue must have them.
 pub const BUILT_IN_CODES: [&str; 2] = [NO_MATCHING_RULE, POLICY_EVALUATION_ERROR];
 

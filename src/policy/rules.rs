@@ -115,7 +115,7 @@ fn parse_line(line: &str, number: usize) -> Result<Rule, String> {
         ));
     }
     let action = Action::parse(action).ok_or_else(|| {
-        format!("rule `{id}`: action `{action}` is not one of `send`, `publish`, `unpublish`")
+        format!("rule `{id}`: action `{action}` is not one of `send`, `publish`, `unpublish`, `join`, `state`")
     })?;
     if condition.is_empty() {
         return Err(format!(

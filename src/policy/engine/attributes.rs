@@ -1,5 +1,5 @@
 //! What rules can see of a request: the attributes Rust computes and hands to casbin as `r.act`, `r.sub`, `r.role`,
-//! `r.room` and `r.msg`.
+//! `r.room`, `r.msg`, `r.next` (the room as a state change would leave it), `r.join` and `r.state`.
 //!
 //! Rust computes facts (roles, classification, whether a room is public, sizes); the policy files decide what to do
 //! with them. Message text never becomes an attribute: rules see the classification label, not the words, so no
@@ -12,8 +12,38 @@ use crate::{
     policy::roles::{RoleResolver, RoleSet},
 };
 
-/// The request definition every model must declare: `r = act, sub, role, room, msg`.
-pub const REQUEST_TOKENS: [&str; 5] = ["act", "sub", "role", "room", "msg"];
+/// The request definition every model must declare: `r = act, sub, role, room, msg, next, join, state`.
+pub const REQUEST_TOKENS: [&str; 8] =
+    ["act", "sub", "role", "room", "msg", "next", "join", "state"];
+
+/// State event types that carry text or are sent in rooms of any kind: clients never encrypt state, so such an
+/// event in an encrypted room is not a plaintext message (`r.msg.state_event`). An unknown type is taken for a
+/// message event: in an encrypted room its text should have been encrypted.
+pub const KNOWN_STATE_TYPES: &[&str] = &[
+    "m.room.name",
+    "m.room.topic",
+    "m.room.avatar",
+    "m.room.canonical_alias",
+    "m.room.pinned_events",
+    "m.room.server_acl",
+    "m.room.tombstone",
+    "m.room.power_levels",
+    "m.room.member",
+    "m.room.create",
+    "m.room.join_rules",
+    "m.room.history_visibility",
+    "m.room.guest_access",
+    "m.room.encryption",
+    "m.room.third_party_invite",
+    "m.space.child",
+    "m.space.parent",
+    "m.widget",
+    "im.vector.modular.widgets",
+    "io.element.widgets.layout",
+    "im.vector.room.access_rules",
+    "m.call.member",
+    "org.matrix.msc3401.call.member",
+];
 
 /// The kind of value an attribute holds, for validation and for authors' documentation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,6 +77,30 @@ pub const SCHEMA: &[(&str, &str, Kind, &str)] = &[
         "power_level",
         Kind::Integer,
         "the user's power level in the room (clamped to 32 bits)",
+    ),
+    (
+        "sub",
+        "public_joins_1h",
+        Kind::Integer,
+        "join: the user's allowed joins of public rooms without an invite in the last 60 minutes (0 otherwise)",
+    ),
+    (
+        "join",
+        "invited",
+        Kind::Bool,
+        "join: the user holds an invite to the room",
+    ),
+    (
+        "state",
+        "event_type",
+        Kind::Text,
+        "state: the state event's type (m.room.join_rules, ..., m.room.create for a new room)",
+    ),
+    (
+        "state",
+        "state_key",
+        Kind::Text,
+        "state: the state event's state key",
     ),
     ("room", "room_id", Kind::Text, "the room id"),
     (
@@ -119,6 +173,18 @@ pub const SCHEMA: &[(&str, &str, Kind, &str)] = &[
     ),
     (
         "msg",
+        "has_text",
+        Kind::Bool,
+        "the event carries text (body or HTML body)",
+    ),
+    (
+        "msg",
+        "state_event",
+        Kind::Bool,
+        "a known state event type (m.room.name, m.room.topic, widgets, ...): stored in the clear, never encrypted",
+    ),
+    (
+        "msg",
         "classification",
         Kind::Text,
         "the protection marking label found, or none",
@@ -131,8 +197,9 @@ pub const SCHEMA: &[(&str, &str, Kind, &str)] = &[
     ),
 ];
 
-/// The kind of `r.<object>.<field>`, if it exists.
+/// The kind of `r.<object>.<field>`, if it exists. `r.next` has exactly the fields of `r.room`.
 pub fn kind_of(object: &str, field: &str) -> Option<Kind> {
+    let object = if object == "next" { "room" } else { object };
     SCHEMA
         .iter()
         .find(|(o, f, _, _)| *o == object && *f == field)
@@ -147,6 +214,9 @@ pub struct Attributes {
     role: Map,
     room: Map,
     msg: Map,
+    next: Map,
+    join: Map,
+    state: Map,
 }
 
 impl Attributes {
@@ -174,18 +244,8 @@ impl Attributes {
             role.insert(name.as_str().into(), roles.contains(index).into());
         }
 
-        let mut r = Map::new();
-        r.insert("room_id".into(), room.room_id.as_str().into());
-        r.insert("join_rule".into(), room.join_rule.as_str().into());
-        r.insert(
-            "history_visibility".into(),
-            room.history_visibility.as_str().into(),
-        );
-        r.insert("encrypted".into(), room.encrypted.into());
-        r.insert("guest_access".into(), room.guest_access.into());
-        r.insert("published".into(), room.published.into());
-        r.insert("access_rule".into(), room.access_rule.as_str().into());
-        r.insert("is_public".into(), room.is_public().into());
+        sub.insert("public_joins_1h".into(), Dynamic::from_int(0));
+        let r = room_map(room);
 
         let mut msg = Map::new();
         let (m, label) = match message {
@@ -201,20 +261,73 @@ impl Attributes {
             "has_attachment".into(),
             (!m.filename.is_empty() || m.size > 0).into(),
         );
+        msg.insert(
+            "has_text".into(),
+            (!m.body.is_empty() || !m.formatted_body.is_empty()).into(),
+        );
+        msg.insert(
+            "state_event".into(),
+            KNOWN_STATE_TYPES.contains(&m.event_type.as_str()).into(),
+        );
         msg.insert("classification".into(), label.into());
         msg.insert(
             "classified".into(),
             (!label.is_empty() && label != crate::policy::markings::NO_MARKING).into(),
         );
 
+        let mut join = Map::new();
+        join.insert("invited".into(), false.into());
+        let mut state = Map::new();
+        state.insert("event_type".into(), "".into());
+        state.insert("state_key".into(), "".into());
         Attributes {
             act: action.as_str(),
             sub,
             role,
+            // Nothing changes unless a state change says so: "becomes X" is then always false.
+            next: r.clone(),
             room: r,
             msg,
+            join,
+            state,
         }
     }
+
+    /// A join: whether the user is invited, and their recent public joins (`r.join.invited`,
+    /// `r.sub.public_joins_1h`).
+    pub fn with_join(mut self, invited: bool, public_joins_1h: u32) -> Self {
+        self.join.insert("invited".into(), invited.into());
+        self.sub.insert(
+            "public_joins_1h".into(),
+            Dynamic::from_int(INT::try_from(public_joins_1h).unwrap_or(INT::MAX)),
+        );
+        self
+    }
+
+    /// A state change: the room as it would become (`r.next`), and the event's type and state key (`r.state`).
+    pub fn with_state_change(mut self, proposed: &Room, event_type: &str, state_key: &str) -> Self {
+        self.next = room_map(proposed);
+        self.state.insert("event_type".into(), event_type.into());
+        self.state.insert("state_key".into(), state_key.into());
+        self
+    }
+}
+
+/// A room's attributes, as `r.room` and `r.next` show them.
+fn room_map(room: &Room) -> Map {
+    let mut r = Map::new();
+    r.insert("room_id".into(), room.room_id.as_str().into());
+    r.insert("join_rule".into(), room.join_rule.as_str().into());
+    r.insert(
+        "history_visibility".into(),
+        room.history_visibility.as_str().into(),
+    );
+    r.insert("encrypted".into(), room.encrypted.into());
+    r.insert("guest_access".into(), room.guest_access.into());
+    r.insert("published".into(), room.published.into());
+    r.insert("access_rule".into(), room.access_rule.as_str().into());
+    r.insert("is_public".into(), room.is_public().into());
+    r
 }
 
 static EMPTY_MESSAGE: Message = Message {
@@ -244,6 +357,9 @@ impl casbin::EnforceArgs for Attributes {
             Dynamic::from_map(self.role),
             Dynamic::from_map(self.room),
             Dynamic::from_map(self.msg),
+            Dynamic::from_map(self.next),
+            Dynamic::from_map(self.join),
+            Dynamic::from_map(self.state),
         ])
     }
 

@@ -186,29 +186,16 @@ fn sample_attributes(action: Action, on: bool, roles: &RoleResolver) -> Attribut
         server_admin: on,
         power_level: if on { 100 } else { 0 },
     };
-    let room = Room {
-        room_id: "!sample:sample.example".into(),
-        join_rule: if on {
-            JoinRule::Public
-        } else {
-            JoinRule::Invite
-        },
-        history_visibility: if on {
-            HistoryVisibility::WorldReadable
-        } else {
-            HistoryVisibility::Joined
-        },
-        encrypted: on,
-        guest_access: on,
-        published: on,
-        access_rule: if on {
-            "unrestricted".into()
-        } else {
-            String::new()
-        },
-    };
+    let room = sample_room(on);
+    // The "on" sample is a custom event with text, so that a condition's branches after `event_type ==
+    // "m.room.message"` are evaluated too (an unknown function there must fail at load, not on traffic).
     let message = Message {
-        event_type: "m.room.message".into(),
+        event_type: if on {
+            "org.example.sample".into()
+        } else {
+            "m.room.message".into()
+        },
+        body: if on { "sample".into() } else { String::new() },
         msgtype: if on { "m.file".into() } else { "m.text".into() },
         filename: if on {
             "sample.pdf".into()
@@ -230,7 +217,46 @@ fn sample_attributes(action: Action, on: bool, roles: &RoleResolver) -> Attribut
     };
     let label = if on { "restricted" } else { NO_MARKING };
     let msg = (action == Action::Send).then_some((&message, label));
-    Attributes::new(action, &subject, set, roles, &room, msg)
+    let attributes = Attributes::new(action, &subject, set, roles, &room, msg);
+    match action {
+        Action::Join => attributes.with_join(on, if on { 1000 } else { 0 }),
+        // The proposed room is the other sample, so that "becomes" conditions are exercised both ways.
+        Action::State => attributes.with_state_change(
+            &sample_room(!on),
+            if on {
+                "m.room.join_rules"
+            } else {
+                "m.room.create"
+            },
+            "",
+        ),
+        _ => attributes,
+    }
+}
+
+/// A room with every flag off, or every flag on.
+fn sample_room(on: bool) -> Room {
+    Room {
+        room_id: "!sample:sample.example".into(),
+        join_rule: if on {
+            JoinRule::Public
+        } else {
+            JoinRule::Invite
+        },
+        history_visibility: if on {
+            HistoryVisibility::WorldReadable
+        } else {
+            HistoryVisibility::Joined
+        },
+        encrypted: on,
+        guest_access: on,
+        published: on,
+        access_rule: if on {
+            "unrestricted".into()
+        } else {
+            String::new()
+        },
+    }
 }
 
 #[expect(

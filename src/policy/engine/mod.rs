@@ -64,7 +64,7 @@ pub enum EngineError {
 
 /// The compiled policy: one casbin enforcer per action.
 pub struct Engine {
-    enforcers: [Option<Enforcer>; 3],
+    enforcers: [Option<Enforcer>; Action::ALL.len()],
 }
 
 impl std::fmt::Debug for Engine {
@@ -86,7 +86,7 @@ impl Engine {
         rules: &[Rule],
         conditions: Conditions,
     ) -> Result<Engine, EngineError> {
-        let mut enforcers: [Option<Enforcer>; 3] = [None, None, None];
+        let mut enforcers: [Option<Enforcer>; Action::ALL.len()] = Default::default();
         for (slot, action) in enforcers.iter_mut().zip(Action::ALL) {
             let rules: Vec<&Rule> = rules.iter().filter(|r| r.action == action).collect();
             if rules.is_empty() {
