@@ -210,6 +210,19 @@ pub async fn decide_publish(
         .expect("a response carries a decision")
 }
 
+/// Sends a `CheckRoomJoin` and returns its decision; any status fails the test.
+pub async fn decide_join(
+    client: &mut PolicyServiceClient<Channel>,
+    request: proto::CheckRoomJoinRequest,
+) -> proto::Decision {
+    let response = client.check_room_join(request).await;
+    response
+        .unwrap_or_else(|status| panic!("CheckRoomJoin failed: {status:?}"))
+        .into_inner()
+        .decision
+        .expect("a response carries a decision")
+}
+
 /// A file message into a public unencrypted room carrying a protection marking in its body, its HTML body and its
 /// file name, each followed by one of `canaries` (text that must never reach a log).
 pub fn marked_message(request_id: &str, canaries: [&str; 3]) -> proto::CheckMessageSendRequest {
