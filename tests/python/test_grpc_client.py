@@ -174,3 +174,35 @@ def test_sighup_reloads_and_a_broken_edit_is_refused(binary, pb):
             assert s.proc.poll() is None, "the server survived the broken edit"
         finally:
             assert s.stop() == 0
+
+
+def room(p, join_rule="JOIN_RULE_PUBLIC", **flags):
+    return p.Room(room_id="!forum:agent.finances.tchap.gouv.fr", join_rule=p.JoinRule.Value(join_rule),
+                  history_visibility=p.HISTORY_VISIBILITY_SHARED, **flags)
+
+
+def test_room_join_is_decided(pb, stub):
+    p = pb[0]
+    d = stub.CheckRoomJoin(p.CheckRoomJoinRequest(user=p.Subject(user_id=EXTERNAL),
+                                                  room=room(p, access_rule="unrestricted")), timeout=5).decision
+    assert [r.code for r in d.reasons] == ["EXTERNAL_NEEDS_INVITE"]
+    d = stub.CheckRoomJoin(p.CheckRoomJoinRequest(user=p.Subject(user_id=EXTERNAL), invited=True,
+                                                  room=room(p, access_rule="unrestricted")), timeout=5).decision
+    assert d.effect == p.EFFECT_ALLOW
+
+
+def test_room_state_change_is_decided(pb, stub):
+    p = pb[0]
+    request = p.CheckRoomStateChangeRequest(
+        sender=p.Subject(user_id=AGENT, power_level=100),
+        room=room(p, "JOIN_RULE_INVITE", encrypted=True),
+        proposed=room(p, "JOIN_RULE_PUBLIC", encrypted=True),
+        event_type="m.room.join_rules",
+    )
+    d = stub.CheckRoomStateChange(request, timeout=5).decision
+    assert [r.code for r in d.reasons] == ["ENCRYPTED_ROOM_CANNOT_BE_PUBLIC"]
+    request.proposed.room_id = "!elsewhere:agent.finances.tchap.gouv.fr"
+    with pytest.raises(grpc.RpcError) as err:
+        stub.CheckRoomStateChange(request, timeout=5)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert err.value.details().startswith("proposed.room_id:")
