@@ -236,6 +236,41 @@ fn check_refuses_invalid_requests() {
     assert_eq!(out.status.code(), Some(64));
 }
 
+/// `check` decides joins (with the counter's value given by flag) and state changes, told from their fields.
+#[test]
+fn check_decides_joins_and_state_changes() {
+    let join = r#"{"user": {"userId": "@a:agent.tchap.gouv.fr"},
+        "room": {"roomId": "!r:agent.tchap.gouv.fr", "joinRule": "PUBLIC", "historyVisibility": "SHARED"}}"#;
+    let out = roomguard(
+        &["check", "--policies", "policies", "--public-joins-1h", "20"],
+        Some(join),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("JOIN_RATE_EXCEEDED"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = roomguard(&["check", "--policies", "policies"], Some(join));
+    assert!(
+        text(&out.stdout).contains("effect:         ALLOW"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    let state = r#"{"sender": {"userId": "@a:agent.tchap.gouv.fr"},
+        "room": {"roomId": "!r:agent.tchap.gouv.fr", "joinRule": "INVITE", "historyVisibility": "SHARED"},
+        "proposed": {"roomId": "!r:agent.tchap.gouv.fr", "joinRule": "INVITE", "historyVisibility": "WORLD_READABLE"},
+        "eventType": "m.room.history_visibility"}"#;
+    let out = roomguard(&["check", "--policies", "policies", "--json"], Some(state));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("STATE_WORLD_READABLE"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
 /// `test` passes on the shipped suites, fails with a diff on a wrong expectation, and speaks JSON and JUnit.
 #[test]
 fn test_runs_suites_and_reports() {
