@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,13 @@ class FailureModes:
     room_publish: FailureMode = FailureMode.CLOSED
     #: `user_may_create_room` with `visibility: public`: publishing by another door, same stakes as `room_publish`.
     room_create: FailureMode = FailureMode.CLOSED
+    #: `user_may_join_room`: joining is everyday traffic (invitations, direct chats), like sending.
+    room_join: FailureMode = FailureMode.OPEN
+    #: `check_event_for_spam` on join rules, history visibility, guest access, encryption and access rules: rare,
+    #: deliberate, and a wrong change opens a room to people who must not read it.
+    state_change: FailureMode = FailureMode.CLOSED
+    #: `user_may_create_room` without `visibility: public`: an outage must not stop people from creating direct chats.
+    private_room_create: FailureMode = FailureMode.OPEN
 
 
 @dataclass(frozen=True)
@@ -131,8 +138,8 @@ def _failure_modes(raw: Any) -> FailureModes:
     if not isinstance(raw, Mapping):
         raise ConfigError(f"{_key('failure_mode')} must be a mapping of hook name to `open` or `closed`")
     defaults = FailureModes()
-    known = {"message_send", "room_publish", "room_create"}
-    unknown = sorted(set(raw) - known)
+    known = {hook.name for hook in fields(FailureModes)}
+    unknown = sorted(set(raw) - known, key=str)
     if unknown:
         raise ConfigError(
             f"{_key('failure_mode.' + str(unknown[0]))} is not a hook; known hooks: {', '.join(sorted(known))}"
@@ -169,7 +176,7 @@ def _tls(raw: Any) -> TlsConfig | None:
     if not isinstance(raw, Mapping):
         raise ConfigError(f"{_key('tls')} must be a mapping with `ca_file` (and optionally `cert_file`, `key_file`)")
     known = {"ca_file", "cert_file", "key_file", "server_name"}
-    unknown = sorted(set(raw) - known)
+    unknown = sorted(set(raw) - known, key=str)
     if unknown:
         raise ConfigError(f"{_key('tls.' + str(unknown[0]))} is unknown; known keys: {', '.join(sorted(known))}")
     root = _pem_file(raw, "ca_file")
@@ -253,7 +260,7 @@ def parse_config(config: Mapping[str, Any] | None) -> RoomguardConfig:
         "auth_token",
         "guest_access_enabled",
     }
-    unknown = sorted(set(config) - known)
+    unknown = sorted(set(config) - known, key=str)
     if unknown:
         # A misspelt key silently falling back to a default (e.g. a fail-open hook) is worse than refusing to start.
         raise ConfigError(f"{_key(str(unknown[0]))} is unknown; known keys: {', '.join(sorted(known))}")

@@ -17,6 +17,9 @@ def test_minimal_config_gets_documented_defaults() -> None:
     assert config.failure_mode.message_send is FailureMode.OPEN
     assert config.failure_mode.room_publish is FailureMode.CLOSED
     assert config.failure_mode.room_create is FailureMode.CLOSED
+    assert config.failure_mode.room_join is FailureMode.OPEN
+    assert config.failure_mode.state_change is FailureMode.CLOSED
+    assert config.failure_mode.private_room_create is FailureMode.OPEN
     assert config.reconnect_backoff_max_s == pytest.approx(1.0)
     assert config.room_cache_size == 10_000
     assert config.max_concurrent_calls == 16
@@ -30,7 +33,14 @@ def test_every_key_can_be_set() -> None:
         {
             "endpoint": "unix:/run/roomguard.sock",
             "timeout_ms": 150,
-            "failure_mode": {"message_send": "closed", "room_publish": "open", "room_create": "open"},
+            "failure_mode": {
+                "message_send": "closed",
+                "room_publish": "open",
+                "room_create": "open",
+                "room_join": "closed",
+                "state_change": "open",
+                "private_room_create": "closed",
+            },
             "reconnect_backoff_max_ms": 5000,
             "room_cache_size": 50,
             "max_concurrent_calls": 4,
@@ -43,6 +53,9 @@ def test_every_key_can_be_set() -> None:
     assert config.failure_mode.message_send is FailureMode.CLOSED
     assert config.failure_mode.room_publish is FailureMode.OPEN
     assert config.failure_mode.room_create is FailureMode.OPEN
+    assert config.failure_mode.room_join is FailureMode.CLOSED
+    assert config.failure_mode.state_change is FailureMode.OPEN
+    assert config.failure_mode.private_room_create is FailureMode.CLOSED
     assert config.reconnect_backoff_max_s == pytest.approx(5.0)
     assert config.room_cache_size == 50
     assert config.max_concurrent_calls == 4
@@ -74,6 +87,12 @@ def test_failure_modes_can_be_set_one_at_a_time() -> None:
         ({"endpoint": "x:1", "failure_mode": {"message_send": "fail-open"}}, "`failure_mode.message_send`"),
         ({"endpoint": "x:1", "failure_mode": {"room_publish": True}}, "`failure_mode.room_publish`"),
         ({"endpoint": "x:1", "failure_mode": {"message": "open"}}, "`failure_mode.message`"),
+        ({"endpoint": "x:1", "failure_mode": {"room_join": "shut"}}, "`failure_mode.room_join`"),
+        ({"endpoint": "x:1", "failure_mode": {"state_change": None}}, "`failure_mode.state_change`"),
+        ({"endpoint": "x:1", "failure_mode": {"private_room_create": 0}}, "`failure_mode.private_room_create`"),
+        ({"endpoint": "x:1", "failure_mode": {"join": "open"}}, "`failure_mode.join`"),
+        ({"endpoint": "x:1", "failure_mode": {1: "open"}}, "`failure_mode.1`"),
+        ({"endpoint": "x:1", 7: "x", "zz": 1}, "`7`"),
         ({"endpoint": "x:1", "reconnect_backoff_max_ms": -1}, "`reconnect_backoff_max_ms`"),
         ({"endpoint": "x:1", "room_cache_size": 0}, "`room_cache_size`"),
         ({"endpoint": "x:1", "max_concurrent_calls": 0}, "`max_concurrent_calls`"),
