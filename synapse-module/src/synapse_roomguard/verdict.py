@@ -12,6 +12,10 @@ first reason's message, and namespaced keys carry what support staff need:
       "fr.roomguard.decision_id": "0192...",
       "fr.roomguard.policy_version": "..."
     }
+
+When one client request needed several decisions and more than one refused (a `createRoom` checked as a publication
+and as a state change), the body merges them: every reason of every refusal in order (a code once), the first
+reason's message as `error`, and `fr.roomguard.decision_ids` listing every decision id.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ FIELD_REASON_CODES = f"{NAMESPACE}.reason_codes"
 FIELD_REASONS = f"{NAMESPACE}.reasons"
 FIELD_DECISION_ID = f"{NAMESPACE}.decision_id"
 FIELD_POLICY_VERSION = f"{NAMESPACE}.policy_version"
+#: Only in a merged refusal: the ids of every decision that refused.
+FIELD_DECISION_IDS = f"{NAMESPACE}.decision_ids"
 
 #: Reason code of a refusal made by the module itself because roomguard gave no decision and the hook fails closed.
 UNAVAILABLE_CODE = "ROOMGUARD_UNAVAILABLE"
@@ -75,6 +81,31 @@ def unavailable_refusal() -> Refusal:
             FIELD_REASONS: [{"code": UNAVAILABLE_CODE, "message": UNAVAILABLE_MESSAGE}],
             FIELD_DECISION_ID: "",
             FIELD_POLICY_VERSION: "",
+        }
+    )
+
+
+def merge_refusals(refusals: list[Refusal]) -> Refusal:
+    """One 403 body for one or more refusals of the same client request (see the module docstring)."""
+    if len(refusals) == 1:
+        return refusals[0]
+    reasons: list[dict[str, str]] = []
+    seen: set[str] = set()
+    for refusal in refusals:
+        for reason in refusal.fields[FIELD_REASONS]:
+            if reason["code"] not in seen:
+                seen.add(reason["code"])
+                reasons.append(reason)
+    decision_ids = [r.fields[FIELD_DECISION_ID] for r in refusals if r.fields[FIELD_DECISION_ID]]
+    versions = [r.fields[FIELD_POLICY_VERSION] for r in refusals if r.fields[FIELD_POLICY_VERSION]]
+    return Refusal(
+        fields={
+            "error": reasons[0]["message"] or UNEXPLAINED_MESSAGE,
+            FIELD_REASON_CODES: [r["code"] for r in reasons],
+            FIELD_REASONS: reasons,
+            FIELD_DECISION_ID: decision_ids[0] if decision_ids else "",
+            FIELD_DECISION_IDS: decision_ids,
+            FIELD_POLICY_VERSION: versions[0] if versions else "",
         }
     )
 

@@ -9,6 +9,7 @@ from synapse_roomguard.verdict import (
     UNAVAILABLE_CODE,
     UndecidableError,
     is_allowed,
+    merge_refusals,
     refusal_from_decision,
     unavailable_refusal,
 )
@@ -58,3 +59,53 @@ def test_unspecified_effect_is_not_a_decision() -> None:
     """EFFECT_UNSPECIFIED is neither: it goes to the hook's failure mode."""
     with pytest.raises(UndecidableError):
         is_allowed(pb.Decision())
+
+
+def _deny(decision_id: str, *codes: str) -> pb.Decision:
+    return pb.Decision(
+        effect=pb.EFFECT_DENY,
+        reasons=[pb.Reason(code=c, rule=c.lower(), message=f"Motif {c}") for c in codes],
+        decision_id=decision_id,
+        policy_version="sha256:1",
+    )
+
+
+def test_one_refusal_is_not_merged() -> None:
+    """A single refusal keeps its body as is (no `decision_ids`)."""
+    refusal = refusal_from_decision(_deny("d1", "A"))
+    assert merge_refusals([refusal]) is refusal
+
+
+def test_refusals_of_one_request_merge_every_reason_and_decision() -> None:
+    """createRoom refused as a publication and as a state change: every reason in order, the first message as
+    `error`, the first decision id, and every decision id."""
+    merged = merge_refusals(
+        [
+            refusal_from_decision(_deny("d-state", "ENCRYPTED_ROOM_CANNOT_BE_PUBLIC")),
+            refusal_from_decision(_deny("d-publish", "ENCRYPTED_ROOM_NOT_PUBLISHABLE", "ROOM_WORLD_READABLE")),
+        ]
+    ).fields
+    assert merged["fr.roomguard.reason_codes"] == [
+        "ENCRYPTED_ROOM_CANNOT_BE_PUBLIC",
+        "ENCRYPTED_ROOM_NOT_PUBLISHABLE",
+        "ROOM_WORLD_READABLE",
+    ]
+    assert [r["message"] for r in merged["fr.roomguard.reasons"]][0] == merged["error"] == (
+        "Motif ENCRYPTED_ROOM_CANNOT_BE_PUBLIC"
+    )
+    assert merged["fr.roomguard.decision_id"] == "d-state"
+    assert merged["fr.roomguard.decision_ids"] == ["d-state", "d-publish"]
+    assert merged["fr.roomguard.policy_version"] == "sha256:1"
+
+
+def test_merged_refusals_name_a_code_once() -> None:
+    """Two fail-closed checks of one request give one ROOMGUARD_UNAVAILABLE, and no decision id (nobody decided);
+    a decision next to one keeps its id."""
+    twice = merge_refusals([unavailable_refusal(), unavailable_refusal()]).fields
+    assert twice["fr.roomguard.reason_codes"] == [UNAVAILABLE_CODE]
+    assert twice["fr.roomguard.decision_id"] == ""
+    assert twice["fr.roomguard.decision_ids"] == []
+    mixed = merge_refusals([unavailable_refusal(), refusal_from_decision(_deny("d2", "B"))]).fields
+    assert mixed["fr.roomguard.reason_codes"] == [UNAVAILABLE_CODE, "B"]
+    assert mixed["fr.roomguard.decision_id"] == "d2"
+    assert "indisponible" in mixed["error"]
