@@ -61,6 +61,12 @@ class FakePolicyService(pb_grpc.PolicyServiceServicer):
     def CheckRoomPublish(self, request, context):  # noqa: N802 - gRPC method name
         return pb.CheckRoomPublishResponse(decision=self._answer(request, context))
 
+    def CheckRoomJoin(self, request, context):  # noqa: N802 - gRPC method name
+        return pb.CheckRoomJoinResponse(decision=self._answer(request, context))
+
+    def CheckRoomStateChange(self, request, context):  # noqa: N802 - gRPC method name
+        return pb.CheckRoomStateChangeResponse(decision=self._answer(request, context))
+
 
 class FakeRoomguard:
     """A gRPC server on 127.0.0.1 that can be stopped and started again on the same port."""

@@ -200,6 +200,14 @@ class PolicyClient:
     def check_room_publish(self, request: pb.CheckRoomPublishRequest) -> defer.Deferred[pb.CheckRoomPublishResponse]:
         return self._call(lambda stub: stub.CheckRoomPublish, request)
 
+    def check_room_join(self, request: pb.CheckRoomJoinRequest) -> defer.Deferred[pb.CheckRoomJoinResponse]:
+        return self._call(lambda stub: stub.CheckRoomJoin, request)
+
+    def check_room_state_change(
+        self, request: pb.CheckRoomStateChangeRequest
+    ) -> defer.Deferred[pb.CheckRoomStateChangeResponse]:
+        return self._call(lambda stub: stub.CheckRoomStateChange, request)
+
     def _call(self, method: Callable[[pb_grpc.PolicyServiceStub], Any], request: Any) -> defer.Deferred[Any]:
         asked_at = time.monotonic()
         try:

@@ -116,6 +116,22 @@ def test_decision_is_delivered_on_the_reactor(server: FakeRoomguard) -> None:
     assert publish.decision.effect == pb.EFFECT_DENY
 
 
+def test_join_and_state_change_rpcs_reach_roomguard(server: FakeRoomguard) -> None:
+    """`CheckRoomJoin` and `CheckRoomStateChange` go out as their own rpcs, request untouched, decision back."""
+    reactor = ThreadHopReactor()
+    server.service.decide = lambda r: deny(type(r).__name__)
+    client = make_client(server.endpoint, reactor)
+    join = pb.CheckRoomJoinRequest(request_id="j", user=pb.Subject(user_id="@a:s"), invited=True)
+    response, _ = reactor.wait(client.check_room_join(join))
+    assert isinstance(response, pb.CheckRoomJoinResponse)
+    assert response.decision.reasons[0].code == "CheckRoomJoinRequest"
+    change = pb.CheckRoomStateChangeRequest(request_id="s", event_type="m.room.join_rules")
+    response, _ = reactor.wait(client.check_room_state_change(change))
+    assert isinstance(response, pb.CheckRoomStateChangeResponse)
+    assert response.decision.reasons[0].code == "CheckRoomStateChangeRequest"
+    assert server.service.requests == [join, change]
+
+
 def test_slow_roomguard_is_abandoned_at_the_deadline(server: FakeRoomguard) -> None:
     """roomguard slower than `timeout_ms`: the call fails with DEADLINE_EXCEEDED at about the deadline, not later."""
     reactor = ThreadHopReactor()
