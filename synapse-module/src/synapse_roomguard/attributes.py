@@ -6,7 +6,7 @@ Synapse's state events into a `RoomState` (type -> content, plus the create even
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +29,18 @@ TRACKED_STATE_TYPES = frozenset(
         "m.room.encryption",
         "m.room.guest_access",
         "m.room.power_levels",
+        ACCESS_RULES_EVENT,
+    }
+)
+
+#: The state events (with an empty state key) whose change roomguard decides on (`CheckRoomStateChange`): they decide
+#: who can join and read the room. Power levels are tracked too, but change nothing roomguard's state rules read.
+STATE_CHANGE_TYPES = frozenset(
+    {
+        "m.room.join_rules",
+        "m.room.history_visibility",
+        "m.room.guest_access",
+        "m.room.encryption",
         ACCESS_RULES_EVENT,
     }
 )
@@ -175,6 +187,69 @@ def attributes_from_state(state: RoomState, *, guest_access_enabled: bool) -> Ro
         creators_outrank_everyone=state.creators_outrank_everyone,
         has_power_levels=isinstance(power_levels, Mapping),
     )
+
+
+def is_state_change(event_type: str, state_key: str | None) -> bool:
+    """Is this event a change of the room attributes that `CheckRoomStateChange` decides on?
+
+    Only with an empty state key: `m.room.join_rules` with another state key is not the room's join rule.
+    """
+    return state_key == "" and event_type in STATE_CHANGE_TYPES
+
+
+def with_event_applied(state: RoomState, event_type: str, content: Mapping[str, Any]) -> RoomState:
+    """The room's state once a state event of `event_type` (empty state key) with `content` replaces the current one.
+
+    The content replaces the previous event's content as a whole, as state does: `{}` for `m.room.join_rules` means
+    the spec's default (invite), not "unchanged".
+    """
+    contents = dict(state.contents)
+    contents[event_type] = dict(content)
+    return RoomState(
+        contents=contents, creator=state.creator, creators_outrank_everyone=state.creators_outrank_everyone
+    )
+
+
+#: A room that `createRoom` has not created yet, as `CheckRoomStateChange.room`: no state at all, so every attribute is
+#: the spec's default (invite join rule, shared history, no encryption, no guest access, no access rule).
+NO_STATE = RoomState()
+
+#: A room this homeserver is not in, joined without an invitation (a join over federation): such a join can only
+#: succeed into a room that others may join freely, so it is described as public with shared history.
+UNKNOWN_ROOM_JOINED_UNINVITED = RoomState(
+    contents={
+        "m.room.join_rules": {"join_rule": "public"},
+        "m.room.history_visibility": {"history_visibility": "shared"},
+    }
+)
+
+
+def state_from_stripped(stripped: Any) -> RoomState:
+    """The tracked state of a room this homeserver is not in, from an invite's stripped state (`invite_room_state`).
+
+    Stripped state holds what the inviting server chose to share: by default (Synapse's `room_prejoin_state`) the
+    create event, join rules and encryption, not history visibility, guest access or Tchap's access rules, which
+    then get the spec's defaults. Malformed entries are skipped.
+    """
+    contents: dict[str, dict[str, Any]] = {}
+    creator = ""
+    if isinstance(stripped, Sequence) and not isinstance(stripped, str):
+        for entry in stripped:
+            if not isinstance(entry, Mapping) or entry.get("state_key") != "":
+                continue
+            event_type = entry.get("type")
+            content = entry.get("content")
+            if not isinstance(event_type, str) or event_type not in TRACKED_STATE_TYPES:
+                continue
+            if not isinstance(content, Mapping):
+                continue
+            contents[event_type] = dict(content)
+            if event_type == "m.room.create" and isinstance(entry.get("sender"), str):
+                creator = entry["sender"]
+    # The room version decides whether creators outrank everyone; the create event names it ("1" when absent).
+    room_version = contents.get("m.room.create", {}).get("room_version", "1")
+    outrank = room_version_outranks(room_version, default=False) if isinstance(room_version, str) else False
+    return RoomState(contents=contents, creator=creator, creators_outrank_everyone=outrank)
 
 
 # === createRoom prediction ===

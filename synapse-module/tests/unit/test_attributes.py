@@ -7,10 +7,16 @@ import pytest
 from synapse_roomguard._proto.roomguard.v1 import policy_pb2 as pb
 from synapse_roomguard.attributes import (
     CREATOR_POWER_LEVEL,
+    NO_STATE,
+    STATE_CHANGE_TYPES,
+    UNKNOWN_ROOM_JOINED_UNINVITED,
     CreationDefaults,
     RoomAttributes,
     RoomState,
+    is_state_change,
     state_from_create_request,
+    state_from_stripped,
+    with_event_applied,
 )
 from synapse_roomguard.attributes import attributes_from_state as _attributes_from_state
 
@@ -224,3 +230,127 @@ def test_requested_room_version_decides_creator_power() -> None:
     defaults = CreationDefaults(creators_outrank_everyone=True)
     attrs = predicted({"visibility": "public", "room_version": "10"}, defaults)
     assert attrs.power_level(ALICE) == 100
+
+
+# === state changes ===
+
+
+def test_state_change_types_are_the_five_that_decide_who_enters() -> None:
+    """Join rules, history visibility, guest access, encryption and Tchap's access rules, with an empty state key."""
+    assert STATE_CHANGE_TYPES == {
+        "m.room.join_rules",
+        "m.room.history_visibility",
+        "m.room.guest_access",
+        "m.room.encryption",
+        "im.vector.room.access_rules",
+    }
+    assert is_state_change("m.room.join_rules", "")
+    assert not is_state_change("m.room.join_rules", "x")  # not the room's join rule
+    assert not is_state_change("m.room.join_rules", None)  # not a state event
+    assert not is_state_change("m.room.power_levels", "")
+    assert not is_state_change("m.room.name", "")
+
+
+def forum_state() -> RoomState:
+    return state(
+        m__room__join_rules={"join_rule": "public"},
+        m__room__history_visibility={"history_visibility": "shared"},
+        m__room__power_levels={"users": {ALICE: 100}},
+    )
+
+
+def test_proposed_room_applies_the_event_content() -> None:
+    """The proposed room is the current one with the event's content in place of its type's current content; the
+    current room is left untouched."""
+    now = forum_state()
+    after = with_event_applied(now, "m.room.history_visibility", {"history_visibility": "world_readable"})
+    assert attributes_from_state(after).history_visibility == pb.HISTORY_VISIBILITY_WORLD_READABLE
+    assert attributes_from_state(after).join_rule == pb.JOIN_RULE_PUBLIC
+    assert attributes_from_state(after).power_level(ALICE) == 100
+    assert attributes_from_state(now).history_visibility == pb.HISTORY_VISIBILITY_SHARED
+
+
+@pytest.mark.parametrize(
+    ("event_type", "content", "attribute", "expected"),
+    [
+        ("m.room.join_rules", {"join_rule": "invite"}, "join_rule", pb.JOIN_RULE_INVITE),
+        ("m.room.join_rules", {}, "join_rule", pb.JOIN_RULE_INVITE),  # content replaced whole: the spec's default
+        ("m.room.encryption", {"algorithm": "m.megolm.v1.aes-sha2"}, "encrypted", True),
+        ("m.room.encryption", {}, "encrypted", True),  # present is encrypted, as clients read it
+        ("m.room.guest_access", {"guest_access": "can_join"}, "guest_access", True),
+        ("im.vector.room.access_rules", {"rule": "unrestricted"}, "access_rule", "unrestricted"),
+        ("im.vector.room.access_rules", {"rule": 3}, "access_rule", ""),
+    ],
+)
+def test_each_state_change_type_moves_its_attribute(
+    event_type: str, content: dict, attribute: str, expected: object
+) -> None:
+    """Each of the five types changes exactly the attribute it carries."""
+    after = attributes_from_state(with_event_applied(forum_state(), event_type, content))
+    assert getattr(after, attribute) == expected
+
+
+def test_guest_access_change_is_effective_only_where_guests_exist() -> None:
+    """`can_join` proposed on a homeserver without guest access changes nothing roomguard sees."""
+    after = with_event_applied(forum_state(), "m.room.guest_access", {"guest_access": "can_join"})
+    assert not attributes_from_state(after, guest_access_enabled=False).guest_access
+
+
+def test_a_room_with_no_state_has_the_spec_defaults() -> None:
+    """`createRoom`'s room before: invite, shared, not encrypted, no guests, no access rule."""
+    attrs = attributes_from_state(NO_STATE)
+    assert (attrs.join_rule, attrs.history_visibility) == (pb.JOIN_RULE_INVITE, pb.HISTORY_VISIBILITY_SHARED)
+    assert not attrs.encrypted and not attrs.guest_access and attrs.access_rule == ""
+
+
+# === rooms this homeserver is not in ===
+
+
+def test_unknown_room_joined_without_invite_is_public_with_shared_history() -> None:
+    """A join over federation without an invitation can only succeed into a room others may join freely."""
+    attrs = attributes_from_state(UNKNOWN_ROOM_JOINED_UNINVITED)
+    assert attrs.join_rule == pb.JOIN_RULE_PUBLIC
+    assert attrs.history_visibility == pb.HISTORY_VISIBILITY_SHARED
+    assert not attrs.encrypted and attrs.access_rule == ""
+
+
+def test_invite_stripped_state_describes_the_room() -> None:
+    """An invitation's stripped state gives the join rule, encryption and (when shared) access rule; history
+    visibility the inviting server did not share gets the spec's default; other entries are ignored."""
+    stripped = [
+        {"type": "m.room.create", "state_key": "", "sender": BOB, "content": {"room_version": "10"}},
+        {"type": "m.room.join_rules", "state_key": "", "sender": BOB, "content": {"join_rule": "knock"}},
+        {"type": "m.room.encryption", "state_key": "", "sender": BOB, "content": {"algorithm": "m.megolm.v1"}},
+        {"type": "im.vector.room.access_rules", "state_key": "", "sender": BOB, "content": {"rule": "restricted"}},
+        {"type": "m.room.name", "state_key": "", "sender": BOB, "content": {"name": "Salon"}},
+        {"type": "m.room.member", "state_key": ALICE, "sender": BOB, "content": {"membership": "invite"}},
+    ]
+    room = state_from_stripped(stripped)
+    attrs = attributes_from_state(room)
+    assert attrs.join_rule == pb.JOIN_RULE_KNOCK
+    assert attrs.history_visibility == pb.HISTORY_VISIBILITY_SHARED
+    assert attrs.encrypted and attrs.access_rule == "restricted"
+    assert set(room.contents) == {
+        "m.room.create",
+        "m.room.join_rules",
+        "m.room.encryption",
+        "im.vector.room.access_rules",
+    }
+    assert attrs.power_level(BOB) == 100 and attrs.power_level(ALICE) == 0  # creator, no power levels shared
+
+
+def test_invite_stripped_state_of_a_v12_room_makes_its_creator_outrank() -> None:
+    """The create event's room version decides whether the creator outranks everyone."""
+    stripped = [{"type": "m.room.create", "state_key": "", "sender": BOB, "content": {"room_version": "12"}}]
+    assert attributes_from_state(state_from_stripped(stripped)).power_level(BOB) == CREATOR_POWER_LEVEL
+
+
+@pytest.mark.parametrize(
+    "stripped",
+    [None, "state", 3, [None, "x", {"type": 3}, {"type": "m.room.join_rules", "state_key": "", "content": "public"}]],
+)
+def test_malformed_stripped_state_is_an_invite_only_room(stripped: object) -> None:
+    """No usable stripped state: the spec's defaults (what an invitation alone says), never an exception."""
+    attrs = attributes_from_state(state_from_stripped(stripped))
+    assert attrs.join_rule == pb.JOIN_RULE_INVITE
+    assert attrs.history_visibility == pb.HISTORY_VISIBILITY_SHARED
