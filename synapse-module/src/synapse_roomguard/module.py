@@ -1,12 +1,21 @@
 """`RoomguardModule`: the Synapse module. It registers the hooks, gathers what roomguard decides on, asks, and answers.
 
-Hooks (Synapse module API):
+Hooks (Synapse module API), each with its failure mode (`config.FailureModes`):
 
-* `check_event_for_spam` -> `CheckMessageSend`, for `m.room.message`, `m.sticker`, `m.room.encrypted` sent by local
-  users (events from other servers are theirs to police; refusing them here would only soft-fail them);
+* `check_event_for_spam`, for events of local senders (events from other servers are theirs to police; refusing them
+  here would only soft-fail them):
+  * `m.room.join_rules`, `m.room.history_visibility`, `m.room.guest_access`, `m.room.encryption` and
+    `im.vector.room.access_rules` with an empty state key -> `CheckRoomStateChange` (the room now, and as the event
+    would leave it); this hook and not `user_may_send_state_event`, which Synapse skips for server admins;
+  * `m.room.member` -> nothing (joins are `user_may_join_room`'s);
+  * every other event that carries text, and messages, stickers and encrypted events always -> `CheckMessageSend`
+    (see `messages.py` for where the text is);
+* `user_may_join_room` -> `CheckRoomJoin` (not for a user already in the room: Synapse calls it for profile updates);
 * `user_may_publish_room` -> `CheckRoomPublish`, with the visibility actually requested (see `visibility.py`);
-* `user_may_create_room` with `visibility: public` -> `CheckRoomPublish` on the attributes the new room will have:
-  Synapse publishes such a room without calling `user_may_publish_room`.
+* `user_may_create_room`, every one -> `CheckRoomStateChange` from a room with no state to the attributes predicted for
+  the new room, plus `CheckRoomPublish` on those attributes for `visibility: public` (Synapse publishes such a room
+  without calling `user_may_publish_room`), plus `CheckMessageSend` for the text the request writes (name, topic,
+  other `initial_state`), all at once; the room is refused if any of them refuses, with every reason.
 
 Room attributes come from Synapse's current state on each call, served by Synapse's caches; see `cache.py`. The
 module deliberately registers no `on_new_event` callback: in Synapse 1.163 registering one makes Synapse load the
@@ -24,26 +33,40 @@ import time
 import traceback
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, fields
 from typing import Any
 
-from synapse.module_api import NOT_SPAM, EventBase, ModuleApi, make_deferred_yieldable
+from synapse.module_api import NOT_SPAM, EventBase, ModuleApi, make_deferred_yieldable, run_in_background
 from synapse.module_api.errors import Codes
+from twisted.internet import defer
 
 from . import visibility as vis
 from ._proto.roomguard.v1 import policy_pb2 as pb
 from .attributes import (
+    NO_STATE,
     TRACKED_STATE_TYPES,
+    UNKNOWN_ROOM_JOINED_UNINVITED,
     CreationDefaults,
     RoomAttributes,
     RoomState,
     attributes_from_state,
+    is_state_change,
     state_from_create_request,
+    state_from_stripped,
+    with_event_applied,
 )
 from .cache import RoomCache
 from .client import PolicyClient, RoomguardUnavailableError
-from .config import FailureMode, RoomguardConfig, parse_config
-from .messages import CHECKED_EVENT_TYPES, message_from_event
-from .verdict import Refusal, UndecidableError, is_allowed, refusal_from_decision, unavailable_refusal
+from .config import FailureMode, FailureModes, RoomguardConfig, parse_config
+from .messages import message_from_event, messages_from_create_request
+from .verdict import (
+    Refusal,
+    UndecidableError,
+    is_allowed,
+    merge_refusals,
+    refusal_from_decision,
+    unavailable_refusal,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +74,9 @@ logger = logging.getLogger(__name__)
 PENDING_ROOM_LOCALPART = "roomguard-pending-creation"
 
 _VISIBILITY = {"public": pb.DIRECTORY_VISIBILITY_PUBLIC, "private": pb.DIRECTORY_VISIBILITY_PRIVATE}
+
+#: The `get_room_state` filter for the room's tracked state (concrete keys: served from Synapse's caches).
+_TRACKED_KEYS = [(event_type, "") for event_type in sorted(TRACKED_STATE_TYPES)]
 
 SpamCheckResult = Any  # NOT_SPAM or (Codes, dict)
 
@@ -65,7 +91,7 @@ def _where(err: BaseException) -> str:
 
 
 class RoomguardModule:
-    """Asks roomguard before local users send messages, publish rooms, or create rooms listed in the directory."""
+    """Asks roomguard before local users send events, join rooms, change who may enter a room, publish or create one."""
 
     def __init__(self, config: RoomguardConfig, api: ModuleApi) -> None:
         from twisted.internet import reactor as _reactor
@@ -92,9 +118,11 @@ class RoomguardModule:
         self._creation_defaults = _creation_defaults(api)
         self._guest_access_enabled = _guest_access_enabled(api, config)
         self._warned_visibility_fallback = False
+        self._warned_invite_state = False
 
         api.register_spam_checker_callbacks(
             check_event_for_spam=self.check_event_for_spam,
+            user_may_join_room=self.user_may_join_room,
             user_may_publish_room=self.user_may_publish_room,
             user_may_create_room=self.user_may_create_room,
         )
@@ -102,15 +130,13 @@ class RoomguardModule:
         reactor.callWhenRunning(self._client.connect)
         reactor.addSystemEventTrigger("before", "shutdown", self._client.close)
         logger.info(
-            "roomguard module ready: endpoint=%s transport=%s token=%s timeout_ms=%d "
-            "failure_mode=message_send:%s,room_publish:%s,room_create:%s guest_access_enabled=%s",
+            "roomguard module ready: endpoint=%s transport=%s token=%s timeout_ms=%d failure_mode=%s "
+            "guest_access_enabled=%s",
             config.endpoint,
             _transport(config),
             "yes" if config.auth_token else "no",
             round(config.timeout_s * 1000),
-            config.failure_mode.message_send.value,
-            config.failure_mode.room_publish.value,
-            config.failure_mode.room_create.value,
+            ",".join(f"{hook.name}:{getattr(config.failure_mode, hook.name).value}" for hook in fields(FailureModes)),
             "yes" if self._guest_access_enabled else "no",
         )
         if config.auth_token and config.tls is None and not config.is_unix_socket and not _is_loopback(config.endpoint):
@@ -127,11 +153,18 @@ class RoomguardModule:
     # === hooks ===
 
     async def check_event_for_spam(self, event: EventBase) -> SpamCheckResult:
-        """`CheckMessageSend` for messages, stickers and encrypted events of local senders."""
-        if event.type not in CHECKED_EVENT_TYPES or not self._api.is_mine(event.sender):
+        """Events of local senders: a room-access state change -> `CheckRoomStateChange`; memberships -> nothing;
+        messages, stickers, encrypted events and any other event that carries text -> `CheckMessageSend`."""
+        if not self._api.is_mine(event.sender) or event.type == "m.room.member":
             return NOT_SPAM
+        state_key = event.get_state_key()
+        if is_state_change(event.type, state_key):
+            return await self._check_state_change(event)
 
-        async def ask() -> pb.Decision:
+        async def ask() -> pb.Decision | None:
+            message = message_from_event(event.type, event.content)
+            if message is None:
+                return None  # no text, and not a type asked about for its type alone
             attributes = await self._room_attributes(event.room_id)
             if attributes is None:  # cannot happen for an event being sent into a room; be total anyway
                 raise LookupError("room has no create event")
@@ -139,7 +172,7 @@ class RoomguardModule:
                 request_id=event.event_id,
                 sender=await self._subject(event.sender, attributes),
                 room=attributes.to_proto(event.room_id, published=await self._published(event.room_id)),
-                message=message_from_event(event.type, event.content),
+                message=message,
             )
             response = await make_deferred_yieldable(self._client.check_message_send(request))
             return response.decision
@@ -149,6 +182,76 @@ class RoomguardModule:
             mode=self._config.failure_mode.message_send,
             ask=ask,
             log_fields={"room": event.room_id, "user": event.sender, "event": event.event_id, "type": event.type},
+        )
+
+    async def _check_state_change(self, event: EventBase) -> SpamCheckResult:
+        """`CheckRoomStateChange`: the room now, and the room once `event` (a room-access state event) replaces the
+        current event of its type."""
+
+        async def ask() -> pb.Decision:
+            events = await self._api.get_room_state(event.room_id, _TRACKED_KEYS)
+            if ("m.room.create", "") not in events:  # cannot happen for an event being sent into a room
+                raise LookupError("room has no create event")
+            state = _room_state(events)
+            current = attributes_from_state(state, guest_access_enabled=self._guest_access_enabled)
+            proposed = attributes_from_state(
+                with_event_applied(state, event.type, event.content), guest_access_enabled=self._guest_access_enabled
+            )
+            # The directory listing is not state: the event leaves it as it is.
+            published = await self._published(event.room_id)
+            request = pb.CheckRoomStateChangeRequest(
+                request_id=event.event_id,
+                sender=await self._subject(event.sender, current),
+                room=current.to_proto(event.room_id, published=published),
+                proposed=proposed.to_proto(event.room_id, published=published),
+                event_type=event.type,
+                state_key="",
+            )
+            response = await make_deferred_yieldable(self._client.check_room_state_change(request))
+            return response.decision
+
+        return await self._decide(
+            action="state",
+            mode=self._config.failure_mode.state_change,
+            ask=ask,
+            log_fields={"room": event.room_id, "user": event.sender, "event": event.event_id, "type": event.type},
+        )
+
+    async def user_may_join_room(self, user_id: str, room_id: str, is_invited: bool) -> SpamCheckResult:
+        """`CheckRoomJoin` for a local user entering a room (not for one already in it).
+
+        Synapse does not call this for server admins, the server-notices user, or a room's creator joining the room
+        they just created.
+        """
+
+        async def ask() -> pb.Decision | None:
+            member_key = ("m.room.member", user_id)
+            events = dict(await self._api.get_room_state(room_id, [*_TRACKED_KEYS, member_key]))
+            member = events.pop(member_key, None)
+            if member is not None and member.content.get("membership") == "join":
+                # Already in the room: Synapse treats a profile update (display name, avatar) as a join of every room
+                # the user is in. Not an entry, so not asked (and not counted by roomguard's join rate).
+                return None
+            attributes = self._attributes_from_events(room_id, events)
+            if attributes is None:
+                # The homeserver is not in the room: a join over federation. An invitation says what the room is;
+                # without one, the join can only succeed into a room that others may join freely.
+                state = await self._invite_state(user_id, room_id) if is_invited else UNKNOWN_ROOM_JOINED_UNINVITED
+                attributes = attributes_from_state(state, guest_access_enabled=self._guest_access_enabled)
+            request = pb.CheckRoomJoinRequest(
+                request_id=str(uuid.uuid4()),
+                user=await self._subject(user_id, attributes),
+                room=attributes.to_proto(room_id, published=await self._published(room_id)),
+                invited=is_invited,
+            )
+            response = await make_deferred_yieldable(self._client.check_room_join(request))
+            return response.decision
+
+        return await self._decide(
+            action="join",
+            mode=self._config.failure_mode.room_join,
+            ask=ask,
+            log_fields={"room": room_id, "user": user_id, "invited": "yes" if is_invited else "no"},
         )
 
     async def user_may_publish_room(self, user_id: str, room_id: str) -> SpamCheckResult:
@@ -190,14 +293,39 @@ class RoomguardModule:
         return result
 
     async def user_may_create_room(self, user_id: str, room_config: Mapping[str, Any]) -> SpamCheckResult:
-        """`CheckRoomPublish` for a room created straight into the public directory (`visibility: public`)."""
-        if room_config.get("visibility") != "public":
-            return NOT_SPAM
+        """Every `createRoom` (and room upgrade): the new room's attributes as a state change from a room with no
+        state (`CheckRoomStateChange`, `event_type` `m.room.create`); for `visibility: public` also as a publication
+        (`CheckRoomPublish`); and the text the request writes (`CheckMessageSend`). All asked at once; refused if any
+        refuses, with every reason. Synapse does not call this for server admins."""
+        public = room_config.get("visibility") == "public"
+        room_id = f"!{PENDING_ROOM_LOCALPART}:{self._api.server_name}"
+        log_fields = {"user": user_id, "visibility": "public" if public else "private"}
+        predicted: list[RoomAttributes] = []
 
-        async def ask() -> pb.Decision:
-            state = state_from_create_request(user_id, room_config, self._creation_defaults)
-            attributes = attributes_from_state(state, guest_access_enabled=self._guest_access_enabled)
-            room_id = f"!{PENDING_ROOM_LOCALPART}:{self._api.server_name}"
+        def new_room() -> RoomAttributes:
+            # Inside the asks, so that a prediction error is "no decision" and follows each check's failure mode.
+            if not predicted:
+                state = state_from_create_request(user_id, room_config, self._creation_defaults)
+                predicted.append(attributes_from_state(state, guest_access_enabled=self._guest_access_enabled))
+            return predicted[0]
+
+        async def ask_state_change() -> pb.Decision:
+            proposed = new_room()
+            before = attributes_from_state(NO_STATE, guest_access_enabled=self._guest_access_enabled)
+            request = pb.CheckRoomStateChangeRequest(
+                request_id=str(uuid.uuid4()),
+                sender=await self._subject(user_id, proposed),
+                room=before.to_proto(room_id, published=False),
+                # `visibility: public` lists the room as it is created.
+                proposed=proposed.to_proto(room_id, published=public),
+                event_type="m.room.create",
+                state_key="",
+            )
+            response = await make_deferred_yieldable(self._client.check_room_state_change(request))
+            return response.decision
+
+        async def ask_publish() -> pb.Decision:
+            attributes = new_room()
             request = pb.CheckRoomPublishRequest(
                 request_id=str(uuid.uuid4()),
                 requester=await self._subject(user_id, attributes),
@@ -207,22 +335,46 @@ class RoomguardModule:
             response = await make_deferred_yieldable(self._client.check_room_publish(request))
             return response.decision
 
-        return await self._decide(
-            action="create_public",
-            mode=self._config.failure_mode.room_create,
-            ask=ask,
-            log_fields={"user": user_id},
-        )
+        def ask_send(message: pb.Message) -> Callable[[], Awaitable[pb.Decision]]:
+            async def ask() -> pb.Decision:
+                attributes = new_room()
+                request = pb.CheckMessageSendRequest(
+                    request_id=str(uuid.uuid4()),
+                    sender=await self._subject(user_id, attributes),
+                    room=attributes.to_proto(room_id, published=public),
+                    message=message,
+                )
+                response = await make_deferred_yieldable(self._client.check_message_send(request))
+                return response.decision
+
+            return ask
+
+        mode = self._config.failure_mode
+        checks = [_Check("create:state", mode.room_create if public else mode.private_room_create, ask_state_change)]
+        if public:
+            checks.append(_Check("create:publish", mode.room_create, ask_publish))
+        try:
+            messages = messages_from_create_request(room_config)
+            checks.extend(_Check("create:text", mode.message_send, ask_send(message)) for message in messages)
+        except Exception as err:  # noqa: BLE001 - never raise from a hook: "no decision" for the text
+            checks.append(_Check("create:text", mode.message_send, _raising(err)))
+        refusals = [r for r in await self._all(checks, log_fields) if r is not None]
+        return self._answer(merge_refusals(refusals) if refusals else None)
 
     # === facts ===
 
     async def _room_attributes(self, room_id: str) -> RoomAttributes | None:
-        """The room's attributes now; None when the server does not know the room.
+        """The room's attributes now; None when the server does not know the room."""
+        return self._attributes_from_events(room_id, await self._api.get_room_state(room_id, _TRACKED_KEYS))
+
+    def _attributes_from_events(
+        self, room_id: str, events: Mapping[tuple[str, str], EventBase]
+    ) -> RoomAttributes | None:
+        """The attributes of a room from its tracked current state; None without a create event (not in the room).
 
         `get_room_state` with concrete (type, "") keys is answered from Synapse's per-room current-state cache and its
         event cache; the attributes are re-derived only when a tracked state event id changed.
         """
-        events = await self._api.get_room_state(room_id, [(t, "") for t in TRACKED_STATE_TYPES])
         if ("m.room.create", "") not in events:
             return None
         signature = tuple(sorted((key[0], event.event_id) for key, event in events.items()))
@@ -231,6 +383,31 @@ class RoomguardModule:
             signature,
             lambda: attributes_from_state(_room_state(events), guest_access_enabled=self._guest_access_enabled),
         )
+
+    async def _invite_state(self, user_id: str, room_id: str) -> RoomState:
+        """The stripped state of `user_id`'s invitation to a room this homeserver is not in (`invite_room_state`).
+
+        The module API has no accessor for it: it is read from Synapse's store, where the invite event keeps it in
+        `unsigned`. When it cannot be read, the room is described by the spec's defaults (invite-only, shared
+        history), which is all an invitation says.
+        """
+        stripped: Any = None
+        try:
+            store = self._api._store  # noqa: SLF001 - no public accessor for an invite's stripped state
+            membership, event_id = await store.get_local_current_membership_for_user_in_room(user_id, room_id)
+            if membership == "invite" and event_id:
+                invite = await store.get_event(event_id, allow_none=True)
+                if invite is not None:
+                    stripped = invite.unsigned.get("invite_room_state")
+        except Exception as err:  # noqa: BLE001 - a Synapse internal moved: decide on the defaults, say it once
+            if not self._warned_invite_state:
+                self._warned_invite_state = True
+                logger.warning(
+                    "roomguard: cannot read an invitation's stripped state on this Synapse version (%s); joins of "
+                    "rooms this homeserver is not in are decided as invite-only rooms",
+                    _where(err),
+                )
+        return state_from_stripped(stripped)
 
     async def _published(self, room_id: str) -> bool:
         settled = self._cache.directory_settled(room_id)
@@ -265,12 +442,26 @@ class RoomguardModule:
         log_fields: Mapping[str, str],
     ) -> SpamCheckResult:
         """Run `ask`, turn its decision into Synapse's answer; no decision -> the hook's failure mode. Never raises."""
+        return self._answer(await self._verdict(_Check(action, mode, ask), log_fields))
+
+    async def _all(self, checks: list[_Check], log_fields: Mapping[str, str]) -> list[Refusal | None]:
+        """Several checks of one client request, at once: their roomguard calls overlap, so the request waits for one
+        deadline, not one per check. Never raises."""
+        if len(checks) == 1:
+            return [await self._verdict(checks[0], log_fields)]
+        running = [run_in_background(self._verdict, check, log_fields) for check in checks]
+        return list(await make_deferred_yieldable(defer.gatherResults(running, consumeErrors=True)))
+
+    async def _verdict(self, check: _Check, log_fields: Mapping[str, str]) -> Refusal | None:
+        """Run `check.ask`: None to let the action through, or the refusal; no decision -> the check's failure mode.
+        Logs the outcome (never content). Never raises."""
+        action, mode = check.action, check.mode
         started = time.monotonic()
-        fields = " ".join(f"{k}={v}" for k, v in log_fields.items())
+        described = " ".join(f"{k}={v}" for k, v in log_fields.items())
         try:
-            decision = await ask()
+            decision = await check.ask()
             if decision is None:
-                return NOT_SPAM
+                return None
             allowed = is_allowed(decision)
         except Exception as err:  # noqa: BLE001 - a hook that raises turns the client's request into a 500
             elapsed_ms = (time.monotonic() - started) * 1000
@@ -289,13 +480,11 @@ class RoomguardModule:
                 "roomguard gave no decision (%s) for %s %s after %.0f ms: %s",
                 cause,
                 action,
-                fields,
+                described,
                 elapsed_ms,
                 outcome,
             )
-            if mode is FailureMode.OPEN:
-                return NOT_SPAM
-            return self._refuse(unavailable_refusal())
+            return None if mode is FailureMode.OPEN else unavailable_refusal()
 
         elapsed_ms = (time.monotonic() - started) * 1000
         codes = ",".join(r.code for r in decision.reasons)
@@ -305,35 +494,58 @@ class RoomguardModule:
             logger.info(
                 "roomguard shadow mode would have denied %s %s decision=%s codes=%s in %.1f ms (allowed)",
                 action,
-                fields,
+                described,
                 decision.decision_id,
                 codes,
                 elapsed_ms,
             )
-            return NOT_SPAM
+            return None
         if allowed:
             logger.debug(
                 "roomguard allowed %s %s decision=%s codes=%s in %.1f ms",
                 action,
-                fields,
+                described,
                 decision.decision_id,
                 codes,
                 elapsed_ms,
             )
-            return NOT_SPAM
+            return None
         logger.info(
             "roomguard denied %s %s decision=%s codes=%s in %.1f ms",
             action,
-            fields,
+            described,
             decision.decision_id,
             codes,
             elapsed_ms,
         )
-        return self._refuse(refusal_from_decision(decision))
+        return refusal_from_decision(decision)
 
     @staticmethod
-    def _refuse(refusal: Refusal) -> tuple[Codes, dict[str, Any]]:
+    def _answer(refusal: Refusal | None) -> SpamCheckResult:
+        """Synapse's answer: NOT_SPAM, or 403 `M_FORBIDDEN` with the refusal's body."""
+        if refusal is None:
+            return NOT_SPAM
         return Codes.FORBIDDEN, refusal.fields
+
+
+@dataclass(frozen=True)
+class _Check:
+    """One question to roomguard within a hook: what to ask, and what to do without an answer."""
+
+    #: Names the check in the log (`send`, `state`, `join`, `publish:public`, `create:state`, ...).
+    action: str
+    mode: FailureMode
+    #: Asks roomguard; None means there is nothing to decide (the action goes through).
+    ask: Callable[[], Awaitable[pb.Decision | None]]
+
+
+def _raising(err: Exception) -> Callable[[], Awaitable[pb.Decision | None]]:
+    """An ask that fails with `err`: an error found before asking still goes through the check's failure mode."""
+
+    async def ask() -> pb.Decision | None:
+        raise err
+
+    return ask
 
 
 def _transport(config: RoomguardConfig) -> str:
