@@ -62,6 +62,22 @@ def synapse(roomguard: Roomguard, tmp_path_factory: pytest.TempPathFactory) -> I
 
 
 @pytest.fixture(scope="session")
+def guest_synapse(roomguard: Roomguard, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synapse]:
+    """A second homeserver, with `allow_guest_access: true`, asking the same roomguard."""
+    homeserver = Synapse(
+        workdir=tmp_path_factory.mktemp("synapse-guests"),
+        module_config={"endpoint": roomguard.endpoint, "timeout_ms": TIMEOUT_MS},
+        name="synapse-guests",
+        extra_config={"allow_guest_access": True},
+    )
+    homeserver.start()
+    try:
+        yield homeserver
+    finally:
+        homeserver.stop()
+
+
+@pytest.fixture(scope="session")
 def alice(synapse: Synapse) -> Client:
     """An agent who creates and runs rooms."""
     return synapse.register("alice")

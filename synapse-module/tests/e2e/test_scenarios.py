@@ -181,11 +181,12 @@ def test_join_rule_change_is_seen_by_the_next_message(alice: Client) -> None:
 # === directory ===
 
 
-def test_publishing_encrypted_private_room_is_refused_with_all_reasons(alice: Client) -> None:
+def test_publishing_encrypted_private_room_is_refused_with_all_reasons(admin: Client) -> None:
     """`PUT /directory/list/room` on an encrypted, invite-only, world-readable, externals-open room: every broken
     rule. (Its `can_join` guest access is no reason on this homeserver, which lets no guest in: see
-    test_guest_access.py.)"""
-    room = alice.create_room_id(
+    test_guest_access.py. Only a server admin, whose `createRoom` Synapse does not check, can still create a
+    world-readable room; anyone else's is refused STATE_WORLD_READABLE: see test_every_door.py.)"""
+    room = admin.create_room_id(
         preset="private_chat",
         initial_state=[
             ENCRYPTION,
@@ -194,7 +195,7 @@ def test_publishing_encrypted_private_room_is_refused_with_all_reasons(alice: Cl
             {"type": "im.vector.room.access_rules", "state_key": "", "content": {"rule": "unrestricted"}},
         ],
     )
-    resp = alice.set_directory_visibility(room, "public")
+    resp = admin.set_directory_visibility(room, "public")
     assert_denied(
         resp,
         "ROOM_NOT_PUBLIC",
@@ -202,7 +203,7 @@ def test_publishing_encrypted_private_room_is_refused_with_all_reasons(alice: Cl
         "ROOM_OPEN_TO_EXTERNALS",
         "ROOM_WORLD_READABLE",
     )
-    assert alice.directory_visibility(room) == "private"
+    assert admin.directory_visibility(room) == "private"
 
 
 def test_forum_published_by_its_creator_then_unpublished(alice: Client) -> None:
@@ -255,15 +256,18 @@ def test_published_room_counts_as_public_for_messages(alice: Client) -> None:
 
 
 def test_public_room_creation_by_external_user_is_refused(ext: Client) -> None:
-    """`createRoom` with `visibility: public` by an external user: 403, Synapse never lists it."""
+    """`createRoom` with `visibility: public` by an external user: 403 with the reasons of every check (the
+    publication, the room it opens, its name written into a public room), Synapse never lists it."""
     resp = ext.create_room(visibility="public", preset="public_chat", name="Forum externe")
-    assert_denied(resp, "EXTERNAL_CANNOT_PUBLISH")
+    assert_denied(resp, "EXTERNAL_CANNOT_PUBLISH", "EXTERNAL_CANNOT_OPEN_ROOM", "EXTERNAL_IN_PUBLIC_ROOM")
+    assert len(resp.body["fr.roomguard.decision_ids"]) == 3
 
 
 def test_public_room_creation_with_encryption_in_initial_state_is_refused(alice: Client) -> None:
-    """The new room's `initial_state` is what gets checked: an encrypted room cannot be created into the directory."""
+    """The new room's `initial_state` is what gets checked: an encrypted room cannot be created into the directory,
+    nor be created public at all: the reasons of both decisions."""
     resp = alice.create_room(visibility="public", preset="public_chat", initial_state=[ENCRYPTION])
-    assert_denied(resp, "ENCRYPTED_ROOM_NOT_PUBLISHABLE")
+    assert_denied(resp, "ENCRYPTED_ROOM_NOT_PUBLISHABLE", "ENCRYPTED_ROOM_CANNOT_BE_PUBLIC")
 
 
 def test_public_room_creation_with_lowered_creator_power_is_refused(alice: Client, synapse: Synapse) -> None:
@@ -314,48 +318,82 @@ def test_homeserver_log_never_contains_message_content(synapse: Synapse, alice: 
 # === roomguard unavailable (these run last: they stop roomguard) ===
 
 
-def test_hung_roomguard_costs_at_most_the_deadline(alice: Client, roomguard: Roomguard) -> None:
-    """roomguard frozen (accepts connections, never answers): each hook gives up at the deadline, applies its mode."""
+POLL = {
+    "m.poll": {
+        "kind": "m.disclosed",
+        "question": {"m.text": [{"body": MARKED}]},
+        "answers": [{"m.id": "a", "m.text": [{"body": "Oui"}]}],
+    },
+    "m.text": [{"body": MARKED}],
+}
+
+
+def test_hung_roomguard_costs_at_most_the_deadline(alice: Client, bob: Client, roomguard: Roomguard) -> None:
+    """roomguard frozen (accepts connections, never answers): each hook gives up at the deadline, applies its mode;
+    a public createRoom, checked twice at once, waits for one deadline, not two."""
     room = forum(alice)
     unpublished = forum(alice)
+    to_join = forum(alice)
+    private = alice.create_room_id(preset="private_chat")
     assert alice.send_text(room, PLAIN).status == 200  # warm the room cache and the channel
     roomguard.pause()
     try:
         send = alice.send_text(room, MARKED)
+        poll = alice.send(room, POLL, event_type="m.poll.start")
         publish = alice.set_directory_visibility(unpublished, "public")
         create = alice.create_room(visibility="public", preset="public_chat")
+        private_create = alice.create_room(preset="private_chat", name="Équipe")
+        join = bob.join(to_join)
+        state = alice.set_state(private, "m.room.history_visibility", {"history_visibility": "joined"})
     finally:
         roomguard.resume()
     assert send.status == 200, send.body  # message_send fails open
+    assert poll.status == 200, poll.body  # a poll is a message: the same
     assert publish.status == 403 and publish.body[REASON_CODES] == ["ROOMGUARD_UNAVAILABLE"], publish.body
     assert create.status == 403 and create.body[REASON_CODES] == ["ROOMGUARD_UNAVAILABLE"], create.body
-    for resp in (send, publish, create):
+    assert private_create.status == 200, private_create.body  # private_room_create fails open
+    assert join.status == 200, join.body  # room_join fails open
+    assert state.status == 403 and state.body[REASON_CODES] == ["ROOMGUARD_UNAVAILABLE"], state.body
+    for resp in (send, poll, publish, create, private_create, join, state):
         assert resp.seconds < MAX_WAIT_S, resp.seconds
 
 
-def test_stopped_roomguard_failure_modes_then_recovery(alice: Client, roomguard: Roomguard, synapse: Synapse) -> None:
-    """roomguard stopped: send fails open, publish and public createRoom fail closed, none waits past deadline + 1 s;
-    roomguard started again on the same address: decisions resume without restarting Synapse."""
+def test_stopped_roomguard_failure_modes_then_recovery(
+    alice: Client, bob: Client, roomguard: Roomguard, synapse: Synapse
+) -> None:
+    """roomguard stopped: sends (messages, polls), joins and private createRooms fail open; publishing, public
+    createRoom and room-access state changes fail closed; none waits past deadline + 1 s; roomguard started again on
+    the same address: decisions resume without restarting Synapse."""
     room = forum(alice)
     unpublished = forum(alice)
+    to_join = forum(alice)
+    private = alice.create_room_id(preset="private_chat")
     roomguard.stop()
     try:
         send = alice.send_text(room, MARKED)
+        poll = alice.send(room, POLL, event_type="m.poll.start")
         publish = alice.set_directory_visibility(unpublished, "public")
         unpublish = alice.set_directory_visibility(unpublished, "private")
         create = alice.create_room(visibility="public", preset="public_chat")
         private_create = alice.create_room(preset="private_chat")
+        direct_chat = alice.create_room(preset="trusted_private_chat", is_direct=True, invite=[bob.user_id])
+        join = bob.join(to_join)
+        state = alice.set_state(private, "m.room.join_rules", {"join_rule": "knock"})
     finally:
         roomguard.start()
 
     assert send.status == 200, send.body  # fail-open: conversation goes on
+    assert poll.status == 200, poll.body
     assert publish.status == 403, publish.body  # fail-closed: nothing gets listed unchecked
     assert publish.body["errcode"] == "M_FORBIDDEN"
     assert publish.body[REASON_CODES] == ["ROOMGUARD_UNAVAILABLE"]
     assert unpublish.status == 403, unpublish.body  # room_publish fails closed for both directions
     assert create.status == 403 and create.body[REASON_CODES] == ["ROOMGUARD_UNAVAILABLE"], create.body
-    assert private_create.status == 200, private_create.body  # not a publication: roomguard is not asked
-    for resp in (send, publish, unpublish, create):
+    assert private_create.status == 200, private_create.body  # private_room_create: an outage stops no direct chat
+    assert direct_chat.status == 200, direct_chat.body
+    assert join.status == 200, join.body  # room_join fails open
+    assert state.status == 403 and state.body[REASON_CODES] == ["ROOMGUARD_UNAVAILABLE"], state.body
+    for resp in (send, poll, publish, unpublish, create, private_create, direct_chat, join, state):
         assert resp.seconds < MAX_WAIT_S, resp.seconds
 
     # Same Synapse process, same channel: it reconnects by itself (backoff capped at 1 s by default).
@@ -368,3 +406,7 @@ def test_stopped_roomguard_failure_modes_then_recovery(alice: Client, roomguard:
         time.sleep(0.2)
     assert_denied(resp, "CLASSIFIED_IN_UNENCRYPTED_ROOM", "CLASSIFIED_IN_PUBLIC_ROOM")
     assert alice.set_directory_visibility(unpublished, "public").status == 200
+    assert_denied(
+        alice.set_state(private, "m.room.history_visibility", {"history_visibility": "world_readable"}),
+        "STATE_WORLD_READABLE",
+    )
