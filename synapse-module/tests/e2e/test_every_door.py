@@ -212,6 +212,18 @@ def test_live_location_sharing_in_encrypted_room_is_sent(alice: Client) -> None:
     assert_sent(alice.set_state(room, "m.beacon_info", beacon, state_key=alice.user_id))
 
 
+def test_oversized_fields_are_still_classified(alice: Client) -> None:
+    """A `msgtype` over roomguard's 255 bytes, or a body over 64 KiB, used to make the request invalid to roomguard:
+    no decision, so a marked message was sent (fail-open). The module cuts them to roomguard's limits: the marking is
+    refused. An oversized plain body is allowed by roomguard and refused by Synapse itself (413, after the module)."""
+    room = alice.create_room_id(preset="private_chat")
+    assert_denied(alice.send(room, {"msgtype": "m" * 300, "body": MARKED}), "CLASSIFIED_IN_UNENCRYPTED_ROOM")
+    long_marked = {"msgtype": "m.text", "body": MARKED + " " + "x" * 70_000}
+    assert_denied(alice.send(room, long_marked), "CLASSIFIED_IN_UNENCRYPTED_ROOM")
+    too_large = alice.send(room, {"msgtype": "m.text", "body": "x" * 70_000})
+    assert too_large.status == 413, too_large.body
+
+
 def test_room_creation_text_is_classified(alice: Client) -> None:
     """createRoom writes its name and topic without `check_event_for_spam`: the module asks for them at creation. A
     marked name refuses the room; an ordinary one does not."""
