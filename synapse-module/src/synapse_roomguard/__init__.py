@@ -1,5 +1,5 @@
-"""Synapse module that asks roomguard, a policy decision point, before local users send messages, publish rooms to the
-public directory, or create rooms straight into it.
+"""Synapse module that asks roomguard, a policy decision point, before local users send events that carry text, join
+rooms, change who may enter or read a room, create rooms, or publish rooms to the public directory.
 
 Configure it in `homeserver.yaml`:
 
