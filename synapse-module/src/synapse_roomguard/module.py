@@ -450,7 +450,8 @@ class RoomguardModule:
         if len(checks) == 1:
             return [await self._verdict(checks[0], log_fields)]
         running = [run_in_background(self._verdict, check, log_fields) for check in checks]
-        return list(await make_deferred_yieldable(defer.gatherResults(running, consumeErrors=True)))
+        results: list[Refusal | None] = await make_deferred_yieldable(defer.gatherResults(running, consumeErrors=True))
+        return results
 
     async def _verdict(self, check: _Check, log_fields: Mapping[str, str]) -> Refusal | None:
         """Run `check.ask`: None to let the action through, or the refusal; no decision -> the check's failure mode.

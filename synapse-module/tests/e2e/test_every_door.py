@@ -346,9 +346,7 @@ def test_guests_in_a_public_room_are_refused_where_guests_exist(dora: Client) ->
     assert_denied(dora.set_state(public, "m.room.guest_access", {"guest_access": "can_join"}), "STATE_WORLD_READABLE")
     assert_sent(dora.set_state(public, "m.room.guest_access", {"guest_access": "forbidden"}))
     guests_welcome = dora.create_room_id(preset="private_chat")  # the preset writes `can_join`
-    assert_denied(
-        dora.set_state(guests_welcome, "m.room.join_rules", {"join_rule": "public"}), "STATE_WORLD_READABLE"
-    )
+    assert_denied(dora.set_state(guests_welcome, "m.room.join_rules", {"join_rule": "public"}), "STATE_WORLD_READABLE")
     assert_sent(dora.set_state(guests_welcome, "m.room.join_rules", {"join_rule": "knock"}))
 
 

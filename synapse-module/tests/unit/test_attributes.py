@@ -98,7 +98,7 @@ def test_every_join_rule_and_visibility_maps_to_its_enum() -> None:
 
 
 def test_can_join_is_guest_access_only_where_the_homeserver_allows_guests() -> None:
-    """`Room.guest_access` is effective guest access: `can_join` in the room **and** guests allowed by the homeserver."""
+    """`Room.guest_access` is effective guest access: `can_join` in the room **and** guests let in by the homeserver."""
     room = state(m__room__guest_access={"guest_access": "can_join"})
     assert attributes_from_state(room, guest_access_enabled=True).guest_access
     assert not attributes_from_state(room, guest_access_enabled=False).guest_access

@@ -90,9 +90,7 @@ def test_refusals_of_one_request_merge_every_reason_and_decision() -> None:
         "ENCRYPTED_ROOM_NOT_PUBLISHABLE",
         "ROOM_WORLD_READABLE",
     ]
-    assert [r["message"] for r in merged["fr.roomguard.reasons"]][0] == merged["error"] == (
-        "Motif ENCRYPTED_ROOM_CANNOT_BE_PUBLIC"
-    )
+    assert merged["error"] == merged["fr.roomguard.reasons"][0]["message"] == "Motif ENCRYPTED_ROOM_CANNOT_BE_PUBLIC"
     assert merged["fr.roomguard.decision_id"] == "d-state"
     assert merged["fr.roomguard.decision_ids"] == ["d-state", "d-publish"]
     assert merged["fr.roomguard.policy_version"] == "sha256:1"
