@@ -388,6 +388,20 @@ def test_ordinary_rooms_and_direct_chats_are_still_created(alice: Client, bob: C
     assert_sent(bob.join(direct.body["room_id"]))
 
 
+def test_room_upgrades_are_checked_as_creations(alice: Client, admin: Client) -> None:
+    """Synapse checks a room upgrade as a `createRoom` of the new room, server admins included: ordinary rooms are
+    upgraded; a world-readable room (which only an admin could create) cannot be."""
+
+    def upgrade(client: Client, room: str) -> Response:
+        return client.call("POST", f"/rooms/{urllib.parse.quote(room)}/upgrade", {"new_version": "11"})
+
+    assert_sent(upgrade(alice, forum(alice)))
+    assert_sent(upgrade(alice, encrypted_private_room(alice, name="Équipe")))
+    world_readable = state_event("m.room.history_visibility", {"history_visibility": "world_readable"})
+    legacy = admin.create_room_id(preset="private_chat", initial_state=[world_readable])
+    assert_denied(upgrade(admin, legacy), "STATE_WORLD_READABLE")
+
+
 # === joins ===
 
 
