@@ -296,7 +296,8 @@ class RoomguardModule:
         """Every `createRoom` (and room upgrade): the new room's attributes as a state change from a room with no
         state (`CheckRoomStateChange`, `event_type` `m.room.create`); for `visibility: public` also as a publication
         (`CheckRoomPublish`); and the text the request writes (`CheckMessageSend`). All asked at once; refused if any
-        refuses, with every reason. Synapse does not call this for server admins."""
+        refuses, with every reason. Synapse does not call this for server admins' `createRoom` (it does for their room
+        upgrades)."""
         public = room_config.get("visibility") == "public"
         room_id = f"!{PENDING_ROOM_LOCALPART}:{self._api.server_name}"
         log_fields = {"user": user_id, "visibility": "public" if public else "private"}
