@@ -16,10 +16,14 @@ use crate::{
 pub const REQUEST_TOKENS: [&str; 8] =
     ["act", "sub", "role", "room", "msg", "next", "join", "state"];
 
-/// State event types that carry text or are sent in rooms of any kind: clients never encrypt state, so such an
-/// event in an encrypted room is not a plaintext message (`r.msg.state_event`). An unknown type is taken for a
-/// message event: in an encrypted room its text should have been encrypted.
-pub const KNOWN_STATE_TYPES: &[&str] = &[
+/// Event types that clients never encrypt, so that one of them in an encrypted room is not a plaintext message
+/// (`r.msg.never_encrypted`): state events (the server must read them) and redactions (the server must read what
+/// they remove). An unknown type is taken for a message event: in an encrypted room its text should have been
+/// encrypted.
+pub const NEVER_ENCRYPTED_TYPES: &[&str] = &[
+    "m.room.redaction",
+    "m.beacon_info",
+    "org.matrix.msc3672.beacon_info",
     "m.room.name",
     "m.room.topic",
     "m.room.avatar",
@@ -179,9 +183,9 @@ pub const SCHEMA: &[(&str, &str, Kind, &str)] = &[
     ),
     (
         "msg",
-        "state_event",
+        "never_encrypted",
         Kind::Bool,
-        "a known state event type (m.room.name, m.room.topic, widgets, ...): stored in the clear, never encrypted",
+        "a type clients never encrypt: state (m.room.name, m.room.topic, widgets, live location, ...), redactions",
     ),
     (
         "msg",
@@ -266,8 +270,10 @@ impl Attributes {
             (!m.body.is_empty() || !m.formatted_body.is_empty()).into(),
         );
         msg.insert(
-            "state_event".into(),
-            KNOWN_STATE_TYPES.contains(&m.event_type.as_str()).into(),
+            "never_encrypted".into(),
+            NEVER_ENCRYPTED_TYPES
+                .contains(&m.event_type.as_str())
+                .into(),
         );
         msg.insert("classification".into(), label.into());
         msg.insert(

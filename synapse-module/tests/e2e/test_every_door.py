@@ -187,11 +187,6 @@ def test_widget_and_call_state_in_encrypted_room_are_sent(alice: Client) -> None
     assert_sent(alice.set_state(room, "org.matrix.msc3401.call.member", call, state_key=f"_{alice.user_id}_D"))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="roomguard's send.plaintext-encrypted takes a redaction's reason for a plaintext message: redactions are "
-    "never encrypted (the server must read what they redact); the rule should leave m.room.redaction alone",
-)
 def test_redaction_with_a_reason_in_encrypted_room_is_sent(alice: Client) -> None:
     """Removing a message with a reason, in an encrypted room (Element asks for an optional reason)."""
     room = encrypted_private_room(alice)
@@ -200,11 +195,6 @@ def test_redaction_with_a_reason_in_encrypted_room_is_sent(alice: Client) -> Non
     assert_sent(alice.call("PUT", path, {"reason": "doublon"}))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="roomguard's send.plaintext-encrypted knows state events by a list of types (r.msg.state_event); "
-    "m.beacon_info (live location, a state event, never encrypted) is not on it",
-)
 def test_live_location_sharing_in_encrypted_room_is_sent(alice: Client) -> None:
     """Element's live location sharing starts with an `m.beacon_info` state event, in the clear by nature."""
     room = encrypted_private_room(alice)
