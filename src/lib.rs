@@ -17,6 +17,7 @@
 
 pub mod author;
 pub mod cli;
+pub mod documents;
 pub mod domain;
 pub mod grpc;
 pub mod ops;

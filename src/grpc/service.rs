@@ -261,6 +261,13 @@ impl PolicyService for PolicyServer {
             decision: Some(decision),
         }))
     }
+
+    async fn check_media_upload(
+        &self,
+        _request: Request<tonic::Streaming<proto::CheckMediaUploadRequest>>,
+    ) -> Result<Response<proto::CheckMediaUploadResponse>, Status> {
+        Err(Status::unimplemented("CheckMediaUpload is being built"))
+    }
 }
 
 fn timestamp(at: SystemTime) -> prost_types::Timestamp {

@@ -1,0 +1,66 @@
+//! The formats roomguard reads, told from a file's content.
+
+/// A file's format, from its content: never from its name or declared type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Format {
+    /// PDF.
+    Pdf,
+    /// Office Open XML word processing.
+    Docx,
+    /// Office Open XML spreadsheet.
+    Xlsx,
+    /// Office Open XML presentation.
+    Pptx,
+    /// OpenDocument text.
+    Odt,
+    /// OpenDocument spreadsheet.
+    Ods,
+    /// OpenDocument presentation.
+    Odp,
+    /// Rich Text Format.
+    Rtf,
+    /// HTML.
+    Html,
+    /// Plain text (UTF-8, UTF-16 with a byte order mark, or mostly printable Latin-1).
+    Text,
+    /// A zip archive that is not one of the office formats.
+    Zip,
+    /// Anything else (images, audio, video, binaries): only the file name is classified.
+    Unknown,
+}
+
+impl Format {
+    /// Every format, in the order the contract lists them.
+    pub const ALL: [Format; 12] = [
+        Format::Pdf,
+        Format::Docx,
+        Format::Xlsx,
+        Format::Pptx,
+        Format::Odt,
+        Format::Ods,
+        Format::Odp,
+        Format::Rtf,
+        Format::Html,
+        Format::Text,
+        Format::Zip,
+        Format::Unknown,
+    ];
+
+    /// The name in `MediaScan.format`, `r.media.format`, metrics and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::Pdf => "pdf",
+            Format::Docx => "docx",
+            Format::Xlsx => "xlsx",
+            Format::Pptx => "pptx",
+            Format::Odt => "odt",
+            Format::Ods => "ods",
+            Format::Odp => "odp",
+            Format::Rtf => "rtf",
+            Format::Html => "html",
+            Format::Text => "text",
+            Format::Zip => "zip",
+            Format::Unknown => "unknown",
+        }
+    }
+}

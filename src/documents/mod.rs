@@ -1,0 +1,22 @@
+//! Reading the documents users upload: which format a file really is (from its bytes, never its name or declared
+//! type) and the text a reader would see in it, within limits, so that the classifier can look for markings.
+//!
+//! Every extractor writes through one [`reader::Reader`], which holds the limits of one scan (text characters,
+//! uncompressed bytes, nesting, the deadline) and stops the scan when one is reached: a hostile file gets an answer
+//! ([`Extraction::incomplete`] says why it is partial), never a crash, a hang or unbounded memory. What was read
+//! before a limit was reached is kept: a marking found there still counts.
+//!
+//! Knows the domain only; nothing here knows the policy, protobuf or the network.
+
+mod format;
+mod formats;
+pub(crate) mod reader;
+
+pub use format::Format;
+pub use reader::{Extraction, Incomplete, Limits, Passage};
+
+/// Reads `bytes` (the first bytes of the file; `truncated` when the file went on past `media.max_bytes`) within
+/// `limits`, and returns its format and text.
+pub fn extract(bytes: &[u8], truncated: bool, limits: &Limits) -> Extraction {
+    reader::Reader::scan(bytes, truncated, limits)
+}

@@ -1,0 +1,278 @@
+//! The one place every extractor writes its text through, holding the limits of one scan.
+//!
+//! Extractors return [`Step`]: `Err(Stop(reason))` ends the whole scan at once (a limit reached, the file found
+//! encrypted or broken), and everything already written is kept. Problems that leave the rest readable (one broken
+//! entry in an archive, one undecodable stream) are [`Reader::note`]d and the scan goes on.
+
+use std::time::Instant;
+
+use super::{Format, formats};
+
+/// The limits of one scan (`[media]` in the configuration; `media.max_bytes` is applied by whoever reads the file).
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Characters of text kept for classification.
+    pub max_text_chars: u64,
+    /// Bytes produced by decompression (zip entries, Flate streams), across the whole file.
+    pub max_uncompressed_bytes: u64,
+    /// Containers inside containers (a zip in a zip, a document embedded in a document).
+    pub max_nesting: u32,
+    /// When the scan must end, whatever it has read.
+    pub deadline: Instant,
+}
+
+/// Why the text could not all be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Incomplete {
+    /// Password-protected: the content is ciphertext.
+    Encrypted,
+    /// Truncated or malformed.
+    Corrupt,
+    /// The file, its text or its decompressed content went past a size limit.
+    SizeLimit,
+    /// The scan ran out of time.
+    TimeLimit,
+    /// Containers nested deeper than the limit.
+    NestingLimit,
+    /// A part in a form roomguard does not read (a compression method, a font encoding, ...).
+    Unsupported,
+}
+
+impl Incomplete {
+    /// The name in `MediaScan.incomplete_reason`, metrics and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Incomplete::Encrypted => "encrypted",
+            Incomplete::Corrupt => "corrupt",
+            Incomplete::SizeLimit => "size_limit",
+            Incomplete::TimeLimit => "time_limit",
+            Incomplete::NestingLimit => "nesting_limit",
+            Incomplete::Unsupported => "unsupported",
+        }
+    }
+}
+
+/// A piece of a document's text, classified on its own: a run of paragraphs (one per line), a property, or HTML
+/// (rendered by the classifier's own HTML reading, shown and hidden text alike).
+#[derive(Clone, PartialEq, Eq)]
+pub enum Passage {
+    /// Text, one paragraph per line.
+    Text(String),
+    /// An HTML document or fragment.
+    Html(String),
+}
+
+impl Passage {
+    /// The passage's text.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Passage::Text(s) | Passage::Html(s) => s,
+        }
+    }
+}
+
+/// Never the text: a `{:?}` in a log line must not leak a document.
+impl std::fmt::Debug for Passage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Passage::Text(s) => write!(f, "Text({} bytes)", s.len()),
+            Passage::Html(s) => write!(f, "Html({} bytes)", s.len()),
+        }
+    }
+}
+
+/// What a scan read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Extraction {
+    /// The format, from the content.
+    pub format: Format,
+    /// The text, in passages.
+    pub passages: Vec<Passage>,
+    /// Characters of text extracted.
+    pub text_chars: u64,
+    /// `None` when everything was read; otherwise why not.
+    pub incomplete: Option<Incomplete>,
+}
+
+/// Ends a scan: the reason is the scan's [`Extraction::incomplete`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stop(pub Incomplete);
+
+/// What extractors return: go on, or stop the whole scan.
+pub type Step<T = ()> = Result<T, Stop>;
+
+/// A passage is closed at the first paragraph break past this size, so no single text handed to the classifier
+/// grows with the document.
+const PASSAGE_BYTES: usize = 64 * 1024;
+
+/// How many [`Reader::tick`]s between two looks at the clock.
+const TICKS_PER_CLOCK: u32 = 256;
+
+/// The state of one scan: the text so far and what is left of each limit.
+#[derive(Debug)]
+pub struct Reader<'l> {
+    limits: &'l Limits,
+    passages: Vec<Passage>,
+    current: String,
+    chars: u64,
+    uncompressed: u64,
+    depth: u32,
+    ticks: u32,
+    incomplete: Option<Incomplete>,
+}
+
+impl<'l> Reader<'l> {
+    /// Scans a whole file (see [`super::extract`]).
+    pub(crate) fn scan(bytes: &[u8], truncated: bool, limits: &'l Limits) -> Extraction {
+        let mut reader = Reader {
+            limits,
+            passages: Vec::new(),
+            current: String::new(),
+            chars: 0,
+            uncompressed: 0,
+            depth: 0,
+            ticks: 0,
+            incomplete: None,
+        };
+        let format = formats::sniff(bytes);
+        let stopped = match reader.check_clock() {
+            Ok(()) => formats::read(&mut reader, format, bytes).err(),
+            Err(stop) => Some(stop),
+        };
+        reader.close_passage();
+        let found = stopped.map(|Stop(reason)| reason).or(reader.incomplete);
+        // A file cut at `media.max_bytes` looks broken at its end: say why it was cut, not what the cut did.
+        let incomplete = match found {
+            None | Some(Incomplete::Corrupt) if truncated => Some(Incomplete::SizeLimit),
+            other => other,
+        };
+        Extraction {
+            format,
+            passages: reader.passages,
+            text_chars: reader.chars,
+            incomplete,
+        }
+    }
+
+    /// Appends text to the current paragraph, up to `media.max_text_chars`.
+    pub fn text(&mut self, text: &str) -> Step {
+        let left = self.limits.max_text_chars.saturating_sub(self.chars);
+        let mut taken = 0u64;
+        let mut end = text.len();
+        for (at, _) in text.char_indices() {
+            if taken == left {
+                end = at;
+                break;
+            }
+            taken += 1;
+        }
+        self.current.push_str(&text[..end]);
+        self.chars += taken;
+        if end < text.len() {
+            return Err(Stop(Incomplete::SizeLimit));
+        }
+        self.tick()
+    }
+
+    /// Ends the current paragraph (a line break for the classifier, whose banners are read line by line).
+    pub fn end_paragraph(&mut self) {
+        if !self.current.is_empty() && !self.current.ends_with('\n') {
+            self.current.push('\n');
+        }
+        if self.current.len() >= PASSAGE_BYTES {
+            self.close_passage();
+        }
+    }
+
+    /// Ends the current passage: what follows (another part of the document, a property) is classified apart.
+    pub fn close_passage(&mut self) {
+        if !self.current.trim().is_empty() {
+            self.passages
+                .push(Passage::Text(std::mem::take(&mut self.current)));
+        }
+        self.current.clear();
+    }
+
+    /// Adds an HTML document or fragment as a passage of its own, up to `media.max_text_chars` characters.
+    pub fn html(&mut self, html: &str) -> Step {
+        self.close_passage();
+        let left = self.limits.max_text_chars.saturating_sub(self.chars);
+        let chars = html.chars().count() as u64;
+        let (kept, stop) = if chars > left {
+            let end = html
+                .char_indices()
+                .nth(usize::try_from(left).unwrap_or(usize::MAX))
+                .map_or(html.len(), |(at, _)| at);
+            (&html[..end], Err(Stop(Incomplete::SizeLimit)))
+        } else {
+            (html, Ok(()))
+        };
+        self.chars += chars.min(left);
+        if !kept.trim().is_empty() {
+            self.passages.push(Passage::Html(kept.to_owned()));
+        }
+        stop?;
+        self.tick()
+    }
+
+    /// Counts `bytes` produced by decompression against `media.max_uncompressed_bytes`.
+    pub fn inflated(&mut self, bytes: u64) -> Step {
+        self.uncompressed = self.uncompressed.saturating_add(bytes);
+        if self.uncompressed > self.limits.max_uncompressed_bytes {
+            return Err(Stop(Incomplete::SizeLimit));
+        }
+        self.tick()
+    }
+
+    /// How many more bytes decompression may produce.
+    pub fn inflate_budget(&self) -> u64 {
+        self.limits
+            .max_uncompressed_bytes
+            .saturating_sub(self.uncompressed)
+    }
+
+    /// Reads a file found inside this one (an archive entry, an embedded document), one level deeper: sniffed and
+    /// read like a top-level file. Past `media.max_nesting` it is not read and the scan is noted `nesting_limit`.
+    pub fn nested(&mut self, bytes: &[u8]) -> Step<Format> {
+        let format = formats::sniff(bytes);
+        if self.depth >= self.limits.max_nesting {
+            self.note(Incomplete::NestingLimit);
+            return Ok(format);
+        }
+        self.close_passage();
+        self.depth += 1;
+        let step = formats::read(self, format, bytes);
+        self.depth -= 1;
+        self.close_passage();
+        step.map(|()| format)
+    }
+
+    /// How deep in containers the scan is (0 for the file itself).
+    pub fn depth(&self) -> u32 {
+        self.depth
+    }
+
+    /// Records a problem that leaves the rest of the file readable; the first one is the scan's reason.
+    pub fn note(&mut self, reason: Incomplete) {
+        self.incomplete.get_or_insert(reason);
+    }
+
+    /// Called in every loop of an extractor: ends the scan with `time_limit` once the deadline has passed (the clock
+    /// is read every few calls, so a tick costs next to nothing).
+    pub fn tick(&mut self) -> Step {
+        self.ticks += 1;
+        if self.ticks >= TICKS_PER_CLOCK {
+            self.ticks = 0;
+            return self.check_clock();
+        }
+        Ok(())
+    }
+
+    /// Ends the scan with `time_limit` if the deadline has passed.
+    pub fn check_clock(&self) -> Step {
+        if Instant::now() >= self.limits.deadline {
+            return Err(Stop(Incomplete::TimeLimit));
+        }
+        Ok(())
+    }
+}
