@@ -1,19 +1,29 @@
 //! One module per format family, and the sniffing that picks one.
 
-use super::{
-    Format,
-    reader::{Incomplete, Reader, Step, Stop},
-};
+mod html;
+mod odf;
+mod ooxml;
+mod pdf;
+mod plain;
+mod rtf;
+mod sniff;
+mod zip;
 
-/// The format of `bytes`, from their content.
-pub(crate) fn sniff(_bytes: &[u8]) -> Format {
-    Format::Unknown
-}
+use super::{Format, reader::Reader, reader::Step};
+
+pub(crate) use sniff::sniff;
 
 /// Reads `bytes`, known to be `format`, into `reader`.
-pub(crate) fn read(_reader: &mut Reader<'_>, format: Format, _bytes: &[u8]) -> Step {
+pub(crate) fn read(reader: &mut Reader<'_>, format: Format, bytes: &[u8]) -> Step {
     match format {
+        Format::Pdf => pdf::read(reader, bytes),
+        Format::Docx | Format::Xlsx | Format::Pptx => ooxml::read(reader, format, bytes),
+        Format::Odt | Format::Ods | Format::Odp => odf::read(reader, format, bytes),
+        Format::Rtf => rtf::read(reader, bytes),
+        Format::Html => html::read(reader, bytes),
+        Format::Text => plain::read(reader, bytes),
+        Format::Zip => zip::read(reader, bytes),
+        // Images, audio, video, binaries: nothing to read; the file name is classified by the caller.
         Format::Unknown => Ok(()),
-        _ => Err(Stop(Incomplete::Unsupported)),
     }
 }

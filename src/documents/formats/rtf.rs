@@ -1,0 +1,8 @@
+//! Placeholder until the rtf reader lands.
+
+use crate::documents::reader::{Incomplete, Reader, Step, Stop};
+
+/// Reads a rtf file.
+pub(crate) fn read(_reader: &mut Reader<'_>, _bytes: &[u8]) -> Step {
+    Err(Stop(Incomplete::Unsupported))
+}
