@@ -52,21 +52,24 @@ impl Incomplete {
     }
 }
 
-/// A piece of a document's text, classified on its own: a run of paragraphs (one per line), a property, or HTML
-/// (rendered by the classifier's own HTML reading, shown and hidden text alike).
+/// A piece of a document's text, classified on its own: a run of paragraphs (one per line), a property, HTML
+/// (rendered by the classifier's own HTML reading, shown and hidden text alike), or the name of a file inside this
+/// one (read like a file name: `DR_note.docx` in an archive counts as the upload's own name would).
 #[derive(Clone, PartialEq, Eq)]
 pub enum Passage {
     /// Text, one paragraph per line.
     Text(String),
     /// An HTML document or fragment.
     Html(String),
+    /// The name of a file inside this one (an archive entry).
+    Name(String),
 }
 
 impl Passage {
     /// The passage's text.
     pub fn as_str(&self) -> &str {
         match self {
-            Passage::Text(s) | Passage::Html(s) => s,
+            Passage::Text(s) | Passage::Html(s) | Passage::Name(s) => s,
         }
     }
 }
@@ -77,6 +80,7 @@ impl std::fmt::Debug for Passage {
         match self {
             Passage::Text(s) => write!(f, "Text({} bytes)", s.len()),
             Passage::Html(s) => write!(f, "Html({} bytes)", s.len()),
+            Passage::Name(s) => write!(f, "Name({} bytes)", s.len()),
         }
     }
 }
@@ -212,6 +216,21 @@ impl<'l> Reader<'l> {
             self.passages.push(Passage::Html(kept.to_owned()));
         }
         stop?;
+        self.tick()
+    }
+
+    /// Adds the name of a file inside this one (an archive entry), classified as a file name. Names count towards
+    /// `media.max_text_chars` like text.
+    pub fn name(&mut self, name: &str) -> Step {
+        let left = self.limits.max_text_chars.saturating_sub(self.chars);
+        let chars = name.chars().count() as u64;
+        if chars > left {
+            return Err(Stop(Incomplete::SizeLimit));
+        }
+        self.chars += chars;
+        if !name.trim().is_empty() {
+            self.passages.push(Passage::Name(name.to_owned()));
+        }
         self.tick()
     }
 
