@@ -233,3 +233,57 @@ class CheckRoomStateChangeResponse(_message.Message):
     DECISION_FIELD_NUMBER: _ClassVar[int]
     decision: Decision
     def __init__(self, decision: _Optional[_Union[Decision, _Mapping]] = ...) -> None: ...
+
+class CheckMediaUploadRequest(_message.Message):
+    __slots__ = ("header", "chunk")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_FIELD_NUMBER: _ClassVar[int]
+    header: MediaUploadHeader
+    chunk: bytes
+    def __init__(self, header: _Optional[_Union[MediaUploadHeader, _Mapping]] = ..., chunk: _Optional[bytes] = ...) -> None: ...
+
+class MediaUploadHeader(_message.Message):
+    __slots__ = ("request_id", "uploader", "media")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    UPLOADER_FIELD_NUMBER: _ClassVar[int]
+    MEDIA_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    uploader: Subject
+    media: Media
+    def __init__(self, request_id: _Optional[str] = ..., uploader: _Optional[_Union[Subject, _Mapping]] = ..., media: _Optional[_Union[Media, _Mapping]] = ...) -> None: ...
+
+class Media(_message.Message):
+    __slots__ = ("media_id", "filename", "mimetype", "size", "remote")
+    MEDIA_ID_FIELD_NUMBER: _ClassVar[int]
+    FILENAME_FIELD_NUMBER: _ClassVar[int]
+    MIMETYPE_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    REMOTE_FIELD_NUMBER: _ClassVar[int]
+    media_id: str
+    filename: str
+    mimetype: str
+    size: int
+    remote: bool
+    def __init__(self, media_id: _Optional[str] = ..., filename: _Optional[str] = ..., mimetype: _Optional[str] = ..., size: _Optional[int] = ..., remote: _Optional[bool] = ...) -> None: ...
+
+class CheckMediaUploadResponse(_message.Message):
+    __slots__ = ("decision", "scan")
+    DECISION_FIELD_NUMBER: _ClassVar[int]
+    SCAN_FIELD_NUMBER: _ClassVar[int]
+    decision: Decision
+    scan: MediaScan
+    def __init__(self, decision: _Optional[_Union[Decision, _Mapping]] = ..., scan: _Optional[_Union[MediaScan, _Mapping]] = ...) -> None: ...
+
+class MediaScan(_message.Message):
+    __slots__ = ("format", "bytes_read", "text_chars", "complete", "incomplete_reason")
+    FORMAT_FIELD_NUMBER: _ClassVar[int]
+    BYTES_READ_FIELD_NUMBER: _ClassVar[int]
+    TEXT_CHARS_FIELD_NUMBER: _ClassVar[int]
+    COMPLETE_FIELD_NUMBER: _ClassVar[int]
+    INCOMPLETE_REASON_FIELD_NUMBER: _ClassVar[int]
+    format: str
+    bytes_read: int
+    text_chars: int
+    complete: bool
+    incomplete_reason: str
+    def __init__(self, format: _Optional[str] = ..., bytes_read: _Optional[int] = ..., text_chars: _Optional[int] = ..., complete: _Optional[bool] = ..., incomplete_reason: _Optional[str] = ...) -> None: ...

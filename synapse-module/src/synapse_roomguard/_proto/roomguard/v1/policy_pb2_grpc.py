@@ -60,6 +60,11 @@ class PolicyServiceStub:
                 request_serializer=synapse__roomguard_dot___proto_dot_roomguard_dot_v1_dot_policy__pb2.CheckRoomStateChangeRequest.SerializeToString,
                 response_deserializer=synapse__roomguard_dot___proto_dot_roomguard_dot_v1_dot_policy__pb2.CheckRoomStateChangeResponse.FromString,
                 _registered_method=True)
+        self.CheckMediaUpload = channel.stream_unary(
+                '/roomguard.v1.PolicyService/CheckMediaUpload',
+                request_serializer=synapse__roomguard_dot___proto_dot_roomguard_dot_v1_dot_policy__pb2.CheckMediaUploadRequest.SerializeToString,
+                response_deserializer=synapse__roomguard_dot___proto_dot_roomguard_dot_v1_dot_policy__pb2.CheckMediaUploadResponse.FromString,
+                _registered_method=True)
 
 
 class PolicyServiceServicer:
@@ -101,6 +106,13 @@ class PolicyServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CheckMediaUpload(self, request_iterator, context):
+        """May this file be stored? The first message carries the header, every following one a chunk of the file, in order.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PolicyServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -128,6 +140,11 @@ def add_PolicyServiceServicer_to_server(servicer, server):
                     servicer.CheckRoomStateChange,
                     request_deserializer=synapse__roomguard_dot___proto_dot_roomguard_dot_v1_dot_policy__pb2.CheckRoomStateChangeRequest.FromString,
                     response_serializer=synapse__roomguard_dot___proto_dot_roomguard_dot_v1_dot_policy__pb2.CheckRoomStateChangeResponse.SerializeToString,
+            ),
+            'CheckMediaUpload': grpc.stream_unary_rpc_method_handler(
+                    servicer.CheckMediaUpload,
+                    request_deserializer=synapse__roomguard_dot___proto_dot_roomguard_dot_v1_dot_policy__pb2.CheckMediaUploadRequest.FromString,
+                    response_serializer=synapse__roomguard_dot___proto_dot_roomguard_dot_v1_dot_policy__pb2.CheckMediaUploadResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -266,6 +283,33 @@ class PolicyService:
             '/roomguard.v1.PolicyService/CheckRoomStateChange',
             synapse__roomguard_dot___proto_dot_roomguard_dot_v1_dot_policy__pb2.CheckRoomStateChangeRequest.SerializeToString,
             synapse__roomguard_dot___proto_dot_roomguard_dot_v1_dot_policy__pb2.CheckRoomStateChangeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CheckMediaUpload(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/roomguard.v1.PolicyService/CheckMediaUpload',
+            synapse__roomguard_dot___proto_dot_roomguard_dot_v1_dot_policy__pb2.CheckMediaUploadRequest.SerializeToString,
+            synapse__roomguard_dot___proto_dot_roomguard_dot_v1_dot_policy__pb2.CheckMediaUploadResponse.FromString,
             options,
             channel_credentials,
             insecure,
