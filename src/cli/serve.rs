@@ -74,6 +74,7 @@ pub fn serve(overrides: &Overrides) -> ExitCode {
         )),
         metrics,
         decision_log: decision_log.clone(),
+        media: config.media.clone(),
     };
     let result = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

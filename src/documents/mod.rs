@@ -20,3 +20,8 @@ pub use reader::{Extraction, Incomplete, Limits, Passage};
 pub fn extract(bytes: &[u8], truncated: bool, limits: &Limits) -> Extraction {
     reader::Reader::scan(bytes, truncated, limits)
 }
+
+/// The format of `bytes`, from their content alone (what [`extract`] reports, without reading the text).
+pub fn sniff(bytes: &[u8]) -> Format {
+    formats::sniff(bytes)
+}

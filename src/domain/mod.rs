@@ -3,6 +3,7 @@
 
 pub mod decision;
 pub mod limits;
+pub mod media;
 pub mod message;
 pub mod request;
 pub mod room;

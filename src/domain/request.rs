@@ -29,16 +29,19 @@ pub enum Action {
     /// Change a room's state (join rule, history visibility, guest access, encryption, access rule), or create a
     /// room with its initial state.
     State,
+    /// Store an uploaded file.
+    Upload,
 }
 
 impl Action {
     /// Every action, in the order rules files list them.
-    pub const ALL: [Action; 5] = [
+    pub const ALL: [Action; 6] = [
         Action::Send,
         Action::Publish,
         Action::Unpublish,
         Action::Join,
         Action::State,
+        Action::Upload,
     ];
 
     /// The name used in rule lines (`p, id, send, ...`).
@@ -49,6 +52,7 @@ impl Action {
             Action::Unpublish => "unpublish",
             Action::Join => "join",
             Action::State => "state",
+            Action::Upload => "upload",
         }
     }
 

@@ -7,6 +7,7 @@ use crate::{
     domain::{
         decision::{Decision, Effect},
         limits::{MAX_EVENT_BYTES, MAX_ID_BYTES},
+        media::{Media, UploadRequest, check_media_id},
         message::Message,
         request::{JoinRequest, PublishRequest, SendRequest, StateChangeRequest},
         room::{HistoryVisibility, JoinRule, Room, RoomIdError, check_room_id},
@@ -26,10 +27,18 @@ pub struct InvalidArgument {
 }
 
 impl InvalidArgument {
-    fn new(field: impl Into<String>, problem: impl Into<String>) -> Self {
+    pub(crate) fn new(field: impl Into<String>, problem: impl Into<String>) -> Self {
         InvalidArgument {
             field: field.into(),
             problem: problem.into(),
+        }
+    }
+
+    /// The same problem, its field inside `parent` (`request_id` -> `header.request_id`).
+    fn under(self, parent: &str) -> Self {
+        InvalidArgument {
+            field: format!("{parent}.{}", self.field),
+            ..self
         }
     }
 }
@@ -139,6 +148,52 @@ impl TryFrom<proto::CheckRoomStateChangeRequest> for StateChangeRequest {
             proposed,
             event_type: req.event_type,
             state_key: req.state_key,
+        })
+    }
+}
+
+impl TryFrom<proto::MediaUploadHeader> for UploadRequest {
+    type Error = InvalidArgument;
+
+    /// Every field is optional (Synapse's media hook knows neither the uploader, nor the name, nor the type); what is
+    /// present is checked like the other rpcs' fields.
+    fn try_from(header: proto::MediaUploadHeader) -> Result<Self, Self::Error> {
+        let request_id = request_id(header.request_id).map_err(|e| e.under("header"))?;
+        let uploader = match header.uploader {
+            Some(uploader) => Some(subject("header.uploader", Some(uploader))?),
+            None => None,
+        };
+        let media = header.media.unwrap_or_default();
+        if !media.media_id.is_empty() {
+            check_media_id(&media.media_id).map_err(|e| {
+                InvalidArgument::new(
+                    "header.media.media_id",
+                    format!("`{}`: {e}", shown(&media.media_id)),
+                )
+            })?;
+        }
+        for (field, value) in [
+            ("header.media.media_id", &media.media_id),
+            ("header.media.filename", &media.filename),
+            ("header.media.mimetype", &media.mimetype),
+        ] {
+            if value.len() > MAX_ID_BYTES {
+                return Err(InvalidArgument::new(
+                    field,
+                    format!("is {} bytes, at most {MAX_ID_BYTES}", value.len()),
+                ));
+            }
+        }
+        Ok(UploadRequest {
+            request_id,
+            uploader,
+            media: Media {
+                media_id: media.media_id,
+                filename: media.filename,
+                mimetype: media.mimetype,
+                size: media.size,
+                remote: media.remote,
+            },
         })
     }
 }

@@ -11,6 +11,7 @@ pub(crate) mod json;
 pub mod proto;
 pub mod server;
 pub(crate) mod service;
+mod upload;
 
 pub(crate) use convert::InvalidArgument;
 pub(crate) use service::PolicyServer;

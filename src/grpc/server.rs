@@ -20,12 +20,13 @@ use crate::{
         proto::{self, policy_service_server::PolicyServiceServer},
     },
     ops::{
-        config::{LimitsConfig, Mode},
+        config::{LimitsConfig, MediaConfig, Mode},
         connections::{ConnectionGate, Listener},
         decision_log::DecisionLog,
         join_counter::{DEFAULT_MAX_TRACKED_USERS, JoinCounter},
         layers::auth::{AuthLayer, BearerToken},
         metrics::{self, Metrics},
+        scan_slots::ScanSlots,
         {admission::Admission, layers::deadline::DeadlineLayer},
     },
     policy::{reload, store::PolicyStore},
@@ -87,6 +88,8 @@ pub struct Options {
     pub decision_log: DecisionLog,
     /// The per-account public-join counter (it outlives policy reloads: it is the server's, not the policy's).
     pub join_counter: Arc<JoinCounter>,
+    /// Uploads: file size, text and decompression limits, nesting, time budget and scan slots.
+    pub media: MediaConfig,
 }
 
 impl Default for Options {
@@ -101,6 +104,7 @@ impl Default for Options {
             join_counter: Arc::new(JoinCounter::new(DEFAULT_MAX_TRACKED_USERS, metrics.clone())),
             metrics,
             decision_log: DecisionLog::off(),
+            media: MediaConfig::default(),
         }
     }
 }
@@ -152,6 +156,7 @@ pub async fn serve(
         options.decision_log.clone(),
         admission,
         options.join_counter.clone(),
+        ScanSlots::new(options.media.clone(), options.metrics.clone()),
     ))
     .max_decoding_message_size(limits.max_request_bytes)
     .max_encoding_message_size(MAX_RESPONSE_BYTES);
@@ -167,7 +172,10 @@ pub async fn serve(
     // The reloader lives as long as the server: it stops when shutdown begins.
     let policy_dir = store.current().dir.clone();
     tokio::spawn(reload::watch(store.clone(), policy_dir, stopped()));
-    let deadline = DeadlineLayer::new(limits.request_timeout(), options.metrics.clone());
+    // Uploads keep their own budget (media.timeout_ms, enforced by the upload path itself); the layer only backs it
+    // up, a second later.
+    let deadline = DeadlineLayer::new(limits.request_timeout(), options.metrics.clone())
+        .with_upload_timeout(options.media.timeout() + Duration::from_secs(1));
     let auth = AuthLayer::new(options.token.clone(), options.metrics.clone());
     // One gate for every listener: the connection slots are the process's file descriptors.
     let gate = ConnectionGate::new(

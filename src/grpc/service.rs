@@ -20,10 +20,11 @@ use crate::{
     },
     ops::{
         admission::Admission,
-        config::Mode,
-        decision_log::{DecisionLog, Entry},
+        config::{MediaConfig, Mode},
+        decision_log::{DecisionLog, Entry, MediaEntry},
         join_counter::{DEFAULT_MAX_TRACKED_USERS, JoinCounter},
         metrics::Metrics,
+        scan_slots::ScanSlots,
     },
     policy::{
         PolicySnapshot,
@@ -42,6 +43,7 @@ pub struct PolicyServer {
     decision_log: DecisionLog,
     admission: Admission,
     join_counter: Arc<JoinCounter>,
+    scans: ScanSlots,
 }
 
 impl PolicyServer {
@@ -54,13 +56,14 @@ impl PolicyServer {
             mode: Mode::Enforce,
             admission: Admission::unlimited(metrics.clone()),
             join_counter: Arc::new(JoinCounter::new(DEFAULT_MAX_TRACKED_USERS, metrics.clone())),
+            scans: ScanSlots::new(MediaConfig::default(), metrics.clone()),
             metrics,
             decision_log: DecisionLog::off(),
         }
     }
 
     /// The same service in `mode`, counting into `metrics`, logging to `decision_log`, deciding at most as many
-    /// calls at once as `admission` admits, counting public joins in `join_counter`.
+    /// calls at once as `admission` admits, counting public joins in `join_counter`, scanning uploads in `scans`.
     pub fn with_operations(
         self,
         mode: Mode,
@@ -68,6 +71,7 @@ impl PolicyServer {
         decision_log: DecisionLog,
         admission: Admission,
         join_counter: Arc<JoinCounter>,
+        scans: ScanSlots,
     ) -> Self {
         PolicyServer {
             mode,
@@ -75,8 +79,24 @@ impl PolicyServer {
             decision_log,
             admission,
             join_counter,
+            scans,
             ..self
         }
+    }
+
+    /// The upload scan slots and limits.
+    pub(crate) fn scans(&self) -> &ScanSlots {
+        &self.scans
+    }
+
+    /// The policy store.
+    pub(crate) fn store(&self) -> Arc<PolicyStore> {
+        self.store.clone()
+    }
+
+    /// The metrics.
+    pub(crate) fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     /// The one path of every decision rpc: admit (once the request is decoded, so a stalled body never holds a
@@ -112,26 +132,30 @@ impl PolicyServer {
             question.room_id(),
             decision,
             started,
+            None,
         ))
     }
 
     /// Counts and logs `decision`, then converts it; in shadow mode the answer is ALLOW, marked `shadow`, with the
     /// policy's effect in `policy_effect` and its reasons unchanged.
-    fn answer(
+    pub(crate) fn answer(
         &self,
         rpc: &'static str,
         user_id: &str,
         room_id: &str,
         decision: Decision,
         started: Instant,
+        media: Option<MediaEntry<'_>>,
     ) -> proto::Decision {
         let latency = started.elapsed();
         let shadow = self.mode == Mode::Shadow;
         self.metrics
             .decision(rpc, self.mode.as_str(), &decision, latency);
-        self.decision_log.log(&Entry::new(
-            rpc, user_id, room_id, &decision, latency, shadow,
-        ));
+        let entry = Entry::new(rpc, user_id, room_id, &decision, latency, shadow);
+        self.decision_log.log(&match media {
+            Some(media) => entry.with_media(media),
+            None => entry,
+        });
         let mut answer = proto::Decision::from(decision);
         if shadow {
             answer.shadow = true;
@@ -262,11 +286,12 @@ impl PolicyService for PolicyServer {
         }))
     }
 
+    #[instrument(name = "check_media_upload", skip_all, fields(decision_id, effect))]
     async fn check_media_upload(
         &self,
-        _request: Request<tonic::Streaming<proto::CheckMediaUploadRequest>>,
+        request: Request<tonic::Streaming<proto::CheckMediaUploadRequest>>,
     ) -> Result<Response<proto::CheckMediaUploadResponse>, Status> {
-        Err(Status::unimplemented("CheckMediaUpload is being built"))
+        self.upload(request.into_inner()).await.map(Response::new)
     }
 }
 
@@ -282,7 +307,7 @@ fn timestamp(at: SystemTime) -> prost_types::Timestamp {
 
 /// Runs a decision so that a bug (a panic) answers this one call with `INTERNAL` instead of tearing down the
 /// connection and every call multiplexed on it. The log line names the rpc, never the request's content.
-fn guarded<T>(rpc: &'static str, decide: impl FnOnce() -> T) -> Result<T, Status> {
+pub(crate) fn guarded<T>(rpc: &'static str, decide: impl FnOnce() -> T) -> Result<T, Status> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(decide)).map_err(|_| {
         tracing::error!(rpc, "decision panicked; answering INTERNAL");
         Status::internal("internal error while deciding; the event is logged")

@@ -59,6 +59,46 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// The per-account public-join counter.
     pub counters: CountersConfig,
+    /// Reading uploaded files.
+    pub media: MediaConfig,
+}
+
+/// `[media]`: the limits of reading an uploaded file (`CheckMediaUpload`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MediaConfig {
+    /// Bytes of a file read at most; the rest is not read (`size_limit`).
+    pub max_bytes: u64,
+    /// Characters of text extracted and classified per file.
+    pub max_text_chars: u64,
+    /// Bytes produced by decompression per file, across archive entries and compressed streams.
+    pub max_uncompressed_bytes: u64,
+    /// Files inside files read at most this deep; 0 reads none.
+    pub max_nesting: u32,
+    /// Time budget of one upload, from its first message to the answer.
+    pub timeout_ms: u64,
+    /// Files scanned at once.
+    pub max_concurrent_scans: usize,
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        MediaConfig {
+            max_bytes: 50 << 20,
+            max_text_chars: 10_000_000,
+            max_uncompressed_bytes: 256 << 20,
+            max_nesting: 4,
+            timeout_ms: 4_000,
+            max_concurrent_scans: 4,
+        }
+    }
+}
+
+impl MediaConfig {
+    /// `timeout_ms` as a duration.
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(self.timeout_ms)
+    }
 }
 
 /// `[counters]`: the per-account public-join counter behind `r.sub.public_joins_1h`.
@@ -223,6 +263,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             limits: LimitsConfig::default(),
             counters: CountersConfig::default(),
+            media: MediaConfig::default(),
         }
     }
 }
@@ -312,6 +353,24 @@ pub struct Overrides {
     /// Users the public-join counter tracks at most [default: 1000000].
     #[arg(long, env = "ROOMGUARD_COUNTERS_MAX_TRACKED_USERS")]
     pub counters_max_tracked_users: Option<usize>,
+    /// Bytes of an uploaded file read at most [default: 52428800].
+    #[arg(long, env = "ROOMGUARD_MEDIA_MAX_BYTES")]
+    pub media_max_bytes: Option<u64>,
+    /// Characters of text extracted from one file [default: 10000000].
+    #[arg(long, env = "ROOMGUARD_MEDIA_MAX_TEXT_CHARS")]
+    pub media_max_text_chars: Option<u64>,
+    /// Bytes produced by decompression in one file [default: 268435456].
+    #[arg(long, env = "ROOMGUARD_MEDIA_MAX_UNCOMPRESSED_BYTES")]
+    pub media_max_uncompressed_bytes: Option<u64>,
+    /// Files inside files read at most this deep [default: 4].
+    #[arg(long, env = "ROOMGUARD_MEDIA_MAX_NESTING")]
+    pub media_max_nesting: Option<u32>,
+    /// Time budget of one upload in milliseconds [default: 4000].
+    #[arg(long, env = "ROOMGUARD_MEDIA_TIMEOUT_MS")]
+    pub media_timeout_ms: Option<u64>,
+    /// Files scanned at once [default: 4].
+    #[arg(long, env = "ROOMGUARD_MEDIA_MAX_CONCURRENT_SCANS")]
+    pub media_max_concurrent_scans: Option<usize>,
 }
 
 impl Config {
@@ -401,6 +460,16 @@ impl Config {
             &mut self.counters.max_tracked_users,
             &o.counters_max_tracked_users,
         );
+        let m = &mut self.media;
+        set(&mut m.max_bytes, &o.media_max_bytes);
+        set(&mut m.max_text_chars, &o.media_max_text_chars);
+        set(
+            &mut m.max_uncompressed_bytes,
+            &o.media_max_uncompressed_bytes,
+        );
+        set(&mut m.max_nesting, &o.media_max_nesting);
+        set(&mut m.timeout_ms, &o.media_timeout_ms);
+        set(&mut m.max_concurrent_scans, &o.media_max_concurrent_scans);
     }
 
     /// Checks what can be checked before binding: combinations, ranges, and that named files are readable.
@@ -481,6 +550,17 @@ impl Config {
             (
                 "counters.max_tracked_users",
                 self.counters.max_tracked_users as u64,
+            ),
+            ("media.max_bytes", self.media.max_bytes),
+            ("media.max_text_chars", self.media.max_text_chars),
+            (
+                "media.max_uncompressed_bytes",
+                self.media.max_uncompressed_bytes,
+            ),
+            ("media.timeout_ms", self.media.timeout_ms),
+            (
+                "media.max_concurrent_scans",
+                self.media.max_concurrent_scans as u64,
             ),
         ] {
             if value == 0 {
@@ -641,6 +721,38 @@ mod tests {
             config.validate().unwrap_err().setting,
             "limits.max_concurrent_requests"
         );
+    }
+
+    /// The media limits come from `[media]`, their flags or variables override the file, and a zero limit is refused
+    /// naming the setting (a zero nesting is allowed: embedded files are then not opened).
+    #[test]
+    fn media_limits_are_settings() {
+        let mut config =
+            Config::from_toml("[media]\nmax_bytes = 1000\ntimeout_ms = 200\nmax_nesting = 0\n")
+                .unwrap();
+        assert_eq!(
+            (
+                config.media.max_bytes,
+                config.media.timeout_ms,
+                config.media.max_nesting
+            ),
+            (1000, 200, 0)
+        );
+        assert!(config.validate().is_ok());
+        config.apply(&Overrides {
+            media_max_concurrent_scans: Some(9),
+            media_max_text_chars: Some(77),
+            ..Overrides::default()
+        });
+        assert_eq!(config.media.max_concurrent_scans, 9);
+        assert_eq!(config.media.max_text_chars, 77);
+        config.media.max_uncompressed_bytes = 0;
+        assert_eq!(
+            config.validate().unwrap_err().setting,
+            "media.max_uncompressed_bytes"
+        );
+        let err = Config::from_toml("[media]\nmax_size = 1\n").unwrap_err();
+        assert_eq!(err.setting, "media.max_size", "{err}");
     }
 
     /// A missing token file is refused at start-up, not at the first call.

@@ -61,6 +61,27 @@ pub struct Entry<'a> {
     pub latency_us: u64,
     /// True when the answer was ALLOW whatever `effect` says (shadow mode).
     pub shadow: bool,
+    /// Uploads only: what was read of the file (never its text or name).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub media: Option<MediaEntry<'a>>,
+}
+
+/// What the decision log says of an uploaded file: its id and what the scan found, never its text or its name (a
+/// file name can itself carry the marking).
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct MediaEntry<'a> {
+    /// `mxc://server/id`, empty when unknown.
+    pub media_id: &'a str,
+    /// The format read from the content.
+    pub format: &'a str,
+    /// Bytes read.
+    pub bytes_read: u64,
+    /// Characters of text extracted.
+    pub text_chars: u64,
+    /// Why the text could not all be read; empty when it could.
+    pub incomplete_reason: &'a str,
+    /// The file came from another homeserver.
+    pub remote: bool,
 }
 
 impl<'a> Entry<'a> {
@@ -88,7 +109,14 @@ impl<'a> Entry<'a> {
             policy_version: &decision.policy_version,
             latency_us: u64::try_from(latency.as_micros()).unwrap_or(u64::MAX),
             shadow,
+            media: None,
         }
+    }
+
+    /// The same entry, for an upload.
+    pub fn with_media(mut self, media: MediaEntry<'a>) -> Self {
+        self.media = Some(media);
+        self
     }
 }
 

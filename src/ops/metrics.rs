@@ -23,6 +23,8 @@
 //! | `roomguard_connections_refused_total` | counter | `reason` (`limit`: `limits.max_connections` reached) |
 //! | `roomguard_connections_dropped_total` | counter | `reason` (`handshake_timeout`, `handshake_failed`, `not_http2`) |
 //! | `roomguard_accept_errors_total` | counter | `reason` (`fd_limit`, `other`) |
+//!
+//! and the document-scan metrics of [`super::scan_metrics`] (`roomguard_media_*`).
 
 use std::{
     collections::BTreeMap,
@@ -42,6 +44,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tracing::{debug, info, warn};
 
+use super::scan_metrics::ScanMetrics;
 use crate::{domain::decision::Decision, policy::store::PolicyStore};
 
 /// Upper bounds of the decision latency buckets, in seconds: a decision takes microseconds on a small policy and
@@ -72,6 +75,8 @@ pub struct Metrics {
     connections: ConnectionCounters,
     join_tracked_users: AtomicI64,
     joins_rate_limited: AtomicU64,
+    /// Document scans (uploads).
+    pub scans: ScanMetrics,
 }
 
 /// What happened to the connections the listeners accepted.
@@ -444,6 +449,7 @@ impl Metrics {
                 }
             }
         }
+        self.scans.render(&mut out);
         out
     }
 }

@@ -8,4 +8,6 @@ pub mod decision_log;
 pub mod join_counter;
 pub mod layers;
 pub mod metrics;
+pub mod scan_metrics;
+pub mod scan_slots;
 pub mod tls;

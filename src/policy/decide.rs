@@ -8,13 +8,15 @@ use tracing::warn;
 use uuid::Uuid;
 
 use crate::{
+    documents::Extraction,
     domain::{
         decision::{Decision, Effect, Reason},
+        media::UploadRequest,
         request::{Action, JoinRequest, PublishRequest, SendRequest, StateChangeRequest},
     },
     policy::{
         PolicySnapshot,
-        engine::attributes::Attributes,
+        engine::attributes::{Attributes, MediaFacts},
         engine::{EngineError, Matched},
         reasons::{NO_MATCHING_RULE, POLICY_EVALUATION_ERROR},
     },
@@ -42,6 +44,17 @@ pub fn decide_join(
 /// May the sender change the room's state so that it becomes `proposed`?
 pub fn decide_state_change(policy: &PolicySnapshot, request: &StateChangeRequest) -> Decision {
     explain_state_change(policy, request).decision
+}
+
+/// May this file be stored, `received` bytes of it having been read into `extraction`? The classification is the
+/// most sensitive marking in the text read (even when the scan could not read it all), its properties and names.
+pub fn decide_upload(
+    policy: &PolicySnapshot,
+    request: &UploadRequest,
+    extraction: &Extraction,
+    received: u64,
+) -> Decision {
+    explain_upload(policy, request, extraction, received).decision
 }
 
 /// A decision and how it came about: for authors (`roomguard check`) when a result surprises them.
@@ -135,6 +148,35 @@ pub fn explain_state_change(policy: &PolicySnapshot, request: &StateChangeReques
     let mut explanation = evaluate(policy, Action::State, attributes, &request.request_id);
     explanation.decision.roles = policy.roles.names_of(roles);
     explanation.room_is_public = request.room.is_public();
+    explanation
+}
+
+/// [`decide_upload`], with the explanation.
+pub fn explain_upload(
+    policy: &PolicySnapshot,
+    request: &UploadRequest,
+    extraction: &Extraction,
+    received: u64,
+) -> Explanation {
+    let roles = request
+        .uploader
+        .as_ref()
+        .map(|uploader| (uploader, policy.roles.resolve(uploader)));
+    let classification = policy
+        .classifier
+        .classify_document(&request.media.filename, &extraction.passages);
+    let media = MediaFacts {
+        classification,
+        format: extraction.format.as_str(),
+        incomplete_reason: extraction.incomplete.map_or("", |i| i.as_str()),
+        received,
+        mimetype: &request.media.mimetype,
+        remote: request.media.remote,
+    };
+    let attributes = Attributes::upload(roles, &policy.roles, &media);
+    let mut explanation = evaluate(policy, Action::Upload, attributes, &request.request_id);
+    explanation.decision.roles = roles.map_or_else(Vec::new, |(_, set)| policy.roles.names_of(set));
+    explanation.decision.classification = classification.to_owned();
     explanation
 }
 

@@ -43,6 +43,10 @@ class FakePolicyService(pb_grpc.PolicyServiceServicer):
         self.abort_code: grpc.StatusCode | None = None
         self.requests: list[object] = []
         self.metadata: list[dict[str, str]] = []
+        #: `CheckMediaUpload` streams received in full, and how long the fake waits before reading one.
+        self.uploads: list[Upload] = []
+        self.read_delay_s = 0.0
+        self.scan = pb.MediaScan(format="pdf", bytes_read=0, text_chars=0, complete=True)
         self._lock = threading.Lock()
 
     def _answer(self, request: object, context: grpc.ServicerContext) -> pb.Decision:
@@ -66,6 +70,35 @@ class FakePolicyService(pb_grpc.PolicyServiceServicer):
 
     def CheckRoomStateChange(self, request, context):  # noqa: N802 - gRPC method name
         return pb.CheckRoomStateChangeResponse(decision=self._answer(request, context))
+
+    def CheckMediaUpload(self, request_iterator, context):  # noqa: N802 - gRPC method name
+        """Reads the whole stream (after `read_delay_s`, to play a slow reader), records it as an `Upload`, then
+        answers like the other rpcs, with `scan` (what a reader would have found)."""
+        if self.read_delay_s:
+            time.sleep(self.read_delay_s)
+        upload = Upload()
+        for message in request_iterator:
+            upload.kinds.append(message.WhichOneof("part"))
+            if message.HasField("header"):
+                upload.header = message.header
+            else:
+                upload.chunk_sizes.append(len(message.chunk))
+                upload.content.extend(message.chunk)
+        with self._lock:
+            self.uploads.append(upload)
+        decision = self._answer(upload, context)
+        return pb.CheckMediaUploadResponse(decision=decision, scan=self.scan)
+
+
+class Upload:
+    """One `CheckMediaUpload` stream as the server received it."""
+
+    def __init__(self) -> None:
+        #: `header` or `chunk`, per message, in order.
+        self.kinds: list[str] = []
+        self.header: pb.MediaUploadHeader | None = None
+        self.chunk_sizes: list[int] = []
+        self.content = bytearray()
 
 
 class FakeRoomguard:

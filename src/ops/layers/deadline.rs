@@ -1,6 +1,7 @@
 //! The request deadline: a tower layer that answers `DEADLINE_EXCEEDED` to a call that runs longer than
 //! `limits.request_timeout_ms`, its body included, so a stalled sender costs a stream for a bounded time only.
-//! Health checks are never timed out: an overloaded roomguard is busy, not dead.
+//! Health checks are never timed out: an overloaded roomguard is busy, not dead. Uploads (`CheckMediaUpload`) have a
+//! budget of their own, `media.timeout_ms`, which the upload path enforces; the layer gives them a longer backstop.
 
 use std::{
     sync::Arc,
@@ -19,13 +20,30 @@ use crate::ops::metrics::Metrics;
 #[derive(Debug, Clone)]
 pub struct DeadlineLayer {
     timeout: Duration,
+    upload_timeout: Duration,
     metrics: Arc<Metrics>,
 }
 
+/// The path of the upload rpc, whose budget is `media.timeout_ms`, not `limits.request_timeout_ms`.
+pub const UPLOAD_PATH: &str = "/roomguard.v1.PolicyService/CheckMediaUpload";
+
 impl DeadlineLayer {
-    /// Each call, from its headers to its answer, for at most `timeout`.
+    /// Each call, from its headers to its answer, for at most `timeout` (uploads too, unless
+    /// [`DeadlineLayer::with_upload_timeout`] says otherwise).
     pub fn new(timeout: Duration, metrics: Arc<Metrics>) -> Self {
-        DeadlineLayer { timeout, metrics }
+        DeadlineLayer {
+            timeout,
+            upload_timeout: timeout,
+            metrics,
+        }
+    }
+
+    /// Uploads for at most `timeout`.
+    pub fn with_upload_timeout(self, timeout: Duration) -> Self {
+        DeadlineLayer {
+            upload_timeout: timeout,
+            ..self
+        }
     }
 }
 
@@ -67,7 +85,11 @@ where
             return Box::pin(self.inner.call(request));
         }
         let metrics = self.layer.metrics.clone();
-        let timeout = self.layer.timeout;
+        let timeout = if request.uri().path() == UPLOAD_PATH {
+            self.layer.upload_timeout
+        } else {
+            self.layer.timeout
+        };
         let call = self.inner.call(request);
         Box::pin(async move {
             match tokio::time::timeout(timeout, call).await {

@@ -1,5 +1,6 @@
 //! What rules can see of a request: the attributes Rust computes and hands to casbin as `r.act`, `r.sub`, `r.role`,
-//! `r.room`, `r.msg`, `r.next` (the room as a state change would leave it), `r.join` and `r.state`.
+//! `r.room`, `r.msg`, `r.next` (the room as a state change would leave it), `r.join`, `r.state` and `r.media` (an
+//! uploaded file, as read).
 //!
 //! Rust computes facts (roles, classification, whether a room is public, sizes); the policy files decide what to do
 //! with them. Message text never becomes an attribute: rules see the classification label, not the words, so no
@@ -12,9 +13,10 @@ use crate::{
     policy::roles::{RoleResolver, RoleSet},
 };
 
-/// The request definition every model must declare: `r = act, sub, role, room, msg, next, join, state`.
-pub const REQUEST_TOKENS: [&str; 8] =
-    ["act", "sub", "role", "room", "msg", "next", "join", "state"];
+/// The request definition every model must declare: `r = act, sub, role, room, msg, next, join, state, media`.
+pub const REQUEST_TOKENS: [&str; 9] = [
+    "act", "sub", "role", "room", "msg", "next", "join", "state", "media",
+];
 
 /// Event types that clients never encrypt, so that one of them in an encrypted room is not a plaintext message
 /// (`r.msg.never_encrypted`): state events (the server must read them) and redactions (the server must read what
@@ -199,7 +201,72 @@ pub const SCHEMA: &[(&str, &str, Kind, &str)] = &[
         Kind::Bool,
         "a protection marking was found",
     ),
+    (
+        "media",
+        "classified",
+        Kind::Bool,
+        "upload: a protection marking was found in the file's text, properties or name",
+    ),
+    (
+        "media",
+        "classification",
+        Kind::Text,
+        "upload: the most sensitive marking found, or none",
+    ),
+    (
+        "media",
+        "format",
+        Kind::Text,
+        "upload: from the content: pdf, docx, xlsx, pptx, odt, ods, odp, rtf, html, text, zip or unknown",
+    ),
+    (
+        "media",
+        "complete",
+        Kind::Bool,
+        "upload: all the file's text could be read",
+    ),
+    (
+        "media",
+        "incomplete_reason",
+        Kind::Text,
+        "upload: encrypted, corrupt, size_limit, time_limit, nesting_limit, unsupported, or empty when complete",
+    ),
+    (
+        "media",
+        "size_mib",
+        Kind::Integer,
+        "upload: the bytes actually received, in MiB, rounded up",
+    ),
+    (
+        "media",
+        "mimetype",
+        Kind::Text,
+        "upload: the type the client declared (never trusted for the format)",
+    ),
+    (
+        "media",
+        "remote",
+        Kind::Bool,
+        "upload: the file comes from another homeserver",
+    ),
 ];
+
+/// What an upload's rules see of the file (`r.media`): the scan's facts, never its text.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MediaFacts<'a> {
+    /// The most sensitive marking label found (`none` when none).
+    pub classification: &'a str,
+    /// The format read from the content.
+    pub format: &'a str,
+    /// Why the text could not all be read; empty when it could.
+    pub incomplete_reason: &'a str,
+    /// The bytes actually received.
+    pub received: u64,
+    /// The declared type.
+    pub mimetype: &'a str,
+    /// The file comes from another homeserver.
+    pub remote: bool,
+}
 
 /// The kind of `r.<object>.<field>`, if it exists. `r.next` has exactly the fields of `r.room`.
 pub fn kind_of(object: &str, field: &str) -> Option<Kind> {
@@ -221,6 +288,7 @@ pub struct Attributes {
     next: Map,
     join: Map,
     state: Map,
+    media: Map,
 }
 
 impl Attributes {
@@ -234,22 +302,56 @@ impl Attributes {
         room: &Room,
         message: Option<(&Message, &str)>,
     ) -> Self {
+        Attributes::build(action, Some(subject), roles, resolver, Some(room), message)
+    }
+
+    /// The attributes of an upload: the uploader when known (otherwise `r.sub` is empty strings and no role holds),
+    /// no room and no message (empty strings, zeros and `false`), and the file as read (`r.media`).
+    pub fn upload(
+        uploader: Option<(&Subject, RoleSet)>,
+        resolver: &RoleResolver,
+        media: &MediaFacts<'_>,
+    ) -> Self {
+        let (subject, roles) = match uploader {
+            Some((subject, roles)) => (Some(subject), roles),
+            None => (None, RoleSet::default()),
+        };
+        let mut attributes =
+            Attributes::build(Action::Upload, subject, roles, resolver, None, None);
+        attributes.media = media_map(media);
+        attributes
+    }
+
+    fn build(
+        action: Action,
+        subject: Option<&Subject>,
+        roles: RoleSet,
+        resolver: &RoleResolver,
+        room: Option<&Room>,
+        message: Option<(&Message, &str)>,
+    ) -> Self {
         let mut sub = Map::new();
-        sub.insert("user_id".into(), subject.user_id.as_str().into());
-        sub.insert("server_name".into(), subject.user_id.host().into());
-        sub.insert("server_admin".into(), subject.server_admin.into());
-        sub.insert(
-            "power_level".into(),
-            Dynamic::from_int(clamp(subject.power_level)),
-        );
+        let (user_id, host, server_admin, power_level) = match subject {
+            Some(s) => (
+                s.user_id.as_str(),
+                s.user_id.host(),
+                s.server_admin,
+                s.power_level,
+            ),
+            None => ("", "", false, 0),
+        };
+        sub.insert("user_id".into(), user_id.into());
+        sub.insert("server_name".into(), host.into());
+        sub.insert("server_admin".into(), server_admin.into());
+        sub.insert("power_level".into(), Dynamic::from_int(clamp(power_level)));
+        sub.insert("public_joins_1h".into(), Dynamic::from_int(0));
 
         let mut role = Map::new();
         for (index, name) in resolver.role_names().iter().enumerate() {
             role.insert(name.as_str().into(), roles.contains(index).into());
         }
 
-        sub.insert("public_joins_1h".into(), Dynamic::from_int(0));
-        let r = room_map(room);
+        let r = room.map_or_else(empty_room_map, room_map);
 
         let mut msg = Map::new();
         let (m, label) = match message {
@@ -296,6 +398,7 @@ impl Attributes {
             msg,
             join,
             state,
+            media: media_map(&MediaFacts::default()),
         }
     }
 
@@ -317,6 +420,40 @@ impl Attributes {
         self.state.insert("state_key".into(), state_key.into());
         self
     }
+}
+
+/// `r.media` of a scanned file (all empty for the other actions).
+fn media_map(media: &MediaFacts<'_>) -> Map {
+    let mut m = Map::new();
+    let classified = !media.classification.is_empty()
+        && media.classification != crate::policy::markings::NO_MARKING;
+    m.insert("classified".into(), classified.into());
+    m.insert("classification".into(), media.classification.into());
+    m.insert("format".into(), media.format.into());
+    m.insert(
+        "complete".into(),
+        (!media.format.is_empty() && media.incomplete_reason.is_empty()).into(),
+    );
+    m.insert("incomplete_reason".into(), media.incomplete_reason.into());
+    m.insert(
+        "size_mib".into(),
+        Dynamic::from_int(units(media.received, 1 << 20)),
+    );
+    m.insert("mimetype".into(), media.mimetype.into());
+    m.insert("remote".into(), media.remote.into());
+    m
+}
+
+/// `r.room` when no room is involved: empty strings and `false`.
+fn empty_room_map() -> Map {
+    let mut r = Map::new();
+    for field in ["room_id", "join_rule", "history_visibility", "access_rule"] {
+        r.insert(field.into(), "".into());
+    }
+    for field in ["encrypted", "guest_access", "published", "is_public"] {
+        r.insert(field.into(), false.into());
+    }
+    r
 }
 
 /// A room's attributes, as `r.room` and `r.next` show them.
@@ -366,6 +503,7 @@ impl casbin::EnforceArgs for Attributes {
             Dynamic::from_map(self.next),
             Dynamic::from_map(self.join),
             Dynamic::from_map(self.state),
+            Dynamic::from_map(self.media),
         ])
     }
 

@@ -13,7 +13,7 @@ use crate::{
         diagnostics::Problem,
         engine::{
             self, POLICY_TOKENS, SUPPORTED_EFFECT,
-            attributes::{Attributes, REQUEST_TOKENS},
+            attributes::{Attributes, MediaFacts, REQUEST_TOKENS},
         },
         markings::NO_MARKING,
         roles::{RoleResolver, RoleSet},
@@ -217,6 +217,18 @@ fn sample_attributes(action: Action, on: bool, roles: &RoleResolver) -> Attribut
     };
     let label = if on { "restricted" } else { NO_MARKING };
     let msg = (action == Action::Send).then_some((&message, label));
+    if action == Action::Upload {
+        // Uploads are decided with and without an uploader: a rule must evaluate in both.
+        let media = MediaFacts {
+            classification: label,
+            format: if on { "pdf" } else { "unknown" },
+            incomplete_reason: if on { "encrypted" } else { "" },
+            received: if on { 100 << 20 } else { 0 },
+            mimetype: if on { "application/pdf" } else { "" },
+            remote: on,
+        };
+        return Attributes::upload(on.then_some((&subject, set)), roles, &media);
+    }
     let attributes = Attributes::new(action, &subject, set, roles, &room, msg);
     match action {
         Action::Join => attributes.with_join(on, if on { 1000 } else { 0 }),

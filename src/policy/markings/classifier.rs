@@ -33,6 +33,7 @@ use aho_corasick::{AhoCorasick, AhoCorasickKind};
 use serde::Deserialize;
 
 use crate::{
+    documents::Passage,
     domain::message::Message,
     policy::{
         diagnostics::{Problem, line_of},
@@ -567,6 +568,34 @@ impl Classifier {
             self.scan(&html.hidden, Field::Text, &mut scratch, &mut note);
         }
         self.scan(&message.filename, Field::FileName, &mut scratch, &mut note);
+        best.map_or(NO_MARKING, |b| self.markings[b].label.as_str())
+    }
+
+    /// The label of the most sensitive marking in a document: its text and properties (each passage read like a
+    /// message's text, HTML through the same HTML reading), the names of the files inside it, and its own file
+    /// name; `none` if none.
+    pub fn classify_document(&self, filename: &str, passages: &[Passage]) -> &str {
+        let mut best: Option<usize> = None;
+        let mut note = |found: usize| {
+            if best.is_none_or(|b| self.markings[found].level > self.markings[b].level) {
+                best = Some(found);
+            }
+        };
+        let mut scratch = Scratch::default();
+        for passage in passages {
+            match passage {
+                Passage::Text(text) => self.scan(text, Field::Text, &mut scratch, &mut note),
+                Passage::Html(html) => {
+                    let html = render_html(html);
+                    self.scan(&html.visible, Field::Text, &mut scratch, &mut note);
+                    self.scan(&html.hidden, Field::Text, &mut scratch, &mut note);
+                }
+                Passage::Name(name) => {
+                    self.scan(name, Field::FileName, &mut scratch, &mut note);
+                }
+            }
+        }
+        self.scan(filename, Field::FileName, &mut scratch, &mut note);
         best.map_or(NO_MARKING, |b| self.markings[b].label.as_str())
     }
 

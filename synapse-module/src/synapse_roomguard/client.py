@@ -32,8 +32,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
-from typing import Any, TypeVar
+from collections.abc import Callable, Iterator
+from typing import Any, Protocol, TypeVar
 
 import grpc
 from twisted.internet import defer
@@ -110,6 +110,7 @@ class PolicyClient:
         max_concurrent_calls: int = 16,
         tls: TlsConfig | None = None,
         auth_token: str | None = None,
+        media_timeout_s: float = 5.0,
     ) -> None:
         self._endpoint = endpoint
         self._tls = tls
@@ -119,6 +120,7 @@ class PolicyClient:
         )
         self._timeout_s = timeout_s
         self._backoff_max_ms = int(reconnect_backoff_max_s * 1000)
+        self._media_timeout_s = media_timeout_s
         self._reactor = reactor
         self._channel: grpc.Channel | None = None
         self._stub: pb_grpc.PolicyServiceStub | None = None
@@ -127,6 +129,9 @@ class PolicyClient:
         self._reachable: bool | None = None
         # Threads are started on demand, up to the maximum, once the pool is started (on first use).
         self._pool = ThreadPool(minthreads=0, maxthreads=max_concurrent_calls, name="roomguard-grpc")
+        # Media checks get a pool of their own: one holds its thread while the file streams (up to `media_timeout_ms`),
+        # and a burst of uploads must not leave messages waiting for a thread past their 200 ms deadline.
+        self._media_pool = ThreadPool(minthreads=0, maxthreads=max_concurrent_calls, name="roomguard-grpc-media")
 
     # === channel ===
 
@@ -148,8 +153,9 @@ class PolicyClient:
     def _get_stub(self) -> pb_grpc.PolicyServiceStub:
         with self._lock:
             if self._stub is None:
-                if not self._pool.started:
-                    self._pool.start()
+                for pool in (self._pool, self._media_pool):
+                    if not pool.started:
+                        pool.start()
                 if self._tls is None:
                     self._channel = grpc.insecure_channel(self._endpoint, options=self._channel_options())
                 else:
@@ -189,27 +195,57 @@ class PolicyClient:
                 self._channel.close()  # ends calls in flight at once (CANCELLED), so the pool stops promptly
             self._channel = None
             self._stub = None
-            if self._pool.started:
-                self._pool.stop()
+            for pool in (self._pool, self._media_pool):
+                if pool.started:
+                    pool.stop()
 
     # === calls ===
 
     def check_message_send(self, request: pb.CheckMessageSendRequest) -> defer.Deferred[pb.CheckMessageSendResponse]:
-        return self._call(lambda stub: stub.CheckMessageSend, request)
+        return self._call(self._unary(lambda stub: stub.CheckMessageSend, request))
 
     def check_room_publish(self, request: pb.CheckRoomPublishRequest) -> defer.Deferred[pb.CheckRoomPublishResponse]:
-        return self._call(lambda stub: stub.CheckRoomPublish, request)
+        return self._call(self._unary(lambda stub: stub.CheckRoomPublish, request))
 
     def check_room_join(self, request: pb.CheckRoomJoinRequest) -> defer.Deferred[pb.CheckRoomJoinResponse]:
-        return self._call(lambda stub: stub.CheckRoomJoin, request)
+        return self._call(self._unary(lambda stub: stub.CheckRoomJoin, request))
 
     def check_room_state_change(
         self, request: pb.CheckRoomStateChangeRequest
     ) -> defer.Deferred[pb.CheckRoomStateChangeResponse]:
-        return self._call(lambda stub: stub.CheckRoomStateChange, request)
+        return self._call(self._unary(lambda stub: stub.CheckRoomStateChange, request))
 
-    def _call(self, method: Callable[[pb_grpc.PolicyServiceStub], Any], request: Any) -> defer.Deferred[Any]:
+    def check_media_upload(
+        self, header: pb.MediaUploadHeader, chunks: ChunkSource
+    ) -> defer.Deferred[pb.CheckMediaUploadResponse]:
+        """`CheckMediaUpload`, client-streaming: `header`, then the file's bytes as `chunks` yields them (each cut to at
+        most `CHUNK_BYTES` per message). The chunks are read by grpc's request thread, never by the reactor, and only
+        as fast as roomguard takes them (HTTP/2 flow control): the file is never held in memory. `media_timeout_ms` is
+        the deadline of the whole call, streaming included. `chunks` is closed when the call ends, however it ends.
+        `header.media.size` is set from `chunks.size()` when the source knows it."""
+
+        def invoke(stub: pb_grpc.PolicyServiceStub, remaining_s: float) -> Any:
+            requests = _UploadRequests(header, chunks)
+            try:
+                return stub.CheckMediaUpload(iter(requests), timeout=remaining_s, metadata=self._metadata)
+            finally:
+                requests.close()
+
+        return self._call(invoke, timeout_s=self._media_timeout_s, pool=self._media_pool)
+
+    def _unary(self, method: Callable[[pb_grpc.PolicyServiceStub], Any], request: Any) -> _Invoke:
+        def invoke(stub: pb_grpc.PolicyServiceStub, remaining_s: float) -> Any:
+            return method(stub)(request, timeout=remaining_s, metadata=self._metadata)
+
+        return invoke
+
+    def _call(
+        self, invoke: _Invoke, *, timeout_s: float | None = None, pool: ThreadPool | None = None
+    ) -> defer.Deferred[Any]:
+        """Run `invoke(stub, remaining_s)` (a blocking grpc call) in a pool thread, within one deadline counted from
+        now (`timeout_ms` unless told), and fire the result on the reactor thread."""
         asked_at = time.monotonic()
+        deadline_s = self._timeout_s if timeout_s is None else timeout_s
         try:
             stub = self._get_stub()
         except Exception as err:  # channel creation failed: not a decision
@@ -217,11 +253,11 @@ class PolicyClient:
             return defer.fail(RoomguardUnavailableError("START_FAILED"))
 
         def blocking_call() -> Any:  # in a pool thread
-            remaining = self._timeout_s - (time.monotonic() - asked_at)
+            remaining = deadline_s - (time.monotonic() - asked_at)
             if remaining < MIN_CALL_BUDGET_S:
                 raise RoomguardUnavailableError("QUEUE_TIMEOUT")
             try:
-                return method(stub)(request, timeout=remaining, metadata=self._metadata)
+                return invoke(stub, remaining)
             except grpc.RpcError as err:
                 code = err.code() if callable(getattr(err, "code", None)) else None
                 raise RoomguardUnavailableError(code.name if code is not None else "UNKNOWN") from None
@@ -243,7 +279,7 @@ class PolicyClient:
             else:  # anything else grpc might raise is still "no decision"
                 result.errback(RoomguardUnavailableError(type(error).__name__))
 
-        self._pool.callInThreadWithCallback(
+        (pool or self._pool).callInThreadWithCallback(
             lambda success, value: self._reactor.callFromThread(settle, success, value), blocking_call
         )
 
@@ -252,6 +288,62 @@ class PolicyClient:
                 raise RoomguardUnavailableError("TIMEOUT")
             return failure
 
-        result.addTimeout(self._timeout_s + HARD_TIMEOUT_GRACE_S, self._reactor)
+        result.addTimeout(deadline_s + HARD_TIMEOUT_GRACE_S, self._reactor)
         result.addErrback(on_timeout)
         return result
+
+
+#: The largest chunk of a file sent in one `CheckMediaUploadRequest` (what roomguard's contract expects of clients).
+CHUNK_BYTES = 64 * 1024
+
+
+class ChunkSource(Protocol):
+    """A file's bytes, read in whatever thread iterates it; `close()` may come from another thread, at any time."""
+
+    def __iter__(self) -> Iterator[bytes]: ...
+
+    def size(self) -> int:
+        """The file's size in bytes, 0 when unknown (called from the iterating thread, before the first chunk)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class _UploadRequests:
+    """The request stream of one `CheckMediaUpload` call: the header, then every chunk (at most `CHUNK_BYTES` each).
+
+    Iterated by grpc's request-consuming thread; `close()` (from the pool thread, once the call is over) stops it and
+    releases the source, even while that thread is still inside an iteration.
+    """
+
+    def __init__(self, header: pb.MediaUploadHeader, chunks: ChunkSource) -> None:
+        self._header: pb.MediaUploadHeader | None = header
+        self._source = chunks
+        self._chunks: Iterator[bytes] | None = None
+        self._pending = b""
+        self._closed = False
+
+    def __iter__(self) -> _UploadRequests:
+        return self
+
+    def __next__(self) -> pb.CheckMediaUploadRequest:
+        if self._closed:
+            raise StopIteration
+        if self._header is not None:
+            header, self._header = self._header, None
+            if not header.media.size:
+                header.media.size = self._source.size()
+            self._chunks = iter(self._source)
+            return pb.CheckMediaUploadRequest(header=header)
+        assert self._chunks is not None
+        while not self._pending:
+            self._pending = next(self._chunks)  # StopIteration ends the stream
+        chunk, self._pending = self._pending[:CHUNK_BYTES], self._pending[CHUNK_BYTES:]
+        return pb.CheckMediaUploadRequest(chunk=chunk)
+
+    def close(self) -> None:
+        self._closed = True
+        self._source.close()
+
+
+_Invoke = Callable[[pb_grpc.PolicyServiceStub, float], Any]

@@ -56,6 +56,8 @@ class FailureModes:
     state_change: FailureMode = FailureMode.CLOSED
     #: `user_may_create_room` without `visibility: public`: an outage must not stop people from creating direct chats.
     private_room_create: FailureMode = FailureMode.OPEN
+    #: `check_media_file_for_spam`: attachments are everyday traffic like messages; a refused upload is lost work.
+    media_upload: FailureMode = FailureMode.OPEN
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,12 @@ class RoomguardConfig:
     timeout_s: float = 0.2
     #: Per-hook behaviour when roomguard gives no decision.
     failure_mode: FailureModes = FailureModes()
+    #: Deadline of a whole `CheckMediaUpload` call (queueing, streaming the file, roomguard reading it), in seconds
+    #: (config key `media_timeout_ms`, default 5 s): documents take longer to read than messages.
+    media_timeout_s: float = 5.0
+    #: Whether media fetched from other homeservers is checked too (key `check_remote_media`, default on): a marked
+    #: document downloaded from elsewhere would otherwise be served from this homeserver's media store.
+    check_remote_media: bool = True
     #: Threads of the module's own pool that carry roomguard calls: calls in flight at once, beyond which they queue
     #: (queueing time counts against the deadline).
     max_concurrent_calls: int = 16
@@ -259,6 +267,8 @@ def parse_config(config: Mapping[str, Any] | None) -> RoomguardConfig:
         "auth_token_file",
         "auth_token",
         "guest_access_enabled",
+        "media_timeout_ms",
+        "check_remote_media",
     }
     unknown = sorted(set(config) - known, key=str)
     if unknown:
@@ -272,6 +282,7 @@ def parse_config(config: Mapping[str, Any] | None) -> RoomguardConfig:
         raise ConfigError(f"{_key('endpoint')} must be a gRPC target such as `127.0.0.1:50051`, got `{endpoint!r}`")
 
     timeout_ms = _int_in_range(config, "timeout_ms", 200, maximum=60_000)
+    media_timeout_ms = _int_in_range(config, "media_timeout_ms", 5_000, maximum=300_000)
     backoff_ms = _int_in_range(config, "reconnect_backoff_max_ms", 1_000, maximum=120_000)
     max_calls = _int_in_range(config, "max_concurrent_calls", 16, maximum=1_000)
     cache_size = _int_in_range(config, "room_cache_size", 10_000, maximum=10_000_000)
@@ -292,9 +303,15 @@ def parse_config(config: Mapping[str, Any] | None) -> RoomguardConfig:
             f"`allow_guest_access`), got `{guest_access_enabled!r}`"
         )
 
+    check_remote_media = config.get("check_remote_media", True)
+    if not isinstance(check_remote_media, bool):
+        raise ConfigError(f"{_key('check_remote_media')} must be `true` or `false`, got `{check_remote_media!r}`")
+
     return RoomguardConfig(
         endpoint=endpoint,
         timeout_s=timeout_ms / 1000,
+        media_timeout_s=media_timeout_ms / 1000,
+        check_remote_media=check_remote_media,
         failure_mode=_failure_modes(config.get("failure_mode")),
         reconnect_backoff_max_s=backoff_ms / 1000,
         max_concurrent_calls=max_calls,

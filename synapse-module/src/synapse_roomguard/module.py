@@ -33,7 +33,7 @@ import time
 import traceback
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from synapse.module_api import NOT_SPAM, EventBase, ModuleApi, make_deferred_yieldable, run_in_background
@@ -58,6 +58,7 @@ from .attributes import (
 from .cache import RoomCache
 from .client import PolicyClient, RoomguardUnavailableError
 from .config import FailureMode, FailureModes, RoomguardConfig, parse_config
+from .media import FileChunks, file_path, is_checked, remote_media_id_from_caller, upload_header
 from .messages import message_from_event, messages_from_create_request
 from .verdict import (
     Refusal,
@@ -109,6 +110,7 @@ class RoomguardModule:
             max_concurrent_calls=config.max_concurrent_calls,
             tls=config.tls,
             auth_token=config.auth_token,
+            media_timeout_s=config.media_timeout_s,
         )
         self._cache = RoomCache(
             size=config.room_cache_size,
@@ -125,17 +127,20 @@ class RoomguardModule:
             user_may_join_room=self.user_may_join_room,
             user_may_publish_room=self.user_may_publish_room,
             user_may_create_room=self.user_may_create_room,
+            check_media_file_for_spam=self.check_media_file_for_spam,
         )
         # Connect once the reactor runs (after any daemonizing fork), so the first request finds a warm channel.
         reactor.callWhenRunning(self._client.connect)
         reactor.addSystemEventTrigger("before", "shutdown", self._client.close)
         logger.info(
-            "roomguard module ready: endpoint=%s transport=%s token=%s timeout_ms=%d failure_mode=%s "
-            "guest_access_enabled=%s",
+            "roomguard module ready: endpoint=%s transport=%s token=%s timeout_ms=%d media_timeout_ms=%d "
+            "check_remote_media=%s failure_mode=%s guest_access_enabled=%s",
             config.endpoint,
             _transport(config),
             "yes" if config.auth_token else "no",
             round(config.timeout_s * 1000),
+            round(config.media_timeout_s * 1000),
+            "yes" if config.check_remote_media else "no",
             ",".join(f"{hook.name}:{getattr(config.failure_mode, hook.name).value}" for hook in fields(FailureModes)),
             "yes" if self._guest_access_enabled else "no",
         )
@@ -362,6 +367,42 @@ class RoomguardModule:
         refusals = [r for r in await self._all(checks, log_fields) if r is not None]
         return self._answer(merge_refusals(refusals) if refusals else None)
 
+    async def check_media_file_for_spam(self, file_wrapper: Any, file_info: Any) -> SpamCheckResult:
+        """`CheckMediaUpload` for a file Synapse is about to keep: local uploads always, remote media when
+        `check_remote_media`, never thumbnails nor URL previews. The file is streamed to roomguard from disk by a
+        thread (see `media.py`); a refusal becomes Synapse's `400 Bad content` (it keeps only the error code)."""
+        if not is_checked(file_info, check_remote_media=self._config.check_remote_media):
+            return NOT_SPAM
+        remote = file_info.server_name is not None
+        # Synchronously, before any await: the fetching frame is only on our stack until we first suspend.
+        remote_media_id = remote_media_id_from_caller(file_info.server_name) if remote else None
+        header = upload_header(file_info, local_server_name=self._api.server_name, remote_media_id=remote_media_id)
+        notes: dict[str, str] = {}
+
+        async def ask() -> pb.Decision:
+            path = file_path(file_wrapper)
+            if path is None:
+                raise LookupError("Synapse's ReadableFileWrapper has no `path`")
+            response = await make_deferred_yieldable(self._client.check_media_upload(header, FileChunks(path)))
+            scan = response.scan
+            notes.update(
+                {
+                    "format": scan.format or "?",
+                    "bytes_read": str(scan.bytes_read),
+                    "complete": "yes" if scan.complete else f"no({scan.incomplete_reason or '?'})",
+                    "classification": response.decision.classification or "?",
+                }
+            )
+            return response.decision
+
+        log_fields = {
+            "media": header.media.media_id or "?",
+            "file": str(file_info.file_id),
+            "remote": "yes" if remote else "no",
+        }
+        check = _Check("upload", self._config.failure_mode.media_upload, ask, notes)
+        return self._answer(await self._verdict(check, log_fields))
+
     # === facts ===
 
     async def _room_attributes(self, room_id: str) -> RoomAttributes | None:
@@ -462,6 +503,8 @@ class RoomguardModule:
         described = " ".join(f"{k}={v}" for k, v in log_fields.items())
         try:
             decision = await check.ask()
+            if check.notes:  # what the ask learnt besides the decision (a media scan's format, completeness, ...)
+                described += " " + " ".join(f"{k}={v}" for k, v in check.notes.items())
             if decision is None:
                 return None
             allowed = is_allowed(decision)
@@ -539,6 +582,8 @@ class _Check:
     mode: FailureMode
     #: Asks roomguard; None means there is nothing to decide (the action goes through).
     ask: Callable[[], Awaitable[pb.Decision | None]]
+    #: Facts the ask adds to the decision's log line (never content), e.g. what roomguard could read of a file.
+    notes: dict[str, str] = field(default_factory=dict)
 
 
 def _raising(err: Exception) -> Callable[[], Awaitable[pb.Decision | None]]:

@@ -25,6 +25,9 @@ def test_minimal_config_gets_documented_defaults() -> None:
     assert config.max_concurrent_calls == 16
     assert config.directory_cache_ttl_s == 10
     assert config.guest_access_enabled is None  # follow Synapse's own `allow_guest_access`
+    assert config.failure_mode.media_upload is FailureMode.OPEN
+    assert config.media_timeout_s == pytest.approx(5.0)
+    assert config.check_remote_media is True
 
 
 def test_every_key_can_be_set() -> None:
@@ -40,12 +43,15 @@ def test_every_key_can_be_set() -> None:
                 "room_join": "closed",
                 "state_change": "open",
                 "private_room_create": "closed",
+                "media_upload": "closed",
             },
             "reconnect_backoff_max_ms": 5000,
             "room_cache_size": 50,
             "max_concurrent_calls": 4,
             "directory_cache_ttl_seconds": 0,
             "guest_access_enabled": False,
+            "media_timeout_ms": 12_000,
+            "check_remote_media": False,
         }
     )
     assert config.endpoint == "unix:/run/roomguard.sock"
@@ -61,6 +67,9 @@ def test_every_key_can_be_set() -> None:
     assert config.max_concurrent_calls == 4
     assert config.directory_cache_ttl_s == 0
     assert config.guest_access_enabled is False
+    assert config.failure_mode.media_upload is FailureMode.CLOSED
+    assert config.media_timeout_s == pytest.approx(12.0)
+    assert config.check_remote_media is False
 
 
 def test_failure_modes_can_be_set_one_at_a_time() -> None:
@@ -101,6 +110,12 @@ def test_failure_modes_can_be_set_one_at_a_time() -> None:
         ({"endpoint": "x:1", "timeout": 200}, "`timeout`"),
         ({"endpoint": "x:1", "guest_access_enabled": "yes"}, "`guest_access_enabled`"),
         ({"endpoint": "x:1", "guest_access_enabled": 1}, "`guest_access_enabled`"),
+        ({"endpoint": "x:1", "media_timeout_ms": 0}, "`media_timeout_ms`"),
+        ({"endpoint": "x:1", "media_timeout_ms": "5s"}, "`media_timeout_ms`"),
+        ({"endpoint": "x:1", "media_timeout_ms": 300_001}, "`media_timeout_ms`"),
+        ({"endpoint": "x:1", "check_remote_media": "no"}, "`check_remote_media`"),
+        ({"endpoint": "x:1", "check_remote_media": 0}, "`check_remote_media`"),
+        ({"endpoint": "x:1", "failure_mode": {"media_upload": "block"}}, "`failure_mode.media_upload`"),
     ],
 )
 def test_bad_config_is_refused_naming_the_key(config: object, named_key: str) -> None:

@@ -122,6 +122,8 @@ class Roomguard:
         self.requests: list[Any] = []
         self.decide: Callable[[Any], pb.Decision] = lambda _request: allow()
         self.error: Exception | None = None
+        self.uploaded: list[bytes] = []
+        self.scan = pb.MediaScan(format="pdf", bytes_read=1, text_chars=1, complete=True)
 
     def _answer(self, response_type: type, request: Any) -> defer.Deferred:
         self.requests.append(request)
@@ -140,6 +142,19 @@ class Roomguard:
 
     def check_room_state_change(self, request: pb.CheckRoomStateChangeRequest) -> defer.Deferred:
         return self._answer(pb.CheckRoomStateChangeResponse, request)
+
+    def check_media_upload(self, header: pb.MediaUploadHeader, chunks: Any) -> defer.Deferred:
+        """Reads the source at once (the real client streams it from a thread); records the header, the file in
+        `uploaded`, and answers with `scan`."""
+        try:
+            header.media.size = header.media.size or chunks.size()
+            self.uploaded.append(b"".join(chunks))
+        finally:
+            chunks.close()
+        self.requests.append(header)
+        if self.error is not None:
+            return defer.fail(self.error)
+        return defer.succeed(pb.CheckMediaUploadResponse(decision=self.decide(header), scan=self.scan))
 
     def kinds(self) -> list[str]:
         return [type(r).__name__.removeprefix("Check").removesuffix("Request") for r in self.requests]
