@@ -5,7 +5,52 @@ use std::fmt::Write as _;
 
 use serde_json::json;
 
-use crate::policy::{PolicySnapshot, decide::Explanation};
+use crate::{
+    documents::{Extraction, Incomplete},
+    policy::{PolicySnapshot, decide::Explanation},
+};
+
+/// The human form of an upload's check: what was read of the file, then the decision.
+pub fn render_text_upload(
+    policy: &PolicySnapshot,
+    e: &Explanation,
+    extraction: &Extraction,
+    received: u64,
+) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "format:         {}", extraction.format.as_str());
+    let _ = writeln!(out, "bytes read:     {received}");
+    let _ = writeln!(out, "text read:      {} characters", extraction.text_chars);
+    let _ = writeln!(
+        out,
+        "complete:       {}",
+        match extraction.incomplete {
+            None => "yes".to_owned(),
+            Some(reason) => format!("no ({})", reason.as_str()),
+        }
+    );
+    out.push_str(&render_text(policy, e));
+    out
+}
+
+/// The machine form of an upload's check.
+pub fn render_json_upload(
+    policy: &PolicySnapshot,
+    e: &Explanation,
+    extraction: &Extraction,
+    received: u64,
+) -> String {
+    let mut doc: serde_json::Value =
+        serde_json::from_str(&render_json(policy, e)).unwrap_or_default();
+    doc["scan"] = json!({
+        "format": extraction.format.as_str(),
+        "bytes_read": received,
+        "text_chars": extraction.text_chars,
+        "complete": extraction.incomplete.is_none(),
+        "incomplete_reason": extraction.incomplete.map_or("", Incomplete::as_str),
+    });
+    serde_json::to_string_pretty(&doc).unwrap_or_default()
+}
 
 /// The human form.
 pub fn render_text(policy: &PolicySnapshot, e: &Explanation) -> String {
@@ -33,11 +78,13 @@ pub fn render_text(policy: &PolicySnapshot, e: &Explanation) -> String {
     if !d.classification.is_empty() {
         let _ = writeln!(out, "classification: {}", d.classification);
     }
-    let _ = writeln!(
-        out,
-        "room is public: {}",
-        if e.room_is_public { "yes" } else { "no" }
-    );
+    if e.action != crate::domain::request::Action::Upload {
+        let _ = writeln!(
+            out,
+            "room is public: {}",
+            if e.room_is_public { "yes" } else { "no" }
+        );
+    }
     let _ = writeln!(out, "policy_version: {}", d.policy_version);
     let _ = writeln!(
         out,

@@ -9,16 +9,22 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::{
+    documents::{self, Extraction, Incomplete, Limits},
     domain::decision::Decision,
     grpc::{
         InvalidArgument,
-        cases::{JoinCase, PublishCase, SendCase, StateCase},
+        cases::{JoinCase, PublishCase, SendCase, StateCase, UploadCase},
     },
+    ops::config::MediaConfig,
     policy::{
         PolicySnapshot,
-        decide::{decide_join, decide_publish, decide_send, decide_state_change},
+        decide::{decide_join, decide_publish, decide_send, decide_state_change, decide_upload},
     },
 };
+
+/// How long a suite's upload case may take to read its file: generous, since a suite pins what is read, not how
+/// fast (a file meant to hit a limit hits a size or nesting limit, which does not depend on the machine).
+const SUITE_SCAN_BUDGET: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// One suite file.
 #[derive(Debug, Clone, Deserialize)]
@@ -49,8 +55,14 @@ pub struct Case {
     /// A `CheckRoomStateChange` request.
     #[serde(default)]
     pub state: Option<StateCase>,
+    /// A `CheckMediaUpload` stream: its header and the file (read with the default `[media]` limits).
+    #[serde(default)]
+    pub upload: Option<UploadCase>,
     /// The expected outcome.
     pub expect: Expect,
+    /// The suite file's directory, against which `upload.file` is resolved.
+    #[serde(skip)]
+    pub dir: PathBuf,
 }
 
 /// What the decision must be. Unset fields are not checked.
@@ -75,6 +87,15 @@ pub struct Expect {
     /// The request is refused as invalid, naming this field path.
     #[serde(default)]
     pub invalid: Option<String>,
+    /// Uploads: the format read from the content.
+    #[serde(default)]
+    pub format: Option<String>,
+    /// Uploads: whether all the text could be read.
+    #[serde(default)]
+    pub complete: Option<bool>,
+    /// Uploads: why not (`encrypted`, `corrupt`, `size_limit`, `time_limit`, `nesting_limit`, `unsupported`).
+    #[serde(default)]
+    pub incomplete_reason: Option<String>,
 }
 
 /// The outcome of one case: `Ok` or the differences from what was expected.
@@ -113,17 +134,32 @@ impl Suite {
             path: path.to_owned(),
             source,
         })?;
-        serde_yaml_ng::from_str(&text).map_err(|e| SuiteError::Parse {
+        let mut suite: Suite = serde_yaml_ng::from_str(&text).map_err(|e| SuiteError::Parse {
             path: path.to_owned(),
             line: e.location().map(|loc| loc.line()),
             message: e.to_string(),
-        })
+        })?;
+        let dir = path.parent().map(Path::to_owned).unwrap_or_default();
+        for case in &mut suite.cases {
+            case.dir.clone_from(&dir);
+        }
+        Ok(suite)
     }
 }
 
 impl Case {
     /// Runs the case against `policy`.
     pub fn run(&self, policy: &PolicySnapshot) -> CaseOutcome {
+        if let Some(upload) = &self.upload {
+            if self.send.is_some()
+                || self.publish.is_some()
+                || self.join.is_some()
+                || self.state.is_some()
+            {
+                return Err(vec![ONE_REQUEST.to_owned()]);
+            }
+            return self.run_upload(policy, upload);
+        }
         match self.decide(policy) {
             Ok(Ok(decision)) => self.expect.compare(&decision),
             Ok(Err(invalid)) => match &self.expect.invalid {
@@ -150,15 +186,67 @@ impl Case {
             (None, None, None, Some(state)) => state
                 .to_request()
                 .map(|r| r.map(|r| decide_state_change(policy, &r))),
-            _ => {
-                return Err(
-                    "a case has exactly one of `send`, `publish`, `join` or `state`".to_owned(),
-                );
-            }
+            _ => return Err(ONE_REQUEST.to_owned()),
         };
         decided.map_err(|e| e.to_string())
     }
+
+    /// Reads the case's file as the service would (default `[media]` limits), decides, and compares the decision
+    /// and what was read.
+    fn run_upload(&self, policy: &PolicySnapshot, upload: &UploadCase) -> CaseOutcome {
+        let bytes = match (&upload.file, &upload.content) {
+            (Some(file), None) => {
+                let path = self.dir.join(file);
+                std::fs::read(&path)
+                    .map_err(|e| vec![format!("upload.file `{}`: {e}", path.display())])?
+            }
+            (None, Some(content)) => content.as_bytes().to_vec(),
+            (None, None) => Vec::new(),
+            (Some(_), Some(_)) => {
+                return Err(vec![
+                    "upload: give `file` or `content`, not both".to_owned(),
+                ]);
+            }
+        };
+        let request = match upload.to_request(bytes.len() as u64) {
+            Ok(request) => request,
+            Err(invalid) => {
+                return match &self.expect.invalid {
+                    Some(field) if *field == invalid.field => Ok(()),
+                    _ => Err(vec![format!(
+                        "the request was refused as invalid: {invalid}"
+                    )]),
+                };
+            }
+        };
+        let (extraction, received) = scan_with_defaults(&bytes);
+        let decision = decide_upload(policy, &request, &extraction, received);
+        let mut diffs = self.expect.compare(&decision).err().unwrap_or_default();
+        diffs.extend(self.expect.compare_scan(&extraction));
+        if diffs.is_empty() { Ok(()) } else { Err(diffs) }
+    }
 }
+
+/// Reads a file with the default `[media]` limits (and a generous time budget), as the service would read it: the
+/// first `media.max_bytes` bytes. Returns what was read and how many bytes.
+pub fn scan_with_defaults(bytes: &[u8]) -> (Extraction, u64) {
+    let config = MediaConfig::default();
+    let max = usize::try_from(config.max_bytes).unwrap_or(usize::MAX);
+    let kept = &bytes[..bytes.len().min(max)];
+    let limits = Limits {
+        max_text_chars: config.max_text_chars,
+        max_uncompressed_bytes: config.max_uncompressed_bytes,
+        max_nesting: config.max_nesting,
+        deadline: std::time::Instant::now() + SUITE_SCAN_BUDGET,
+    };
+    (
+        documents::extract(kept, kept.len() < bytes.len(), &limits),
+        kept.len() as u64,
+    )
+}
+
+const ONE_REQUEST: &str =
+    "a case has exactly one of `send`, `publish`, `join`, `state` or `upload`";
 
 impl Expect {
     /// Every difference between this expectation and `decision`.
@@ -210,5 +298,36 @@ impl Expect {
             }
         }
         if diffs.is_empty() { Ok(()) } else { Err(diffs) }
+    }
+
+    /// Every difference between the expectation and what an upload's scan read.
+    fn compare_scan(&self, extraction: &Extraction) -> Vec<String> {
+        let mut diffs = Vec::new();
+        if let Some(format) = &self.format {
+            if format != extraction.format.as_str() {
+                diffs.push(format!(
+                    "format: expected {format}, got {}",
+                    extraction.format.as_str()
+                ));
+            }
+        }
+        if let Some(complete) = self.complete {
+            if complete != extraction.incomplete.is_none() {
+                diffs.push(format!(
+                    "complete: expected {complete}, got {} ({})",
+                    extraction.incomplete.is_none(),
+                    extraction.incomplete.map_or("", Incomplete::as_str)
+                ));
+            }
+        }
+        if let Some(reason) = &self.incomplete_reason {
+            let actual = extraction.incomplete.map_or("", Incomplete::as_str);
+            if reason != actual {
+                diffs.push(format!(
+                    "incomplete_reason: expected {reason}, got {actual}"
+                ));
+            }
+        }
+        diffs
     }
 }

@@ -10,7 +10,8 @@ use std::{
 use clap::{Parser, Subcommand};
 
 use crate::{
-    author::{check_report, suite_report},
+    author::{check_report, suite::scan_with_defaults, suite_report},
+    domain::media::{Media, UploadRequest},
     grpc::{
         health_client::{self, HealthArgs},
         json::{JsonRequest, Question},
@@ -18,7 +19,9 @@ use crate::{
     ops::config::Overrides,
     policy::{
         PolicySnapshot,
-        decide::{explain_join, explain_publish, explain_send, explain_state_change},
+        decide::{
+            explain_join, explain_publish, explain_send, explain_state_change, explain_upload,
+        },
     },
 };
 
@@ -66,6 +69,16 @@ enum Command {
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
+        /// Read this file as an upload (`CheckMediaUpload`) instead of deciding a JSON request: print its format,
+        /// what could be read of it, the marking found and the decision, with the default `[media]` limits.
+        #[arg(long, value_name = "PATH")]
+        media: Option<PathBuf>,
+        /// With --media: the file name the client gave (Synapse's media hook gives none, so by default none).
+        #[arg(long, requires = "media")]
+        filename: Option<String>,
+        /// With --media: the declared MIME type (`r.media.mimetype`).
+        #[arg(long, requires = "media")]
+        mimetype: Option<String>,
     },
     /// Run the policy test suites (`DIR/tests/*.yaml`) against the policy in DIR; exit 1 on any failure.
     Test {
@@ -109,11 +122,21 @@ pub fn main() -> ExitCode {
         Command::Serve(overrides) => serve::serve(&overrides),
         Command::Validate { dir } => validate(&dir),
         Command::Check {
+            media: Some(media),
+            policies,
+            json,
+            filename,
+            mimetype,
+            ..
+        } => check_media(&media, &policies, json, filename, mimetype),
+        Command::Check {
             request,
             policies,
             rpc,
             json,
             public_joins_1h,
+            media: None,
+            ..
         } => check(&request, &policies, rpc.as_deref(), json, public_joins_1h),
         Command::Test { dir, format } => test(&dir, format),
         Command::Health(args) => health(&args),
@@ -219,6 +242,50 @@ fn check(
             eprintln!("error: INVALID_ARGUMENT: {invalid}");
             return Exit::Usage.into();
         }
+    }
+    Exit::Success.into()
+}
+
+fn check_media(
+    path: &Path,
+    dir: &Path,
+    json: bool,
+    filename: Option<String>,
+    mimetype: Option<String>,
+) -> ExitCode {
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            eprintln!("error: cannot read {}: {e}", path.display());
+            return Exit::Usage.into();
+        }
+    };
+    let policy = match load(dir) {
+        Ok(policy) => policy,
+        Err(code) => return code,
+    };
+    let request = UploadRequest {
+        request_id: String::new(),
+        uploader: None,
+        media: Media {
+            filename: filename.unwrap_or_default(),
+            mimetype: mimetype.unwrap_or_default(),
+            size: bytes.len() as u64,
+            ..Media::default()
+        },
+    };
+    let (extraction, received) = scan_with_defaults(&bytes);
+    let explained = explain_upload(&policy, &request, &extraction, received);
+    if json {
+        println!(
+            "{}",
+            check_report::render_json_upload(&policy, &explained, &extraction, received)
+        );
+    } else {
+        print!(
+            "{}",
+            check_report::render_text_upload(&policy, &explained, &extraction, received)
+        );
     }
     Exit::Success.into()
 }

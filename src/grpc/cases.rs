@@ -5,7 +5,10 @@
 use serde::Deserialize;
 
 use crate::{
-    domain::request::{JoinRequest, PublishRequest, SendRequest, StateChangeRequest},
+    domain::{
+        media::UploadRequest,
+        request::{JoinRequest, PublishRequest, SendRequest, StateChangeRequest},
+    },
     grpc::{InvalidArgument, proto},
 };
 
@@ -88,6 +91,34 @@ pub struct StateCase {
     /// The state event's state key.
     #[serde(default)]
     pub state_key: String,
+}
+
+/// The header of a `CheckMediaUpload` stream, and the file: a fixture (`file:`, a path relative to the suite file) or
+/// text written in the case (`content:`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UploadCase {
+    /// The file to upload, relative to the suite file.
+    #[serde(default)]
+    pub file: Option<String>,
+    /// The file's content, written in the case (UTF-8), instead of `file`.
+    #[serde(default)]
+    pub content: Option<String>,
+    /// The uploader, when the caller knows it.
+    #[serde(default)]
+    pub uploader: Option<SubjectCase>,
+    /// `mxc://server/id`.
+    #[serde(default)]
+    pub media_id: String,
+    /// The file name the client gave (Synapse's hook gives none).
+    #[serde(default)]
+    pub filename: String,
+    /// The declared type.
+    #[serde(default)]
+    pub mimetype: String,
+    /// The file comes from another homeserver.
+    #[serde(default)]
+    pub remote: bool,
 }
 
 /// A `Subject`.
@@ -220,6 +251,23 @@ impl StateCase {
             state_key: self.state_key.clone(),
         };
         Ok(StateChangeRequest::try_from(request))
+    }
+}
+
+impl UploadCase {
+    /// The `MediaUploadHeader` this case describes (of a file of `size` bytes), converted as the service converts it.
+    pub fn to_request(&self, size: u64) -> Result<UploadRequest, InvalidArgument> {
+        UploadRequest::try_from(proto::MediaUploadHeader {
+            request_id: String::new(),
+            uploader: self.uploader.as_ref().map(SubjectCase::to_proto),
+            media: Some(proto::Media {
+                media_id: self.media_id.clone(),
+                filename: self.filename.clone(),
+                mimetype: self.mimetype.clone(),
+                size,
+                remote: self.remote,
+            }),
+        })
     }
 }
 
