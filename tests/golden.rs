@@ -36,22 +36,27 @@ fn shipped_suites_pass_against_the_shipped_policy() {
 }
 
 /// Every rule of the shipped policy is exercised by at least one case of the shipped suites: the default-policy
-/// suite for sending and publishing, `doors.yaml` for joins, state changes and text in every event.
+/// suite for sending and publishing, `doors.yaml` for joins, state changes and text in every event, `uploads.yaml`
+/// for uploaded files.
 #[test]
 fn the_shipped_suites_cover_every_rule() {
     let policy = PolicySnapshot::load(Path::new("policies")).expect("the shipped policy loads");
     let mut text = String::new();
-    for file in ["default-policy.yaml", "doors.yaml"] {
+    for (file, at_least) in [
+        ("default-policy.yaml", 20),
+        ("doors.yaml", 20),
+        ("uploads.yaml", 8),
+    ] {
         let path = Path::new("policies/tests").join(file);
         let suite = Suite::from_file(&path).expect("suite parses");
-        assert!(suite.cases.len() >= 20, "{file}");
+        assert!(suite.cases.len() >= at_least, "{file}");
         text.push_str(&std::fs::read_to_string(&path).expect("readable"));
     }
     for rule in &policy.rules {
         let named = text.contains(&rule.id) || text.contains(&rule.code);
         assert!(
             named,
-            "rule `{}` ({}) is not exercised by default-policy.yaml or doors.yaml",
+            "rule `{}` ({}) is not exercised by default-policy.yaml, doors.yaml or uploads.yaml",
             rule.id, rule.code
         );
     }
