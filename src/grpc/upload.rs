@@ -2,9 +2,10 @@
 //! async workers in a scan slot of its own, decided, logged and answered with what was read.
 //!
 //! One budget, `media.timeout_ms`, runs from the first message to the answer: waiting for a scan slot, receiving the
-//! chunks and reading the file all spend it. A file still arriving or still being read when it runs out is decided on
-//! what was read (`time_limit`); the part received past `media.max_bytes` is not read at all (`size_limit`), and the
-//! answer goes out without waiting for the rest of the stream.
+//! chunks and reading the file all spend it. Receiving may use three quarters of it, so that a file that arrives
+//! slowly is still read for what did arrive; a file still arriving then, or still being read at the end, is decided
+//! on what was read (`time_limit`). The part received past `media.max_bytes` is not read at all (`size_limit`), and
+//! the answer goes out without waiting for the rest of the stream.
 
 use std::{
     sync::Arc,
@@ -25,6 +26,14 @@ use super::service::{PolicyServer, guarded};
 
 /// The rpc's name in metrics and logs.
 const RPC: &str = "CheckMediaUpload";
+
+/// The share of the budget kept for reading when the file is slow to arrive: receiving stops at three quarters of
+/// `media.timeout_ms`, so that what did arrive is still read (a marking in it counts) before the answer is due.
+const RECEIVING_SHARE: (u32, u32) = (3, 4);
+
+/// The share of the budget an upload may wait for a scan slot: no slot free within it means the scans are saturated,
+/// and waiting longer would leave too little time to receive and read the file.
+const SLOT_WAIT_SHARE: (u32, u32) = (1, 4);
 
 /// How long past its deadline a scan stuck in one uninterruptible step is waited for before the upload is answered
 /// without it (its slot stays taken until it really ends).
@@ -49,14 +58,16 @@ impl PolicyServer {
     ) -> Result<proto::CheckMediaUploadResponse, Status> {
         let started = Instant::now();
         let scans = self.scans();
-        let deadline = started + scans.config().timeout();
-        let request = header(&mut stream, deadline).await?;
+        let budget = scans.config().timeout();
+        let deadline = started + budget;
+        let receiving_deadline = started + budget * RECEIVING_SHARE.0 / RECEIVING_SHARE.1;
+        let request = header(&mut stream, receiving_deadline).await?;
         let slot = scans
-            .acquire(deadline)
+            .acquire(started + budget * SLOT_WAIT_SHARE.0 / SLOT_WAIT_SHARE.1)
             .await
             .map_err(|busy| Status::resource_exhausted(busy.to_string()))?;
         let max_bytes = usize::try_from(scans.config().max_bytes).unwrap_or(usize::MAX);
-        let (bytes, ending) = chunks(&mut stream, &request, max_bytes, deadline).await?;
+        let (bytes, ending) = chunks(&mut stream, &request, max_bytes, receiving_deadline).await?;
         let received = bytes.len() as u64;
         let bytes: Arc<[u8]> = bytes.into();
         let limits = scans.limits(deadline);

@@ -62,7 +62,7 @@ impl ScanMetrics {
         self.in_progress.fetch_sub(1, Ordering::Relaxed);
     }
 
-    /// An upload found no slot within its time budget.
+    /// An upload found no slot free within a quarter of its time budget.
     pub fn refused_busy(&self) {
         self.busy.fetch_add(1, Ordering::Relaxed);
     }
@@ -141,7 +141,7 @@ impl ScanMetrics {
             out,
             "roomguard_media_scans_refused_total",
             "counter",
-            "Uploads answered RESOURCE_EXHAUSTED, by reason (busy: no scan slot within media.timeout_ms).",
+            "Uploads answered RESOURCE_EXHAUSTED, by reason (busy: no scan slot free within a quarter of media.timeout_ms).",
         );
         let _ = writeln!(
             out,

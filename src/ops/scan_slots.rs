@@ -34,7 +34,7 @@ impl Drop for Slot {
 
 /// No slot came free within the upload's time budget.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("{0} media scans are already running and none ended within media.timeout_ms")]
+#[error("{0} media scans are already running and none ended within a quarter of media.timeout_ms")]
 pub struct Busy(pub usize);
 
 impl ScanSlots {
