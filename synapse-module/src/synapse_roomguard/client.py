@@ -21,6 +21,10 @@ capped (`reconnect_backoff_max_ms`) so decisions resume within about a second of
 grpc's default of up to two minutes. Calls do not wait for a connection (`wait_for_ready` off): while roomguard is down
 they fail at once with UNAVAILABLE and the hook applies its failure mode.
 
+`CheckMediaUpload` is client-streaming: the same shape, in a second pool of its own (a media check holds its thread
+while the file streams, up to `media_timeout_ms`, and must not leave messages waiting for a thread), with its own
+deadline covering the whole stream; grpc's request thread reads the file chunk by chunk as roomguard takes them.
+
 With a token configured, every call carries the gRPC metadata `authorization: Bearer <token>` (roomguard's caller
 authentication). A `unix:` endpoint gets the channel option `grpc.default_authority = localhost`: grpc-core would
 otherwise send the socket path as the HTTP/2 `:authority`, which roomguard's HTTP/2 stack refuses (every call would

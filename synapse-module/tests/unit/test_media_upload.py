@@ -67,7 +67,9 @@ def run(coroutine: Any) -> Any:
 
 LOCAL = FileInfo(server_name=None, file_id="AbCdEfGhIj")
 THUMBNAIL = FileInfo(
-    server_name=None, file_id="AbCdEfGhIj", thumbnail=ThumbnailInfo(width=32, height=32, method="scale", type="image/png", length=99)
+    server_name=None,
+    file_id="AbCdEfGhIj",
+    thumbnail=ThumbnailInfo(width=32, height=32, method="scale", type="image/png", length=99),
 )
 URL_PREVIEW = FileInfo(server_name=None, file_id="2024-01-01_xyz", url_cache=True)
 REMOTE_FILE = FileInfo(server_name=REMOTE, file_id="localRandomName")
@@ -174,8 +176,8 @@ def test_no_decision_follows_media_upload_failure_mode(api: Api, roomguard: Room
     with ROOMGUARD_UNAVAILABLE when closed; other hooks' modes do not matter."""
     for status in ("UNAVAILABLE", "DEADLINE_EXCEEDED", "TIMEOUT"):
         roomguard.error = RoomguardUnavailableError(status)
-        closed_elsewhere = make_module(api, roomguard, failure_mode={"message_send": "closed", "state_change": "closed"})
-        assert run(closed_elsewhere.check_media_file_for_spam(wrapper(document), LOCAL)) is NOT_SPAM
+        elsewhere = make_module(api, roomguard, failure_mode={"message_send": "closed", "state_change": "closed"})
+        assert run(elsewhere.check_media_file_for_spam(wrapper(document), LOCAL)) is NOT_SPAM
         closed = make_module(api, roomguard, failure_mode={"media_upload": "closed"})
         assert codes(run(closed.check_media_file_for_spam(wrapper(document), LOCAL))) == ["ROOMGUARD_UNAVAILABLE"]
 
