@@ -2,6 +2,13 @@
 //! ends, the time budget with a stalled sender, scan slots apart from message decisions, shadow mode, and a decision
 //! log that names the media but never its text.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests fail by panicking"
+)]
+
 mod common;
 
 use std::{path::Path, sync::Arc, time::Duration};

@@ -353,6 +353,21 @@ def request(method: str, url: str, body: Any = None, token: str | None = None, t
             return err.code, {"raw": raw.decode(errors="replace")}
 
 
+def request_bytes(
+    method: str, url: str, data: bytes | None, *, token: str, content_type: str | None = None, timeout: float = 60
+) -> tuple[int, bytes]:
+    """An HTTP request with a raw body and a raw answer (media upload and download)."""
+    req = urllib.request.Request(url, data=data, method=method)
+    if content_type:
+        req.add_header("Content-Type", content_type)
+    req.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read()
+
+
 @dataclass
 class Response:
     status: int
@@ -401,6 +416,23 @@ class Client:
 
     def set_directory_visibility(self, room_id: str, visibility: str) -> Response:
         return self.call("PUT", f"/directory/list/room/{urllib.parse.quote(room_id)}", {"visibility": visibility})
+
+    def upload(self, data: bytes, filename: str, content_type: str) -> Response:
+        """`POST /_matrix/media/v3/upload?filename=...`: 200 `{"content_uri": "mxc://..."}` when stored."""
+        url = f"{self.base_url}/_matrix/media/v3/upload?filename={urllib.parse.quote(filename)}"
+        started = time.monotonic()
+        status, raw = request_bytes("POST", url, data, token=self.token, content_type=content_type)
+        try:
+            body = json.loads(raw or b"{}")
+        except ValueError:
+            body = {"raw": raw.decode(errors="replace")}
+        return Response(status, body, time.monotonic() - started)
+
+    def download(self, content_uri: str) -> tuple[int, bytes]:
+        """`GET /_matrix/client/v1/media/download/{server}/{id}` (authenticated media)."""
+        server, media_id = content_uri.removeprefix("mxc://").split("/", 1)
+        url = f"{self.base_url}/_matrix/client/v1/media/download/{server}/{media_id}"
+        return request_bytes("GET", url, None, token=self.token)
 
     def directory_visibility(self, room_id: str) -> str:
         resp = self.call("GET", f"/directory/list/room/{urllib.parse.quote(room_id)}")
