@@ -62,4 +62,14 @@ mod tests {
         assert_eq!(encoding(b"<p>caf\xe9"), encoding_rs::WINDOWS_1252);
         assert_eq!(encoding(b"\xff\xfe<\0p\0>\0"), encoding_rs::UTF_16LE);
     }
+
+    /// An HTML file is one HTML passage for the classifier, hidden text included.
+    #[test]
+    fn html_is_handed_to_the_classifier() {
+        use super::super::testing::{MARK, fixture, scan};
+        use crate::documents::{Format, Passage};
+        let scan = scan(&fixture("other/hidden.html"));
+        assert_eq!(scan.format, Format::Html);
+        assert!(matches!(&scan.passages[..], [Passage::Html(html)] if html.contains(MARK)));
+    }
 }

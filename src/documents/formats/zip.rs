@@ -433,3 +433,170 @@ fn trim_zeros(digits: &[u8]) -> &[u8] {
     let zeros = digits.iter().take_while(|&&c| c == b'0').count();
     &digits[zeros..]
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::super::testing::{MARK, fixture, has_mark_line, limits, lines, scan, zip, zip_with};
+    use crate::documents::{Format, Incomplete, Limits, Passage, extract};
+
+    /// A zip holding a marked docx is read as marked, and its entry names are passages of their own.
+    #[test]
+    fn zip_holding_a_marked_docx() {
+        let scan = scan(&fixture("other/docx_in_zip.zip"));
+        assert_eq!(scan.format, Format::Zip);
+        assert_eq!(scan.incomplete, None);
+        assert!(has_mark_line(&scan), "{:?}", lines(&scan));
+        assert!(
+            scan.passages
+                .contains(&Passage::Name("dossier/note.docx".into()))
+        );
+    }
+
+    /// An archive whose central directory is lost (cut at the size limit) is read from its local headers.
+    #[test]
+    fn missing_central_directory_is_scanned() {
+        let whole = fixture("other/docx_in_zip.zip");
+        let cut = &whole[..whole.len() - 60];
+        let scan = scan(cut);
+        assert_eq!(scan.format, Format::Zip);
+        assert_eq!(scan.incomplete, Some(Incomplete::Corrupt));
+        assert!(has_mark_line(&scan), "{:?}", lines(&scan));
+        // The same cut at `media.max_bytes` is said to be a size limit.
+        assert_eq!(
+            extract(cut, true, &limits()).incomplete,
+            Some(Incomplete::SizeLimit)
+        );
+    }
+
+    /// Zips nested deeper than `max_nesting` stop at the limit, noted `nesting_limit`.
+    #[test]
+    fn nesting_past_the_limit() {
+        let mut bytes = format!("{MARK}\n").into_bytes();
+        for level in 0..6 {
+            bytes = zip(&[(&format!("level{level}.zip"), &bytes)]);
+        }
+        let scan = scan(&bytes);
+        assert_eq!(scan.incomplete, Some(Incomplete::NestingLimit));
+        assert!(!has_mark_line(&scan));
+    }
+
+    /// A single entry of high ratio stops at `max_uncompressed_bytes`, quickly and without holding it all.
+    #[test]
+    fn single_entry_bomb() {
+        let zeros = vec![0u8; 8 * 1024 * 1024];
+        let bomb = zip(&[("zeros.bin", &zeros)]);
+        assert!(bomb.len() < 64 * 1024);
+        let limits = Limits {
+            max_uncompressed_bytes: 1024 * 1024,
+            ..limits()
+        };
+        let started = Instant::now();
+        let scan = extract(&bomb, false, &limits);
+        assert_eq!(scan.incomplete, Some(Incomplete::SizeLimit));
+        assert!(started.elapsed() < Duration::from_secs(2));
+    }
+
+    /// Many central entries pointing at one compressed kernel (the overlapping "better zip bomb") are stopped by
+    /// the total across entries.
+    #[test]
+    fn overlapping_entries_bomb() {
+        let kernel = zip(&[("k", &vec![b'a'; 1024 * 1024])]);
+        // The kernel's local header and data, then 200 central entries all pointing at offset 0.
+        let central_at = kernel.windows(4).position(|w| w == b"PK\x01\x02").unwrap();
+        let end_at = kernel.windows(4).rposition(|w| w == b"PK\x05\x06").unwrap();
+        let entry = &kernel[central_at..end_at];
+        let mut bomb = kernel[..central_at].to_vec();
+        let count = 200u16;
+        for _ in 0..count {
+            bomb.extend_from_slice(entry);
+        }
+        let size = (entry.len() * usize::from(count)) as u32;
+        bomb.extend_from_slice(b"PK\x05\x06\0\0\0\0");
+        bomb.extend_from_slice(&count.to_le_bytes());
+        bomb.extend_from_slice(&count.to_le_bytes());
+        bomb.extend_from_slice(&size.to_le_bytes());
+        bomb.extend_from_slice(&(central_at as u32).to_le_bytes());
+        bomb.extend_from_slice(&[0, 0]);
+        let limits = Limits {
+            max_uncompressed_bytes: 16 * 1024 * 1024,
+            ..limits()
+        };
+        let scan = extract(&bomb, false, &limits);
+        assert_eq!(scan.incomplete, Some(Incomplete::SizeLimit));
+    }
+
+    /// An encrypted entry is noted `encrypted` and the other entries are still read.
+    #[test]
+    fn encrypted_entry() {
+        let mut bytes = zip(&[
+            ("secret.txt", b"ciphertext"),
+            ("clear.txt", MARK.as_bytes()),
+        ]);
+        // Set the encryption flag of the first entry, in its local header and in the central directory.
+        bytes[6] |= 1;
+        let central = bytes.windows(4).position(|w| w == b"PK\x01\x02").unwrap();
+        bytes[central + 8] |= 1;
+        let scan = scan(&bytes);
+        assert_eq!(scan.incomplete, Some(Incomplete::Encrypted));
+        assert!(has_mark_line(&scan));
+    }
+
+    /// An entry of a method roomguard does not inflate is noted `unsupported`; stored entries are read.
+    #[test]
+    fn unsupported_method_and_stored_entries() {
+        let mut bytes = zip_with(
+            &[("a.txt", MARK.as_bytes())],
+            ::zip::CompressionMethod::Stored,
+        );
+        assert!(has_mark_line(&scan(&bytes)));
+        // Method 12 (bzip2) in both headers.
+        bytes[8] = 12;
+        let central = bytes.windows(4).position(|w| w == b"PK\x01\x02").unwrap();
+        bytes[central + 10] = 12;
+        assert_eq!(scan(&bytes).incomplete, Some(Incomplete::Unsupported));
+    }
+
+    /// A deadline already past ends the scan with `time_limit`.
+    #[test]
+    fn deadline_in_the_past() {
+        let limits = Limits {
+            deadline: Instant::now(),
+            ..limits()
+        };
+        let scan = extract(&fixture("other/docx_in_zip.zip"), false, &limits);
+        assert_eq!(scan.incomplete, Some(Incomplete::TimeLimit));
+    }
+
+    /// `max_text_chars` stops the scan with `size_limit`, the text cut exactly there.
+    #[test]
+    fn text_limit_cuts_the_text() {
+        let text = "abcdefghij\n".repeat(100);
+        let bytes = zip(&[("a.txt", text.as_bytes())]);
+        let limits = Limits {
+            max_text_chars: 50,
+            ..limits()
+        };
+        let scan = extract(&bytes, false, &limits);
+        assert_eq!(scan.incomplete, Some(Incomplete::SizeLimit));
+        assert_eq!(scan.text_chars, 50);
+        let kept: usize = scan
+            .passages
+            .iter()
+            .map(|p| p.as_str().replace('\n', "").chars().count())
+            .sum();
+        assert_eq!(kept, 50);
+    }
+
+    /// Names sort as people read numbers.
+    #[test]
+    fn natural_order_of_names() {
+        let mut names = vec!["slide10.xml", "slide2.xml", "slide1.xml", "Slide3.xml"];
+        names.sort_by(|a, b| super::natural_order(a, b));
+        assert_eq!(
+            names,
+            vec!["slide1.xml", "slide2.xml", "Slide3.xml", "slide10.xml"]
+        );
+    }
+}
