@@ -29,7 +29,7 @@ fn encoding(bytes: &[u8]) -> &'static Encoding {
             .strip_prefix('=')?;
         let value = value.trim_start().trim_start_matches(['"', '\'']);
         let end = value.find(|c: char| !(c.is_ascii_alphanumeric() || "-_:.".contains(c)))?;
-        Encoding::for_label(value[..end].as_bytes())
+        Encoding::for_label(&value.as_bytes()[..end])
     });
     match declared {
         // A page without a byte order mark is not UTF-16, whatever it says (the HTML standard's rule).

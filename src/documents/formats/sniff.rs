@@ -184,7 +184,7 @@ fn odf_root_type(manifest: &[u8]) -> Option<Format> {
         .split("file-entry")
         .find(|entry| entry.contains("full-path=\"/\""))?;
     let at = root.find("application/vnd.oasis.opendocument.")?;
-    odf_type(root[at..].as_bytes())
+    odf_type(&root.as_bytes()[at..])
 }
 
 /// Flat ODF: one XML file whose root is `office:document`, with the media type as an attribute.

@@ -127,10 +127,8 @@ impl Walk<'_> {
                         self.open(reader, &element, false)?;
                     }
                 }
-                Event::Empty(element) => {
-                    if self.skip_from.is_none() {
-                        self.open(reader, &element, true)?;
-                    }
+                Event::Empty(element) if self.skip_from.is_none() => {
+                    self.open(reader, &element, true)?
                 }
                 Event::End(element) => {
                     match self.skip_from {
@@ -142,30 +140,24 @@ impl Walk<'_> {
                     }
                     self.depth = self.depth.saturating_sub(1);
                 }
-                Event::Text(text) => {
-                    if self.reading() {
-                        let text = text.xml10_content().unwrap_or_else(|_| lossy(&text));
-                        self.emit(reader, &text)?;
-                    }
+                Event::Text(text) if self.reading() => {
+                    let text = text.xml10_content().unwrap_or_else(|_| lossy(&text));
+                    self.emit(reader, &text)?;
                 }
-                Event::CData(text) => {
-                    if self.reading() {
-                        let text = String::from_utf8_lossy(&text);
-                        self.emit(reader, &text)?;
-                    }
+                Event::CData(text) if self.reading() => {
+                    let text = String::from_utf8_lossy(&text);
+                    self.emit(reader, &text)?;
                 }
-                Event::GeneralRef(reference) => {
-                    if self.reading() {
-                        // Character references and the five predefined entities only: anything else would need
-                        // the DTD, which is never read.
-                        let name = String::from_utf8_lossy(&reference);
-                        let mut buf = [0u8; 4];
-                        let text = match reference.resolve_char_ref() {
-                            Ok(Some(c)) => c.encode_utf8(&mut buf),
-                            _ => quick_xml::escape::resolve_predefined_entity(&name).unwrap_or(""),
-                        };
-                        self.emit(reader, text)?;
-                    }
+                Event::GeneralRef(reference) if self.reading() => {
+                    // Character references and the five predefined entities only: anything else would need the
+                    // DTD, which is never read.
+                    let name = String::from_utf8_lossy(&reference);
+                    let mut buf = [0u8; 4];
+                    let text = match reference.resolve_char_ref() {
+                        Ok(Some(c)) => c.encode_utf8(&mut buf),
+                        _ => quick_xml::escape::resolve_predefined_entity(&name).unwrap_or(""),
+                    };
+                    self.emit(reader, text)?;
                 }
                 _ => {}
             }
