@@ -115,6 +115,17 @@ mod tests {
         assert!(has_mark_line(&odp), "{:?}", lines(&odp));
     }
 
+    /// LibreOffice's own spreadsheet (marking in the second sheet) and presentation (marking in the layout).
+    #[test]
+    fn libreoffice_files() {
+        let ods = scan(&fixture("odf/libreoffice_second_sheet.ods"));
+        assert_eq!(ods.format, Format::Ods);
+        assert!(has_mark_line(&ods), "{:?}", lines(&ods));
+        let odp = scan(&fixture("odf/libreoffice_layout.odp"));
+        assert_eq!(odp.format, Format::Odp);
+        assert!(has_mark_line(&odp), "{:?}", lines(&odp));
+    }
+
     /// Spaces, tabs and line breaks; annotations on a line of their own without author and date; user-defined
     /// properties; embedded objects.
     #[test]
