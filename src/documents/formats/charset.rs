@@ -37,7 +37,9 @@ pub(crate) fn detect(bytes: &[u8]) -> Option<Charset> {
     if !few_controls(sample) {
         return None;
     }
-    if is_utf8(bytes) {
+    // Judged on the sample: a long UTF-8 file with one bad byte further on is still UTF-8 (decoded with a
+    // replacement character there), not cp1252 that would garble every accent.
+    if is_utf8(sample) {
         return Some(Charset::Utf8);
     }
     let ascii = sample
@@ -47,7 +49,7 @@ pub(crate) fn detect(bytes: &[u8]) -> Option<Charset> {
     (ascii * 10 >= sample.len() * 7).then_some(Charset::Latin1)
 }
 
-/// Valid UTF-8, but for a last character cut short.
+/// Valid UTF-8, but for a last character cut short (by truncation or by the end of the sample).
 fn is_utf8(bytes: &[u8]) -> bool {
     match std::str::from_utf8(bytes) {
         Ok(_) => true,
