@@ -1,5 +1,6 @@
 //! One module per format family, and the sniffing that picks one.
 
+mod charset;
 mod html;
 mod odf;
 mod ooxml;
@@ -7,6 +8,9 @@ mod pdf;
 mod plain;
 mod rtf;
 mod sniff;
+#[cfg(test)]
+pub(crate) mod testing;
+mod xml;
 mod zip;
 
 use super::{Format, reader::Reader, reader::Step};
