@@ -27,7 +27,7 @@ pub(super) enum Access {
     /// Not encrypted.
     Clear,
     /// Encrypted with the empty user password: readable.
-    Open(Decryptor),
+    Open(Box<Decryptor>),
     /// Needs a password (or a security handler other than the standard one).
     Locked,
 }
@@ -62,7 +62,7 @@ pub(super) fn access(store: &Store<'_>) -> Access {
         EncryptionState::decode(&document, "").ok()
     }));
     match state {
-        Ok(Some(state)) => Access::Open(Decryptor { state }),
+        Ok(Some(state)) => Access::Open(Box::new(Decryptor { state })),
         _ => Access::Locked,
     }
 }

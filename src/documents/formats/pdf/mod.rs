@@ -62,7 +62,7 @@ pub(crate) fn read(reader: &mut Reader<'_>, bytes: &[u8]) -> Step {
     let mut store = Store::scan(reader, bytes)?;
     let decryptor = match crypt::access(&store) {
         Access::Clear => None,
-        Access::Open(decryptor) => Some(decryptor),
+        Access::Open(decryptor) => Some(*decryptor),
         Access::Locked => return Err(Stop(Incomplete::Encrypted)),
     };
     store.finish(reader, decryptor)?;
