@@ -147,25 +147,41 @@ impl ToUnicode {
         self.spaces.iter().map(|s| s.0).min().unwrap_or(default)
     }
 
-    /// The text of the `len`-byte code `code`, if mapped.
-    pub(super) fn lookup(&self, len: usize, code: u32) -> Option<String> {
+    /// Appends the text of the `len`-byte code `code` to `out`, if mapped.
+    pub(super) fn lookup(&self, len: usize, code: u32, out: &mut String) {
         let len = len as u8;
         if let Some(text) = self.chars.get(&(len, code)) {
-            return Some(text.clone());
+            out.push_str(text);
+            return;
         }
-        let (&(_, lo), (hi, target)) = self.ranges.range(..=(len, code)).next_back()?;
-        if code > *hi || self.ranges.range(..=(len, code)).next_back()?.0.0 != len {
-            return None;
+        let Some((&(range_len, lo), (hi, target))) = self.ranges.range(..=(len, code)).next_back()
+        else {
+            return;
+        };
+        if code > *hi || range_len != len {
+            return;
         }
         let offset = code - lo;
         match target {
             Target::Start(units) => {
-                let mut units = units.clone();
-                let last = units.last_mut()?;
-                *last = last.wrapping_add(u16::try_from(offset).ok()?);
-                Some(String::from_utf16_lossy(&units))
+                let Ok(offset) = u16::try_from(offset) else {
+                    return;
+                };
+                let (last, head) = match units.split_last() {
+                    Some((last, head)) => (*last, head),
+                    None => return,
+                };
+                let incremented = last.wrapping_add(offset);
+                out.extend(
+                    char::decode_utf16(head.iter().copied().chain([incremented]))
+                        .map(|r| r.unwrap_or(char::REPLACEMENT_CHARACTER)),
+                );
             }
-            Target::Each(texts) => texts.get(usize::try_from(offset).ok()?).cloned(),
+            Target::Each(texts) => {
+                if let Some(text) = usize::try_from(offset).ok().and_then(|o| texts.get(o)) {
+                    out.push_str(text);
+                }
+            }
         }
     }
 }

@@ -89,6 +89,8 @@ pub(super) struct Interpreter<'s, 'a> {
     form_runs: usize,
     pen: Option<Pen>,
     ends_white: bool,
+    /// The text of the piece being shown, kept to reuse its allocation.
+    run: String,
 }
 
 impl<'s, 'a> Interpreter<'s, 'a> {
@@ -102,6 +104,7 @@ impl<'s, 'a> Interpreter<'s, 'a> {
             form_runs: 0,
             pen: None,
             ends_white: true,
+            run: String::new(),
         }
     }
 
@@ -311,27 +314,27 @@ impl<'s, 'a> Interpreter<'s, 'a> {
                 self.ends_white = true;
             }
         }
-        let mut run = String::new();
+        let mut run = std::mem::take(&mut self.run);
+        run.clear();
         let mut advance = 0.0f32;
-        font.glyphs(reader, bytes, |glyph| {
-            run.push_str(&glyph.text);
+        font.glyphs(reader, bytes, &mut run, |width, is_space_code| {
             let spacing = state.char_spacing
-                + if glyph.is_space_code {
+                + if is_space_code {
                     state.word_spacing
                 } else {
                     0.0
                 };
-            advance += (glyph.width * state.size + spacing) * state.scale;
+            advance += (width * state.size + spacing) * state.scale;
         })?;
         if !run.is_empty() {
             // Text can carry its own line breaks (a `\n` in a string); they are spaces on a drawn line.
-            let run: String = run
-                .chars()
-                .map(|c| if c == '\n' || c == '\r' { ' ' } else { c })
-                .collect();
+            if run.contains(['\n', '\r']) {
+                run = run.replace(['\n', '\r'], " ");
+            }
             reader.text(&run)?;
             self.ends_white = run.ends_with(char::is_whitespace);
         }
+        self.run = run;
         if advance.is_finite() {
             tm[4] += advance * tm[0];
             tm[5] += advance * tm[1];

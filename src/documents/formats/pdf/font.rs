@@ -14,17 +14,6 @@ use super::metrics;
 use super::store::Store;
 use crate::documents::reader::{Reader, Step};
 
-/// One glyph of a shown string.
-#[derive(Debug)]
-pub(super) struct Glyph {
-    /// Its text (empty when the font says nothing of it).
-    pub(super) text: String,
-    /// Advance in text space units per unit of font size (glyph width / 1000).
-    pub(super) width: f32,
-    /// Word spacing applies (a one-byte code 32).
-    pub(super) is_space_code: bool,
-}
-
 /// A font, ready to decode strings.
 #[derive(Debug, Default)]
 pub(super) struct Font {
@@ -43,6 +32,8 @@ pub(super) struct Font {
     standard: Option<&'static [u16; 224]>,
     /// Type3 glyph space is scaled by the font matrix, not by 1/1000.
     scale: f32,
+    /// A simple font's 256 codes, decoded once: text and advance (most glyphs of most files go through here).
+    simple: Vec<(Box<str>, f32)>,
 }
 
 fn table(codes: &[u16; 256]) -> Box<[char; 256]> {
@@ -82,12 +73,20 @@ pub(super) fn glyph_char(name: &[u8]) -> Option<char> {
 impl Font {
     /// The font of text drawn without one (a missing resource): bytes read as WinAnsi.
     pub(super) fn fallback() -> Font {
-        Font {
+        let mut font = Font {
             encoding: Some(table(&encodings::WIN_ANSI)),
             default_width: 0.5,
             scale: 0.001,
             ..Font::default()
-        }
+        };
+        font.simple = (0..=255u8)
+            .map(|code| {
+                let mut text = String::new();
+                font.decode(&[code], u32::from(code), &mut text);
+                (text.into_boxed_str(), 0.5)
+            })
+            .collect();
+        font
     }
 
     /// Reads a font dictionary.
@@ -116,6 +115,13 @@ impl Font {
             font.load_composite(store, dict);
         } else {
             font.load_simple(reader, store, dict, subtype, base_font)?;
+            font.simple = Vec::with_capacity(256);
+            for code in 0..=255u8 {
+                let mut text = String::new();
+                font.decode(&[code], u32::from(code), &mut text);
+                let width = font.width(u32::from(code), text.chars().next());
+                font.simple.push((text.into_boxed_str(), width));
+            }
         }
         Ok(font)
     }
@@ -254,13 +260,24 @@ impl Font {
         Ok(())
     }
 
-    /// Decodes a shown string into glyphs, calling `each` on every one.
+    /// Decodes a shown string: its text is appended to `text`, and `each` is called with every glyph's advance
+    /// (in text space units per unit of font size) and whether word spacing applies to it (a one-byte code 32).
     pub(super) fn glyphs(
         &self,
         reader: &mut Reader<'_>,
         bytes: &[u8],
-        mut each: impl FnMut(Glyph),
+        text: &mut String,
+        mut each: impl FnMut(f32, bool),
     ) -> Step {
+        if self.simple.len() == 256 {
+            for &code in bytes {
+                reader.tick()?;
+                let (glyph, width) = &self.simple[usize::from(code)];
+                text.push_str(glyph);
+                each(*width, code == 32);
+            }
+            return Ok(());
+        }
         let mut i = 0;
         while i < bytes.len() {
             reader.tick()?;
@@ -278,34 +295,44 @@ impl Font {
             let code = code_bytes
                 .iter()
                 .fold(0u32, |acc, &b| acc << 8 | u32::from(b));
-            let mut text = self
-                .to_unicode
-                .as_ref()
-                .and_then(|m| m.lookup(code_bytes.len(), code))
-                .unwrap_or_default();
-            if text.is_empty() {
-                if let Some(codes) = &self.encoding {
-                    let c = codes[(code & 0xff) as usize];
-                    if c != '\0' {
-                        text.push(c);
-                    }
-                } else if self.ucs2 {
-                    text = char::from_u32(code).map(String::from).unwrap_or_default();
-                }
-            }
-            // Control characters are not text; a NUL-mapped glyph reads as nothing.
-            text.retain(|c| !c.is_control() || c == '\t');
-            let width = self.width(code, &text);
-            each(Glyph {
-                text,
-                width,
-                is_space_code: !self.composite && code == 32,
-            });
+            let before = text.len();
+            self.decode(code_bytes, code, text);
+            let first = text[before..].chars().next();
+            each(self.width(code, first), !self.composite && code == 32);
         }
         Ok(())
     }
 
-    fn width(&self, code: u32, text: &str) -> f32 {
+    /// Appends the text of one code: ToUnicode first, then the encoding (simple fonts) or UCS-2 (composite fonts
+    /// with a Unicode CMap). Control characters are not text: a NUL-mapped glyph reads as nothing.
+    fn decode(&self, code_bytes: &[u8], code: u32, text: &mut String) {
+        let before = text.len();
+        if let Some(map) = &self.to_unicode {
+            map.lookup(code_bytes.len(), code, text);
+        }
+        if text.len() == before {
+            if let Some(codes) = &self.encoding {
+                let c = codes[(code & 0xff) as usize];
+                if c != '\0' {
+                    text.push(c);
+                }
+            } else if self.ucs2
+                && let Some(c) = char::from_u32(code)
+            {
+                text.push(c);
+            }
+        }
+        if text[before..].chars().any(|c| c.is_control() && c != '\t') {
+            let kept: String = text[before..]
+                .chars()
+                .filter(|c| !c.is_control() || *c == '\t')
+                .collect();
+            text.truncate(before);
+            text.push_str(&kept);
+        }
+    }
+
+    fn width(&self, code: u32, first: Option<char>) -> f32 {
         if self.composite {
             let at = self
                 .cid_widths
@@ -325,7 +352,7 @@ impl Font {
             return *w;
         }
         if let Some(table) = self.standard
-            && let Some(c) = text.chars().next()
+            && let Some(c) = first
             && let Some(&w) = (c as usize).checked_sub(0x20).and_then(|i| table.get(i))
             && w > 0
         {

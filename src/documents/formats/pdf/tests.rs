@@ -390,3 +390,72 @@ fn mutated_fixtures_never_panic() {
     }
     eprintln!("{runs} mutated inputs");
 }
+
+/// A 10 MB text-heavy document reads completely (run alone under `/usr/bin/time -v` for peak memory:
+/// `cargo test --release --lib ten_megabytes -- --ignored --nocapture`).
+#[test]
+#[ignore = "measurement: 10 MB generated and read"]
+fn ten_megabytes() {
+    let mut objects = vec![
+        b"<< /Type /Catalog /Pages 2 0 R >>".to_vec(),
+        Vec::new(),
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>"
+            .to_vec(),
+    ];
+    let words = [
+        "logistics",
+        "depot",
+        "quarterly",
+        "review",
+        "ledger",
+        "committee",
+        "contract",
+        "budget",
+    ];
+    let (mut seed, mut size, mut kids) = (42u64, 0usize, Vec::new());
+    while size < 10 << 20 {
+        let mut content = b"BT /F1 9 Tf 11 TL 40 800 Td\n".to_vec();
+        for _ in 0..70 {
+            content.push(b'(');
+            for _ in 0..12 {
+                seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                content.extend_from_slice(words[(seed >> 33) as usize % words.len()].as_bytes());
+                content.push(b' ');
+            }
+            content.extend_from_slice(b") Tj T*\n");
+        }
+        content.extend_from_slice(b"ET\n");
+        let data = deflate(&content);
+        size += data.len() + 200;
+        objects.push(stream("/Filter /FlateDecode", &data));
+        objects.push(
+            format!("<< /Type /Page /Parent 2 0 R /Resources << /Font << /F1 3 0 R >> >> /Contents {} 0 R >>", objects.len())
+                .into_bytes(),
+        );
+        kids.push(format!("{} 0 R", objects.len()));
+    }
+    objects[1] = format!(
+        "<< /Type /Pages /Kids [{}] /Count {} >>",
+        kids.join(" "),
+        kids.len()
+    )
+    .into_bytes();
+    let bytes = pdf(&objects);
+    let limits = Limits {
+        max_text_chars: u64::MAX,
+        max_uncompressed_bytes: 1 << 30,
+        ..limits()
+    };
+    let started = Instant::now();
+    let e = extract(&bytes, &limits);
+    eprintln!(
+        "{} bytes, {} pages, {} chars in {:?}",
+        bytes.len(),
+        kids.len(),
+        e.text_chars,
+        started.elapsed()
+    );
+    assert_eq!(e.incomplete, None);
+}
