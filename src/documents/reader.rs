@@ -128,6 +128,16 @@ pub struct Reader<'l> {
 impl<'l> Reader<'l> {
     /// Scans a whole file (see [`super::extract`]).
     pub(crate) fn scan(bytes: &[u8], truncated: bool, limits: &'l Limits) -> Extraction {
+        Self::scan_as(bytes, formats::sniff(bytes), truncated, limits)
+    }
+
+    /// Scans a whole file known to be `format` (what [`Reader::scan`] does once it has sniffed it).
+    pub(crate) fn scan_as(
+        bytes: &[u8],
+        format: Format,
+        truncated: bool,
+        limits: &'l Limits,
+    ) -> Extraction {
         let mut reader = Reader {
             limits,
             passages: Vec::new(),
@@ -138,7 +148,6 @@ impl<'l> Reader<'l> {
             ticks: 0,
             incomplete: None,
         };
-        let format = formats::sniff(bytes);
         let stopped = match reader.check_clock() {
             Ok(()) => formats::read(&mut reader, format, bytes).err(),
             Err(stop) => Some(stop),
@@ -264,11 +273,6 @@ impl<'l> Reader<'l> {
         self.depth -= 1;
         self.close_passage();
         step.map(|()| format)
-    }
-
-    /// How deep in containers the scan is (0 for the file itself).
-    pub fn depth(&self) -> u32 {
-        self.depth
     }
 
     /// Records a problem that leaves the rest of the file readable; the first one is the scan's reason.
