@@ -25,7 +25,7 @@ from synapse_roomguard.client import CHUNK_BYTES, RoomguardUnavailableError
 from synapse_roomguard.media import FileChunks, remote_media_id_from_caller
 from tests.fake_roomguard import FakeRoomguard, deny
 
-from .test_client import ThreadHopReactor, make_client, message_request
+from .test_client import ThreadHopReactor, close_clients, make_client, message_request  # noqa: F401 - autouse
 from .test_hooks import SERVER, Api, Roomguard, codes, make_module
 
 REMOTE = "autre.example"
