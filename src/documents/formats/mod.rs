@@ -1,6 +1,7 @@
 //! One module per format family, and the sniffing that picks one.
 
 mod charset;
+mod compound;
 mod html;
 mod odf;
 mod ooxml;
@@ -27,7 +28,8 @@ pub(crate) fn read(reader: &mut Reader<'_>, format: Format, bytes: &[u8]) -> Ste
         Format::Html => html::read(reader, bytes),
         Format::Text => plain::read(reader, bytes),
         Format::Zip => zip::read(reader, bytes),
-        // Images, audio, video, binaries: nothing to read; the file name is classified by the caller.
-        Format::Unknown => Ok(()),
+        // Images, audio, video, binaries: nothing to read (the file name is classified by the caller), except that a
+        // compound file says whether it is an encrypted Office document or a legacy one.
+        Format::Unknown => compound::read(reader, bytes),
     }
 }
