@@ -16,6 +16,8 @@ Hooks (Synapse module API), each with its failure mode (`config.FailureModes`):
   the new room, plus `CheckRoomPublish` on those attributes for `visibility: public` (Synapse publishes such a room
   without calling `user_may_publish_room`), plus `CheckMessageSend` for the text the request writes (name, topic,
   other `initial_state`), all at once; the room is refused if any of them refuses, with every reason.
+* `check_media_file_for_spam` -> `CheckMediaUpload`, the file streamed from disk by a thread (see `media.py`): local
+  uploads always, remote media when `check_remote_media`, never thumbnails nor URL previews.
 
 Room attributes come from Synapse's current state on each call, served by Synapse's caches; see `cache.py`. The
 module deliberately registers no `on_new_event` callback: in Synapse 1.163 registering one makes Synapse load the
@@ -92,7 +94,8 @@ def _where(err: BaseException) -> str:
 
 
 class RoomguardModule:
-    """Asks roomguard before local users send events, join rooms, change who may enter a room, publish or create one."""
+    """Asks roomguard before local users send events, join rooms, change who may enter a room, publish or create one,
+    and before the homeserver keeps an uploaded (or fetched) file."""
 
     def __init__(self, config: RoomguardConfig, api: ModuleApi) -> None:
         from twisted.internet import reactor as _reactor

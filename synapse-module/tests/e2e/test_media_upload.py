@@ -146,7 +146,7 @@ def test_clean_document_is_stored_and_downloadable(alice: Client, synapse: Synap
 def test_marking_in_an_ordinary_text_file_is_refused(alice: Client) -> None:
     """The simplest document: a plain text file with the marking; and a plain one stored."""
     assert alice.upload(f"{MARKED}\n".encode(), "note.txt", "text/plain").status == 400
-    plain = "Ordre du jour : budget, calendrier.\n".encode()
+    plain = b"Ordre du jour : budget, calendrier.\n"
     assert_stored(alice, alice.upload(plain, "note.txt", "text/plain"), plain)
 
 

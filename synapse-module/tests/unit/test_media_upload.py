@@ -58,7 +58,7 @@ def server():
 
 
 def wrapper(path: Path) -> ReadableFileWrapper:
-    return ReadableFileWrapper(clock=None, path=str(path))  # type: ignore[arg-type] - the module never uses the clock
+    return ReadableFileWrapper(clock=None, path=str(path))  # type: ignore[arg-type]  # the module never uses the clock
 
 
 def run(coroutine: Any) -> Any:
@@ -103,9 +103,7 @@ def test_thumbnails_and_url_previews_are_never_sent(
     assert roomguard.requests == []
 
 
-def test_remote_media_is_asked_by_default_and_skipped_when_off(
-    api: Api, roomguard: Roomguard, document: Path
-) -> None:
+def test_remote_media_is_asked_by_default_and_skipped_when_off(api: Api, roomguard: Roomguard, document: Path) -> None:
     """Remote media: asked with `remote` true by default (`check_remote_media`); not asked when it is off."""
     run(make_module(api, roomguard).check_media_file_for_spam(wrapper(document), REMOTE_FILE))
     [header] = roomguard.requests
@@ -206,6 +204,7 @@ def test_file_is_streamed_in_order_in_bounded_chunks(server: FakeRoomguard, docu
     assert upload.kinds == ["header"] + ["chunk"] * 4
     assert upload.chunk_sizes == [CHUNK_BYTES] * 3 + [1234]
     assert bytes(upload.content) == document.read_bytes()
+    assert upload.header is not None
     assert upload.header.media.size == FILE_BYTES and upload.header.media.media_id == "mxc://s/x"
 
 
