@@ -7,7 +7,8 @@ real Synapse with the module, read by the real roomguard.
   refused: Synapse answers `400 Bad content` (it drops the module's code and fields), and the reason
   `CLASSIFIED_DOCUMENT_IN_CLEAR` is in the module's log line and in roomguard's decision log, under one decision id;
 * the same documents without the marking are stored (200, `content_uri`) and download byte for byte;
-* a zip bomb (1 GiB of zeros, deflated to about 1 MB) is answered within the module's `media_timeout_ms`;
+* a zip bomb (1 GiB of zeros, deflated to about 1 MB) is answered within the module's `media_timeout_ms`, and so is a
+  40 MB text file marked on its first line (refused);
 * roomguard stopped: the upload is stored (`failure_mode.media_upload: open`, the default) on the main homeserver and
   refused on one configured `closed`; decisions resume once roomguard is back.
 
@@ -161,6 +162,18 @@ def test_zip_bomb_is_answered_within_the_budget(alice: Client, synapse: Synapse)
     assert resp.status == 200, resp.body
     line = module_decision(watch.wait_for("roomguard allowed upload"))
     assert line["format"] == "zip" and line["complete"] in ("no(size_limit)", "no(time_limit)"), line
+
+
+def test_large_marked_file_is_refused_within_the_budget(alice: Client, synapse: Synapse) -> None:
+    """40 MB (under Synapse's 50 MB `max_upload_size`) whose first line is the marking: streamed in 64 KiB messages
+    and refused within `media_timeout_ms`; a marking in the part roomguard read counts even if it could not read all."""
+    data = f"{MARKED}\n".encode() + b"Ligne de texte ordinaire, sans marquage.\n" * (40_000_000 // 41)
+    watch = LogWatch(synapse)
+    resp = alice.upload(data, "journal.txt", "text/plain")
+    assert resp.status == 400, resp.body
+    assert resp.seconds < MAX_UPLOAD_WAIT_S, resp.seconds
+    line = module_decision(watch.wait_for("roomguard denied upload"))
+    assert line["codes"] == CODE and int(line["bytes_read"]) > 0, line
 
 
 # === roomguard stopped (restarted afterwards) ===
