@@ -18,7 +18,7 @@ pub use reader::{Extraction, Incomplete, Limits, Passage};
 /// Reads `bytes` (the first bytes of the file; `truncated` when the file went on past `media.max_bytes`) within
 /// `limits`, and returns its format and text.
 pub fn extract(bytes: &[u8], truncated: bool, limits: &Limits) -> Extraction {
-    reader::Reader::scan(bytes, truncated, limits)
+    formats::scan_as(bytes, formats::sniff(bytes), truncated, limits)
 }
 
 /// The format of `bytes`, from their content alone (what [`extract`] reports, without reading the text).

@@ -6,7 +6,7 @@
 
 use std::time::Instant;
 
-use super::{Format, formats};
+use super::Format;
 
 /// The limits of one scan (`[media]` in the configuration; `media.max_bytes` is applied by whoever reads the file).
 #[derive(Debug, Clone)]
@@ -126,19 +126,9 @@ pub struct Reader<'l> {
 }
 
 impl<'l> Reader<'l> {
-    /// Scans a whole file (see [`super::extract`]).
-    pub(crate) fn scan(bytes: &[u8], truncated: bool, limits: &'l Limits) -> Extraction {
-        Self::scan_as(bytes, formats::sniff(bytes), truncated, limits)
-    }
-
-    /// Scans a whole file known to be `format` (what [`Reader::scan`] does once it has sniffed it).
-    pub(crate) fn scan_as(
-        bytes: &[u8],
-        format: Format,
-        truncated: bool,
-        limits: &'l Limits,
-    ) -> Extraction {
-        let mut reader = Reader {
+    /// A reader for one scan within `limits`.
+    pub(crate) fn new(limits: &'l Limits) -> Self {
+        Reader {
             limits,
             passages: Vec::new(),
             current: String::new(),
@@ -147,13 +137,19 @@ impl<'l> Reader<'l> {
             depth: 0,
             ticks: 0,
             incomplete: None,
-        };
-        let stopped = match reader.check_clock() {
-            Ok(()) => formats::read(&mut reader, format, bytes).err(),
-            Err(stop) => Some(stop),
-        };
-        reader.close_passage();
-        let found = stopped.map(|Stop(reason)| reason).or(reader.incomplete);
+        }
+    }
+
+    /// What the scan of a file of `format` read, given how it ended (`stopped`) and whether the file was cut at
+    /// `media.max_bytes` (`truncated`).
+    pub(crate) fn finish(
+        mut self,
+        format: Format,
+        stopped: Option<Stop>,
+        truncated: bool,
+    ) -> Extraction {
+        self.close_passage();
+        let found = stopped.map(|Stop(reason)| reason).or(self.incomplete);
         // A file cut at `media.max_bytes` looks broken at its end: say why it was cut, not what the cut did.
         let incomplete = match found {
             None | Some(Incomplete::Corrupt) if truncated => Some(Incomplete::SizeLimit),
@@ -161,8 +157,8 @@ impl<'l> Reader<'l> {
         };
         Extraction {
             format,
-            passages: reader.passages,
-            text_chars: reader.chars,
+            passages: self.passages,
+            text_chars: self.chars,
             incomplete,
         }
     }
@@ -259,20 +255,22 @@ impl<'l> Reader<'l> {
             .saturating_sub(self.uncompressed)
     }
 
-    /// Reads a file found inside this one (an archive entry, an embedded document), one level deeper: sniffed and
-    /// read like a top-level file. Past `media.max_nesting` it is not read and the scan is noted `nesting_limit`.
-    pub fn nested(&mut self, bytes: &[u8]) -> Step<Format> {
-        let format = formats::sniff(bytes);
+    /// Goes one container deeper, for a file found inside this one (see `formats::nested`); `false`, with the scan
+    /// noted `nesting_limit`, when that would pass `media.max_nesting`.
+    pub(crate) fn enter_nested(&mut self) -> bool {
         if self.depth >= self.limits.max_nesting {
             self.note(Incomplete::NestingLimit);
-            return Ok(format);
+            return false;
         }
         self.close_passage();
         self.depth += 1;
-        let step = formats::read(self, format, bytes);
-        self.depth -= 1;
+        true
+    }
+
+    /// Comes back from a file found inside this one.
+    pub(crate) fn leave_nested(&mut self) {
+        self.depth = self.depth.saturating_sub(1);
         self.close_passage();
-        step.map(|()| format)
     }
 
     /// Records a problem that leaves the rest of the file readable; the first one is the scan's reason.

@@ -14,9 +14,39 @@ pub(crate) mod testing;
 mod xml;
 mod zip;
 
-use super::{Format, reader::Reader, reader::Step};
+use super::{
+    Extraction, Format, Limits,
+    reader::{Reader, Step},
+};
 
 pub(crate) use sniff::sniff;
+
+/// Scans a whole file known to be `format` (what [`super::extract`] does once it has sniffed it).
+pub(crate) fn scan_as(
+    bytes: &[u8],
+    format: Format,
+    truncated: bool,
+    limits: &Limits,
+) -> Extraction {
+    let mut reader = Reader::new(limits);
+    let stopped = match reader.check_clock() {
+        Ok(()) => read(&mut reader, format, bytes).err(),
+        Err(stop) => Some(stop),
+    };
+    reader.finish(format, stopped, truncated)
+}
+
+/// Reads a file found inside another (an archive entry, an embedded document), one level deeper: sniffed and read
+/// like a top-level file. Past `media.max_nesting` it is not read and the scan is noted `nesting_limit`.
+pub(crate) fn nested(reader: &mut Reader<'_>, bytes: &[u8]) -> Step<Format> {
+    let format = sniff(bytes);
+    if !reader.enter_nested() {
+        return Ok(format);
+    }
+    let step = read(reader, format, bytes);
+    reader.leave_nested();
+    step.map(|()| format)
+}
 
 /// Reads `bytes`, known to be `format`, into `reader`.
 pub(crate) fn read(reader: &mut Reader<'_>, format: Format, bytes: &[u8]) -> Step {

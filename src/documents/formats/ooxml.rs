@@ -162,7 +162,7 @@ pub(crate) fn read(reader: &mut Reader<'_>, _format: Format, bytes: &[u8]) -> St
         match how {
             Part::Xml(dialect) => xml::read(reader, &contents, dialect)?,
             Part::Embedded => {
-                reader.nested(&contents)?;
+                super::nested(reader, &contents)?;
             }
         }
     }

@@ -326,7 +326,7 @@ pub(crate) fn read(reader: &mut Reader<'_>, bytes: &[u8]) -> Step {
             continue;
         }
         if let Some(contents) = archive.contents(reader, entry)? {
-            reader.nested(&contents)?;
+            super::nested(reader, &contents)?;
         }
     }
     Ok(())

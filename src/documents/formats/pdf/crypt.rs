@@ -9,8 +9,6 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use lopdf::encryption::{EncryptionState, decrypt_object};
 use lopdf::{Dictionary, Object, ObjectId, Stream};
 
-use super::store::Store;
-
 /// The key of a file that opens with the empty user password.
 pub(super) struct Decryptor {
     state: EncryptionState,
@@ -35,23 +33,24 @@ pub(super) enum Access {
 /// Where no object number is free for a direct `/Encrypt` dictionary, this one stands in.
 const DIRECT: ObjectId = (u32::MAX, 0);
 
-/// Looks at the trailer's `/Encrypt` and tries the empty user password.
-pub(super) fn access(store: &Store<'_>) -> Access {
-    let Ok(encrypt) = store.trailer.get(b"Encrypt") else {
+/// The trailer's `/Encrypt` dictionary as the file gives it: its object id when it is a reference, and the
+/// dictionary itself (resolved).
+pub(super) type Encrypt = (Option<ObjectId>, Object);
+
+/// Looks at the trailer's `/Encrypt` (and `/ID`, resolved) and tries the empty user password.
+pub(super) fn access(encrypt: Option<Encrypt>, file_id: Option<Object>) -> Access {
+    let Some((id, dict)) = encrypt else {
         return Access::Clear;
     };
-    let (id, dict) = match encrypt {
-        Object::Reference(id) => (*id, store.get(*id).clone()),
-        direct => (DIRECT, direct.clone()),
-    };
+    let id = id.unwrap_or(DIRECT);
     if !matches!(dict, Object::Dictionary(_)) {
         return Access::Locked;
     }
     let mut document = lopdf::Document::new();
     let mut trailer = Dictionary::new();
     trailer.set("Encrypt", Object::Reference(id));
-    if let Ok(file_id) = store.trailer.get(b"ID") {
-        trailer.set("ID", store.resolve(file_id).clone());
+    if let Some(file_id) = file_id {
+        trailer.set("ID", file_id);
     }
     document.trailer = trailer;
     document.objects.insert(id, dict);

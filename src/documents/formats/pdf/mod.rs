@@ -66,7 +66,20 @@ const MAX_PARENTS: usize = 64;
 /// Reads a PDF file.
 pub(crate) fn read(reader: &mut Reader<'_>, bytes: &[u8]) -> Step {
     let mut store = Store::scan(reader, bytes)?;
-    let decryptor = match crypt::access(&store) {
+    let encrypt = store
+        .trailer
+        .get(b"Encrypt")
+        .ok()
+        .map(|encrypt| match encrypt {
+            Object::Reference(id) => (Some(*id), store.get(*id).clone()),
+            direct => (None, direct.clone()),
+        });
+    let file_id = store
+        .trailer
+        .get(b"ID")
+        .ok()
+        .map(|id| store.resolve(id).clone());
+    let decryptor = match crypt::access(encrypt, file_id) {
         Access::Clear => None,
         Access::Open(decryptor) => Some(*decryptor),
         Access::Locked => return Err(Stop(Incomplete::Encrypted)),

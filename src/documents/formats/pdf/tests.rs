@@ -3,7 +3,6 @@
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use crate::documents::reader::Reader;
 use crate::documents::{Extraction, Format, Incomplete, Limits};
 
 fn limits() -> Limits {
@@ -24,7 +23,7 @@ fn fixture(name: &str) -> Vec<u8> {
 }
 
 fn extract(bytes: &[u8], limits: &Limits) -> Extraction {
-    Reader::scan_as(bytes, Format::Pdf, false, limits)
+    crate::documents::formats::scan_as(bytes, Format::Pdf, false, limits)
 }
 
 fn read(name: &str) -> Extraction {
@@ -237,7 +236,8 @@ fn truncated_file_reads_its_first_pages() {
     assert!(banner_lines(&e) >= 1);
     assert!(lines(&e).iter().any(|l| l == "Page 1: quarterly report"));
     // Cut at media.max_bytes by the caller: said as a size limit.
-    let cut = Reader::scan_as(&fixture("truncated.pdf"), Format::Pdf, true, &limits());
+    let cut =
+        crate::documents::formats::scan_as(&fixture("truncated.pdf"), Format::Pdf, true, &limits());
     assert_eq!(cut.incomplete, Some(Incomplete::SizeLimit));
 }
 
