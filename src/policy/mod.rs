@@ -16,6 +16,7 @@ pub mod roles;
 pub(crate) mod rules;
 mod snapshot;
 pub mod store;
+mod user_table;
 
 pub use diagnostics::{PolicyError, Problem};
 pub use engine::check::MODEL_FILE;

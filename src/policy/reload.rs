@@ -38,7 +38,11 @@ pub enum ReloadOutcome {
 /// Loads `dir` on a blocking thread and swaps it in if it loads and differs from the serving policy.
 pub async fn reload(store: &PolicyStore, dir: &Path) -> ReloadOutcome {
     let path = dir.to_owned();
-    let loaded = tokio::task::spawn_blocking(move || PolicySnapshot::load(&path)).await;
+    let serving = store.current();
+    // The serving snapshot lends its role table when roles.toml and users.csv are unchanged.
+    let loaded =
+        tokio::task::spawn_blocking(move || PolicySnapshot::load_reusing(&path, Some(&serving)))
+            .await;
     match loaded {
         Ok(Ok(snapshot)) if snapshot.version == store.current().version => ReloadOutcome::Unchanged,
         Ok(Ok(snapshot)) => {

@@ -17,6 +17,7 @@ use crate::{
     policy::{
         diagnostics::{Problem, line_of},
         engine::names::is_identifier,
+        user_table::UserTable,
     },
 };
 
@@ -51,7 +52,7 @@ impl RoleSet {
         self.0 |= 1 << index;
     }
 
-    fn union(self, other: RoleSet) -> RoleSet {
+    pub(crate) fn union(self, other: RoleSet) -> RoleSet {
         RoleSet(self.0 | other.0)
     }
 }
@@ -74,7 +75,7 @@ pub struct RoleResolver {
     /// Exact host names and `*.suffix` patterns (stored with the `*.` prefix), and `*`.
     domains: HashMap<String, RoleSet>,
     /// Normalised user id -> roles, replacing the domain roles.
-    users: HashMap<Box<str>, RoleSet>,
+    users: UserTable,
     server_admin: RoleSet,
 }
 
@@ -124,7 +125,9 @@ impl RoleResolver {
                 Err(m) => problems.push(Problem::at(ROLES_FILE, line, m)),
             }
         }
-        resolver.users.reserve(users_csv.len() / 48);
+        // About 40 bytes a line (`@first.last:agent.ministere.tchap.gouv.fr, agent`), most of them the id; the
+        // estimates are trimmed once every line is in.
+        resolver.users = UserTable::with_capacity(users_csv.len() / 40, users_csv.len() * 3 / 4);
         for (index, raw) in users_csv.lines().enumerate() {
             let line = raw.trim();
             if line.is_empty() || line.starts_with('#') {
@@ -156,12 +159,15 @@ impl RoleResolver {
             }
             match resolver.role_set(&roles) {
                 Ok(set) => {
-                    let entry = resolver.users.entry(user_key(&user_id).into()).or_default();
-                    *entry = entry.union(set);
+                    if let Err(full) = resolver.users.add(&user_key(&user_id), set) {
+                        problems.push(Problem::at(USERS_FILE, index + 1, full.to_string()));
+                        break;
+                    }
                 }
                 Err(m) => problems.push(Problem::at(USERS_FILE, index + 1, m)),
             }
         }
+        resolver.users.shrink_to_fit();
         if problems.is_empty() {
             Ok(resolver)
         } else {
@@ -265,9 +271,9 @@ impl RoleResolver {
             return None;
         }
         if user.server_name().bytes().any(|b| b.is_ascii_uppercase()) {
-            self.users.get(user_key(user).as_str()).copied()
+            self.users.get(user_key(user).as_str())
         } else {
-            self.users.get(user.as_str()).copied()
+            self.users.get(user.as_str())
         }
     }
 

@@ -4,6 +4,7 @@
 //! engine, so a broken directory never yields a half-built snapshot. Snapshots are shared behind an `Arc`; a reload
 //! builds a new one off the request path and swaps it in only when it loaded cleanly.
 
+use std::sync::Arc;
 use std::{
     fs,
     io::ErrorKind,
@@ -49,8 +50,10 @@ pub struct PolicySnapshot {
     pub rules: Vec<Rule>,
     /// The compiled rules.
     pub engine: Engine,
-    /// User id -> roles.
-    pub roles: RoleResolver,
+    /// User id -> roles (shared with the previous snapshot when `roles.toml` and `users.csv` did not change).
+    pub roles: Arc<RoleResolver>,
+    /// The hash of `roles.toml` and `users.csv`, to tell whether a reload can keep the role table.
+    roles_digest: [u8; 32],
     /// Message -> marking label.
     pub classifier: Classifier,
     /// Reason code -> message.
@@ -63,7 +66,18 @@ impl PolicySnapshot {
     /// No file content can make this panic by design; as a last line of defence a panic inside a dependency
     /// (the rule engine) is caught and reported as a problem, so a bad edit can never take the process down.
     pub fn load(dir: &Path) -> Result<PolicySnapshot, PolicyError> {
-        std::panic::catch_unwind(|| Self::load_unguarded(dir)).unwrap_or_else(|panic| {
+        Self::load_reusing(dir, None)
+    }
+
+    /// [`PolicySnapshot::load`], keeping `previous`'s role table when `roles.toml` and `users.csv` are unchanged: a
+    /// rules edit then costs no second copy of a million-line `users.csv` (a reload would otherwise hold two tables
+    /// at once, and leave the old one's memory to the allocator).
+    pub fn load_reusing(
+        dir: &Path,
+        previous: Option<&PolicySnapshot>,
+    ) -> Result<PolicySnapshot, PolicyError> {
+        let previous_roles = previous.map(|p| (p.roles_digest, p.roles.clone()));
+        std::panic::catch_unwind(|| Self::load_unguarded(dir, previous_roles)).unwrap_or_else(|panic| {
             let what = panic
                 .downcast_ref::<String>()
                 .map(String::as_str)
@@ -78,8 +92,22 @@ impl PolicySnapshot {
         })
     }
 
-    fn load_unguarded(dir: &Path) -> Result<PolicySnapshot, PolicyError> {
-        let files = read_files(dir)?;
+    fn load_unguarded(
+        dir: &Path,
+        previous_roles: Option<([u8; 32], Arc<RoleResolver>)>,
+    ) -> Result<PolicySnapshot, PolicyError> {
+        let mut files = read_files(dir)?;
+        let version = version(&files);
+        let roles_digest = roles_digest(&files);
+        let kept_roles = previous_roles
+            .filter(|(digest, _)| *digest == roles_digest)
+            .map(|(_, roles)| roles);
+        if kept_roles.is_some() {
+            // The table is kept: the text of a large users.csv need not stay in memory while the rest loads.
+            if let Some((_, users)) = files.iter_mut().find(|(n, _)| *n == USERS_FILE) {
+                *users = String::new();
+            }
+        }
         let text = |name: &str| {
             files
                 .iter()
@@ -91,9 +119,13 @@ impl PolicySnapshot {
         let reasons = ReasonCatalogue::from_toml(text(REASONS_FILE))
             .map_err(|p| problems.extend(p))
             .ok();
-        let roles = RoleResolver::load(text(ROLES_FILE), text(USERS_FILE))
-            .map_err(|p| problems.extend(p))
-            .ok();
+        let roles = match kept_roles {
+            Some(kept) => Some(kept),
+            None => RoleResolver::load(text(ROLES_FILE), text(USERS_FILE))
+                .map(Arc::new)
+                .map_err(|p| problems.extend(p))
+                .ok(),
+        };
         let classifier = Classifier::from_toml(text(MARKINGS_FILE))
             .map_err(|p| problems.extend(p))
             .ok();
@@ -103,7 +135,7 @@ impl PolicySnapshot {
         problems.extend(check_rules(
             &parsed,
             reasons.as_ref(),
-            roles.as_ref(),
+            roles.as_deref(),
             classifier.as_ref(),
         ));
         problems.extend(check_coverage(&parsed, classifier.as_ref()));
@@ -125,11 +157,12 @@ impl PolicySnapshot {
                 problems: vec![Problem::in_file(MODEL_FILE, e.to_string())],
             })?;
         Ok(PolicySnapshot {
-            version: version(&files),
+            version,
             dir: dir.to_owned(),
             rules,
             engine,
             roles,
+            roles_digest,
             classifier,
             reasons,
         })
@@ -209,6 +242,21 @@ fn version(files: &[(&str, String)]) -> String {
     let digest = hasher.finalize();
     let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
     format!("sha256:{hex}")
+}
+
+/// The hash of the files the role table is built from.
+fn roles_digest(files: &[(&str, String)]) -> [u8; 32] {
+    let mut hasher = Sha256::new();
+    for (name, text) in files
+        .iter()
+        .filter(|(n, _)| *n == ROLES_FILE || *n == USERS_FILE)
+    {
+        hasher.update(name.as_bytes());
+        hasher.update([0]);
+        hasher.update((text.len() as u64).to_be_bytes());
+        hasher.update(text.as_bytes());
+    }
+    hasher.finalize().into()
 }
 
 /// What a policy must have to decide anything: a rule for every action the service decides (without one, every
@@ -382,6 +430,32 @@ mod tests {
         let text = fs::read_to_string(&reasons).unwrap();
         fs::write(&reasons, format!("{text}\n# a comment\n")).unwrap();
         assert_ne!(PolicySnapshot::load(dir.path()).unwrap().version, first);
+    }
+
+    /// A reload keeps the serving role table when `roles.toml` and `users.csv` are unchanged (a rules edit costs no
+    /// second table), and builds a new one when either changes; the version follows the content either way.
+    #[test]
+    fn a_reload_keeps_the_role_table_when_its_files_are_unchanged() {
+        let dir = shipped_copy();
+        let users = dir.path().join(USERS_FILE);
+        fs::write(&users, "@bob:agent.finances.tchap.gouv.fr, external\n").unwrap();
+        let serving = PolicySnapshot::load(dir.path()).unwrap();
+        let rules = dir.path().join(RULES_FILE);
+        let text = fs::read_to_string(&rules).unwrap();
+        fs::write(&rules, format!("{text}\n# an edit\n")).unwrap();
+        let edited = PolicySnapshot::load_reusing(dir.path(), Some(&serving)).unwrap();
+        assert!(Arc::ptr_eq(&serving.roles, &edited.roles));
+        assert_ne!(edited.version, serving.version);
+        assert_eq!(edited.roles.user_count(), 1);
+
+        fs::write(
+            &users,
+            "@bob:agent.finances.tchap.gouv.fr, agent\n@eve:matrix.org, external\n",
+        )
+        .unwrap();
+        let new_users = PolicySnapshot::load_reusing(dir.path(), Some(&edited)).unwrap();
+        assert!(!Arc::ptr_eq(&edited.roles, &new_users.roles));
+        assert_eq!(new_users.roles.user_count(), 2);
     }
 
     /// `users.csv` may be absent; every other file is required, and each missing one is named.
