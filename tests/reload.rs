@@ -41,6 +41,27 @@ async fn status(server: &TestServer) -> proto::GetPolicyStatusResponse {
         .into_inner()
 }
 
+/// Polls the policy status until `reached` holds (a reload is asynchronous and, on a busy machine, slow): the test
+/// waits for the state it needs instead of guessing a delay.
+async fn wait_for(
+    server: &TestServer,
+    what: &str,
+    reached: impl Fn(&proto::GetPolicyStatusResponse) -> bool,
+) -> proto::GetPolicyStatusResponse {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let s = status(server).await;
+        if reached(&s) {
+            return s;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never reached: {what}; last status {s:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Waits until `check` holds, for at most `limit`.
 async fn eventually<F, Fut>(limit: Duration, mut check: F) -> bool
 where
@@ -272,10 +293,35 @@ async fn a_burst_of_reloads_under_load_fails_nothing() {
         std::fs::write(dir.path().join("rules.csv"), text).unwrap();
         tokio::time::sleep(Duration::from_millis(if i % 2 == 0 { 20 } else { 400 })).await;
     }
+    // Then one valid edit, one broken one and one valid one, each waited for, so that the burst ends having swapped
+    // twice and refused once whatever the machine's speed.
+    std::fs::write(dir.path().join("rules.csv"), &original).unwrap();
+    wait_for(&server, "the original rules serve", |s| {
+        s.policy_version == allow_version
+    })
+    .await;
     std::fs::write(dir.path().join("rules.csv"), &blocking).unwrap();
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    let blocked = wait_for(&server, "the blocking rules serve", |s| {
+        s.policy_version != allow_version
+    })
+    .await;
+    let block_version = blocked.policy_version;
+    std::fs::write(dir.path().join("rules.csv"), &broken).unwrap();
+    wait_for(&server, "the broken edit is refused", |s| {
+        s.reloads_refused > blocked.reloads_refused
+    })
+    .await;
+    std::fs::write(dir.path().join("rules.csv"), &original).unwrap();
+    wait_for(&server, "the original rules serve again", |s| {
+        s.policy_version == allow_version
+    })
+    .await;
+    std::fs::write(dir.path().join("rules.csv"), &blocking).unwrap();
+    wait_for(&server, "the blocking rules serve again", |s| {
+        s.policy_version == block_version
+    })
+    .await;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let block_version = status(&server).await.policy_version;
     assert_ne!(block_version, allow_version);
     let mut total = 0;
     for client in clients {
