@@ -82,6 +82,16 @@ pub struct RoleResolver {
 impl RoleResolver {
     /// Builds the resolver from the texts of `roles.toml` and `users.csv` (either may be empty).
     pub fn load(roles_toml: &str, users_csv: &str) -> Result<Self, Vec<Problem>> {
+        Self::load_reader(roles_toml, users_csv.as_bytes(), users_csv.len())
+    }
+
+    /// [`RoleResolver::load`], reading `users.csv` line by line from `users` (about `size_hint` bytes), so that a
+    /// million-line file is never held whole next to the table built from it.
+    pub fn load_reader(
+        roles_toml: &str,
+        mut users: impl std::io::BufRead,
+        size_hint: usize,
+    ) -> Result<Self, Vec<Problem>> {
         let file: RolesFile = toml::from_str(roles_toml)
             .map_err(|e| vec![Problem::from_toml(ROLES_FILE, roles_toml, &e)])?;
         let mut resolver = RoleResolver::default();
@@ -127,8 +137,30 @@ impl RoleResolver {
         }
         // About 40 bytes a line (`@first.last:agent.ministere.tchap.gouv.fr, agent`), most of them the id; the
         // estimates are trimmed once every line is in.
-        resolver.users = UserTable::with_capacity(users_csv.len() / 40, users_csv.len() * 3 / 4);
-        for (index, raw) in users_csv.lines().enumerate() {
+        resolver.users = UserTable::with_capacity(size_hint / 40, size_hint * 3 / 4);
+        let mut bytes = Vec::new();
+        for index in 0.. {
+            bytes.clear();
+            match users.read_until(b'\n', &mut bytes) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) => {
+                    problems.push(Problem::at(
+                        USERS_FILE,
+                        index + 1,
+                        format!("cannot be read: {e}"),
+                    ));
+                    break;
+                }
+            }
+            let Ok(raw) = std::str::from_utf8(&bytes) else {
+                problems.push(Problem::at(
+                    USERS_FILE,
+                    index + 1,
+                    "is not valid UTF-8: save the file as UTF-8",
+                ));
+                continue;
+            };
             let line = raw.trim();
             if line.is_empty() || line.starts_with('#') {
                 continue;
@@ -493,6 +525,21 @@ mod tests {
             rendered.iter().any(|p| p.starts_with("roles.toml:4:")),
             "{rendered:?}"
         );
+    }
+
+    /// users.csv is read line by line: a line that is not UTF-8 is reported at its line, the others still checked.
+    #[test]
+    fn a_line_that_is_not_utf8_is_reported_at_its_line() {
+        let users: &[u8] =
+            b"@bob:gmail.com, external\n@b\xffd:gmail.com, external\n@eve:gmail.com, nobody\n";
+        let problems = RoleResolver::load_reader(ROLES, users, users.len()).unwrap_err();
+        let rendered: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        assert_eq!(rendered.len(), 2, "{rendered:?}");
+        assert!(
+            rendered[0].starts_with("users.csv:2:") && rendered[0].contains("UTF-8"),
+            "{rendered:?}"
+        );
+        assert!(rendered[1].starts_with("users.csv:3:"), "{rendered:?}");
     }
 
     /// A role is declared before it is used: a misspelt role in users.csv is a load error at its line that names

@@ -96,18 +96,15 @@ impl PolicySnapshot {
         dir: &Path,
         previous_roles: Option<([u8; 32], Arc<RoleResolver>)>,
     ) -> Result<PolicySnapshot, PolicyError> {
-        let mut files = read_files(dir)?;
-        let version = version(&files);
-        let roles_digest = roles_digest(&files);
+        // users.csv may hold a million lines: it is hashed in chunks, and read line by line only when the role table
+        // must be rebuilt, so its text is never held whole.
+        let users_digest = file_digest(&dir.join(USERS_FILE));
+        let files = read_files(dir)?;
+        let unchanged_roles = roles_digest(&files, &users_digest);
         let kept_roles = previous_roles
-            .filter(|(digest, _)| *digest == roles_digest)
+            .filter(|(digest, _)| *digest == unchanged_roles)
             .map(|(_, roles)| roles);
-        if kept_roles.is_some() {
-            // The table is kept: the text of a large users.csv need not stay in memory while the rest loads.
-            if let Some((_, users)) = files.iter_mut().find(|(n, _)| *n == USERS_FILE) {
-                *users = String::new();
-            }
-        }
+        let version = version(&files, &users_digest);
         let text = |name: &str| {
             files
                 .iter()
@@ -121,7 +118,7 @@ impl PolicySnapshot {
             .ok();
         let roles = match kept_roles {
             Some(kept) => Some(kept),
-            None => RoleResolver::load(text(ROLES_FILE), text(USERS_FILE))
+            None => load_roles(dir, text(ROLES_FILE))
                 .map(Arc::new)
                 .map_err(|p| problems.extend(p))
                 .ok(),
@@ -162,7 +159,7 @@ impl PolicySnapshot {
             rules,
             engine,
             roles,
-            roles_digest,
+            roles_digest: unchanged_roles,
             classifier,
             reasons,
         })
@@ -180,6 +177,8 @@ fn sorted(mut problems: Vec<Problem>) -> PolicyError {
     PolicyError { problems }
 }
 
+/// Reads every policy file but `users.csv`, which stands as empty text: it is hashed in chunks and read line by line
+/// by the role table (see `load_roles`), never held whole.
 fn read_files(dir: &Path) -> Result<Vec<(&'static str, String)>, PolicyError> {
     let mut files = Vec::new();
     let mut problems = Vec::new();
@@ -193,12 +192,16 @@ fn read_files(dir: &Path) -> Result<Vec<(&'static str, String)>, PolicyError> {
         });
     }
     for name in POLICY_FILES {
+        if name == USERS_FILE {
+            files.push((name, String::new()));
+            continue;
+        }
         match fs::read(dir.join(name)) {
             Ok(bytes) => match String::from_utf8(bytes) {
                 // An editor that truncates a file and then writes it shows a reload an empty file for a moment;
                 // an empty required file is never what an author meant (an empty markings.toml would let every
                 // marked message through), so it is refused and the previous policy keeps serving.
-                Ok(text) if name != USERS_FILE && text.trim().is_empty() => {
+                Ok(text) if text.trim().is_empty() => {
                     problems.push(Problem::in_file(
                         name,
                         "is empty: every policy needs it (a save in progress? the previous policy keeps serving)",
@@ -213,9 +216,6 @@ fn read_files(dir: &Path) -> Result<Vec<(&'static str, String)>, PolicyError> {
                     ),
                 )),
             },
-            Err(e) if e.kind() == ErrorKind::NotFound && name == USERS_FILE => {
-                files.push((name, String::new()))
-            }
             Err(e) if e.kind() == ErrorKind::NotFound => problems.push(Problem::in_file(
                 name,
                 format!("is missing from {}", dir.display()),
@@ -230,31 +230,74 @@ fn read_files(dir: &Path) -> Result<Vec<(&'static str, String)>, PolicyError> {
     }
 }
 
-/// The hash of every file's name, length and content, so any edit anywhere changes the version.
-fn version(files: &[(&str, String)]) -> String {
+/// The hash of every file's name and content (`users.csv` by its digest, which is all that is known of it when
+/// its text was not read), so any edit anywhere changes the version.
+fn version(files: &[(&str, String)], users: &[u8; 32]) -> String {
     let mut hasher = Sha256::new();
     for (name, text) in files {
         hasher.update(name.as_bytes());
         hasher.update([0]);
-        hasher.update((text.len() as u64).to_be_bytes());
-        hasher.update(text.as_bytes());
+        if *name == USERS_FILE {
+            hasher.update(users);
+        } else {
+            hasher.update(digest(text.as_bytes()));
+        }
     }
     let digest = hasher.finalize();
     let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
     format!("sha256:{hex}")
 }
 
-/// The hash of the files the role table is built from.
-fn roles_digest(files: &[(&str, String)]) -> [u8; 32] {
-    let mut hasher = Sha256::new();
-    for (name, text) in files
+/// The hash of the files the role table is built from: `roles.toml`'s text and `users.csv`'s digest.
+fn roles_digest(files: &[(&str, String)], users: &[u8; 32]) -> [u8; 32] {
+    let roles = files
         .iter()
-        .filter(|(n, _)| *n == ROLES_FILE || *n == USERS_FILE)
-    {
-        hasher.update(name.as_bytes());
-        hasher.update([0]);
-        hasher.update((text.len() as u64).to_be_bytes());
-        hasher.update(text.as_bytes());
+        .find(|(n, _)| *n == ROLES_FILE)
+        .map_or("", |(_, t)| t.as_str());
+    let mut hasher = Sha256::new();
+    hasher.update(digest(roles.as_bytes()));
+    hasher.update(users);
+    hasher.finalize().into()
+}
+
+/// Builds the role table, reading `users.csv` line by line (an absent file is no per-user line). A file changed
+/// between its hashing and this read gives a table a version behind; the change's own reload follows at once.
+fn load_roles(dir: &Path, roles_toml: &str) -> Result<RoleResolver, Vec<Problem>> {
+    let path = dir.join(USERS_FILE);
+    match fs::File::open(&path) {
+        Ok(file) => {
+            let size = file
+                .metadata()
+                .map_or(0, |m| usize::try_from(m.len()).unwrap_or(0));
+            RoleResolver::load_reader(roles_toml, std::io::BufReader::new(file), size)
+        }
+        Err(e) if e.kind() == ErrorKind::NotFound => RoleResolver::load(roles_toml, ""),
+        Err(e) => Err(vec![Problem::in_file(
+            USERS_FILE,
+            format!("cannot be read: {e}"),
+        )]),
+    }
+}
+
+fn digest(bytes: &[u8]) -> [u8; 32] {
+    Sha256::digest(bytes).into()
+}
+
+/// The digest of a file's content, read in chunks (that of empty content when the file is absent or unreadable:
+/// reading it whole then reports the problem).
+fn file_digest(path: &Path) -> [u8; 32] {
+    use std::io::Read as _;
+    let Ok(mut file) = fs::File::open(path) else {
+        return digest(b"");
+    };
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0; 1 << 20];
+    loop {
+        match file.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(n) => hasher.update(&buffer[..n]),
+            Err(_) => return digest(b"\0unreadable"),
+        }
     }
     hasher.finalize().into()
 }
