@@ -98,11 +98,18 @@ class AttributeLru:
         self._entries: OrderedDict[str, tuple[Hashable, RoomAttributes]] = OrderedDict()
         self.rebuilds = 0  # how many times attributes were derived (for tests and curiosity)
 
-    def get_or_build(self, room_id: str, signature: Hashable, build: Callable[[], RoomAttributes]) -> RoomAttributes:
+    def get(self, room_id: str, signature: Hashable) -> RoomAttributes | None:
+        """The attributes derived from exactly this tracked state, if they are still here."""
         entry = self._entries.get(room_id)
-        if entry is not None and entry[0] == signature:
-            self._entries.move_to_end(room_id)
-            return entry[1]
+        if entry is None or entry[0] != signature:
+            return None
+        self._entries.move_to_end(room_id)
+        return entry[1]
+
+    def get_or_build(self, room_id: str, signature: Hashable, build: Callable[[], RoomAttributes]) -> RoomAttributes:
+        cached = self.get(room_id, signature)
+        if cached is not None:
+            return cached
         attributes = build()
         self.rebuilds += 1
         self._entries[room_id] = (signature, attributes)

@@ -34,7 +34,7 @@ import logging
 import time
 import traceback
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -122,6 +122,7 @@ class RoomguardModule:
         )
         self._creation_defaults = _creation_defaults(api)
         self._guest_access_enabled = _guest_access_enabled(api, config)
+        self._state_ids_reader = _state_ids_reader(api)
         self._warned_visibility_fallback = False
         self._warned_invite_state = False
 
@@ -409,8 +410,41 @@ class RoomguardModule:
     # === facts ===
 
     async def _room_attributes(self, room_id: str) -> RoomAttributes | None:
-        """The room's attributes now; None when the server does not know the room."""
+        """The room's attributes now; None when the server does not know the room.
+
+        Nearly always the room's tracked state has not changed since the last call: the state event *ids* say so
+        (Synapse's per-room, per-key current-state cache), and the attributes come from the module's cache without
+        loading the events. Otherwise, and on a Synapse whose internals moved, the events are read through the module
+        API and the attributes derived again.
+        """
+        ids = await self._tracked_state_ids(room_id)
+        if ids is not None:
+            cached = self._cache.attributes.get(room_id, _signature(ids.items()))
+            if cached is not None:
+                return cached
         return self._attributes_from_events(room_id, await self._api.get_room_state(room_id, _TRACKED_KEYS))
+
+    async def _tracked_state_ids(self, room_id: str) -> Mapping[tuple[str, str], str] | None:
+        """The ids of the room's tracked current state events, or None when Synapse's internals cannot give them.
+
+        The module API only returns whole events (`get_room_state` = the ids, then an event fetch per id), so this
+        asks Synapse's state storage controller directly, with a filter built once. Any failure (a future Synapse
+        renamed or reshaped it) turns this path off for good, with one warning: the attributes are then read through
+        the module API on every call, as before, never "no decision".
+        """
+        read = self._state_ids_reader
+        if read is None:
+            return None
+        try:
+            return await read(room_id)
+        except Exception as err:  # noqa: BLE001 - a Synapse internal moved: the public path still works
+            self._state_ids_reader = None
+            logger.warning(
+                "roomguard: cannot read state event ids from this Synapse (%s); room state is read through the "
+                "module API on every call (slower, same decisions)",
+                _where(err),
+            )
+            return None
 
     def _attributes_from_events(
         self, room_id: str, events: Mapping[tuple[str, str], EventBase]
@@ -422,10 +456,9 @@ class RoomguardModule:
         """
         if ("m.room.create", "") not in events:
             return None
-        signature = tuple(sorted((key[0], event.event_id) for key, event in events.items()))
         return self._cache.attributes.get_or_build(
             room_id,
-            signature,
+            _signature((key, event.event_id) for key, event in events.items()),
             lambda: attributes_from_state(_room_state(events), guest_access_enabled=self._guest_access_enabled),
         )
 
@@ -503,11 +536,8 @@ class RoomguardModule:
         Logs the outcome (never content). Never raises."""
         action, mode = check.action, check.mode
         started = time.monotonic()
-        described = " ".join(f"{k}={v}" for k, v in log_fields.items())
         try:
             decision = await check.ask()
-            if check.notes:  # what the ask learnt besides the decision (a media scan's format, completeness, ...)
-                described += " " + " ".join(f"{k}={v}" for k, v in check.notes.items())
             if decision is None:
                 return None
             allowed = is_allowed(decision)
@@ -528,29 +558,32 @@ class RoomguardModule:
                 "roomguard gave no decision (%s) for %s %s after %.0f ms: %s",
                 cause,
                 action,
-                described,
+                _describe(log_fields, check.notes),
                 elapsed_ms,
                 outcome,
             )
             return None if mode is FailureMode.OPEN else unavailable_refusal()
 
+        if allowed and not (decision.shadow and decision.policy_effect == pb.EFFECT_DENY):
+            # The common case, once per message: its line is DEBUG, so build it only when it is written.
+            if logger.isEnabledFor(logging.DEBUG):
+                logger.debug(
+                    "roomguard allowed %s %s decision=%s codes=%s in %.1f ms",
+                    action,
+                    _describe(log_fields, check.notes),
+                    decision.decision_id,
+                    ",".join(r.code for r in decision.reasons),
+                    (time.monotonic() - started) * 1000,
+                )
+            return None
         elapsed_ms = (time.monotonic() - started) * 1000
         codes = ",".join(r.code for r in decision.reasons)
-        if allowed and decision.shadow and decision.policy_effect == pb.EFFECT_DENY:
+        described = _describe(log_fields, check.notes)
+        if allowed:
             # Shadow mode: roomguard answers ALLOW and says what enforcing would have done. The module acts on
             # `effect` (allows) and leaves a trace of the would-be refusal for whoever reviews the new policy.
             logger.info(
                 "roomguard shadow mode would have denied %s %s decision=%s codes=%s in %.1f ms (allowed)",
-                action,
-                described,
-                decision.decision_id,
-                codes,
-                elapsed_ms,
-            )
-            return None
-        if allowed:
-            logger.debug(
-                "roomguard allowed %s %s decision=%s codes=%s in %.1f ms",
                 action,
                 described,
                 decision.decision_id,
@@ -613,6 +646,42 @@ def _is_loopback(endpoint: str) -> bool:
             break
     host = target.rsplit(":", 1)[0] if not target.startswith("[") else target[1:].split("]", 1)[0]
     return host == "localhost" or host.startswith("127.") or host == "::1"
+
+
+def _describe(log_fields: Mapping[str, str], notes: Mapping[str, str] | None = None) -> str:
+    """`key=value ...` of a decision's log line, then what the ask learnt besides the decision (a media scan's format,
+    completeness, ...)."""
+    described = " ".join(f"{k}={v}" for k, v in log_fields.items())
+    if notes:
+        described += " " + " ".join(f"{k}={v}" for k, v in notes.items())
+    return described
+
+
+def _signature(ids: Iterable[tuple[tuple[str, str], str]]) -> tuple[tuple[str, str], ...]:
+    """What identifies a room's tracked state: its event ids by type (every tracked key has an empty state key)."""
+    return tuple(sorted((key[0], event_id) for key, event_id in ids))
+
+
+def _state_ids_reader(api: ModuleApi) -> Callable[[str], Awaitable[Mapping[tuple[str, str], str]]] | None:
+    """`room_id -> {(type, ""): event id}` of the tracked state, from Synapse's state storage controller (no public
+    accessor: the module API returns whole events). None when this Synapse has no such thing: the module API it is."""
+    try:
+        from synapse.types.state import StateFilter
+
+        get_ids = api._storage_controllers.state.get_current_state_ids  # noqa: SLF001 - see above
+        tracked = StateFilter.from_types(_TRACKED_KEYS)
+    except Exception as err:  # noqa: BLE001 - any Synapse that moved it gets the public path
+        logger.warning(
+            "roomguard: cannot read state event ids from this Synapse (%s); room state is read through the module "
+            "API on every call (slower, same decisions)",
+            _where(err),
+        )
+        return None
+
+    def read(room_id: str) -> Awaitable[Mapping[tuple[str, str], str]]:
+        return get_ids(room_id, tracked)
+
+    return read
 
 
 def _room_state(events: Mapping[tuple[str, str], EventBase]) -> RoomState:

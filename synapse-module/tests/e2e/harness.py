@@ -174,6 +174,9 @@ class Synapse:
     name: str = "synapse"
     #: More `homeserver.yaml` settings, applied last (e.g. `{"allow_guest_access": True}`).
     extra_config: dict[str, Any] = field(default_factory=dict)
+    #: The module's log level. The suite runs it at DEBUG (it checks that even that never writes content); the latency
+    #: bench runs it at INFO, as a production homeserver does.
+    module_log_level: str = "DEBUG"
 
     @property
     def base_url(self) -> str:
@@ -261,7 +264,10 @@ class Synapse:
                         }
                     },
                     # The module at DEBUG: the suite checks that even its most verbose logging never writes content.
-                    "loggers": {"synapse_roomguard": {"level": "DEBUG"}, "synapse.storage.SQL": {"level": "WARNING"}},
+                    "loggers": {
+                        "synapse_roomguard": {"level": self.module_log_level},
+                        "synapse.storage.SQL": {"level": "WARNING"},
+                    },
                     "root": {"level": "INFO", "handlers": ["file"]},
                     "disable_existing_loggers": False,
                 }

@@ -315,6 +315,19 @@ def test_homeserver_log_never_contains_message_content(synapse: Synapse, alice: 
         assert secret not in log  # ...but never what was written
 
 
+def test_state_event_ids_are_read_from_this_synapse(synapse: Synapse, alice: Client) -> None:
+    """The module reads a room's state event ids from Synapse's state controller (an internal: the module API returns
+    whole events), so that a message into an unchanged room loads no state event; on this Synapse that works (no
+    fallback warning in the log)."""
+    room = forum(alice)
+    for i in range(3):
+        assert alice.send_text(room, f"Bonjour {i}").status == 200
+    time.sleep(1.5)  # let the log handler flush
+    log = synapse.log_path.read_text(encoding="utf8")
+    assert "roomguard module ready" in log
+    assert "cannot read state event ids" not in log
+
+
 # === roomguard unavailable (these run last: they stop roomguard) ===
 
 

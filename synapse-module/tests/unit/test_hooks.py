@@ -92,13 +92,20 @@ class Api:
         self.admins: set[str] = set()
         self._store = Store()
         self.public_room_list_manager = Directory()
+        #: How many times whole state events were read through `get_room_state`.
+        self.state_reads = 0
 
     def is_mine(self, user_id: str) -> bool:
         return user_id.endswith(f":{SERVER}")
 
     async def get_room_state(self, room_id: str, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Event]:
+        self.state_reads += 1
         wanted = set(keys)
         return {key: event for key, event in self.rooms.get(room_id, {}).items() if key in wanted}
+
+    async def state_ids(self, room_id: str) -> dict[tuple[str, str], str]:
+        """What Synapse's state controller answers for the module's filter: ids of the tracked (type, "") events."""
+        return {key: event.event_id for key, event in self.rooms.get(room_id, {}).items() if key[1] == ""}
 
     async def is_user_admin(self, user_id: str) -> bool:
         return user_id in self.admins
@@ -170,6 +177,7 @@ def make_module(api: Api, roomguard: Roomguard, **config: Any) -> RoomguardModul
     module._guest_access_enabled = False
     module._warned_visibility_fallback = False
     module._warned_invite_state = False
+    module._state_ids_reader = None  # the module API only, unless a test gives the module Synapse's state ids
     return module
 
 
@@ -198,6 +206,48 @@ def codes(result: Any) -> list[str]:
     code, fields = result
     assert code == Codes.FORBIDDEN
     return fields["fr.roomguard.reason_codes"]
+
+
+# === room state ===
+
+
+def message(text: str = "Bonjour") -> Event:
+    return Event("m.room.message", {"msgtype": "m.text", "body": text})
+
+
+def test_unchanged_room_state_is_not_read_again(api: Api, roomguard: Roomguard) -> None:
+    """With Synapse's state ids at hand, a message into a room whose tracked state did not change costs no event read;
+    a new state event (new id) is read and seen by the next message."""
+    module = make_module(api, roomguard)
+    module._state_ids_reader = api.state_ids
+    for _ in range(3):
+        run(module.check_event_for_spam(message()))
+    assert api.state_reads == 1
+    api.rooms[ROOM][("m.room.join_rules", "")] = Event("m.room.join_rules", {"join_rule": "invite"}, state_key="")
+    run(module.check_event_for_spam(message()))
+    assert api.state_reads == 2
+    assert [r.room.join_rule for r in roomguard.requests] == [pb.JOIN_RULE_PUBLIC] * 3 + [pb.JOIN_RULE_INVITE]
+
+
+def test_state_ids_that_fail_fall_back_to_the_module_api_for_good(
+    api: Api, roomguard: Roomguard, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A Synapse whose state ids cannot be read (an internal moved): the same decisions through `get_room_state`,
+    one warning, and the ids are not tried again."""
+    calls = []
+
+    async def broken(room_id: str) -> dict:
+        calls.append(room_id)
+        raise TypeError("get_current_state_ids() got an unexpected keyword argument")
+
+    module = make_module(api, roomguard)
+    module._state_ids_reader = broken
+    with caplog.at_level(logging.WARNING, logger="synapse_roomguard.module"):
+        for _ in range(2):
+            assert run(module.check_event_for_spam(message())) is NOT_SPAM
+    assert len(calls) == 1 and api.state_reads == 2
+    assert [r.room.join_rule for r in roomguard.requests] == [pb.JOIN_RULE_PUBLIC] * 2
+    assert sum("cannot read state event ids" in r.getMessage() for r in caplog.records) == 1
 
 
 # === check_event_for_spam ===
