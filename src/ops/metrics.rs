@@ -12,6 +12,7 @@
 //! | `roomguard_decision_duration_seconds` | histogram | `rpc` |
 //! | `roomguard_policy_reloads_total` | counter | `result` (`succeeded`, `refused`) |
 //! | `roomguard_policy_info` | gauge (1) | `policy_version` |
+//! | `roomguard_decisions_off_the_workers_total` | counter | |
 //! | `roomguard_requests_in_flight` | gauge | |
 //! | `roomguard_requests_shed_total` | counter | |
 //! | `roomguard_requests_timed_out_total` | counter | |
@@ -67,6 +68,7 @@ pub struct Metrics {
     decisions: Mutex<BTreeMap<(&'static str, &'static str, &'static str), u64>>,
     reasons: Mutex<BTreeMap<(&'static str, &'static str, String), u64>>,
     latency: Mutex<BTreeMap<&'static str, Histogram>>,
+    off_the_workers: AtomicU64,
     in_flight: AtomicI64,
     shed: AtomicU64,
     timed_out: AtomicU64,
@@ -145,6 +147,16 @@ impl Metrics {
             h.count += 1;
             h.sum += seconds;
         }
+    }
+
+    /// A decision ran on the blocking pool rather than inline (see [`crate::ops::decision_cost`]).
+    pub fn decided_off_the_workers(&self) {
+        self.off_the_workers.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Decisions run on the blocking pool since start.
+    pub fn decided_off_the_workers_count(&self) -> u64 {
+        self.off_the_workers.load(Ordering::Relaxed)
     }
 
     /// A call entered the service (after admission).
@@ -356,7 +368,14 @@ impl Metrics {
         );
         let c = &self.connections;
         let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
-        let scalars: [Family; 11] = [
+        let scalars: [Family; 12] = [
+            (
+                "roomguard_decisions_off_the_workers_total",
+                "counter",
+                "Decisions run on the blocking thread pool: slow policies, large requests, the first call of each rpc \
+                 on a new policy.",
+                vec![("", as_sample(self.decided_off_the_workers_count()))],
+            ),
             (
                 "roomguard_requests_in_flight",
                 "gauge",
