@@ -76,7 +76,11 @@ impl CostEstimate {
         if request_bytes > LARGE_REQUEST_BYTES {
             return;
         }
-        let took = nanos(took);
+        // The time is wall-clock time: a thread preempted mid-decision (a busy host) measures milliseconds for a
+        // microsecond decision. Capping each sample at twice the threshold keeps such outliers from sending a fast
+        // policy off the workers (it takes five in a row), while a policy that is really slow still averages above
+        // the threshold.
+        let took = nanos(took).min(2 * nanos(SLOW_DECISION));
         if self.policy.load(Ordering::Acquire) == address(policy) {
             // Two decisions recorded at the same instant may lose one of the two samples: the average stays an
             // average of recent decisions, which is all routing needs.
@@ -139,6 +143,21 @@ mod tests {
         estimate.record(&policy, 100, SLOW_DECISION * 2);
         for _ in 0..20 {
             estimate.record(&policy, 100, Duration::from_micros(9));
+        }
+        assert_eq!(estimate.route(&policy, 100), Route::Inline);
+    }
+
+    /// A few outliers (a thread preempted mid-decision measures milliseconds) do not send a fast policy off the
+    /// workers.
+    #[test]
+    fn outliers_do_not_send_a_fast_policy_off_the_workers() {
+        let policy = policy();
+        let estimate = CostEstimate::default();
+        for _ in 0..10 {
+            estimate.record(&policy, 100, Duration::from_micros(9));
+        }
+        for _ in 0..3 {
+            estimate.record(&policy, 100, Duration::from_millis(10));
         }
         assert_eq!(estimate.route(&policy, 100), Route::Inline);
     }
