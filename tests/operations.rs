@@ -16,7 +16,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{Extras, TestServer, copy_policies, decide_send, send};
+use common::{Extras, TestServer, decide_send, send};
 use roomguard::{
     grpc::{
         proto::{self, JoinRule, policy_service_client::PolicyServiceClient},
@@ -251,25 +251,11 @@ async fn an_oversized_request_is_refused() {
         .unwrap();
 }
 
-/// A policy made slow on purpose: `rows` extra rules that never match, each costing an evaluation.
-fn slow_policy(rows: usize) -> tempfile::TempDir {
-    let dir = copy_policies(Path::new("policies"));
-    let rules = dir.path().join("rules.csv");
-    let mut text = std::fs::read_to_string(&rules).unwrap();
-    for i in 0..rows {
-        text.push_str(&format!(
-            "p, pad.{i}, send, r.sub.power_level == -{i} && r.room.encrypted, deny, CLASSIFIED_IN_PUBLIC_ROOM\n"
-        ));
-    }
-    std::fs::write(&rules, text).unwrap();
-    dir
-}
-
 /// Driven past its concurrency limit, the server sheds the excess at once with RESOURCE_EXHAUSTED, admitted calls
-/// keep a bounded latency, and once the burst is over every call is answered again.
+/// keep a bounded latency, and once the burst is over every call is answered again. The slow decisions run off the
+/// async workers, which stay free to shed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn overload_is_shed_at_once_and_the_server_recovers() {
-    let policy = slow_policy(2000);
     let metrics = Arc::new(Metrics::new());
     let options = Options {
         limits: LimitsConfig {
@@ -277,9 +263,11 @@ async fn overload_is_shed_at_once_and_the_server_recovers() {
             ..LimitsConfig::default()
         },
         metrics: metrics.clone(),
+        // A deliberately slow policy: every decision takes 30 ms.
+        decision_delay: Duration::from_millis(30),
         ..Options::default()
     };
-    let server = TestServer::start_with(policy.path(), options, Extras::default()).await;
+    let server = TestServer::start_with(Path::new("policies"), options, Extras::default()).await;
     let channel = server.channel().await;
 
     // One call alone: how long an admitted call takes with no contention.
@@ -320,6 +308,7 @@ async fn overload_is_shed_at_once_and_the_server_recovers() {
     assert!(!shed.is_empty(), "the burst must exceed the limit");
     assert!(!admitted.is_empty(), "some calls must be admitted");
     assert_eq!(metrics.shed_count(), shed.len() as u64);
+
     // Admitted calls wait for at most the few calls ahead of them, never for the whole burst.
     let bound = alone * 12 + Duration::from_millis(500);
     assert!(
@@ -341,4 +330,9 @@ async fn overload_is_shed_at_once_and_the_server_recovers() {
             .await
             .unwrap();
     }
+    assert_eq!(
+        metrics.decided_off_the_workers_count(),
+        1 + admitted.len() as u64 + 5,
+        "every slow decision runs on the blocking pool"
+    );
 }

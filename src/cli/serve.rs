@@ -75,6 +75,7 @@ pub fn serve(overrides: &Overrides) -> ExitCode {
         metrics,
         decision_log: decision_log.clone(),
         media: config.media.clone(),
+        decision_delay: std::time::Duration::ZERO,
     };
     let result = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

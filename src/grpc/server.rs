@@ -90,6 +90,9 @@ pub struct Options {
     pub join_counter: Arc<JoinCounter>,
     /// Uploads: file size, text and decompression limits, nesting, time budget and scan slots.
     pub media: MediaConfig,
+    /// Test support, zero otherwise (no setting reaches it): every decision also takes this long, as a deliberately
+    /// slow policy would, so that overload tests do not depend on how slow the engine is with a large policy.
+    pub decision_delay: Duration,
 }
 
 impl Default for Options {
@@ -105,6 +108,7 @@ impl Default for Options {
             metrics,
             decision_log: DecisionLog::off(),
             media: MediaConfig::default(),
+            decision_delay: Duration::ZERO,
         }
     }
 }
@@ -150,14 +154,18 @@ pub async fn serve(
     let limits = &options.limits;
     // One admission for every listener: the limit is the process's, not a listener's or a connection's.
     let admission = Admission::new(limits.max_concurrent_requests, options.metrics.clone());
-    let policy = PolicyServiceServer::new(PolicyServer::new(store.clone()).with_operations(
-        options.mode,
-        options.metrics.clone(),
-        options.decision_log.clone(),
-        admission,
-        options.join_counter.clone(),
-        ScanSlots::new(options.media.clone(), options.metrics.clone()),
-    ))
+    let policy = PolicyServiceServer::new(
+        PolicyServer::new(store.clone())
+            .with_operations(
+                options.mode,
+                options.metrics.clone(),
+                options.decision_log.clone(),
+                admission,
+                options.join_counter.clone(),
+                ScanSlots::new(options.media.clone(), options.metrics.clone()),
+            )
+            .with_decision_delay(options.decision_delay),
+    )
     .max_decoding_message_size(limits.max_request_bytes)
     .max_encoding_message_size(MAX_RESPONSE_BYTES);
 

@@ -3,7 +3,7 @@
 
 use std::{
     sync::Arc,
-    time::{Instant, SystemTime},
+    time::{Duration, Instant, SystemTime},
 };
 
 use tonic::{Request, Response, Status};
@@ -21,6 +21,7 @@ use crate::{
     ops::{
         admission::Admission,
         config::{MediaConfig, Mode},
+        decision_cost::{CostEstimate, Route},
         decision_log::{DecisionLog, Entry, MediaEntry},
         join_counter::{DEFAULT_MAX_TRACKED_USERS, JoinCounter},
         metrics::Metrics,
@@ -44,6 +45,19 @@ pub struct PolicyServer {
     admission: Admission,
     join_counter: Arc<JoinCounter>,
     scans: ScanSlots,
+    costs: Arc<DecisionCosts>,
+    /// Test support: every decision also takes this long (see [`crate::grpc::server::Options::decision_delay`]).
+    decision_delay: Duration,
+}
+
+/// The decision time of each decision rpc on the current policy, which decides where its next call runs (see
+/// [`crate::ops::decision_cost`]).
+#[derive(Debug, Default)]
+struct DecisionCosts {
+    publish: CostEstimate,
+    send: CostEstimate,
+    join: CostEstimate,
+    state_change: CostEstimate,
 }
 
 impl PolicyServer {
@@ -59,6 +73,16 @@ impl PolicyServer {
             scans: ScanSlots::new(MediaConfig::default(), metrics.clone()),
             metrics,
             decision_log: DecisionLog::off(),
+            costs: Arc::new(DecisionCosts::default()),
+            decision_delay: Duration::ZERO,
+        }
+    }
+
+    /// The same service with every decision taking `delay` longer (test support: a deliberately slow policy).
+    pub(crate) fn with_decision_delay(self, delay: Duration) -> Self {
+        PolicyServer {
+            decision_delay: delay,
+            ..self
         }
     }
 
@@ -101,26 +125,51 @@ impl PolicyServer {
 
     /// The one path of every decision rpc: admit (once the request is decoded, so a stalled body never holds a
     /// permit), convert to the domain question `Q` (bad input is `INVALID_ARGUMENT` naming the field), decide on the
-    /// current snapshot off the async workers with the panic guard, then count, log and answer (see
-    /// [`PolicyServer::answer`]). An rpc only brings its question type and its decide function.
+    /// current snapshot with the panic guard, inline or on the blocking pool as `cost` says (see
+    /// [`crate::ops::decision_cost`]), then count, log and answer (see [`PolicyServer::answer`]). An rpc only brings
+    /// its question type, its decide function and its cost estimate.
     async fn decide<Q, P>(
         &self,
         rpc: &'static str,
+        cost: fn(&DecisionCosts) -> &CostEstimate,
         request: P,
         decide: impl FnOnce(&PolicySnapshot, &Q) -> Decision + Send + 'static,
     ) -> Result<proto::Decision, Status>
     where
+        P: prost::Message,
         Q: TryFrom<P, Error = InvalidArgument> + Question + Send + 'static,
     {
         let started = Instant::now();
         let _admitted = self.admission.admit()?;
+        let request_bytes = request.encoded_len();
         let question = Q::try_from(request)?;
-        let store = self.store.clone();
-        let (question, decision) = off_the_runtime(move || {
-            let decision = guarded(rpc, || decide(&store.current(), &question));
-            (question, decision)
-        })
-        .await?;
+        let policy = self.store.current();
+        let cost = cost(&self.costs);
+        let delay = self.decision_delay;
+        let timed = move |policy: &PolicySnapshot, question: &Q| {
+            let deciding = Instant::now();
+            if !delay.is_zero() {
+                std::thread::sleep(delay);
+            }
+            let decision = guarded(rpc, || decide(policy, question));
+            (decision, deciding.elapsed())
+        };
+        let (question, decision, took) = match cost.route(&policy, request_bytes) {
+            Route::Inline => {
+                let (decision, took) = timed(&policy, &question);
+                (question, decision, took)
+            }
+            Route::Blocking => {
+                self.metrics.decided_off_the_workers();
+                let policy = policy.clone();
+                off_the_runtime(move || {
+                    let (decision, took) = timed(&policy, &question);
+                    (question, decision, took)
+                })
+                .await?
+            }
+        };
+        cost.record(&policy, request_bytes, took);
         let decision = decision?;
         let span = tracing::Span::current();
         span.record("decision_id", decision.decision_id.as_str());
@@ -165,10 +214,10 @@ impl PolicyServer {
     }
 }
 
-/// Runs a decision on tokio's blocking pool. A large policy costs milliseconds of CPU per decision; on the async
+/// Runs a slow decision on tokio's blocking pool. A large policy costs milliseconds of CPU per decision; on the async
 /// workers that would stall every connection, so that calls queue in HTTP/2 buffers instead of being admitted or shed
-/// by the overload layer, and the request timeout could never fire. The price is one thread handoff per call (not
-/// measured here).
+/// by the overload layer, and the request timeout could never fire. The price is two thread wake-ups per call, more
+/// than an ordinary decision costs: only slow ones come here.
 async fn off_the_runtime<T: Send + 'static>(
     decide: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, Status> {
@@ -205,7 +254,12 @@ impl PolicyService for PolicyServer {
         request: Request<proto::CheckRoomPublishRequest>,
     ) -> Result<Response<proto::CheckRoomPublishResponse>, Status> {
         let decision = self
-            .decide::<PublishRequest, _>("CheckRoomPublish", request.into_inner(), decide_publish)
+            .decide::<PublishRequest, _>(
+                "CheckRoomPublish",
+                |c| &c.publish,
+                request.into_inner(),
+                decide_publish,
+            )
             .await?;
         Ok(Response::new(proto::CheckRoomPublishResponse {
             decision: Some(decision),
@@ -218,7 +272,12 @@ impl PolicyService for PolicyServer {
         request: Request<proto::CheckMessageSendRequest>,
     ) -> Result<Response<proto::CheckMessageSendResponse>, Status> {
         let decision = self
-            .decide::<SendRequest, _>("CheckMessageSend", request.into_inner(), decide_send)
+            .decide::<SendRequest, _>(
+                "CheckMessageSend",
+                |c| &c.send,
+                request.into_inner(),
+                decide_send,
+            )
             .await?;
         Ok(Response::new(proto::CheckMessageSendResponse {
             decision: Some(decision),
@@ -236,6 +295,7 @@ impl PolicyService for PolicyServer {
         let decision = self
             .decide::<JoinRequest, _>(
                 "CheckRoomJoin",
+                |c| &c.join,
                 request.into_inner(),
                 move |policy, join| {
                     // Read, decide, and count an allowed join in one place, so the request is never counted in its own
@@ -277,6 +337,7 @@ impl PolicyService for PolicyServer {
         let decision = self
             .decide::<StateChangeRequest, _>(
                 "CheckRoomStateChange",
+                |c| &c.state_change,
                 request.into_inner(),
                 decide_state_change,
             )

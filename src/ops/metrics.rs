@@ -12,6 +12,7 @@
 //! | `roomguard_decision_duration_seconds` | histogram | `rpc` |
 //! | `roomguard_policy_reloads_total` | counter | `result` (`succeeded`, `refused`) |
 //! | `roomguard_policy_info` | gauge (1) | `policy_version` |
+//! | `roomguard_decisions_off_the_workers_total` | counter | |
 //! | `roomguard_requests_in_flight` | gauge | |
 //! | `roomguard_requests_shed_total` | counter | |
 //! | `roomguard_requests_timed_out_total` | counter | |
@@ -53,20 +54,32 @@ const BUCKETS: [f64; 12] = [
     0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5,
 ];
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct Histogram {
     counts: [u64; BUCKETS.len()],
     count: u64,
     sum: f64,
 }
 
+/// The labelled families a decision updates.
+#[derive(Debug, Default)]
+struct DecisionCounts {
+    /// By (rpc, effect, mode).
+    effects: BTreeMap<(&'static str, &'static str, &'static str), u64>,
+    /// By (rpc, effect), then reason code: the code is looked up as a `&str`, so a code already seen costs no
+    /// allocation.
+    reasons: BTreeMap<(&'static str, &'static str), BTreeMap<String, u64>>,
+    /// By rpc.
+    latency: BTreeMap<&'static str, Histogram>,
+}
+
 /// The counters of one process. Cheap to update from every call: atomics, and short uncontended locks for the
 /// labelled families.
 #[derive(Debug, Default)]
 pub struct Metrics {
-    decisions: Mutex<BTreeMap<(&'static str, &'static str, &'static str), u64>>,
-    reasons: Mutex<BTreeMap<(&'static str, &'static str, String), u64>>,
-    latency: Mutex<BTreeMap<&'static str, Histogram>>,
+    /// Every per-decision family under one lock: a decision takes it once.
+    decisions: Mutex<DecisionCounts>,
+    off_the_workers: AtomicU64,
     in_flight: AtomicI64,
     shed: AtomicU64,
     timed_out: AtomicU64,
@@ -126,25 +139,38 @@ impl Metrics {
         latency: Duration,
     ) {
         let effect = decision.effect.as_str();
-        if let Ok(mut map) = self.decisions.lock() {
-            *map.entry((rpc, effect, mode)).or_default() += 1;
-        }
-        if let Ok(mut map) = self.reasons.lock() {
-            for reason in &decision.reasons {
-                *map.entry((rpc, effect, reason.code.clone())).or_default() += 1;
-            }
-        }
         let seconds = latency.as_secs_f64();
-        if let Ok(mut map) = self.latency.lock() {
-            let h = map.entry(rpc).or_default();
-            for (bound, count) in BUCKETS.iter().zip(h.counts.iter_mut()) {
-                if seconds <= *bound {
-                    *count += 1;
+        let Ok(mut counts) = self.decisions.lock() else {
+            return;
+        };
+        *counts.effects.entry((rpc, effect, mode)).or_default() += 1;
+        let reasons = counts.reasons.entry((rpc, effect)).or_default();
+        for reason in &decision.reasons {
+            match reasons.get_mut(reason.code.as_str()) {
+                Some(n) => *n += 1,
+                None => {
+                    reasons.insert(reason.code.clone(), 1);
                 }
             }
-            h.count += 1;
-            h.sum += seconds;
         }
+        let h = counts.latency.entry(rpc).or_default();
+        for (bound, count) in BUCKETS.iter().zip(h.counts.iter_mut()) {
+            if seconds <= *bound {
+                *count += 1;
+            }
+        }
+        h.count += 1;
+        h.sum += seconds;
+    }
+
+    /// A decision ran on the blocking pool rather than inline (see [`crate::ops::decision_cost`]).
+    pub fn decided_off_the_workers(&self) {
+        self.off_the_workers.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Decisions run on the blocking pool since start.
+    pub fn decided_off_the_workers_count(&self) -> u64 {
+        self.off_the_workers.load(Ordering::Relaxed)
     }
 
     /// A call entered the service (after admission).
@@ -273,13 +299,20 @@ impl Metrics {
             "counter",
             "Decisions taken, by rpc, the policy's effect and mode.",
         );
-        if let Ok(map) = self.decisions.lock() {
-            for ((rpc, effect, mode), n) in map.iter() {
-                let _ = writeln!(
-                    out,
-                    "roomguard_decisions_total{{rpc=\"{rpc}\",effect=\"{effect}\",mode=\"{mode}\"}} {n}"
-                );
-            }
+        // A copy, so that rendering (string formatting) never holds the lock that every decision takes.
+        let (effects, reasons, latency) = match self.decisions.lock() {
+            Ok(counts) => (
+                counts.effects.clone(),
+                counts.reasons.clone(),
+                counts.latency.clone(),
+            ),
+            Err(_) => Default::default(),
+        };
+        for ((rpc, effect, mode), n) in effects.iter() {
+            let _ = writeln!(
+                out,
+                "roomguard_decisions_total{{rpc=\"{rpc}\",effect=\"{effect}\",mode=\"{mode}\"}} {n}"
+            );
         }
         family(
             &mut out,
@@ -287,8 +320,8 @@ impl Metrics {
             "counter",
             "Reasons given, one per reason of each decision, by rpc, effect and reason code.",
         );
-        if let Ok(map) = self.reasons.lock() {
-            for ((rpc, effect, code), n) in map.iter() {
+        for ((rpc, effect), codes) in reasons.iter() {
+            for (code, n) in codes.iter() {
                 let code = escape(code);
                 let _ = writeln!(
                     out,
@@ -302,30 +335,28 @@ impl Metrics {
             "histogram",
             "Time to decide one call, from decoded request to decision.",
         );
-        if let Ok(map) = self.latency.lock() {
-            for (rpc, h) in map.iter() {
-                for (bound, count) in BUCKETS.iter().zip(h.counts.iter()) {
-                    let _ = writeln!(
-                        out,
-                        "roomguard_decision_duration_seconds_bucket{{rpc=\"{rpc}\",le=\"{bound}\"}} {count}"
-                    );
-                }
+        for (rpc, h) in latency.iter() {
+            for (bound, count) in BUCKETS.iter().zip(h.counts.iter()) {
                 let _ = writeln!(
                     out,
-                    "roomguard_decision_duration_seconds_bucket{{rpc=\"{rpc}\",le=\"+Inf\"}} {}",
-                    h.count
-                );
-                let _ = writeln!(
-                    out,
-                    "roomguard_decision_duration_seconds_sum{{rpc=\"{rpc}\"}} {}",
-                    h.sum
-                );
-                let _ = writeln!(
-                    out,
-                    "roomguard_decision_duration_seconds_count{{rpc=\"{rpc}\"}} {}",
-                    h.count
+                    "roomguard_decision_duration_seconds_bucket{{rpc=\"{rpc}\",le=\"{bound}\"}} {count}"
                 );
             }
+            let _ = writeln!(
+                out,
+                "roomguard_decision_duration_seconds_bucket{{rpc=\"{rpc}\",le=\"+Inf\"}} {}",
+                h.count
+            );
+            let _ = writeln!(
+                out,
+                "roomguard_decision_duration_seconds_sum{{rpc=\"{rpc}\"}} {}",
+                h.sum
+            );
+            let _ = writeln!(
+                out,
+                "roomguard_decision_duration_seconds_count{{rpc=\"{rpc}\"}} {}",
+                h.count
+            );
         }
         family(
             &mut out,
@@ -356,7 +387,14 @@ impl Metrics {
         );
         let c = &self.connections;
         let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
-        let scalars: [Family; 11] = [
+        let scalars: [Family; 12] = [
+            (
+                "roomguard_decisions_off_the_workers_total",
+                "counter",
+                "Decisions run on the blocking thread pool: slow policies, large requests, the first call of each rpc \
+                 on a new policy.",
+                vec![("", as_sample(self.decided_off_the_workers_count()))],
+            ),
             (
                 "roomguard_requests_in_flight",
                 "gauge",

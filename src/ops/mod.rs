@@ -4,6 +4,7 @@
 pub(crate) mod admission;
 pub mod config;
 pub(crate) mod connections;
+pub mod decision_cost;
 pub mod decision_log;
 pub mod join_counter;
 pub mod layers;
