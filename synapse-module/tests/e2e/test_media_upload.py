@@ -82,7 +82,9 @@ class LogWatch:
 
 
 def decision_log_entry(roomguard: Roomguard, decision_id: str, timeout_s: float = 5.0) -> dict[str, Any]:
-    """roomguard's decision log line (JSON, on its stdout) for `decision_id`; the writer writes in batches (within about 20 ms)."""
+    """roomguard's decision log line (JSON, on its stdout) for `decision_id`.
+
+    The writer writes in batches (within about 20 ms), hence the polling."""
     deadline = time.monotonic() + timeout_s
     while True:
         for line in roomguard.log_text().splitlines():
