@@ -166,19 +166,28 @@ fn decisions(c: &mut Criterion) {
         b.iter(|| decide_send(&big, black_box(&send_deny)))
     });
 
-    // The same decisions with each condition evaluated by casbin's `eval()` per row, as the model file literally
-    // says: what compiling the conditions into the matcher saves.
+    // The same decisions with casbin evaluating every rule: conditions compiled into its matcher (what roomguard
+    // did before the typed engine), and each condition evaluated by `eval()` per row, as the model file literally
+    // says.
     let model = std::fs::read_to_string("policies/model.conf").expect("model.conf");
-    let mut literal = PolicySnapshot::load(Path::new("policies")).expect("shipped policy loads");
-    literal.engine =
-        futures_executor::block_on(Engine::build_with(&model, &literal.rules, Conditions::Eval))
-            .expect("engine builds");
-    group.bench_function("send/deny/eval-per-row", |b| {
-        b.iter(|| decide_send(&literal, black_box(&send_deny)))
-    });
-    group.bench_function("publish/deny/eval-per-row", |b| {
-        b.iter(|| decide_publish(&literal, black_box(&publish_deny)))
-    });
+    for (name, conditions) in [
+        ("casbin-matcher", Conditions::Matcher),
+        ("eval-per-row", Conditions::Eval),
+    ] {
+        let mut casbin = PolicySnapshot::load(Path::new("policies")).expect("shipped policy loads");
+        casbin.engine =
+            futures_executor::block_on(Engine::build_with(&model, &casbin.rules, conditions))
+                .expect("engine builds");
+        group.bench_function(format!("send/allow/{name}"), |b| {
+            b.iter(|| decide_send(&casbin, black_box(&send_allow)))
+        });
+        group.bench_function(format!("send/deny/{name}"), |b| {
+            b.iter(|| decide_send(&casbin, black_box(&send_deny)))
+        });
+        group.bench_function(format!("publish/deny/{name}"), |b| {
+            b.iter(|| decide_publish(&casbin, black_box(&publish_deny)))
+        });
+    }
     group.finish();
 }
 

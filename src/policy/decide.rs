@@ -183,10 +183,10 @@ pub fn explain_upload(
 fn evaluate(
     policy: &PolicySnapshot,
     action: Action,
-    attributes: Attributes,
+    attributes: Attributes<'_>,
     request_id: &str,
 ) -> Explanation {
-    let (effect, reasons, matched) = match policy.engine.evaluate(action, attributes) {
+    let (effect, reasons, matched) = match policy.engine.evaluate(action, &attributes) {
         Ok(matched) => {
             let (effect, reasons) = explain(policy, &matched);
             (
