@@ -352,8 +352,8 @@ fn the_shipped_policy_decides_as_casbin() {
     assert_eq!(shape.casbin, 0, "{shape:?}");
 }
 
-/// Generated policies (every operator, precedence without parentheses, negation, literals on both sides, indexed
-/// and scanned rules, rules left to casbin) decide as casbin.
+/// Generated policies (every operator, precedence without parentheses, negation, literals on both sides, rules found
+/// by equality and by threshold, scanned rules, rules left to casbin) decide as casbin.
 #[test]
 fn generated_policies_decide_as_casbin() {
     for seed in 0..6 {
@@ -366,6 +366,18 @@ fn generated_policies_decide_as_casbin() {
                 "r.room.join_rule",
                 TEXT_LITERALS[i % TEXT_LITERALS.len()],
                 condition(&mut rng, 1)
+            ));
+        }
+        // And a run of thresholds on two integers (strict or not, literal on either side), found by binary search.
+        for i in 0..12 {
+            let (a, b) = (
+                *rng.pick(&[0, 1, 20, 50, 100, -5]),
+                *rng.pick(&[0, 1, 20, 50, 100, -5]),
+            );
+            rules.push_str(&format!(
+                "p, gen.threshold-{i}, send, r.sub.power_level {} {a} || {b} {} r.msg.size_kib, deny, CLASSIFIED_IN_PUBLIC_ROOM\n",
+                rng.pick(OPERATORS),
+                rng.pick(&["<", "<=", ">", ">="]),
             ));
         }
         let dir = policy_dir(Some(&rules));

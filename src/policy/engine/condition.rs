@@ -117,15 +117,6 @@ impl Condition {
             Condition::Flags(op, a, b) => op.holds(&a.holds(r), &b.holds(r)),
         }
     }
-
-    /// The conjuncts of the condition: itself, or the operands of its top-level `&&`. The condition holds only if
-    /// every one of them does.
-    pub(crate) fn conjuncts(&self) -> &[Condition] {
-        match self {
-            Condition::All(cs) => cs,
-            other => std::slice::from_ref(other),
-        }
-    }
 }
 
 fn text<'a>(t: &'a Text, r: &Attributes<'a>) -> &'a str {

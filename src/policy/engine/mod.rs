@@ -211,7 +211,9 @@ impl Engine {
                 Some(position)
             }));
         }
+        // File order; a rule two of whose triggers fired is reported once.
         positions.sort_unstable();
+        positions.dedup();
         Ok(positions
             .into_iter()
             .filter_map(|p| rules.rules.get(p as usize).cloned())
