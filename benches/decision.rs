@@ -1,4 +1,5 @@
-//! Criterion benchmarks of one in-process decision (allow and deny path of each rpc), of the classifier on a
+//! Criterion benchmarks of one in-process decision (allow and deny path of each rpc, and a send under 10,000 more
+//! rules), of loading a policy (shipped, and with 10,000 more rules), of the classifier on a
 //! 64 KiB body and on hostile 64 KiB texts (characters that expand, scripts that decompose, shapes that multiply
 //! candidates), and of role resolution with a million per-user lines.
 //!
@@ -18,12 +19,17 @@ use std::{hint::black_box, path::Path};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use roomguard::{
+    documents::{Extraction, Format},
+    domain::media::{Media, UploadRequest},
     domain::message::Message,
-    domain::request::{PublishRequest, SendRequest},
+    domain::request::{JoinRequest, PublishRequest, SendRequest, StateChangeRequest},
     domain::room::{HistoryVisibility, JoinRule, Room},
     domain::subject::{Subject, UserId},
+    policy::POLICY_FILES,
     policy::PolicySnapshot,
-    policy::decide::{decide_publish, decide_send},
+    policy::decide::{
+        decide_join, decide_publish, decide_send, decide_state_change, decide_upload,
+    },
     policy::engine::{Conditions, Engine},
     policy::roles::RoleResolver,
 };
@@ -100,18 +106,149 @@ fn decisions(c: &mut Criterion) {
         b.iter(|| decide_publish(&policy, black_box(&publish_deny)))
     });
 
-    // The same decisions with each condition evaluated by casbin's `eval()` per row, as the model file literally
-    // says: what compiling the conditions into the matcher saves.
-    let model = std::fs::read_to_string("policies/model.conf").expect("model.conf");
-    let mut literal = PolicySnapshot::load(Path::new("policies")).expect("shipped policy loads");
-    literal.engine =
-        futures_executor::block_on(Engine::build_with(&model, &literal.rules, Conditions::Eval))
-            .expect("engine builds");
-    group.bench_function("send/deny/eval-per-row", |b| {
-        b.iter(|| decide_send(&literal, black_box(&send_deny)))
+    let join = JoinRequest {
+        request_id: "b".into(),
+        user: subject(agent, 0),
+        room: room(JoinRule::Public, false),
+        invited: false,
+    };
+    let state = StateChangeRequest {
+        request_id: "b".into(),
+        sender: subject(agent, 100),
+        room: room(JoinRule::Invite, true),
+        proposed: room(JoinRule::Public, true),
+        event_type: "m.room.join_rules".into(),
+        state_key: String::new(),
+    };
+    let upload = UploadRequest {
+        request_id: "b".into(),
+        uploader: Some(subject(agent, 0)),
+        media: Media {
+            media_id: "mxc://agent.finances.tchap.gouv.fr/abc".into(),
+            filename: "compte-rendu.pdf".into(),
+            mimetype: "application/pdf".into(),
+            size: 48_213,
+            remote: false,
+        },
+    };
+    let extraction = Extraction {
+        format: Format::Pdf,
+        passages: Vec::new(),
+        text_chars: 0,
+        incomplete: None,
+    };
+    assert!(decide_join(&policy, &join, 3).is_allowed());
+    assert!(!decide_state_change(&policy, &state).is_allowed());
+    assert!(decide_upload(&policy, &upload, &extraction, 48_213).is_allowed());
+    group.bench_function("join/allow", |b| {
+        b.iter(|| decide_join(&policy, black_box(&join), 3))
     });
-    group.bench_function("publish/deny/eval-per-row", |b| {
-        b.iter(|| decide_publish(&literal, black_box(&publish_deny)))
+    group.bench_function("state/deny", |b| {
+        b.iter(|| decide_state_change(&policy, black_box(&state)))
+    });
+    group.bench_function("upload/allow", |b| {
+        b.iter(|| decide_upload(&policy, black_box(&upload), &extraction, 48_213))
+    });
+
+    // The shipped policy plus 10,000 send rules that never match (see `generated_rules`): a decision should cost
+    // about what it costs with the shipped policy alone.
+    let big_dir = policy_with_generated_rules(10_000);
+    let big = PolicySnapshot::load(big_dir.path()).expect("generated policy loads");
+    assert!(decide_send(&big, &send_allow).is_allowed());
+    assert_eq!(
+        decide_send(&big, &send_deny).reasons,
+        decide_send(&policy, &send_deny).reasons
+    );
+    group.bench_function("10k-rules/send/allow", |b| {
+        b.iter(|| decide_send(&big, black_box(&send_allow)))
+    });
+    group.bench_function("10k-rules/send/deny", |b| {
+        b.iter(|| decide_send(&big, black_box(&send_deny)))
+    });
+
+    // The same decisions with casbin evaluating every rule: conditions compiled into its matcher (what roomguard
+    // did before the typed engine), and each condition evaluated by `eval()` per row, as the model file literally
+    // says.
+    let model = std::fs::read_to_string("policies/model.conf").expect("model.conf");
+    for (name, conditions) in [
+        ("casbin-matcher", Conditions::Matcher),
+        ("eval-per-row", Conditions::Eval),
+    ] {
+        let mut casbin = PolicySnapshot::load(Path::new("policies")).expect("shipped policy loads");
+        casbin.engine =
+            futures_executor::block_on(Engine::build_with(&model, &casbin.rules, conditions))
+                .expect("engine builds");
+        group.bench_function(format!("send/allow/{name}"), |b| {
+            b.iter(|| decide_send(&casbin, black_box(&send_allow)))
+        });
+        group.bench_function(format!("send/deny/{name}"), |b| {
+            b.iter(|| decide_send(&casbin, black_box(&send_deny)))
+        });
+        group.bench_function(format!("publish/deny/{name}"), |b| {
+            b.iter(|| decide_publish(&casbin, black_box(&publish_deny)))
+        });
+    }
+    group.finish();
+}
+
+/// `count` send rules that never match the benchmark's requests, in the shapes generated policies take: 99 in 100
+/// test one user, room or server for equality (in four shapes, the literal on either side, with a second condition),
+/// 1 in 100 compares numbers and cannot be looked up by value.
+fn generated_rules(count: usize) -> String {
+    let mut rules = String::new();
+    for i in 0..count {
+        let condition = match i % 100 {
+            99 => format!(
+                "r.sub.power_level > {} || r.msg.size_kib > {}",
+                1000 + i,
+                1_000_000 + i
+            ),
+            n if n % 4 == 0 => {
+                format!("r.sub.user_id == \"@gen{i}:gen.example\" && r.msg.classified")
+            }
+            n if n % 4 == 1 => {
+                format!("\"@gen{i}:gen.example\" == r.sub.user_id && !r.room.encrypted")
+            }
+            n if n % 4 == 2 => {
+                format!(
+                    "r.room.room_id == \"!gen{i}:gen.example\" && (r.role.external || r.room.is_public)"
+                )
+            }
+            _ => format!("r.sub.server_name == \"gen{i}.example\" && r.msg.size_mib > 10"),
+        };
+        rules.push_str(&format!(
+            "p, send.gen-{i}, send, {condition}, deny, CLASSIFIED_IN_PUBLIC_ROOM\n"
+        ));
+    }
+    rules
+}
+
+/// A copy of the shipped policy with `count` generated rules appended to rules.csv.
+fn policy_with_generated_rules(count: usize) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    for name in POLICY_FILES {
+        let from = Path::new("policies").join(name);
+        if from.exists() {
+            std::fs::copy(&from, dir.path().join(name)).expect("copy the shipped policy");
+        }
+    }
+    let rules = dir.path().join("rules.csv");
+    let mut text = std::fs::read_to_string(&rules).expect("rules.csv");
+    text.push_str(&generated_rules(count));
+    std::fs::write(&rules, text).expect("write rules.csv");
+    dir
+}
+
+/// Loading (reading, checking, dry-running and compiling) the shipped policy, and the same with 10,000 more rules.
+fn load(c: &mut Criterion) {
+    let big = policy_with_generated_rules(10_000);
+    let mut group = c.benchmark_group("load");
+    group.sample_size(10);
+    group.bench_function("shipped", |b| {
+        b.iter(|| PolicySnapshot::load(black_box(Path::new("policies"))).expect("loads"))
+    });
+    group.bench_function("10k-rules", |b| {
+        b.iter(|| PolicySnapshot::load(black_box(big.path())).expect("loads"))
     });
     group.finish();
 }
@@ -242,5 +379,12 @@ fn roles(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, decisions, classifier, classifier_hostile, roles);
+criterion_group!(
+    benches,
+    decisions,
+    load,
+    classifier,
+    classifier_hostile,
+    roles
+);
 criterion_main!(benches);

@@ -8,6 +8,8 @@
 //! p, send.classified-public, send, r.msg.classified && r.room.is_public, deny, CLASSIFIED_IN_PUBLIC_ROOM
 //! ```
 
+use std::collections::HashMap;
+
 use crate::{
     domain::{decision::Effect, request::Action},
     policy::{diagnostics::Problem, reasons::is_code},
@@ -62,6 +64,9 @@ pub fn parse_rules(text: &str) -> Result<Vec<Rule>, Vec<Problem>> {
 pub fn parse_rules_lenient(text: &str) -> (Vec<Rule>, Vec<Problem>) {
     let mut rules: Vec<Rule> = Vec::new();
     let mut problems = Vec::new();
+    // Id -> line of its first rule: a look-up, not a scan of the rules so far (10,000 rules made that 50 million
+    // comparisons, most of a load).
+    let mut lines: HashMap<String, usize> = HashMap::new();
     for (index, raw) in text.lines().enumerate() {
         let line = index + 1;
         let trimmed = raw.trim();
@@ -70,16 +75,17 @@ pub fn parse_rules_lenient(text: &str) -> (Vec<Rule>, Vec<Problem>) {
         }
         match parse_line(trimmed, line) {
             Ok(rule) => {
-                if let Some(first) = rules.iter().find(|r| r.id == rule.id) {
+                if let Some(first) = lines.get(&rule.id) {
                     problems.push(Problem::at(
                         RULES_FILE,
                         line,
                         format!(
-                            "rule id `{}` is already used on line {}: ids must be unique",
-                            rule.id, first.line
+                            "rule id `{}` is already used on line {first}: ids must be unique",
+                            rule.id
                         ),
                     ));
                 } else {
+                    lines.insert(rule.id.clone(), rule.line);
                     rules.push(rule);
                 }
             }

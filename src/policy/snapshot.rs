@@ -149,10 +149,10 @@ impl PolicySnapshot {
         if !problems.is_empty() {
             return Err(sorted(problems));
         }
-        let engine =
-            futures_executor::block_on(Engine::build(model, &rules)).map_err(|e| PolicyError {
-                problems: vec![Problem::in_file(MODEL_FILE, e.to_string())],
-            })?;
+        let engine = futures_executor::block_on(Engine::build(model, &rules, roles.role_names()))
+            .map_err(|e| PolicyError {
+            problems: vec![Problem::in_file(MODEL_FILE, e.to_string())],
+        })?;
         Ok(PolicySnapshot {
             version,
             dir: dir.to_owned(),

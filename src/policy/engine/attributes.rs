@@ -3,7 +3,8 @@
 //! uploaded file, as read).
 //!
 //! Rust computes facts (roles, classification, whether a room is public, sizes); the policy files decide what to do
-//! with them. Message text never becomes an attribute: rules see the classification label, not the words, so no
+//! with them. The attributes are a typed record borrowed from the request ([`Attributes`]); casbin's maps are built
+//! from it only for the rules casbin evaluates. Message text never becomes an attribute: rules see the classification label, not the words, so no
 //! policy, log or error message can leak a body.
 
 use casbin::rhai::{Dynamic, INT, Map};
@@ -52,7 +53,7 @@ pub const NEVER_ENCRYPTED_TYPES: &[&str] = &[
 ];
 
 /// The kind of value an attribute holds, for validation and for authors' documentation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Kind {
     /// A string.
     Text,
@@ -270,218 +271,396 @@ pub struct MediaFacts<'a> {
 
 /// The kind of `r.<object>.<field>`, if it exists. `r.next` has exactly the fields of `r.room`.
 pub fn kind_of(object: &str, field: &str) -> Option<Kind> {
-    let object = if object == "next" { "room" } else { object };
-    SCHEMA
-        .iter()
-        .find(|(o, f, _, _)| *o == object && *f == field)
-        .map(|(_, _, k, _)| *k)
+    slot(object, field).map(|s| s.kind)
 }
 
-/// The attributes of one request, ready for casbin.
+// === Slots: where a record keeps each attribute ===
+
+/// Where a [`Attributes`] record keeps one attribute: at `index` among the attributes of its `kind`.
+///
+/// Slots follow [`SCHEMA`]'s order, then `r.next` (the fields of `r.room` again), so the schema stays the one list
+/// of attributes: the record, the rule compiler and the casbin maps all derive from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Slot {
+    /// The attribute's kind, which picks the array it lives in.
+    pub kind: Kind,
+    /// Its index in that array.
+    pub index: usize,
+}
+
+const fn same(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+const fn same_kind(a: Kind, b: Kind) -> bool {
+    a as u8 == b as u8
+}
+
+/// How many attributes of `kind` the schema has (of `object` only, when given).
+const fn count(kind: Kind, object: Option<&str>) -> usize {
+    let mut n = 0;
+    let mut i = 0;
+    while i < SCHEMA.len() {
+        let (o, _, k, _) = SCHEMA[i];
+        let in_object = match object {
+            Some(wanted) => same(o, wanted),
+            None => true,
+        };
+        if same_kind(k, kind) && in_object {
+            n += 1;
+        }
+        i += 1;
+    }
+    n
+}
+
+/// The slot of `r.<object>.<field>`, if it is an attribute.
+pub(crate) const fn slot(object: &str, field: &str) -> Option<Slot> {
+    let next = same(object, "next");
+    let object = if next { "room" } else { object };
+    let mut i = 0;
+    while i < SCHEMA.len() {
+        let (o, f, kind, _) = SCHEMA[i];
+        if same(o, object) && same(f, field) {
+            let mut index = if next { count(kind, None) } else { 0 };
+            let mut j = 0;
+            while j < i {
+                let (other, _, k, _) = SCHEMA[j];
+                if same_kind(k, kind) && (!next || same(other, "room")) {
+                    index += 1;
+                }
+                j += 1;
+            }
+            return Some(Slot { kind, index });
+        }
+        i += 1;
+    }
+    None
+}
+
+/// The index of an attribute known to be of `kind`; out of range (so a constant index fails to compile) otherwise.
+const fn at(object: &str, field: &str, kind: Kind) -> usize {
+    match slot(object, field) {
+        Some(s) if same_kind(s.kind, kind) => s.index,
+        _ => usize::MAX,
+    }
+}
+
+const TEXTS: usize = count(Kind::Text, None) + count(Kind::Text, Some("room"));
+const INTEGERS: usize = count(Kind::Integer, None) + count(Kind::Integer, Some("room"));
+const BOOLS: usize = count(Kind::Bool, None) + count(Kind::Bool, Some("room"));
+
+/// The index of a named attribute of a kind, computed at compile time (a misspelt name is an out-of-range constant
+/// index, which rustc refuses).
+macro_rules! text {
+    ($object:literal, $field:literal) => {{
+        const INDEX: usize = at($object, $field, Kind::Text);
+        INDEX
+    }};
+}
+macro_rules! integer {
+    ($object:literal, $field:literal) => {{
+        const INDEX: usize = at($object, $field, Kind::Integer);
+        INDEX
+    }};
+}
+macro_rules! flag {
+    ($object:literal, $field:literal) => {{
+        const INDEX: usize = at($object, $field, Kind::Bool);
+        INDEX
+    }};
+}
+
+/// One attribute's value, to set a record's attribute by name ([`Attributes::set`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Value<'a> {
+    /// A text attribute.
+    Text(&'a str),
+    /// An integer attribute (32 bits, as the expression language has them).
+    Integer(i32),
+    /// A boolean attribute, or a role.
+    Bool(bool),
+}
+
+/// The attributes of one request: typed, borrowed from the request, in fixed slots.
+///
+/// Rules compiled by the engine read their slots directly; only rules the engine hands to casbin need the attributes
+/// as casbin's maps ([`Attributes::to_casbin`]), and they are only built then.
 #[derive(Debug, Clone)]
-pub struct Attributes {
+pub struct Attributes<'a> {
     act: &'static str,
-    sub: Map,
-    role: Map,
-    room: Map,
-    msg: Map,
-    next: Map,
-    join: Map,
-    state: Map,
-    media: Map,
+    texts: [&'a str; TEXTS],
+    integers: [INT; INTEGERS],
+    bools: [bool; BOOLS],
+    /// Bit `i`: the subject holds role `role_names[i]`.
+    roles: u64,
+    role_names: &'a [String],
 }
 
-impl Attributes {
+impl<'a> Attributes<'a> {
+    /// A request of `action` whose every attribute is empty, zero or `false`, and that holds no role: what the
+    /// builders start from, and what tests fill with [`Attributes::set`].
+    pub fn blank(action: Action, role_names: &'a [String]) -> Self {
+        Attributes {
+            act: action.as_str(),
+            texts: [""; TEXTS],
+            integers: [0; INTEGERS],
+            bools: [false; BOOLS],
+            roles: 0,
+            role_names,
+        }
+    }
+
     /// The attributes of a send or publish request. `message` and `classification` are `None` for room-publish,
     /// whose `r.msg` attributes are then empty strings, zeros and `false`.
     pub fn new(
         action: Action,
-        subject: &Subject,
+        subject: &'a Subject,
         roles: RoleSet,
-        resolver: &RoleResolver,
-        room: &Room,
-        message: Option<(&Message, &str)>,
+        resolver: &'a RoleResolver,
+        room: &'a Room,
+        message: Option<(&'a Message, &'a str)>,
     ) -> Self {
-        Attributes::build(action, Some(subject), roles, resolver, Some(room), message)
+        let mut attributes = Attributes::blank(action, resolver.role_names());
+        attributes.set_subject(subject, roles);
+        attributes.set_room(room);
+        attributes.set_next(room);
+        if let Some((message, label)) = message {
+            attributes.set_message(message, label);
+        }
+        attributes
     }
 
     /// The attributes of an upload: the uploader when known (otherwise `r.sub` is empty strings and no role holds),
     /// no room and no message (empty strings, zeros and `false`), and the file as read (`r.media`).
     pub fn upload(
-        uploader: Option<(&Subject, RoleSet)>,
-        resolver: &RoleResolver,
-        media: &MediaFacts<'_>,
+        uploader: Option<(&'a Subject, RoleSet)>,
+        resolver: &'a RoleResolver,
+        media: &MediaFacts<'a>,
     ) -> Self {
-        let (subject, roles) = match uploader {
-            Some((subject, roles)) => (Some(subject), roles),
-            None => (None, RoleSet::default()),
-        };
-        let mut attributes =
-            Attributes::build(Action::Upload, subject, roles, resolver, None, None);
-        attributes.media = media_map(media);
+        let mut attributes = Attributes::blank(Action::Upload, resolver.role_names());
+        if let Some((subject, roles)) = uploader {
+            attributes.set_subject(subject, roles);
+        }
+        let classified = !media.classification.is_empty()
+            && media.classification != crate::policy::markings::NO_MARKING;
+        attributes.bools[flag!("media", "classified")] = classified;
+        attributes.texts[text!("media", "classification")] = media.classification;
+        attributes.texts[text!("media", "format")] = media.format;
+        attributes.bools[flag!("media", "complete")] =
+            !media.format.is_empty() && media.incomplete_reason.is_empty();
+        attributes.texts[text!("media", "incomplete_reason")] = media.incomplete_reason;
+        attributes.integers[integer!("media", "size_mib")] = units(media.received, 1 << 20);
+        attributes.texts[text!("media", "mimetype")] = media.mimetype;
+        attributes.bools[flag!("media", "remote")] = media.remote;
         attributes
-    }
-
-    fn build(
-        action: Action,
-        subject: Option<&Subject>,
-        roles: RoleSet,
-        resolver: &RoleResolver,
-        room: Option<&Room>,
-        message: Option<(&Message, &str)>,
-    ) -> Self {
-        let mut sub = Map::new();
-        let (user_id, host, server_admin, power_level) = match subject {
-            Some(s) => (
-                s.user_id.as_str(),
-                s.user_id.host(),
-                s.server_admin,
-                s.power_level,
-            ),
-            None => ("", "", false, 0),
-        };
-        sub.insert("user_id".into(), user_id.into());
-        sub.insert("server_name".into(), host.into());
-        sub.insert("server_admin".into(), server_admin.into());
-        sub.insert("power_level".into(), Dynamic::from_int(clamp(power_level)));
-        sub.insert("public_joins_1h".into(), Dynamic::from_int(0));
-
-        let mut role = Map::new();
-        for (index, name) in resolver.role_names().iter().enumerate() {
-            role.insert(name.as_str().into(), roles.contains(index).into());
-        }
-
-        let r = room.map_or_else(empty_room_map, room_map);
-
-        let mut msg = Map::new();
-        let (m, label) = match message {
-            Some((m, label)) => (m, label),
-            None => (&EMPTY_MESSAGE, ""),
-        };
-        msg.insert("event_type".into(), m.event_type.as_str().into());
-        msg.insert("msgtype".into(), m.msgtype.as_str().into());
-        msg.insert("mimetype".into(), m.mimetype.as_str().into());
-        msg.insert("size_kib".into(), Dynamic::from_int(units(m.size, 1 << 10)));
-        msg.insert("size_mib".into(), Dynamic::from_int(units(m.size, 1 << 20)));
-        msg.insert(
-            "has_attachment".into(),
-            (!m.filename.is_empty() || m.size > 0).into(),
-        );
-        msg.insert(
-            "has_text".into(),
-            (!m.body.is_empty() || !m.formatted_body.is_empty()).into(),
-        );
-        msg.insert(
-            "never_encrypted".into(),
-            NEVER_ENCRYPTED_TYPES
-                .contains(&m.event_type.as_str())
-                .into(),
-        );
-        msg.insert("classification".into(), label.into());
-        msg.insert(
-            "classified".into(),
-            (!label.is_empty() && label != crate::policy::markings::NO_MARKING).into(),
-        );
-
-        let mut join = Map::new();
-        join.insert("invited".into(), false.into());
-        let mut state = Map::new();
-        state.insert("event_type".into(), "".into());
-        state.insert("state_key".into(), "".into());
-        Attributes {
-            act: action.as_str(),
-            sub,
-            role,
-            // Nothing changes unless a state change says so: "becomes X" is then always false.
-            next: r.clone(),
-            room: r,
-            msg,
-            join,
-            state,
-            media: media_map(&MediaFacts::default()),
-        }
     }
 
     /// A join: whether the user is invited, and their recent public joins (`r.join.invited`,
     /// `r.sub.public_joins_1h`).
     pub fn with_join(mut self, invited: bool, public_joins_1h: u32) -> Self {
-        self.join.insert("invited".into(), invited.into());
-        self.sub.insert(
-            "public_joins_1h".into(),
-            Dynamic::from_int(INT::try_from(public_joins_1h).unwrap_or(INT::MAX)),
-        );
+        self.bools[flag!("join", "invited")] = invited;
+        self.integers[integer!("sub", "public_joins_1h")] =
+            INT::try_from(public_joins_1h).unwrap_or(INT::MAX);
         self
     }
 
     /// A state change: the room as it would become (`r.next`), and the event's type and state key (`r.state`).
-    pub fn with_state_change(mut self, proposed: &Room, event_type: &str, state_key: &str) -> Self {
-        self.next = room_map(proposed);
-        self.state.insert("event_type".into(), event_type.into());
-        self.state.insert("state_key".into(), state_key.into());
+    pub fn with_state_change(
+        mut self,
+        proposed: &'a Room,
+        event_type: &'a str,
+        state_key: &'a str,
+    ) -> Self {
+        self.set_next(proposed);
+        self.texts[text!("state", "event_type")] = event_type;
+        self.texts[text!("state", "state_key")] = state_key;
         self
     }
-}
 
-/// `r.media` of a scanned file (all empty for the other actions).
-fn media_map(media: &MediaFacts<'_>) -> Map {
-    let mut m = Map::new();
-    let classified = !media.classification.is_empty()
-        && media.classification != crate::policy::markings::NO_MARKING;
-    m.insert("classified".into(), classified.into());
-    m.insert("classification".into(), media.classification.into());
-    m.insert("format".into(), media.format.into());
-    m.insert(
-        "complete".into(),
-        (!media.format.is_empty() && media.incomplete_reason.is_empty()).into(),
-    );
-    m.insert("incomplete_reason".into(), media.incomplete_reason.into());
-    m.insert(
-        "size_mib".into(),
-        Dynamic::from_int(units(media.received, 1 << 20)),
-    );
-    m.insert("mimetype".into(), media.mimetype.into());
-    m.insert("remote".into(), media.remote.into());
-    m
-}
-
-/// `r.room` when no room is involved: empty strings and `false`.
-fn empty_room_map() -> Map {
-    let mut r = Map::new();
-    for field in ["room_id", "join_rule", "history_visibility", "access_rule"] {
-        r.insert(field.into(), "".into());
+    /// Sets `r.<object>.<field>` (or the role `r.role.<field>`). `false` when there is no such attribute or the value
+    /// is of another kind.
+    pub fn set(&mut self, object: &str, field: &str, value: Value<'a>) -> bool {
+        if object == "role" {
+            let (Some(index), Value::Bool(holds)) =
+                (self.role_names.iter().position(|n| n == field), value)
+            else {
+                return false;
+            };
+            if index >= 64 {
+                return false;
+            }
+            self.roles = (self.roles & !(1 << index)) | (u64::from(holds) << index);
+            return true;
+        }
+        match (slot(object, field), value) {
+            (
+                Some(Slot {
+                    kind: Kind::Text,
+                    index,
+                }),
+                Value::Text(v),
+            ) => self.texts[index] = v,
+            (
+                Some(Slot {
+                    kind: Kind::Integer,
+                    index,
+                }),
+                Value::Integer(v),
+            ) => self.integers[index] = v,
+            (
+                Some(Slot {
+                    kind: Kind::Bool,
+                    index,
+                }),
+                Value::Bool(v),
+            ) => self.bools[index] = v,
+            _ => return false,
+        }
+        true
     }
-    for field in ["encrypted", "guest_access", "published", "is_public"] {
-        r.insert(field.into(), false.into());
+
+    fn set_subject(&mut self, subject: &'a Subject, roles: RoleSet) {
+        self.texts[text!("sub", "user_id")] = subject.user_id.as_str();
+        self.texts[text!("sub", "server_name")] = subject.user_id.host();
+        self.bools[flag!("sub", "server_admin")] = subject.server_admin;
+        self.integers[integer!("sub", "power_level")] = clamp(subject.power_level);
+        for index in 0..self.role_names.len().min(64) {
+            if roles.contains(index) {
+                self.roles |= 1 << index;
+            }
+        }
     }
-    r
+
+    fn set_room(&mut self, room: &'a Room) {
+        self.texts[text!("room", "room_id")] = room.room_id.as_str();
+        self.texts[text!("room", "join_rule")] = room.join_rule.as_str();
+        self.texts[text!("room", "history_visibility")] = room.history_visibility.as_str();
+        self.bools[flag!("room", "encrypted")] = room.encrypted;
+        self.bools[flag!("room", "guest_access")] = room.guest_access;
+        self.bools[flag!("room", "published")] = room.published;
+        self.texts[text!("room", "access_rule")] = room.access_rule.as_str();
+        self.bools[flag!("room", "is_public")] = room.is_public();
+    }
+
+    /// `r.next`: nothing changes unless a state change says so, so "becomes X" is false for the other actions.
+    fn set_next(&mut self, room: &'a Room) {
+        self.texts[text!("next", "room_id")] = room.room_id.as_str();
+        self.texts[text!("next", "join_rule")] = room.join_rule.as_str();
+        self.texts[text!("next", "history_visibility")] = room.history_visibility.as_str();
+        self.bools[flag!("next", "encrypted")] = room.encrypted;
+        self.bools[flag!("next", "guest_access")] = room.guest_access;
+        self.bools[flag!("next", "published")] = room.published;
+        self.texts[text!("next", "access_rule")] = room.access_rule.as_str();
+        self.bools[flag!("next", "is_public")] = room.is_public();
+    }
+
+    fn set_message(&mut self, m: &'a Message, label: &'a str) {
+        self.texts[text!("msg", "event_type")] = m.event_type.as_str();
+        self.texts[text!("msg", "msgtype")] = m.msgtype.as_str();
+        self.texts[text!("msg", "mimetype")] = m.mimetype.as_str();
+        self.integers[integer!("msg", "size_kib")] = units(m.size, 1 << 10);
+        self.integers[integer!("msg", "size_mib")] = units(m.size, 1 << 20);
+        self.bools[flag!("msg", "has_attachment")] = !m.filename.is_empty() || m.size > 0;
+        self.bools[flag!("msg", "has_text")] = !m.body.is_empty() || !m.formatted_body.is_empty();
+        self.bools[flag!("msg", "never_encrypted")] =
+            NEVER_ENCRYPTED_TYPES.contains(&m.event_type.as_str());
+        self.texts[text!("msg", "classification")] = label;
+        self.bools[flag!("msg", "classified")] =
+            !label.is_empty() && label != crate::policy::markings::NO_MARKING;
+    }
+
+    /// `r.act`.
+    pub(crate) fn act(&self) -> &'static str {
+        self.act
+    }
+
+    /// The text attribute in slot `index`.
+    pub(crate) fn text(&self, index: usize) -> &'a str {
+        self.texts[index]
+    }
+
+    /// The integer attribute in slot `index`.
+    pub(crate) fn integer(&self, index: usize) -> INT {
+        self.integers[index]
+    }
+
+    /// The boolean attribute in slot `index`.
+    pub(crate) fn flag(&self, index: usize) -> bool {
+        self.bools[index]
+    }
+
+    /// Whether the subject holds role number `index` (of the policy's declared roles).
+    pub(crate) fn role(&self, index: usize) -> bool {
+        index < 64 && self.roles & (1 << index) != 0
+    }
+
+    /// The attributes as casbin's request values (`r.act`, then one map per object, in [`REQUEST_TOKENS`] order),
+    /// for the rules casbin evaluates.
+    pub(crate) fn to_casbin(&self) -> CasbinRequest {
+        // REQUEST_TOKENS[1..]: sub, role, room, msg, next, join, state, media.
+        let mut maps: [Map; 8] = Default::default();
+        let map_of = |object: &str| {
+            REQUEST_TOKENS
+                .iter()
+                .position(|t| *t == object)
+                .map(|i| i - 1)
+        };
+        let mut put = |object: &str, field: &str| {
+            let (Some(map), Some(slot)) = (map_of(object), slot(object, field)) else {
+                return;
+            };
+            let value = match slot.kind {
+                Kind::Text => self.texts[slot.index].into(),
+                Kind::Integer => Dynamic::from_int(self.integers[slot.index]),
+                Kind::Bool => self.bools[slot.index].into(),
+            };
+            if let Some(map) = maps.get_mut(map) {
+                map.insert(field.into(), value);
+            }
+        };
+        for (object, field, _, _) in SCHEMA {
+            put(object, field);
+            if *object == "room" {
+                put("next", field);
+            }
+        }
+        for (index, name) in self.role_names.iter().enumerate() {
+            if let Some(map) = map_of("role").and_then(|m| maps.get_mut(m)) {
+                map.insert(name.as_str().into(), self.role(index).into());
+            }
+        }
+        let mut values = Vec::with_capacity(REQUEST_TOKENS.len());
+        values.push(self.act.into());
+        values.extend(maps.into_iter().map(Dynamic::from_map));
+        CasbinRequest(values)
+    }
 }
 
-/// A room's attributes, as `r.room` and `r.next` show them.
-fn room_map(room: &Room) -> Map {
-    let mut r = Map::new();
-    r.insert("room_id".into(), room.room_id.as_str().into());
-    r.insert("join_rule".into(), room.join_rule.as_str().into());
-    r.insert(
-        "history_visibility".into(),
-        room.history_visibility.as_str().into(),
-    );
-    r.insert("encrypted".into(), room.encrypted.into());
-    r.insert("guest_access".into(), room.guest_access.into());
-    r.insert("published".into(), room.published.into());
-    r.insert("access_rule".into(), room.access_rule.as_str().into());
-    r.insert("is_public".into(), room.is_public().into());
-    r
-}
+/// A request as casbin takes it: `r.act` and one map per object.
+pub(crate) struct CasbinRequest(Vec<Dynamic>);
 
-static EMPTY_MESSAGE: Message = Message {
-    event_type: String::new(),
-    msgtype: String::new(),
-    body: String::new(),
-    formatted_body: String::new(),
-    filename: String::new(),
-    mimetype: String::new(),
-    size: 0,
-};
+impl casbin::EnforceArgs for CasbinRequest {
+    fn try_into_vec(self) -> casbin::Result<Vec<Dynamic>> {
+        Ok(self.0)
+    }
+
+    /// roomguard never uses casbin's cache (it would lose the explanation), so the key is never read.
+    fn cache_key(&self) -> u64 {
+        0
+    }
+}
 
 fn clamp(v: i64) -> INT {
     INT::try_from(v).unwrap_or(if v < 0 { INT::MIN } else { INT::MAX })
@@ -492,30 +671,31 @@ fn units(bytes: u64, unit: u64) -> INT {
     INT::try_from(bytes.div_ceil(unit)).unwrap_or(INT::MAX)
 }
 
-impl casbin::EnforceArgs for Attributes {
-    fn try_into_vec(self) -> casbin::Result<Vec<Dynamic>> {
-        Ok(vec![
-            self.act.into(),
-            Dynamic::from_map(self.sub),
-            Dynamic::from_map(self.role),
-            Dynamic::from_map(self.room),
-            Dynamic::from_map(self.msg),
-            Dynamic::from_map(self.next),
-            Dynamic::from_map(self.join),
-            Dynamic::from_map(self.state),
-            Dynamic::from_map(self.media),
-        ])
-    }
-
-    /// roomguard never uses casbin's cache (it would lose the explanation), so the key is never read.
-    fn cache_key(&self) -> u64 {
-        0
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every attribute of the schema, and of `r.next`, has a slot of its own kind, and no two share one.
+    #[test]
+    fn every_attribute_has_its_own_slot() {
+        let mut seen = std::collections::HashSet::new();
+        for (object, field, kind, _) in SCHEMA {
+            for object in [*object, if *object == "room" { "next" } else { *object }] {
+                let slot = slot(object, field).unwrap();
+                assert_eq!(slot.kind, *kind, "r.{object}.{field}");
+                let size = match kind {
+                    Kind::Text => TEXTS,
+                    Kind::Integer => INTEGERS,
+                    Kind::Bool => BOOLS,
+                };
+                assert!(slot.index < size, "r.{object}.{field}");
+                seen.insert((*kind as u8, slot.index));
+            }
+        }
+        assert_eq!(seen.len(), TEXTS + INTEGERS + BOOLS);
+        assert_eq!(slot("next", "user_id"), None);
+        assert_eq!(slot("msg", "nope"), None);
+    }
 
     /// Sizes round up, so a threshold in whole units is exact, and never overflow the 32-bit engine.
     #[test]

@@ -14,6 +14,7 @@ use crate::{
         engine::{
             self, POLICY_TOKENS, SUPPORTED_EFFECT,
             attributes::{Attributes, MediaFacts, REQUEST_TOKENS},
+            condition,
         },
         markings::NO_MARKING,
         roles::{RoleResolver, RoleSet},
@@ -148,11 +149,18 @@ pub fn condition_syntax_error(condition: &str) -> Option<String> {
         .map(|e| e.to_string())
 }
 
-/// Evaluates each rule alone on two sample requests (every flag off, every flag on) so that type errors and unknown
-/// functions surface at load, pinned to their line.
+/// Evaluates each rule that casbin evaluates alone on two sample requests (every flag off, every flag on) so that
+/// type errors and unknown functions surface at load, pinned to their line. A rule the typed evaluator compiles is
+/// well-typed by construction (see `condition`): it cannot fail on any request, so running it would find nothing,
+/// and it is not run (this was one casbin enforcer per rule, 2.3 s for 10,000 rules).
 pub fn dry_run(model: &str, rules: &[Rule], roles: &RoleResolver) -> Vec<Problem> {
     let mut problems = Vec::new();
+    let typed = futures_executor::block_on(engine::is_plain_matcher(model)).unwrap_or(false);
+    let samples = [Sample::new(false, roles), Sample::new(true, roles)];
     for rule in rules {
+        if typed && condition::compile(&rule.condition, roles.role_names()).is_ok() {
+            continue;
+        }
         let enforcer =
             match futures_executor::block_on(engine::enforcer(model, vec![rule.policy_values()])) {
                 Ok(e) => e,
@@ -165,9 +173,9 @@ pub fn dry_run(model: &str, rules: &[Rule], roles: &RoleResolver) -> Vec<Problem
                     continue;
                 }
             };
-        for sample in [false, true] {
-            let attributes = sample_attributes(rule.action, sample, roles);
-            if let Err(e) = casbin::CoreApi::enforce(&enforcer, attributes) {
+        for sample in &samples {
+            let attributes = sample.attributes(rule.action, roles);
+            if let Err(e) = casbin::CoreApi::enforce(&enforcer, attributes.to_casbin()) {
                 problems.push(Problem::at(
                     RULES_FILE,
                     rule.line,
@@ -180,69 +188,90 @@ pub fn dry_run(model: &str, rules: &[Rule], roles: &RoleResolver) -> Vec<Problem
     problems
 }
 
-fn sample_attributes(action: Action, on: bool, roles: &RoleResolver) -> Attributes {
-    let subject = Subject {
-        user_id: sample_user(),
-        server_admin: on,
-        power_level: if on { 100 } else { 0 },
-    };
-    let room = sample_room(on);
-    // The "on" sample is a custom event with text, so that a condition's branches after `event_type ==
-    // "m.room.message"` are evaluated too (an unknown function there must fail at load, not on traffic).
-    let message = Message {
-        event_type: if on {
-            "org.example.sample".into()
-        } else {
-            "m.room.message".into()
-        },
-        body: if on { "sample".into() } else { String::new() },
-        msgtype: if on { "m.file".into() } else { "m.text".into() },
-        filename: if on {
-            "sample.pdf".into()
-        } else {
-            String::new()
-        },
-        mimetype: if on {
-            "application/pdf".into()
-        } else {
-            String::new()
-        },
-        size: if on { 100 << 20 } else { 0 },
-        ..Message::default()
-    };
-    let set = if on {
-        RoleSet::all(roles.role_names().len())
-    } else {
-        RoleSet::default()
-    };
-    let label = if on { "restricted" } else { NO_MARKING };
-    let msg = (action == Action::Send).then_some((&message, label));
-    if action == Action::Upload {
-        // Uploads are decided with and without an uploader: a rule must evaluate in both.
-        let media = MediaFacts {
-            classification: label,
-            format: if on { "pdf" } else { "unknown" },
-            incomplete_reason: if on { "encrypted" } else { "" },
-            received: if on { 100 << 20 } else { 0 },
-            mimetype: if on { "application/pdf" } else { "" },
-            remote: on,
-        };
-        return Attributes::upload(on.then_some((&subject, set)), roles, &media);
-    }
-    let attributes = Attributes::new(action, &subject, set, roles, &room, msg);
-    match action {
-        Action::Join => attributes.with_join(on, if on { 1000 } else { 0 }),
-        // The proposed room is the other sample, so that "becomes" conditions are exercised both ways.
-        Action::State => attributes.with_state_change(
-            &sample_room(!on),
-            if on {
-                "m.room.join_rules"
-            } else {
-                "m.room.create"
+/// A sample request with every flag off, or every flag on.
+struct Sample {
+    on: bool,
+    subject: Subject,
+    room: Room,
+    /// The proposed room of a state change: the other sample's, so that "becomes" conditions are exercised both ways.
+    proposed: Room,
+    message: Message,
+    roles: RoleSet,
+}
+
+impl Sample {
+    fn new(on: bool, roles: &RoleResolver) -> Sample {
+        Sample {
+            on,
+            subject: Subject {
+                user_id: sample_user(),
+                server_admin: on,
+                power_level: if on { 100 } else { 0 },
             },
-            "",
-        ),
-        _ => attributes,
+            room: sample_room(on),
+            proposed: sample_room(!on),
+            // The "on" sample is a custom event with text, so that a condition's branches after `event_type ==
+            // "m.room.message"` are evaluated too (an unknown function there must fail at load, not on traffic).
+            message: Message {
+                event_type: if on {
+                    "org.example.sample".into()
+                } else {
+                    "m.room.message".into()
+                },
+                body: if on { "sample".into() } else { String::new() },
+                msgtype: if on { "m.file".into() } else { "m.text".into() },
+                filename: if on {
+                    "sample.pdf".into()
+                } else {
+                    String::new()
+                },
+                mimetype: if on {
+                    "application/pdf".into()
+                } else {
+                    String::new()
+                },
+                size: if on { 100 << 20 } else { 0 },
+                ..Message::default()
+            },
+            roles: if on {
+                RoleSet::all(roles.role_names().len())
+            } else {
+                RoleSet::default()
+            },
+        }
+    }
+
+    fn attributes<'a>(&'a self, action: Action, resolver: &'a RoleResolver) -> Attributes<'a> {
+        let on = self.on;
+        let label = if on { "restricted" } else { NO_MARKING };
+        let msg = (action == Action::Send).then_some((&self.message, label));
+        if action == Action::Upload {
+            // Uploads are decided with and without an uploader: a rule must evaluate in both.
+            let media = MediaFacts {
+                classification: label,
+                format: if on { "pdf" } else { "unknown" },
+                incomplete_reason: if on { "encrypted" } else { "" },
+                received: if on { 100 << 20 } else { 0 },
+                mimetype: if on { "application/pdf" } else { "" },
+                remote: on,
+            };
+            return Attributes::upload(on.then_some((&self.subject, self.roles)), resolver, &media);
+        }
+        let attributes =
+            Attributes::new(action, &self.subject, self.roles, resolver, &self.room, msg);
+        match action {
+            Action::Join => attributes.with_join(on, if on { 1000 } else { 0 }),
+            Action::State => attributes.with_state_change(
+                &self.proposed,
+                if on {
+                    "m.room.join_rules"
+                } else {
+                    "m.room.create"
+                },
+                "",
+            ),
+            _ => attributes,
+        }
     }
 }
 
