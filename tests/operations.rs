@@ -28,7 +28,6 @@ use roomguard::{
         metrics::Metrics,
     },
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tonic::Code;
 
 const AGENT: &str = "@alice:agent.finances.tchap.gouv.fr";
@@ -42,20 +41,6 @@ const CANARIES: [&str; 3] = [
 
 fn marked() -> proto::CheckMessageSendRequest {
     common::marked_message("req-marked", CANARIES)
-}
-
-async fn scrape(server: &TestServer) -> String {
-    let mut stream = tokio::net::TcpStream::connect(server.metrics_addr.unwrap())
-        .await
-        .unwrap();
-    stream
-        .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .await
-        .unwrap();
-    let mut text = String::new();
-    stream.read_to_string(&mut text).await.unwrap();
-    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
-    text
 }
 
 /// Marked messages are decided and logged; the decision log and the metrics hold their decisions but none of their
@@ -82,7 +67,7 @@ async fn marked_message_text_is_absent_from_the_decision_log_and_metrics() {
         assert_eq!(d.effect, proto::Effect::Deny as i32);
         assert_eq!(d.classification, "restricted");
     }
-    let metrics_text = scrape(&server).await;
+    let metrics_text = server.scrape_metrics().await;
     server.stop().await;
     log.close();
 
@@ -141,7 +126,7 @@ async fn metrics_count_decisions_and_report_the_policy() {
         .await
         .unwrap();
     client.check_message_send(marked()).await.unwrap();
-    let text = scrape(&server).await;
+    let text = server.scrape_metrics().await;
     let version = server.store.status().policy_version;
     for expected in [
         "# TYPE roomguard_decisions_total counter",

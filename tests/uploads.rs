@@ -25,10 +25,7 @@ use roomguard::{
         metrics::Metrics,
     },
 };
-use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    sync::mpsc,
-};
+use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
 fn header(media_id: &str) -> proto::CheckMediaUploadRequest {
@@ -285,15 +282,7 @@ async fn the_decision_log_names_the_media_never_its_text() {
     )
     .await
     .unwrap();
-    let mut scrape = tokio::net::TcpStream::connect(server.metrics_addr.unwrap())
-        .await
-        .unwrap();
-    scrape
-        .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .await
-        .unwrap();
-    let mut metrics_text = String::new();
-    scrape.read_to_string(&mut metrics_text).await.unwrap();
+    let metrics_text = server.scrape_metrics().await;
     server.stop().await;
     log.close();
 

@@ -107,6 +107,22 @@ impl TestServer {
         PolicyServiceClient::new(self.channel().await)
     }
 
+    /// The metrics listener's answer to `GET /metrics` (the server must have been started with `metrics: true`).
+    pub async fn scrape_metrics(&self) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(self.metrics_addr.unwrap())
+            .await
+            .unwrap();
+        stream
+            .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut text = String::new();
+        stream.read_to_string(&mut text).await.unwrap();
+        assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+        text
+    }
+
     /// Fails the test unless an ordinary call is decided: the server is still answering after whatever came before.
     pub async fn assert_answering(&self) {
         let request = send(
