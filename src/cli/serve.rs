@@ -13,8 +13,8 @@ use crate::{
     grpc::server::{self, Listeners, Options},
     ops::{
         config::{Config, ConfigError, Overrides},
+        counters::JoinCounter,
         decision_log::DecisionLog,
-        join_counter::JoinCounter,
         layers::auth::BearerToken,
         metrics::Metrics,
         tls,
@@ -63,32 +63,52 @@ pub fn serve(overrides: &Overrides) -> ExitCode {
             });
         }
     };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            error!("cannot start the runtime: {err}");
+            eprintln!("error: cannot start the runtime: {err}");
+            return Exit::Failed.into();
+        }
+    };
+    // The Redis counter's connection and probe are tasks: it is created inside the runtime.
+    let join_counter = {
+        let _inside = runtime.enter();
+        match JoinCounter::from_config(&config.counters, metrics.clone()) {
+            Ok(counter) => Arc::new(counter),
+            Err(err) => {
+                let setting = match err {
+                    crate::ops::counters::redis::RedisSetupError::PasswordFile { .. } => {
+                        "counters.redis_password_file"
+                    }
+                    crate::ops::counters::redis::RedisSetupError::Url(_) => "counters.redis_url",
+                };
+                return bad_config(&ConfigError::new(setting, err.to_string()));
+            }
+        }
+    };
     let options = Options {
         mode: config.mode,
         tls,
         token,
         limits: config.limits.clone(),
-        join_counter: Arc::new(JoinCounter::new(
-            config.counters.max_tracked_users,
-            metrics.clone(),
-        )),
+        join_counter,
         metrics,
         decision_log: decision_log.clone(),
         media: config.media.clone(),
         decision_delay: std::time::Duration::ZERO,
     };
-    let result = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the runtime")
-        .and_then(|runtime| {
-            runtime.block_on(async {
-                let listeners = bind(&config).await?;
-                server::serve(listeners, store, options, shutdown_signal())
-                    .await
-                    .context("server failed")
-            })
-        });
+    let result = runtime.block_on(async {
+        let listeners = bind(&config).await?;
+        server::serve(listeners, store, options, shutdown_signal())
+            .await
+            .context("server failed")
+    });
+    // Connections still open after the grace period close with the runtime.
+    drop(runtime);
     // Every call has finished: write what is buffered and flush before exiting.
     decision_log.close();
     if let Some(path) = &config.unix_socket {

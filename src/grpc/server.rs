@@ -22,8 +22,8 @@ use crate::{
     ops::{
         config::{LimitsConfig, MediaConfig, Mode},
         connections::{ConnectionGate, Listener},
+        counters::{DEFAULT_MAX_TRACKED_USERS, JoinCounter},
         decision_log::DecisionLog,
-        join_counter::{DEFAULT_MAX_TRACKED_USERS, JoinCounter},
         layers::auth::{AuthLayer, BearerToken},
         metrics::{self, Metrics},
         scan_slots::ScanSlots,
@@ -104,7 +104,10 @@ impl Default for Options {
             tls: None,
             token: None,
             limits: LimitsConfig::default(),
-            join_counter: Arc::new(JoinCounter::new(DEFAULT_MAX_TRACKED_USERS, metrics.clone())),
+            join_counter: Arc::new(JoinCounter::in_memory(
+                DEFAULT_MAX_TRACKED_USERS,
+                metrics.clone(),
+            )),
             metrics,
             decision_log: DecisionLog::off(),
             media: MediaConfig::default(),

@@ -19,11 +19,11 @@ use crate::{
         proto::{self, policy_service_server::PolicyService},
     },
     ops::{
-        admission::Admission,
+        admission::{Admission, Admitted},
         config::{MediaConfig, Mode},
+        counters::{DEFAULT_MAX_TRACKED_USERS, JoinCounter},
         decision_cost::{CostEstimate, Route},
         decision_log::{DecisionLog, Entry, MediaEntry},
-        join_counter::{DEFAULT_MAX_TRACKED_USERS, JoinCounter},
         metrics::Metrics,
         scan_slots::ScanSlots,
     },
@@ -60,6 +60,17 @@ struct DecisionCosts {
     state_change: CostEstimate,
 }
 
+/// A decision rpc's request once admitted and converted: what the rest of its path needs.
+struct Asked<Q> {
+    question: Q,
+    /// The encoded request's size, for the cost estimate.
+    request_bytes: usize,
+    /// When the call began, for its latency.
+    started: Instant,
+    /// The admission permit, held until the call is answered.
+    _admitted: Admitted,
+}
+
 impl PolicyServer {
     /// A service deciding with `store`'s current policy (enforcing, no decision log, metrics of its own, no
     /// concurrency limit).
@@ -69,7 +80,10 @@ impl PolicyServer {
             store,
             mode: Mode::Enforce,
             admission: Admission::unlimited(metrics.clone()),
-            join_counter: Arc::new(JoinCounter::new(DEFAULT_MAX_TRACKED_USERS, metrics.clone())),
+            join_counter: Arc::new(JoinCounter::in_memory(
+                DEFAULT_MAX_TRACKED_USERS,
+                metrics.clone(),
+            )),
             scans: ScanSlots::new(MediaConfig::default(), metrics.clone()),
             metrics,
             decision_log: DecisionLog::off(),
@@ -127,7 +141,8 @@ impl PolicyServer {
     /// permit), convert to the domain question `Q` (bad input is `INVALID_ARGUMENT` naming the field), decide on the
     /// current snapshot with the panic guard, inline or on the blocking pool as `cost` says (see
     /// [`crate::ops::decision_cost`]), then count, log and answer (see [`PolicyServer::answer`]). An rpc only brings
-    /// its question type, its decide function and its cost estimate.
+    /// its question type, its decide function and its cost estimate; one that needs to wait on something around its
+    /// decision (the join counter) calls the three steps itself.
     async fn decide<Q, P>(
         &self,
         rpc: &'static str,
@@ -139,10 +154,46 @@ impl PolicyServer {
         P: prost::Message,
         Q: TryFrom<P, Error = InvalidArgument> + Question + Send + 'static,
     {
+        let asked = self.ask::<Q, P>(request)?;
+        let (asked, decision) = self.decide_asked(rpc, cost, asked, decide).await?;
+        Ok(self.answer_asked(rpc, &asked, decision))
+    }
+
+    /// Admits the call and converts its request.
+    fn ask<Q, P>(&self, request: P) -> Result<Asked<Q>, Status>
+    where
+        P: prost::Message,
+        Q: TryFrom<P, Error = InvalidArgument>,
+    {
         let started = Instant::now();
-        let _admitted = self.admission.admit()?;
+        let admitted = self.admission.admit()?;
         let request_bytes = request.encoded_len();
         let question = Q::try_from(request)?;
+        Ok(Asked {
+            question,
+            request_bytes,
+            started,
+            _admitted: admitted,
+        })
+    }
+
+    /// Decides `asked` on the current snapshot with the panic guard, inline or on the blocking pool.
+    async fn decide_asked<Q>(
+        &self,
+        rpc: &'static str,
+        cost: fn(&DecisionCosts) -> &CostEstimate,
+        asked: Asked<Q>,
+        decide: impl FnOnce(&PolicySnapshot, &Q) -> Decision + Send + 'static,
+    ) -> Result<(Asked<Q>, Decision), Status>
+    where
+        Q: Send + 'static,
+    {
+        let Asked {
+            question,
+            request_bytes,
+            started,
+            _admitted,
+        } = asked;
         let policy = self.store.current();
         let cost = cost(&self.costs);
         let delay = self.decision_delay;
@@ -171,18 +222,35 @@ impl PolicyServer {
         };
         cost.record(&policy, request_bytes, took);
         let decision = decision?;
+        let asked = Asked {
+            question,
+            request_bytes,
+            started,
+            _admitted,
+        };
+        Ok((asked, decision))
+    }
+
+    /// Records the decision in the call's span, then counts, logs and converts it.
+    fn answer_asked<Q: Question>(
+        &self,
+        rpc: &'static str,
+        asked: &Asked<Q>,
+        decision: Decision,
+    ) -> proto::Decision {
+        let question = &asked.question;
         let span = tracing::Span::current();
         span.record("decision_id", decision.decision_id.as_str());
         span.record("effect", decision.effect.as_str());
         debug!(room_id = %question.room_id(), user_id = %question.asker(), codes = ?decision.codes(), "decided");
-        Ok(self.answer(
+        self.answer(
             rpc,
             question.asker().as_str(),
             question.room_id(),
             decision,
-            started,
+            asked.started,
             None,
-        ))
+        )
     }
 
     /// Counts and logs `decision`, then converts it; in shadow mode the answer is ALLOW, marked `shadow`, with the
@@ -245,6 +313,7 @@ impl PolicyService for PolicyServer {
             reloads_refused: status.reloads_refused,
             last_refused_at,
             last_refused_error,
+            shared_counter_up: self.join_counter.shared_up(),
         }))
     }
 
@@ -289,37 +358,37 @@ impl PolicyService for PolicyServer {
         &self,
         request: Request<proto::CheckRoomJoinRequest>,
     ) -> Result<Response<proto::CheckRoomJoinResponse>, Status> {
-        let counter = self.join_counter.clone();
-        let metrics = self.metrics.clone();
-        let shadow = self.mode == Mode::Shadow;
-        let decision = self
-            .decide::<JoinRequest, _>(
-                "CheckRoomJoin",
+        const RPC: &str = "CheckRoomJoin";
+        let asked = self.ask::<JoinRequest, _>(request.into_inner())?;
+        // Read, decide, and count an allowed join in one place, so the request is never counted in its own decision.
+        // Two joins of one user decided at the same instant (on this replica or another) may both read the same
+        // count: the limit can be overshot by the joins in flight at once.
+        let user = asked.question.user.user_id.clone();
+        let recent = self.join_counter.count(&user).await;
+        let (asked, decision) = self
+            .decide_asked(
+                RPC,
                 |c| &c.join,
-                request.into_inner(),
-                move |policy, join| {
-                    // Read, decide, and count an allowed join in one place, so the request is never counted in its own
-                    // decision. Two joins of one user decided at the same instant may both read the same count: the
-                    // limit can be overshot by the joins in flight at once.
-                    let minute = JoinCounter::current_minute();
-                    let recent = counter.count(&join.user.user_id, minute);
-                    let decision = decide_join(policy, join, recent);
-                    // The caller acts on the answered effect, which shadow mode makes ALLOW.
-                    let answered_allow = shadow || decision.effect == Effect::Allow;
-                    if answered_allow && join.counts_towards_join_rate() {
-                        counter.record(&join.user.user_id, minute);
-                    }
-                    if decision
-                        .reasons
-                        .iter()
-                        .any(|r| r.code == JOIN_RATE_EXCEEDED)
-                    {
-                        metrics.join_rate_limited();
-                    }
-                    decision
-                },
+                asked,
+                move |policy, join| decide_join(policy, join, recent),
             )
             .await?;
+        // The caller acts on the answered effect, which shadow mode makes ALLOW. The join is counted before the
+        // answer leaves, so that the user's next join, wherever it is decided, sees it.
+        let answered_allow = self.mode == Mode::Shadow || decision.effect == Effect::Allow;
+        if answered_allow && asked.question.counts_towards_join_rate() {
+            self.join_counter
+                .record(&user, decision.decision_id.as_str())
+                .await;
+        }
+        if decision
+            .reasons
+            .iter()
+            .any(|r| r.code == JOIN_RATE_EXCEEDED)
+        {
+            self.metrics.join_rate_limited();
+        }
+        let decision = self.answer_asked(RPC, &asked, decision);
         Ok(Response::new(proto::CheckRoomJoinResponse {
             decision: Some(decision),
         }))

@@ -101,18 +101,102 @@ impl MediaConfig {
     }
 }
 
-/// `[counters]`: the per-account public-join counter behind `r.sub.public_joins_1h`.
+/// `[counters]`: the per-account public-join counter behind `r.sub.public_joins_1h` (see [`crate::ops::counters`]).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CountersConfig {
-    /// Users tracked at most; past that the stalest are forgotten (about 130 bytes each).
+    /// Where the count lives: this process's memory, or a Redis shared by every replica.
+    pub backend: CounterBackend,
+    /// The Redis server of the `redis` backend: `redis://[user:password@]host:port[/db]`, or `rediss://` for TLS.
+    pub redis_url: Option<String>,
+    /// A file holding the Redis password (instead of one in the URL; a trailing newline is ignored).
+    pub redis_password_file: Option<PathBuf>,
+    /// Time one Redis round trip may take before the decision goes on with the fallback, in milliseconds.
+    pub redis_timeout_ms: u64,
+    /// What counts while Redis is unreachable.
+    pub fallback: CounterFallback,
+    /// Users tracked in memory at most; past that the stalest are forgotten (about 130 bytes each).
     pub max_tracked_users: usize,
 }
 
 impl Default for CountersConfig {
     fn default() -> Self {
         CountersConfig {
-            max_tracked_users: crate::ops::join_counter::DEFAULT_MAX_TRACKED_USERS,
+            backend: CounterBackend::Memory,
+            redis_url: None,
+            redis_password_file: None,
+            redis_timeout_ms: 50,
+            fallback: CounterFallback::Local,
+            max_tracked_users: crate::ops::counters::DEFAULT_MAX_TRACKED_USERS,
+        }
+    }
+}
+
+impl CountersConfig {
+    /// The Redis settings agree with the backend, and the URL is one a Redis client can use.
+    fn validate(&self) -> Result<(), ConfigError> {
+        match (self.backend, &self.redis_url) {
+            (CounterBackend::Redis, None) => Err(ConfigError::new(
+                "counters.redis_url",
+                "required when `counters.backend` is `redis`",
+            )),
+            (CounterBackend::Memory, Some(_)) => Err(ConfigError::new(
+                "counters.redis_url",
+                "set, but `counters.backend` is `memory`: set the backend to `redis` to share the count, or remove \
+                 the URL",
+            )),
+            (CounterBackend::Memory, None) => match self.redis_password_file {
+                Some(_) => Err(ConfigError::new(
+                    "counters.redis_password_file",
+                    "set, but `counters.backend` is `memory`",
+                )),
+                None => Ok(()),
+            },
+            (CounterBackend::Redis, Some(url)) => {
+                crate::ops::counters::redis::check_url(url)
+                    .map_err(|problem| ConfigError::new("counters.redis_url", problem))?;
+                if self.redis_password_file.is_some()
+                    && crate::ops::counters::redis::url_has_password(url)
+                {
+                    return Err(ConfigError::new(
+                        "counters.redis_password_file",
+                        "the URL carries a password already: give it in one place",
+                    ));
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// `counters.backend`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum CounterBackend {
+    /// Each process counts on its own (one replica, or a limit per replica).
+    #[default]
+    Memory,
+    /// Every replica counts in one Redis.
+    Redis,
+}
+
+/// `counters.fallback`: what the `redis` backend counts while Redis is unreachable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum CounterFallback {
+    /// This process's own count of the joins it allowed (a limit per replica during the outage).
+    #[default]
+    Local,
+    /// Zero: no join-rate limit while Redis is down.
+    Zero,
+}
+
+impl CounterFallback {
+    /// `local` or `zero`, as in the config file and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CounterFallback::Local => "local",
+            CounterFallback::Zero => "zero",
         }
     }
 }
@@ -353,6 +437,21 @@ pub struct Overrides {
     /// Users the public-join counter tracks at most [default: 1000000].
     #[arg(long, env = "ROOMGUARD_COUNTERS_MAX_TRACKED_USERS")]
     pub counters_max_tracked_users: Option<usize>,
+    /// Where the public-join count lives: `memory` or `redis` [default: memory].
+    #[arg(long, env = "ROOMGUARD_COUNTERS_BACKEND")]
+    pub counters_backend: Option<CounterBackend>,
+    /// Redis of the `redis` backend: `redis://host:port/db` or `rediss://...`.
+    #[arg(long, env = "ROOMGUARD_COUNTERS_REDIS_URL", hide_env_values = true)]
+    pub counters_redis_url: Option<String>,
+    /// File holding the Redis password.
+    #[arg(long, env = "ROOMGUARD_COUNTERS_REDIS_PASSWORD_FILE")]
+    pub counters_redis_password_file: Option<PathBuf>,
+    /// Time one Redis round trip may take, in milliseconds [default: 50].
+    #[arg(long, env = "ROOMGUARD_COUNTERS_REDIS_TIMEOUT_MS")]
+    pub counters_redis_timeout_ms: Option<u64>,
+    /// What counts while Redis is unreachable: `local` or `zero` [default: local].
+    #[arg(long, env = "ROOMGUARD_COUNTERS_FALLBACK")]
+    pub counters_fallback: Option<CounterFallback>,
     /// Bytes of an uploaded file read at most [default: 52428800].
     #[arg(long, env = "ROOMGUARD_MEDIA_MAX_BYTES")]
     pub media_max_bytes: Option<u64>,
@@ -456,10 +555,13 @@ impl Config {
         set(&mut l.handshake_timeout_ms, &o.handshake_timeout_ms);
         set(&mut l.max_connections, &o.max_connections);
         set(&mut l.shutdown_grace_ms, &o.shutdown_grace_ms);
-        set(
-            &mut self.counters.max_tracked_users,
-            &o.counters_max_tracked_users,
-        );
+        let c = &mut self.counters;
+        set(&mut c.max_tracked_users, &o.counters_max_tracked_users);
+        set(&mut c.backend, &o.counters_backend);
+        set_some(&mut c.redis_url, &o.counters_redis_url);
+        set_some(&mut c.redis_password_file, &o.counters_redis_password_file);
+        set(&mut c.redis_timeout_ms, &o.counters_redis_timeout_ms);
+        set(&mut c.fallback, &o.counters_fallback);
         let m = &mut self.media;
         set(&mut m.max_bytes, &o.media_max_bytes);
         set(&mut m.max_text_chars, &o.media_max_text_chars);
@@ -518,6 +620,10 @@ impl Config {
             ("tls.key", &self.tls.key),
             ("tls.client_ca", &self.tls.client_ca),
             ("auth.token_file", &self.auth.token_file),
+            (
+                "counters.redis_password_file",
+                &self.counters.redis_password_file,
+            ),
         ] {
             if let Some(path) = path {
                 readable(setting, path)?;
@@ -551,6 +657,7 @@ impl Config {
                 "counters.max_tracked_users",
                 self.counters.max_tracked_users as u64,
             ),
+            ("counters.redis_timeout_ms", self.counters.redis_timeout_ms),
             ("media.max_bytes", self.media.max_bytes),
             ("media.max_text_chars", self.media.max_text_chars),
             (
@@ -567,6 +674,7 @@ impl Config {
                 return Err(ConfigError::new(setting, "must be greater than 0"));
             }
         }
+        self.counters.validate()?;
         if l.max_request_bytes > 64 * 1024 * 1024 {
             return Err(ConfigError::new(
                 "limits.max_request_bytes",
@@ -761,5 +869,95 @@ mod tests {
         let mut config = Config::default();
         config.auth.token_file = Some("/nonexistent/token".into());
         assert_eq!(config.validate().unwrap_err().setting, "auth.token_file");
+    }
+
+    /// The shared counter's settings come from `[counters]`, their flags or variables override the file, and the
+    /// variables carry exactly the names operators set (`ROOMGUARD_COUNTERS_*`).
+    #[test]
+    fn counter_backend_settings() {
+        let mut config = Config::from_toml(
+            "[counters]\nbackend = \"redis\"\nredis_url = \"redis://127.0.0.1:6379/0\"\nredis_timeout_ms = 20\n\
+             fallback = \"zero\"\n",
+        )
+        .unwrap();
+        assert_eq!(config.counters.backend, CounterBackend::Redis);
+        assert_eq!(config.counters.fallback, CounterFallback::Zero);
+        assert_eq!(config.counters.redis_timeout_ms, 20);
+        assert!(config.validate().is_ok());
+        config.apply(&Overrides {
+            counters_fallback: Some(CounterFallback::Local),
+            counters_redis_timeout_ms: Some(75),
+            counters_redis_url: Some("rediss://redis.internal:6380/1".into()),
+            ..Overrides::default()
+        });
+        assert_eq!(config.counters.fallback, CounterFallback::Local);
+        assert_eq!(config.counters.redis_timeout_ms, 75);
+        assert_eq!(
+            config.counters.redis_url.as_deref(),
+            Some("rediss://redis.internal:6380/1")
+        );
+        use clap::CommandFactory as _;
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            overrides: Overrides,
+        }
+        let variables: Vec<String> = Cli::command()
+            .get_arguments()
+            .filter_map(|arg| arg.get_env().map(|env| env.to_string_lossy().into_owned()))
+            .collect();
+        for variable in [
+            "ROOMGUARD_COUNTERS_BACKEND",
+            "ROOMGUARD_COUNTERS_REDIS_URL",
+            "ROOMGUARD_COUNTERS_REDIS_PASSWORD_FILE",
+            "ROOMGUARD_COUNTERS_REDIS_TIMEOUT_MS",
+            "ROOMGUARD_COUNTERS_FALLBACK",
+        ] {
+            assert!(variables.iter().any(|v| v == variable), "{variable}");
+        }
+    }
+
+    /// A Redis backend needs a Redis URL; a URL without the Redis backend, a URL that is not Redis's, a password in
+    /// two places or a zero timeout are refused, each naming the setting.
+    #[test]
+    fn inconsistent_counter_settings_are_refused() {
+        let redis = |url: Option<&str>| {
+            let mut config = Config::default();
+            config.counters.backend = CounterBackend::Redis;
+            config.counters.redis_url = url.map(str::to_owned);
+            config
+        };
+        assert_eq!(
+            redis(None).validate().unwrap_err().setting,
+            "counters.redis_url"
+        );
+        let err = redis(Some("http://127.0.0.1:6379")).validate().unwrap_err();
+        assert_eq!(err.setting, "counters.redis_url");
+        assert!(err.problem.contains("redis://"), "{err}");
+        let mut config = Config::default();
+        config.counters.redis_url = Some("redis://127.0.0.1:6379".into());
+        let err = config.validate().unwrap_err();
+        assert_eq!(err.setting, "counters.redis_url");
+        assert!(err.problem.contains("memory"), "{err}");
+        let mut config = redis(Some("redis://:s3cret@127.0.0.1:6379"));
+        config.counters.redis_password_file = Some("Cargo.toml".into());
+        assert_eq!(
+            config.validate().unwrap_err().setting,
+            "counters.redis_password_file"
+        );
+        let mut config = redis(Some("redis://127.0.0.1:6379"));
+        config.counters.redis_password_file = Some("/nonexistent/password".into());
+        assert_eq!(
+            config.validate().unwrap_err().setting,
+            "counters.redis_password_file"
+        );
+        let mut config = redis(Some("redis://127.0.0.1:6379"));
+        config.counters.redis_timeout_ms = 0;
+        assert_eq!(
+            config.validate().unwrap_err().setting,
+            "counters.redis_timeout_ms"
+        );
+        let err = Config::from_toml("[counters]\nbackend = \"etcd\"\n").unwrap_err();
+        assert_eq!(err.setting, "counters.backend", "{err}");
     }
 }

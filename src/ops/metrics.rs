@@ -25,7 +25,8 @@
 //! | `roomguard_connections_dropped_total` | counter | `reason` (`handshake_timeout`, `handshake_failed`, `not_http2`) |
 //! | `roomguard_accept_errors_total` | counter | `reason` (`fd_limit`, `other`) |
 //!
-//! and the document-scan metrics of [`super::scan_metrics`] (`roomguard_media_*`).
+//! and the document-scan metrics of [`super::scan_metrics`] (`roomguard_media_*`) and the join counter's backend of
+//! [`super::counter_metrics`] (`roomguard_counter_*`).
 
 use std::{
     collections::BTreeMap,
@@ -45,7 +46,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tracing::{debug, info, warn};
 
-use super::scan_metrics::ScanMetrics;
+use super::{counter_metrics::CounterMetrics, scan_metrics::ScanMetrics};
 use crate::{domain::decision::Decision, policy::store::PolicyStore};
 
 /// Upper bounds of the decision latency buckets, in seconds: a decision takes microseconds on a small policy and
@@ -90,6 +91,8 @@ pub struct Metrics {
     joins_rate_limited: AtomicU64,
     /// Document scans (uploads).
     pub scans: ScanMetrics,
+    /// The public-join counter's backend.
+    pub counters: CounterMetrics,
 }
 
 /// What happened to the connections the listeners accepted.
@@ -488,6 +491,7 @@ impl Metrics {
             }
         }
         self.scans.render(&mut out);
+        self.counters.render(&mut out);
         out
     }
 }
@@ -505,7 +509,8 @@ fn as_sample(count: u64) -> i64 {
     i64::try_from(count).unwrap_or(i64::MAX)
 }
 
-fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+/// The `# HELP` and `# TYPE` lines of one metric family.
+pub(super) fn family(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}");
     let _ = writeln!(out, "# TYPE {name} {kind}");
 }

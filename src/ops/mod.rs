@@ -4,9 +4,10 @@
 pub(crate) mod admission;
 pub mod config;
 pub(crate) mod connections;
+pub mod counter_metrics;
+pub mod counters;
 pub mod decision_cost;
 pub mod decision_log;
-pub mod join_counter;
 pub mod layers;
 pub mod metrics;
 pub mod scan_metrics;

@@ -8,6 +8,7 @@
 //! | `roomguard_media_scans_in_progress` | gauge | |
 //! | `roomguard_media_scans_refused_total` | counter | `reason` (`busy`: no scan slot within the time budget) |
 
+use super::metrics::family;
 use std::{
     collections::BTreeMap,
     fmt::Write as _,
@@ -79,7 +80,7 @@ impl ScanMetrics {
 
     /// Appends the scan metrics in the Prometheus text format.
     pub(crate) fn render(&self, out: &mut String) {
-        header(
+        family(
             out,
             "roomguard_media_scans_total",
             "counter",
@@ -94,7 +95,7 @@ impl ScanMetrics {
                 );
             }
         }
-        header(
+        family(
             out,
             "roomguard_media_scanned_bytes_total",
             "counter",
@@ -105,7 +106,7 @@ impl ScanMetrics {
             "roomguard_media_scanned_bytes_total {}",
             self.bytes.load(Ordering::Relaxed)
         );
-        header(
+        family(
             out,
             "roomguard_media_scan_duration_seconds",
             "histogram",
@@ -126,7 +127,7 @@ impl ScanMetrics {
             let _ = writeln!(out, "roomguard_media_scan_duration_seconds_sum {}", h.2);
             let _ = writeln!(out, "roomguard_media_scan_duration_seconds_count {}", h.1);
         }
-        header(
+        family(
             out,
             "roomguard_media_scans_in_progress",
             "gauge",
@@ -137,7 +138,7 @@ impl ScanMetrics {
             "roomguard_media_scans_in_progress {}",
             self.in_progress.load(Ordering::Relaxed)
         );
-        header(
+        family(
             out,
             "roomguard_media_scans_refused_total",
             "counter",
@@ -149,9 +150,4 @@ impl ScanMetrics {
             self.busy.load(Ordering::Relaxed)
         );
     }
-}
-
-fn header(out: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}");
-    let _ = writeln!(out, "# TYPE {name} {kind}");
 }

@@ -1,10 +1,6 @@
-//! The per-account public-join counter behind `r.sub.public_joins_1h`: how many joins of public rooms without an
-//! invite roomguard allowed each user in the last 60 minutes. One hijacked account joining public room after public
-//! room to read their history is the intrusion roomguard exists for; the shipped rule `join.rate` stops the 21st.
+//! The process's own public-join counter (`counters.backend = "memory"`, and the `local` fallback of the Redis
+//! backend): what [`super::JoinCounter`] counts in memory.
 //!
-//! - **What counts**: one per `CheckRoomJoin` answered ALLOW for a room that was public and not invited, whether or
-//!   not the homeserver then completes the join (roomguard cannot know). The request being decided is not counted.
-//!   In shadow mode every answer is ALLOW, so every such join counts.
 //! - **Sliding window, per minute**: each user has 60 one-byte buckets, one per minute (saturating at 255), and the
 //!   minute of their last counted join; a join counts for the 60 minutes that start with its own.
 //! - **Bounded memory**: at most `counters.max_tracked_users` users. When full, users with no join in the window are
@@ -12,7 +8,8 @@
 //!   counter costs amortised constant time per join. A user entry is about 130 bytes (the buckets and minute, 64
 //!   bytes in the table's slot, plus the user id on the heap): 1,000,000 users are about 130 MB.
 //! - **Per process**: it survives policy reloads (it lives beside the policy, not in it), but not a restart, and each
-//!   replica counts on its own: with N replicas behind a load balancer an account can make up to N times the limit.
+//!   replica counts on its own: with N replicas behind a load balancer an account can make up to N times the limit
+//!   (the Redis backend, [`super::redis`], shares the count).
 
 use std::{
     collections::HashMap,
@@ -66,27 +63,25 @@ impl Joins {
 
 /// The counter of every tracked user.
 #[derive(Debug)]
-pub struct JoinCounter {
+pub struct MemoryJoinCounter {
     users: Mutex<HashMap<Box<str>, Joins>>,
     max_users: usize,
     metrics: Arc<Metrics>,
 }
 
-impl JoinCounter {
+impl MemoryJoinCounter {
     /// A counter of at most `max_users` users, reporting its size to `metrics`.
     pub fn new(max_users: usize, metrics: Arc<Metrics>) -> Self {
-        JoinCounter {
+        MemoryJoinCounter {
             users: Mutex::new(HashMap::new()),
             max_users: max_users.max(1),
             metrics,
         }
     }
 
-    /// The current minute (since the Unix epoch).
-    pub fn current_minute() -> u32 {
-        let seconds = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
+    /// The minute of `at` since the Unix epoch (0 for a clock before it).
+    pub fn minute(at: SystemTime) -> u32 {
+        let seconds = at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         u32::try_from(seconds / 60).unwrap_or(u32::MAX)
     }
 
@@ -151,8 +146,8 @@ mod tests {
         UserId::parse(&format!("@{name}:agent.tchap.gouv.fr")).unwrap()
     }
 
-    fn counter(max: usize) -> JoinCounter {
-        JoinCounter::new(max, Arc::new(Metrics::new()))
+    fn counter(max: usize) -> MemoryJoinCounter {
+        MemoryJoinCounter::new(max, Arc::new(Metrics::new()))
     }
 
     /// Joins count for 60 minutes, then no more; each user is counted apart.

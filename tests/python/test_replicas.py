@@ -1,0 +1,187 @@
+"""Three replicas, one real Redis (issue #13): the public-join limit holds across replicas, a policy edit reaches every
+replica, and a killed replica or a restarted Redis costs no request beyond the one in flight on the killed replica.
+
+Real processes on loopback: three `roomguard serve` with `counters.backend = "redis"`, one `redis-server` (installed
+by scripts/test), and a client that sends each call to the next replica in turn, as a round-robin load balancer would.
+"""
+
+import re
+import shutil
+
+import grpc
+import pytest
+
+from conftest import REPO
+from replicas import PUBLIC_JOINS_PER_HOUR, RedisServer, Replica, public_join, wait_for
+
+
+@pytest.fixture
+def policies(tmp_path):
+    """A copy of the shipped policy that the test may edit; every replica serves it."""
+    d = tmp_path / "policies"
+    shutil.copytree(REPO / "policies", d, ignore=shutil.ignore_patterns("tests"))
+    return d
+
+
+@pytest.fixture
+def redis():
+    server = RedisServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def replicas(binary, policies, redis):
+    started = [Replica(binary, policies, redis.url) for _ in range(3)]
+    yield started
+    for replica in started:
+        replica.stop()
+
+
+class RoundRobin:
+    """Sends each call to the next replica in the rotation; a replica that fails with UNAVAILABLE leaves it, as a
+    load balancer's health check would take it out."""
+
+    def __init__(self, pb, replicas):
+        self.pb = pb
+        self.rotation = list(replicas)
+        self.next = 0
+        self.failed = []
+
+    def join(self, user_id, n):
+        replica = self.rotation[self.next % len(self.rotation)]
+        self.next += 1
+        stub = self.pb[1].PolicyServiceStub(replica.channel)
+        try:
+            return replica, stub.CheckRoomJoin(public_join(self.pb, user_id, n), timeout=5).decision
+        except grpc.RpcError as err:
+            if err.code() != grpc.StatusCode.UNAVAILABLE:
+                raise
+            self.failed.append((replica.addr, err.code()))
+            self.rotation.remove(replica)
+            return replica, None
+
+
+def status(pb, replica):
+    return pb[1].PolicyServiceStub(replica.channel).GetPolicyStatus(pb[0].GetPolicyStatusRequest(), timeout=5)
+
+
+def codes(decision):
+    return [reason.code for reason in decision.reasons]
+
+
+@pytest.mark.parametrize("first", [0, 1, 2])
+def test_the_21st_public_join_is_refused_whichever_replica_answers(pb, replicas, redis, first):
+    """Twenty public joins spread over three replicas are allowed; the 21st is refused, on whichever replica it lands
+    (each run starts the rotation elsewhere, so that the 21st lands on each replica once)."""
+    client = RoundRobin(pb, replicas)
+    client.next = first
+    user = f"@hijacked{first}:agent.tchap.gouv.fr"
+    answered_by = set()
+    for n in range(PUBLIC_JOINS_PER_HOUR):
+        replica, decision = client.join(user, n)
+        assert decision.effect == pb[0].EFFECT_ALLOW, (n, codes(decision))
+        answered_by.add(replica.addr)
+    assert len(answered_by) == 3
+    replica, decision = client.join(user, PUBLIC_JOINS_PER_HOUR)
+    assert replica is replicas[(first + PUBLIC_JOINS_PER_HOUR) % 3]
+    assert decision.effect == pb[0].EFFECT_DENY
+    assert "JOIN_RATE_EXCEEDED" in codes(decision)
+    # The refused join was not counted; the count lives in one sorted set that expires by itself within the hour.
+    key = "roomguard:public_joins:{" + user + "}"
+    assert redis.command("ZCARD", key) == f":{PUBLIC_JOINS_PER_HOUR}"
+    ttl_ms = int(redis.command("PTTL", key)[1:])
+    assert 0 < ttl_ms <= 3_600_000
+    for replica in replicas:
+        assert status(pb, replica).shared_counter_up
+        assert replica.metric("roomguard_counter_backend_up") == 1
+
+
+def test_a_policy_edit_reaches_all_three_replicas_within_2_s(pb, replicas, policies):
+    """Every replica watches the same policy files: an edit (here, a stricter join limit) is served by all three within
+    2 s, and decides on each of them."""
+    before = {status(pb, r).policy_version for r in replicas}
+    assert len(before) == 1
+    rules = policies / "rules.csv"
+    text = rules.read_text()
+    assert "r.sub.public_joins_1h >= 20" in text
+    rules.write_text(text.replace("r.sub.public_joins_1h >= 20", "r.sub.public_joins_1h >= 3"))
+    took = wait_for(
+        lambda: all(status(pb, r).policy_version not in before for r in replicas),
+        timeout=2.0,
+        what="the edited policy on all three replicas",
+    )
+    versions = {status(pb, r).policy_version for r in replicas}
+    assert len(versions) == 1, versions
+    print(f"policy edit served by all three replicas after {took:.3f} s")
+    client = RoundRobin(pb, replicas)
+    for n in range(3):
+        assert client.join("@edited:agent.tchap.gouv.fr", n)[1].effect == pb[0].EFFECT_ALLOW
+    for n in range(3, 6):
+        decision = client.join("@edited:agent.tchap.gouv.fr", n)[1]
+        assert "JOIN_RATE_EXCEEDED" in codes(decision)
+
+
+def test_a_killed_replica_and_a_restarted_redis_cost_no_request_and_the_count_goes_on(pb, replicas, redis):
+    """Mid-run, one replica is killed and Redis restarts. Only the call sent to the killed replica fails; while Redis
+    is down the two others keep deciding with their own count (`counters.fallback = "local"`) and say so (log, metric,
+    GetPolicyStatus); once it is back they count in it again, and the count of the hour goes on where it was (this
+    Redis appends every write to its AOF file, as a Redis with persistence does)."""
+    client = RoundRobin(pb, replicas)
+    user = "@steady:agent.tchap.gouv.fr"
+    allowed = 0
+    for n in range(10):
+        assert client.join(user, n)[1].effect == pb[0].EFFECT_ALLOW
+        allowed += 1
+    killed = replicas[1]
+    killed.kill()
+    # Other users' joins go on through the failure: one call (the one sent to the dead replica) fails at most.
+    for n in range(9):
+        client.join(f"@bystander{n}:agent.tchap.gouv.fr", 100 + n)
+    assert len(client.failed) <= 1, client.failed
+    survivors = [replicas[0], replicas[2]]
+    assert client.rotation == survivors
+
+    redis.stop()
+    for n in range(6):
+        # Decided without Redis: each replica notices the outage on its first round trip and falls back.
+        _, decision = client.join(f"@during-outage{n}:agent.tchap.gouv.fr", 200 + n)
+        assert decision is not None and decision.effect == pb[0].EFFECT_ALLOW
+    for replica in survivors:
+        wait_for(lambda r=replica: not status(pb, r).shared_counter_up, 5, "shared_counter_up false")
+        assert replica.metric("roomguard_counter_backend_up") == 0
+        assert replica.metric("roomguard_counter_fallbacks_total") >= 1
+        outages = re.findall(r"shared join counter is unreachable", replica.log())
+        assert len(outages) == 1, "logged once per outage, not once per decision"
+    redis.start()
+    for replica in survivors:
+        wait_for(lambda r=replica: status(pb, r).shared_counter_up, 5, "shared_counter_up true again")
+        assert replica.metric("roomguard_counter_backend_up") == 1
+        assert "shared join counter answers" in replica.log()
+
+    for n in range(10, 30):
+        _, decision = client.join(user, n)
+        if allowed < PUBLIC_JOINS_PER_HOUR:
+            assert decision.effect == pb[0].EFFECT_ALLOW, (n, codes(decision))
+            allowed += 1
+        else:
+            assert "JOIN_RATE_EXCEEDED" in codes(decision), n
+    assert len(client.failed) <= 1, client.failed
+
+
+def test_with_redis_down_from_the_start_a_replica_serves_and_falls_back(pb, binary, policies, redis):
+    """A replica whose Redis is unreachable still starts, answers SERVING and decides: with `counters.fallback =
+    "zero"` no join-rate limit applies until Redis answers, and the replica says the shared counter is not in use."""
+    redis.stop()
+    replica = Replica(binary, policies, redis.url, fallback="zero")
+    try:
+        stub = pb[1].PolicyServiceStub(replica.channel)
+        for n in range(PUBLIC_JOINS_PER_HOUR + 5):
+            decision = stub.CheckRoomJoin(public_join(pb, "@unlimited:agent.tchap.gouv.fr", n), timeout=5).decision
+            assert decision.effect == pb[0].EFFECT_ALLOW, (n, codes(decision))
+        assert not status(pb, replica).shared_counter_up
+        assert replica.metric("roomguard_counter_backend_up") == 0
+        redis.start()
+        wait_for(lambda: status(pb, replica).shared_counter_up, 5, "shared_counter_up once Redis answers")
+    finally:
+        replica.stop()
