@@ -95,13 +95,14 @@ pub fn serve(overrides: &Overrides) -> ExitCode {
         tls,
         token,
         limits: config.limits.clone(),
-        join_counter,
+        join_counter: join_counter.clone(),
         metrics,
         decision_log: decision_log.clone(),
         media: config.media.clone(),
         decision_delay: std::time::Duration::ZERO,
     };
     let result = runtime.block_on(async {
+        join_counter.first_contact().await;
         let listeners = bind(&config).await?;
         server::serve(listeners, store, options, shutdown_signal())
             .await

@@ -7,6 +7,8 @@ by scripts/test), and a client that sends each call to the next replica in turn,
 
 import re
 import shutil
+import socket
+import threading
 
 import grpc
 import pytest
@@ -185,3 +187,39 @@ def test_with_redis_down_from_the_start_a_replica_serves_and_falls_back(pb, bina
         wait_for(lambda: status(pb, replica).shared_counter_up, 5, "shared_counter_up once Redis answers")
     finally:
         replica.stop()
+
+
+def test_a_redis_that_never_answers_does_not_hang_a_decision(pb, binary, policies):
+    """A Redis that accepts connections and never answers (a hung server, a black-holed network) costs a decision at
+    most `counters.redis_timeout_ms` once; the replica then counts with the fallback until a ping is answered."""
+    silent = socket.create_server(("127.0.0.1", 0))
+    accepted = []
+    threading.Thread(target=lambda: accepted.append(silent.accept()), daemon=True).start()
+    replica = Replica(binary, policies, f"redis://127.0.0.1:{silent.getsockname()[1]}/0")
+    try:
+        stub = pb[1].PolicyServiceStub(replica.channel)
+        for n in range(5):
+            decision = stub.CheckRoomJoin(public_join(pb, "@patient:agent.tchap.gouv.fr", n), timeout=2).decision
+            assert decision.effect == pb[0].EFFECT_ALLOW
+        assert accepted, "the replica did reach the silent Redis"
+        assert not status(pb, replica).shared_counter_up
+        assert replica.metric("roomguard_counter_fallbacks_total") >= 1
+    finally:
+        replica.stop()
+        silent.close()
+
+
+def test_the_memory_backend_counts_per_replica_and_says_so(pb, binary, policies):
+    """Without Redis each replica counts only the joins it decided: spread over three, the 21st public join of one
+    account is allowed (up to three times the limit), which is why several replicas need the Redis backend."""
+    memory = [Replica(binary, policies, None) for _ in range(3)]
+    try:
+        client = RoundRobin(pb, memory)
+        for n in range(PUBLIC_JOINS_PER_HOUR + 1):
+            assert client.join("@spread:agent.tchap.gouv.fr", n)[1].effect == pb[0].EFFECT_ALLOW
+        for replica in memory:
+            assert not status(pb, replica).shared_counter_up
+            assert replica.metric("roomguard_counter_backend_up") == 0
+    finally:
+        for replica in memory:
+            replica.stop()

@@ -94,6 +94,13 @@ impl JoinCounter {
         }
     }
 
+    /// With Redis, connects before serving (see [`RedisJoinCounter::first_contact`]); nothing in memory.
+    pub async fn first_contact(&self) {
+        if let Some(shared) = &self.shared {
+            shared.first_contact().await;
+        }
+    }
+
     /// Whether decisions count in the shared (Redis) counter now: false with the memory backend, and while Redis is
     /// unreachable.
     pub fn shared_up(&self) -> bool {

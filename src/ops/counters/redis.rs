@@ -49,6 +49,9 @@ const KEY_PREFIX: &str = "roomguard:public_joins:";
 /// How often the probe pings Redis while it is down: how soon decisions use the shared count again once it is back.
 const PROBE_DOWN: Duration = Duration::from_millis(500);
 
+/// How long start-up waits for the first answer of Redis.
+const FIRST_CONTACT: Duration = Duration::from_secs(2);
+
 /// How often the probe pings Redis while it is up: how soon an outage shows without joins.
 const PROBE_UP: Duration = Duration::from_secs(2);
 
@@ -184,7 +187,7 @@ impl RedisJoinCounter {
         // manager itself tries once per attempt instead of backing off for seconds with decisions waiting on it.
         let manager_config = ConnectionManagerConfig::new()
             .set_number_of_retries(0)
-            .set_connection_timeout(Some(timeout.max(Duration::from_millis(250))))
+            .set_connection_timeout(Some(FIRST_CONTACT))
             .set_response_timeout(None);
         let connection = ConnectionManager::new_lazy_with_config(client, manager_config)
             .map_err(|err| RedisSetupError::Url(err.to_string()))?;
@@ -202,6 +205,24 @@ impl RedisJoinCounter {
             health,
             probe,
         })
+    }
+
+    /// Connects and pings once, waiting up to [`FIRST_CONTACT`] (a connection is several round trips: longer than one
+    /// decision may wait). Called before the listeners open, so that the first joins are counted in Redis rather than
+    /// racing the connection; if Redis does not answer, serving starts anyway and counts with the fallback.
+    pub async fn first_contact(&self) {
+        let ping = redis::cmd("PING");
+        let mut connection = self.connection.clone();
+        match tokio::time::timeout(FIRST_CONTACT, ping.query_async::<String>(&mut connection)).await
+        {
+            Ok(Ok(_)) => info!(
+                redis = %self.health.target,
+                fallback = self.health.fallback,
+                "counting public joins in Redis, shared by every replica"
+            ),
+            Ok(Err(err)) => self.health.failed("ping", &err.to_string()),
+            Err(_) => self.health.failed("ping", "timed out"),
+        }
     }
 
     /// Whether the last round trip succeeded: decisions use the shared count.
