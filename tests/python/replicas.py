@@ -29,7 +29,8 @@ class RedisServer:
     """A real Redis on a free loopback port, appending every write to its AOF file (fsync always), so that a restart
     keeps the counts, as a Redis with persistence would."""
 
-    def __init__(self, persistent=True):
+    def __init__(self, persistent=True, password=None):
+        self.password = password
         self.port = free_port()
         self.dir = tempfile.mkdtemp(prefix="roomguard-redis-")
         self.persistent = persistent
@@ -44,14 +45,14 @@ class RedisServer:
         persistence = ["--appendonly", "yes", "--appendfsync", "always"] if self.persistent else ["--appendonly", "no"]
         self.proc = subprocess.Popen(
             [redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--dir", self.dir,
-             "--daemonize", "no", *persistence],
+             "--daemonize", "no", *persistence, *(["--requirepass", self.password] if self.password else [])],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + 15
         while True:
             try:
-                if self.command("PING") == "+PONG":
+                if self.command("PING") in ("+PONG", "-NOAUTH Authentication required."):
                     return
             except OSError:
                 pass
@@ -79,7 +80,7 @@ class RedisServer:
 class Replica:
     """`roomguard serve` counting public joins in `redis_url`, with metrics and a decision log of its own."""
 
-    def __init__(self, binary, policies, redis_url, *args, fallback="local"):
+    def __init__(self, binary, policies, redis_url, *args, fallback="local", env=None):
         self.port = free_port()
         self.metrics_port = free_port()
         self.addr = f"127.0.0.1:{self.port}"
@@ -92,7 +93,7 @@ class Replica:
             stderr=self.stderr,
             env={**os.environ, "RUST_LOG": "info", "ROOMGUARD_COUNTERS_BACKEND": "redis" if redis_url else "memory",
                  **({"ROOMGUARD_COUNTERS_REDIS_URL": redis_url, "ROOMGUARD_COUNTERS_FALLBACK": fallback}
-                    if redis_url else {})},
+                    if redis_url else {}), **(env or {})},
         )
         self.channel = grpc.insecure_channel(self.addr)
         grpc.channel_ready_future(self.channel).result(timeout=30)

@@ -223,3 +223,28 @@ def test_the_memory_backend_counts_per_replica_and_says_so(pb, binary, policies)
     finally:
         for replica in memory:
             replica.stop()
+
+
+def test_the_redis_password_comes_from_a_file(pb, binary, policies, tmp_path):
+    """`counters.redis_password_file` authenticates to a Redis that requires a password; a wrong one is an outage
+    like any other (the replica serves, falls back, and says the shared counter is not in use)."""
+    redis = RedisServer(password="s3cret-for-tests")
+    right, wrong = tmp_path / "right", tmp_path / "wrong"
+    right.write_text("s3cret-for-tests\n")
+    wrong.write_text("not-the-password\n")
+    replicas = []
+    try:
+        for password_file in (right, wrong):
+            replicas.append(Replica(binary, policies, redis.url,
+                                    env={"ROOMGUARD_COUNTERS_REDIS_PASSWORD_FILE": str(password_file)}))
+        authenticated, refused = replicas
+        stub = pb[1].PolicyServiceStub(authenticated.channel)
+        assert stub.CheckRoomJoin(public_join(pb, "@secret:agent.tchap.gouv.fr", 0), timeout=5).decision.effect \
+            == pb[0].EFFECT_ALLOW
+        assert status(pb, authenticated).shared_counter_up
+        assert not status(pb, refused).shared_counter_up
+        assert "s3cret" not in authenticated.log() + refused.log(), "the password never reaches the log"
+    finally:
+        for replica in replicas:
+            replica.stop()
+        redis.close()

@@ -107,3 +107,65 @@ impl JoinCounter {
         self.shared.as_ref().is_some_and(RedisJoinCounter::is_up)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unreachable_redis(fallback: CounterFallback) -> CountersConfig {
+        // A port nothing listens on: bound, then closed.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .unwrap()
+            .port();
+        CountersConfig {
+            backend: CounterBackend::Redis,
+            redis_url: Some(format!("redis://127.0.0.1:{port}/0")),
+            fallback,
+            ..CountersConfig::default()
+        }
+    }
+
+    fn alice() -> UserId {
+        UserId::parse("@alice:agent.tchap.gouv.fr").unwrap()
+    }
+
+    /// With Redis unreachable and the `local` fallback, the process's own joins still count, and the counter says
+    /// the shared count is not in use.
+    #[tokio::test]
+    async fn an_unreachable_redis_falls_back_on_the_local_count() {
+        let metrics = Arc::new(Metrics::new());
+        let counter =
+            JoinCounter::from_config(&unreachable_redis(CounterFallback::Local), metrics.clone())
+                .unwrap();
+        counter.first_contact().await;
+        assert!(!counter.shared_up());
+        for id in ["j1", "j2", "j3"] {
+            counter.record(&alice(), id).await;
+        }
+        assert_eq!(counter.count(&alice()).await, 3);
+        assert!(metrics.counters.fallbacks() >= 1);
+    }
+
+    /// With the `zero` fallback, nothing counts while Redis is unreachable: no join-rate limit.
+    #[tokio::test]
+    async fn the_zero_fallback_counts_nothing_while_redis_is_down() {
+        let metrics = Arc::new(Metrics::new());
+        let counter =
+            JoinCounter::from_config(&unreachable_redis(CounterFallback::Zero), metrics).unwrap();
+        counter.first_contact().await;
+        for id in ["j1", "j2"] {
+            counter.record(&alice(), id).await;
+        }
+        assert_eq!(counter.count(&alice()).await, 0);
+    }
+
+    /// The memory backend counts in the process and never claims a shared count.
+    #[tokio::test]
+    async fn the_memory_backend_counts_in_the_process() {
+        let counter = JoinCounter::in_memory(10, Arc::new(Metrics::new()));
+        counter.record(&alice(), "j1").await;
+        assert_eq!(counter.count(&alice()).await, 1);
+        assert!(!counter.shared_up());
+    }
+}
