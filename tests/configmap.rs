@@ -87,44 +87,54 @@ struct Reloads {
     unchanged: u64,
 }
 
+/// The reload record as `GetPolicyStatus` reports it, checked against the metrics scraped in between two status
+/// calls that agree (a reload landing between the two reports is read again).
 async fn reloads(server: &TestServer) -> Reloads {
-    let status = server
-        .client()
-        .await
-        .get_policy_status(GetPolicyStatusRequest {})
-        .await
-        .unwrap()
-        .into_inner();
-    let metrics = server.scrape_metrics().await;
-    let sample = |series: &str| -> u64 {
-        metrics
-            .lines()
-            .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-            .unwrap_or_else(|| panic!("no `{series}` in\n{metrics}"))
+    let status = || async {
+        let s = server
+            .client()
+            .await
+            .get_policy_status(GetPolicyStatusRequest {})
+            .await
+            .unwrap()
+            .into_inner();
+        (s.policy_version, s.reloads_succeeded, s.reloads_refused)
     };
-    let reloads = Reloads {
-        policy_version: status.policy_version,
-        succeeded: status.reloads_succeeded,
-        refused: status.reloads_refused,
-        unchanged: sample("roomguard_policy_reloads_unchanged_total"),
-    };
-    // The two reports are one record.
-    assert_eq!(
-        (
-            sample("roomguard_policy_reloads_total{result=\"succeeded\"}"),
-            sample("roomguard_policy_reloads_total{result=\"refused\"}"),
-        ),
-        (reloads.succeeded, reloads.refused),
-        "the metrics and GetPolicyStatus disagree"
-    );
-    assert!(
-        metrics.contains(&format!(
-            "roomguard_policy_info{{policy_version=\"{}\"}} 1",
-            reloads.policy_version
-        )),
-        "{metrics}"
-    );
-    reloads
+    loop {
+        let before = status().await;
+        let metrics = server.scrape_metrics().await;
+        if status().await != before {
+            continue;
+        }
+        let sample = |series: &str| -> u64 {
+            metrics
+                .lines()
+                .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+                .unwrap_or_else(|| panic!("no `{series}` in\n{metrics}"))
+        };
+        let (policy_version, succeeded, refused) = before;
+        // The two reports are one record.
+        assert_eq!(
+            (
+                sample("roomguard_policy_reloads_total{result=\"succeeded\"}"),
+                sample("roomguard_policy_reloads_total{result=\"refused\"}"),
+            ),
+            (succeeded, refused),
+            "the metrics and GetPolicyStatus disagree"
+        );
+        assert!(
+            metrics.contains(&format!(
+                "roomguard_policy_info{{policy_version=\"{policy_version}\"}} 1"
+            )),
+            "{metrics}"
+        );
+        return Reloads {
+            policy_version,
+            succeeded,
+            refused,
+            unchanged: sample("roomguard_policy_reloads_unchanged_total"),
+        };
+    }
 }
 
 /// Polls until `reached` holds, failing the test after `limit` (a reload is asynchronous: the test waits for the

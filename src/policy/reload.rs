@@ -14,7 +14,7 @@ use std::{
 
 use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 use tokio::sync::mpsc;
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::policy::{PolicySnapshot, store::PolicyStore};
 
@@ -29,7 +29,8 @@ pub enum ReloadOutcome {
         /// The new version.
         version: String,
     },
-    /// The files load but hash to the serving version: nothing to do.
+    /// The files load but hash to the serving version: nothing to do, and not counted as a reload (only in
+    /// `reloads_unchanged`).
     Unchanged,
     /// The new files do not load; the previous policy keeps serving.
     Refused,
@@ -44,7 +45,12 @@ pub async fn reload(store: &PolicyStore, dir: &Path) -> ReloadOutcome {
         tokio::task::spawn_blocking(move || PolicySnapshot::load_reusing(&path, Some(&serving)))
             .await;
     match loaded {
-        Ok(Ok(snapshot)) if snapshot.version == store.current().version => ReloadOutcome::Unchanged,
+        Ok(Ok(snapshot)) if snapshot.version == store.current().version => {
+            // A kubelet's cleanup of its old ConfigMap directory, an editor's save of the same bytes: not a reload.
+            store.note_unchanged();
+            debug!(policy_version = %snapshot.version, "policy files changed on disk but not in content: nothing to reload");
+            ReloadOutcome::Unchanged
+        }
         Ok(Ok(snapshot)) => {
             let version = snapshot.version.clone();
             let previous = store.current().version.clone();
