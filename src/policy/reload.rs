@@ -2,6 +2,11 @@
 //! and swaps it in only when it loads cleanly. A broken edit is refused: the previous policy keeps serving, the
 //! problems are logged with file and line, and the refusal is recorded in the store (status rpc, metrics).
 //!
+//! A mounted Kubernetes ConfigMap changes by a swap of its `..data` symlink, which the directory watch sees; the
+//! files are then read from the one version `..data` names (see `source.rs`). The kubelet's removal of the old
+//! version, like any change that leaves the files' content as it was, loads to the serving version: nothing is
+//! swapped and it is not counted as a reload (only as `reloads_unchanged`).
+//!
 //! Editors save in bursts (write, rename, chmod) and authors save half-written files, so events are debounced: a
 //! reload starts once the directory has been quiet for [`QUIET_PERIOD`]. A half-written save is refused and the
 //! next save reloads.
