@@ -93,11 +93,15 @@ pub async fn watch(
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     let (tx, mut rx) = mpsc::channel::<()>(1);
-    let watcher = start_watcher(&dir, tx.clone());
+    // No await before the watch is set: a change made right after the server started must not go unseen.
+    // (Resolved before the watch is set, so that a symlink moved in between costs a needless re-watch, never a
+    // missed one.)
+    let mut watched = std::fs::canonicalize(&dir).ok();
+    let mut watcher = start_watcher(&dir, tx.clone());
     if let Err(err) = &watcher {
         warn!(%err, dir = %dir.display(), "cannot watch the policy directory; reload with SIGHUP");
     }
-    spawn_sighup(tx);
+    spawn_sighup(tx.clone());
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -114,6 +118,19 @@ pub async fn watch(
                     }
                 }
                 reload(&store, &dir).await;
+                // The watch is on the directory the path led to when it was set. If the path is a symlink that
+                // now leads elsewhere (a deployment that swaps a link to a new checkout, which this reload has
+                // just read), the watch moves there, or later edits would go unseen.
+                let now = tokio::fs::canonicalize(&dir).await.ok();
+                if now != watched || watcher.is_err() {
+                    drop(watcher);
+                    watcher = start_watcher(&dir, tx.clone());
+                    match &watcher {
+                        Ok(_) => info!(dir = %dir.display(), leads_to = ?now, "watching the policy directory where it now leads"),
+                        Err(err) => warn!(%err, dir = %dir.display(), "cannot watch the policy directory; reload with SIGHUP"),
+                    }
+                    watched = now;
+                }
             }
         }
     }
