@@ -139,6 +139,7 @@ async fn metrics_count_decisions_and_report_the_policy() {
         "roomguard_decision_duration_seconds_bucket{rpc=\"CheckMessageSend\",le=\"+Inf\"} 2",
         "roomguard_policy_reloads_total{result=\"succeeded\"} 0",
         "roomguard_policy_reloads_total{result=\"refused\"} 0",
+        "roomguard_policy_reloads_unchanged_total 0",
         &format!("roomguard_policy_info{{policy_version=\"{version}\"}} 1"),
         "roomguard_requests_in_flight 0",
         "roomguard_requests_shed_total 0",

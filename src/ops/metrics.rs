@@ -11,6 +11,7 @@
 //! | `roomguard_decision_reasons_total` | counter | `rpc`, `effect`, `code` (one per reason of each decision) |
 //! | `roomguard_decision_duration_seconds` | histogram | `rpc` |
 //! | `roomguard_policy_reloads_total` | counter | `result` (`succeeded`, `refused`) |
+//! | `roomguard_policy_reloads_unchanged_total` | counter | |
 //! | `roomguard_policy_info` | gauge (1) | `policy_version` |
 //! | `roomguard_decisions_off_the_workers_total` | counter | |
 //! | `roomguard_requests_in_flight` | gauge | |
@@ -376,6 +377,18 @@ impl Metrics {
             out,
             "roomguard_policy_reloads_total{{result=\"refused\"}} {}",
             status.reloads_refused
+        );
+        family(
+            &mut out,
+            "roomguard_policy_reloads_unchanged_total",
+            "counter",
+            "Reloads that found the policy files hashing to the serving version (a kubelet's cleanup, a save of the \
+             same content): nothing swapped, not counted in roomguard_policy_reloads_total.",
+        );
+        let _ = writeln!(
+            out,
+            "roomguard_policy_reloads_unchanged_total {}",
+            status.reloads_unchanged
         );
         family(
             &mut out,

@@ -15,6 +15,7 @@ pub(crate) mod reload;
 pub mod roles;
 pub(crate) mod rules;
 mod snapshot;
+mod source;
 pub mod store;
 mod user_table;
 

@@ -2,6 +2,11 @@
 //! and swaps it in only when it loads cleanly. A broken edit is refused: the previous policy keeps serving, the
 //! problems are logged with file and line, and the refusal is recorded in the store (status rpc, metrics).
 //!
+//! A mounted Kubernetes ConfigMap changes by a swap of its `..data` symlink, which the directory watch sees; the
+//! files are then read from the one version `..data` names (see `source.rs`). The kubelet's removal of the old
+//! version, like any change that leaves the files' content as it was, loads to the serving version: nothing is
+//! swapped and it is not counted as a reload (only as `reloads_unchanged`).
+//!
 //! Editors save in bursts (write, rename, chmod) and authors save half-written files, so events are debounced: a
 //! reload starts once the directory has been quiet for [`QUIET_PERIOD`]. A half-written save is refused and the
 //! next save reloads.
@@ -14,7 +19,7 @@ use std::{
 
 use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 use tokio::sync::mpsc;
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::policy::{PolicySnapshot, store::PolicyStore};
 
@@ -29,7 +34,8 @@ pub enum ReloadOutcome {
         /// The new version.
         version: String,
     },
-    /// The files load but hash to the serving version: nothing to do.
+    /// The files load but hash to the serving version: nothing to do, and not counted as a reload (only in
+    /// `reloads_unchanged`).
     Unchanged,
     /// The new files do not load; the previous policy keeps serving.
     Refused,
@@ -44,7 +50,12 @@ pub async fn reload(store: &PolicyStore, dir: &Path) -> ReloadOutcome {
         tokio::task::spawn_blocking(move || PolicySnapshot::load_reusing(&path, Some(&serving)))
             .await;
     match loaded {
-        Ok(Ok(snapshot)) if snapshot.version == store.current().version => ReloadOutcome::Unchanged,
+        Ok(Ok(snapshot)) if snapshot.version == store.current().version => {
+            // A kubelet's cleanup of its old ConfigMap directory, an editor's save of the same bytes: not a reload.
+            store.note_unchanged();
+            debug!(policy_version = %snapshot.version, "policy files changed on disk but not in content: nothing to reload");
+            ReloadOutcome::Unchanged
+        }
         Ok(Ok(snapshot)) => {
             let version = snapshot.version.clone();
             let previous = store.current().version.clone();
@@ -82,11 +93,15 @@ pub async fn watch(
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     let (tx, mut rx) = mpsc::channel::<()>(1);
-    let watcher = start_watcher(&dir, tx.clone());
+    // No await before the watch is set: a change made right after the server started must not go unseen.
+    // (Resolved before the watch is set, so that a symlink moved in between costs a needless re-watch, never a
+    // missed one.)
+    let mut watched = std::fs::canonicalize(&dir).ok();
+    let mut watcher = start_watcher(&dir, tx.clone());
     if let Err(err) = &watcher {
         warn!(%err, dir = %dir.display(), "cannot watch the policy directory; reload with SIGHUP");
     }
-    spawn_sighup(tx);
+    spawn_sighup(tx.clone());
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -103,6 +118,19 @@ pub async fn watch(
                     }
                 }
                 reload(&store, &dir).await;
+                // The watch is on the directory the path led to when it was set. If the path is a symlink that
+                // now leads elsewhere (a deployment that swaps a link to a new checkout, which this reload has
+                // just read), the watch moves there, or later edits would go unseen.
+                let now = tokio::fs::canonicalize(&dir).await.ok();
+                if now != watched || watcher.is_err() {
+                    drop(watcher);
+                    watcher = start_watcher(&dir, tx.clone());
+                    match &watcher {
+                        Ok(_) => info!(dir = %dir.display(), leads_to = ?now, "watching the policy directory where it now leads"),
+                        Err(err) => warn!(%err, dir = %dir.display(), "cannot watch the policy directory; reload with SIGHUP"),
+                    }
+                    watched = now;
+                }
             }
         }
     }

@@ -2,7 +2,8 @@
 //!
 //! Loading reads every file, reports every problem it finds (each with file and line) and only then builds the
 //! engine, so a broken directory never yields a half-built snapshot. Snapshots are shared behind an `Arc`; a reload
-//! builds a new one off the request path and swaps it in only when it loaded cleanly.
+//! builds a new one off the request path and swaps it in only when it loaded cleanly. A mounted ConfigMap is read
+//! from the one version its `..data` symlink publishes ([`PolicySource`]).
 
 use std::sync::Arc;
 use std::{
@@ -26,8 +27,13 @@ use crate::{
         reasons::{REASONS_FILE, ReasonCatalogue},
         roles::{ROLES_FILE, RoleResolver, USERS_FILE},
         rules::{RULES_FILE, Rule, attribute_references, parse_rules_lenient},
+        source::PolicySource,
     },
 };
+
+/// How many times a load is tried when a ConfigMap volume publishes a new version while it reads (see
+/// [`PolicySource`]).
+const LOAD_ATTEMPTS: usize = 3;
 
 /// The files a policy directory holds, in the order they are hashed; all but `users.csv` are required.
 pub const POLICY_FILES: [&str; 6] = [
@@ -44,7 +50,7 @@ pub const POLICY_FILES: [&str; 6] = [
 pub struct PolicySnapshot {
     /// `sha256:` and the first 16 hex digits of the hash of every policy file's name and content.
     pub version: String,
-    /// Where it was loaded from.
+    /// The policy directory it was loaded from (for a ConfigMap volume, the mount, not the version directory).
     pub dir: PathBuf,
     /// The rules, in file order.
     pub rules: Vec<Rule>,
@@ -76,8 +82,27 @@ impl PolicySnapshot {
         dir: &Path,
         previous: Option<&PolicySnapshot>,
     ) -> Result<PolicySnapshot, PolicyError> {
+        // A load that ran while the kubelet published a new version of a ConfigMap volume may have read a version
+        // being removed: it is done again. Updates come a minute apart at most, so a third attempt that is still
+        // superseded means something else is rewriting the volume; its result stands, and the next event reloads.
+        let mut attempts = 1;
+        loop {
+            let source = PolicySource::resolve(dir);
+            let loaded = Self::load_guarded(dir, &source, previous);
+            if attempts == LOAD_ATTEMPTS || !source.superseded(dir) {
+                return loaded;
+            }
+            attempts += 1;
+        }
+    }
+
+    fn load_guarded(
+        dir: &Path,
+        source: &PolicySource,
+        previous: Option<&PolicySnapshot>,
+    ) -> Result<PolicySnapshot, PolicyError> {
         let previous_roles = previous.map(|p| (p.roles_digest, p.roles.clone()));
-        std::panic::catch_unwind(|| Self::load_unguarded(dir, previous_roles)).unwrap_or_else(|panic| {
+        std::panic::catch_unwind(|| Self::load_unguarded(dir, source.files(), previous_roles)).unwrap_or_else(|panic| {
             let what = panic
                 .downcast_ref::<String>()
                 .map(String::as_str)
@@ -92,14 +117,17 @@ impl PolicySnapshot {
         })
     }
 
+    /// Loads the policy of `dir` from the files in `from` (`dir` itself, or the version a ConfigMap volume
+    /// publishes: see [`PolicySource`]).
     fn load_unguarded(
         dir: &Path,
+        from: &Path,
         previous_roles: Option<([u8; 32], Arc<RoleResolver>)>,
     ) -> Result<PolicySnapshot, PolicyError> {
         // users.csv may hold a million lines: it is hashed in chunks, and read line by line only when the role table
         // must be rebuilt, so its text is never held whole.
-        let users_digest = file_digest(&dir.join(USERS_FILE));
-        let files = read_files(dir)?;
+        let users_digest = file_digest(&from.join(USERS_FILE));
+        let files = read_files(dir, from)?;
         let unchanged_roles = roles_digest(&files, &users_digest);
         let kept_roles = previous_roles
             .filter(|(digest, _)| *digest == unchanged_roles)
@@ -118,7 +146,7 @@ impl PolicySnapshot {
             .ok();
         let roles = match kept_roles {
             Some(kept) => Some(kept),
-            None => load_roles(dir, text(ROLES_FILE))
+            None => load_roles(from, text(ROLES_FILE))
                 .map(Arc::new)
                 .map_err(|p| problems.extend(p))
                 .ok(),
@@ -177,9 +205,10 @@ fn sorted(mut problems: Vec<Problem>) -> PolicyError {
     PolicyError { problems }
 }
 
-/// Reads every policy file but `users.csv`, which stands as empty text: it is hashed in chunks and read line by line
-/// by the role table (see `load_roles`), never held whole.
-fn read_files(dir: &Path) -> Result<Vec<(&'static str, String)>, PolicyError> {
+/// Reads every policy file from `from` but `users.csv`, which stands as empty text: it is hashed in chunks and read
+/// line by line by the role table (see `load_roles`), never held whole. Problems name `dir`, the directory the
+/// author knows.
+fn read_files(dir: &Path, from: &Path) -> Result<Vec<(&'static str, String)>, PolicyError> {
     let mut files = Vec::new();
     let mut problems = Vec::new();
     if !dir.is_dir() {
@@ -196,7 +225,7 @@ fn read_files(dir: &Path) -> Result<Vec<(&'static str, String)>, PolicyError> {
             files.push((name, String::new()));
             continue;
         }
-        match fs::read(dir.join(name)) {
+        match fs::read(from.join(name)) {
             Ok(bytes) => match String::from_utf8(bytes) {
                 // An editor that truncates a file and then writes it shows a reload an empty file for a moment;
                 // an empty required file is never what an author meant (an empty markings.toml would let every

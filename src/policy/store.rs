@@ -1,5 +1,6 @@
 //! The live policy: one current [`PolicySnapshot`], read lock-free by every request and replaced atomically, and the
-//! record of reloads (how many succeeded, how many were refused, and why the last one was).
+//! record of reloads (how many succeeded, how many were refused, and why the last one was, and how many found nothing
+//! to do).
 //!
 //! A request takes one `Arc` to the current snapshot and uses it from start to end, so a swap in the middle of a
 //! request never mixes two policies.
@@ -23,6 +24,7 @@ pub struct PolicyStore {
     loaded_at: Mutex<SystemTime>,
     reloads_succeeded: AtomicU64,
     reloads_refused: AtomicU64,
+    reloads_unchanged: AtomicU64,
     last_refusal: Mutex<Option<Refusal>>,
 }
 
@@ -48,6 +50,10 @@ pub struct StoreStatus {
     pub reloads_succeeded: u64,
     /// Reloads refused because the new policy did not load (since start).
     pub reloads_refused: u64,
+    /// Reloads that found the files hashing to the serving version and did nothing (since start): a kubelet's
+    /// cleanup, a save of the same content. Not counted as reloads, so that "the policy was reloaded" means it
+    /// changed.
+    pub reloads_unchanged: u64,
     /// The most recent refusal, if any since start.
     pub last_refusal: Option<Refusal>,
 }
@@ -60,6 +66,7 @@ impl PolicyStore {
             loaded_at: Mutex::new(SystemTime::now()),
             reloads_succeeded: AtomicU64::new(0),
             reloads_refused: AtomicU64::new(0),
+            reloads_unchanged: AtomicU64::new(0),
             last_refusal: Mutex::new(None),
         }
     }
@@ -90,6 +97,11 @@ impl PolicyStore {
         }
     }
 
+    /// Records a reload that found the serving version again: nothing was swapped, and it is not a reload.
+    pub fn note_unchanged(&self) {
+        self.reloads_unchanged.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// The serving policy and the reload record.
     pub fn status(&self) -> StoreStatus {
         let current = self.current();
@@ -99,6 +111,7 @@ impl PolicyStore {
             rules: current.rules.len(),
             reloads_succeeded: self.reloads_succeeded.load(Ordering::Relaxed),
             reloads_refused: self.reloads_refused.load(Ordering::Relaxed),
+            reloads_unchanged: self.reloads_unchanged.load(Ordering::Relaxed),
             last_refusal: self.last_refusal.lock().ok().and_then(|r| r.clone()),
         }
     }

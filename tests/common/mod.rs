@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod atomic_writer;
+
 use std::{net::SocketAddr, path::Path, sync::Arc, time::Duration};
 
 use roomguard::{
