@@ -295,7 +295,17 @@ fn test(dir: &Path, format: ReportFormat) -> ExitCode {
         Ok(policy) => policy,
         Err(code) => return code,
     };
-    let reports = match suite_report::run_suites(&policy, &dir.join("tests")) {
+    let tests = dir.join("tests");
+    if !tests.is_dir() {
+        // A ConfigMap mount is flat: its suites stay in the source tree the ConfigMap was made from.
+        eprintln!(
+            "error: no policy suites: `{}` is not a directory (the suites live in `tests/` beside the policy; a \
+             mounted ConfigMap has none: run `roomguard test` on the source tree)",
+            tests.display()
+        );
+        return Exit::Policy.into();
+    }
+    let reports = match suite_report::run_suites(&policy, &tests) {
         Ok(reports) => reports,
         Err(e) => {
             eprintln!("error: {e}");
