@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes deploy/kubernetes/policies-configmap.yaml: the ConfigMap `roomguard-policies` holding the policy files of
+"""Writes deploy/kubernetes/base/policies-configmap.yaml: the ConfigMap `roomguard-policies` holding the policy files of
 `policies/` (the top-level files roomguard loads; not `policies/tests/`, not the author's README).
 
     python3 deploy/kubernetes/generate-policies-configmap.py            # rewrite the ConfigMap after a policy edit
@@ -78,7 +78,7 @@ def render(policies: Path) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--policies", type=Path, default=REPO / "policies")
-    parser.add_argument("--output", type=Path, default=HERE / "policies-configmap.yaml")
+    parser.add_argument("--output", type=Path, default=HERE / "base" / "policies-configmap.yaml")
     parser.add_argument("--check", action="store_true", help="compare with the output file instead of writing it")
     args = parser.parse_args()
     text = render(args.policies)
