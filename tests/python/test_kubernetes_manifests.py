@@ -539,6 +539,46 @@ def test_redis_is_unprivileged_unpersisted_and_password_protected(base):
                and any(i["key"] == source["key"] for i in v["secret"]["items"]) for v in roomguard_volumes)
 
 
+@pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server is not installed")
+def test_the_redis_arguments_start_a_redis_that_requires_the_password(base, tmp_path):
+    """The container's command and args, $(VAR) expanded as Kubernetes does, start a real redis-server that refuses
+    a client without the password and answers one with it; the password is not in its command line."""
+    redis = container(find(base, "Deployment", "roomguard-redis"), "redis")
+    password = "redis-test-password"
+    env = {e["name"]: password for e in redis["env"]}
+    args = [re.sub(r"\$\((\w+)\)", lambda m: env[m.group(1)], a) for a in redis["args"]]
+    args[args.index("--dir") + 1] = str(tmp_path)
+    port = free_port()
+    proc = subprocess.Popen([*redis["command"], *args, "--port", str(port), "--bind", "127.0.0.1"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        import socket
+
+        def ask(*commands: bytes) -> bytes:
+            with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+                for command in commands:
+                    s.sendall(command + b"\r\n")
+                    time.sleep(0.05)
+                return s.recv(4096)
+
+        deadline = time.monotonic() + 10
+        while True:
+            assert proc.poll() is None, proc.stdout.read().decode()
+            try:
+                answer = ask(b"PING")
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "redis-server did not listen"
+                time.sleep(0.1)
+        assert answer.startswith(b"-NOAUTH"), answer
+        assert b"+PONG" in ask(f"AUTH {password}".encode(), b"PING")
+        assert password not in Path(f"/proc/{proc.pid}/cmdline").read_bytes().decode(errors="replace")
+        assert b"\r\n$0\r\n\r\n" in ask(f"AUTH {password}".encode(), b"CONFIG GET save")
+    finally:
+        proc.kill()
+        proc.wait()
+
+
 def test_everything_lands_in_the_roomguard_namespace(variant):
     """kustomize puts every namespaced object in `roomguard`, and the namespace enforces the restricted standard."""
     for obj in variant[1]:
