@@ -595,7 +595,8 @@ def test_the_example_secrets_are_the_ones_mounted(variant):
         pod = deployment["spec"]["template"]["spec"]
         for v in pod["volumes"]:
             if "secret" in v and v["secret"]["secretName"] != "roomguard-tls":
-                assert {i["key"] for i in v["secret"]["items"]} <= set(examples[v["secret"]["secretName"]]["stringData"])
+                example = examples[v["secret"]["secretName"]]
+                assert {i["key"] for i in v["secret"]["items"]} <= set(example["stringData"])
         for c in pod["containers"]:
             for e in c.get("env", []):
                 ref = e.get("valueFrom", {}).get("secretKeyRef")
