@@ -7,7 +7,7 @@
 //! | `roomguard_counter_backend_failures_total` | counter | `operation` (`count`, `record`, `ping`) |
 //! | `roomguard_counter_fallbacks_total` | counter | (join decisions that counted with `counters.fallback` because Redis was down) |
 
-use super::metrics::family;
+use super::exposition::family;
 use std::{
     fmt::Write as _,
     sync::atomic::{AtomicBool, AtomicU64, Ordering},

@@ -47,7 +47,11 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tracing::{debug, info, warn};
 
-use super::{counter_metrics::CounterMetrics, scan_metrics::ScanMetrics};
+use super::{
+    counter_metrics::CounterMetrics,
+    exposition::{escape, family},
+    scan_metrics::ScanMetrics,
+};
 use crate::{domain::decision::Decision, policy::store::PolicyStore};
 
 /// Upper bounds of the decision latency buckets, in seconds: a decision takes microseconds on a small policy and
@@ -520,20 +524,6 @@ type Family = (
 /// A counter as a sample value (a counter never reaches 2^63 in practice; saturate rather than wrap).
 fn as_sample(count: u64) -> i64 {
     i64::try_from(count).unwrap_or(i64::MAX)
-}
-
-/// The `# HELP` and `# TYPE` lines of one metric family.
-pub(super) fn family(out: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}");
-    let _ = writeln!(out, "# TYPE {name} {kind}");
-}
-
-/// Escapes a label value (backslash, double quote, line feed), as the exposition format requires.
-fn escape(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
 }
 
 /// Serves `GET /metrics` on `listener` until `shutdown` resolves. Any other path is 404.

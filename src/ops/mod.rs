@@ -8,6 +8,7 @@ pub mod counter_metrics;
 pub mod counters;
 pub mod decision_cost;
 pub mod decision_log;
+mod exposition;
 pub mod layers;
 pub mod metrics;
 pub mod scan_metrics;

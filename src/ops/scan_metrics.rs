@@ -8,7 +8,7 @@
 //! | `roomguard_media_scans_in_progress` | gauge | |
 //! | `roomguard_media_scans_refused_total` | counter | `reason` (`busy`: no scan slot within the time budget) |
 
-use super::metrics::family;
+use super::exposition::family;
 use std::{
     collections::BTreeMap,
     fmt::Write as _,
