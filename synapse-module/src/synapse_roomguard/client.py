@@ -46,7 +46,8 @@ from twisted.python.threadpool import ThreadPool
 
 from ._proto.roomguard.v1 import policy_pb2 as pb
 from ._proto.roomguard.v1 import policy_pb2_grpc as pb_grpc
-from .config import TlsConfig, is_unix_endpoint
+from .config import TlsConfig
+from .endpoint import UnixEndpoint, parse_endpoint
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +56,9 @@ HARD_TIMEOUT_GRACE_S = 0.3
 #: A call that has less than this left of its deadline when a thread picks it up is not sent: no answer could come back
 #: in time, and roomguard would only do work for nobody.
 MIN_CALL_BUDGET_S = 0.005
+
+#: The least time between two DNS resolutions of a name `endpoint` (grpc re-resolves when a connection is lost).
+DNS_MIN_REFRESH_MS = 1000
 
 #: The `:authority` sent on a Unix socket channel (see the module docstring).
 UNIX_SOCKET_AUTHORITY = "localhost"
@@ -141,8 +145,15 @@ class PolicyClient:
 
     def _channel_options(self) -> list[tuple[str, Any]]:
         options: list[tuple[str, Any]] = []
-        if is_unix_endpoint(self._endpoint):
+        if isinstance(parse_endpoint(self._endpoint), UnixEndpoint):
             options.append(("grpc.default_authority", UNIX_SOCKET_AUTHORITY))
+        else:
+            # Every address the name resolves to is a replica: spread the calls over all of them, skipping those
+            # not connected (a replica that went away), instead of grpc's default of sticking to the first one.
+            options.append(("grpc.lb_policy_name", "round_robin"))
+            # grpc asks DNS again when a connection is lost (a replica leaving, a pod rescheduled); by default not
+            # more than once every 30 s. A second is enough to find the pod that replaced it.
+            options.append(("grpc.dns_min_time_between_resolutions_ms", DNS_MIN_REFRESH_MS))
         if self._tls is not None and self._tls.server_name:
             options.append(("grpc.ssl_target_name_override", self._tls.server_name))
         return options + [
