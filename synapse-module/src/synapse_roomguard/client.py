@@ -1,28 +1,34 @@
 """The gRPC client of roomguard, shaped for Twisted: every call returns a Deferred and never blocks the reactor.
 
-The four decision rpcs (`CheckMessageSend`, `CheckRoomPublish`, `CheckRoomJoin`, `CheckRoomStateChange`) run on the
-reactor thread itself: HTTP/2 with `h2` over Twisted connections (`h2client.py`), one connection per address of the
-endpoint and calls spread round-robin (`balancer.py`, `resolver.py`). No thread is woken for a call: the request is
-written and the answer read by the reactor, which is what a message send waits for (README, "Measured": a grpcio
-call made from a thread pool cost about 1 ms more per send on a busy 2-core machine, in thread wake-ups).
+Each call is a plain blocking grpc call run in the module's own small thread pool (`max_concurrent_calls` threads),
+and its result is handed back to the reactor thread with `callFromThread`. Why this shape:
 
-Every call has one deadline, `timeout_ms`, counted from the moment the hook asks. At most `max_concurrent_calls`
-calls are in flight at once; more wait in order, that wait counts against the deadline, and a call whose deadline
-passes while waiting is never sent (`QUEUE_TIMEOUT`). The deadline is a reactor timer: at it, the call's stream is
-reset (roomguard stops working on it) and the call fails `DEADLINE_EXCEEDED`. Calls do not wait for a connection
-unless one is being made (start-up): while roomguard is down they fail at once with UNAVAILABLE and the hook applies
-its failure mode. Connections are made once the reactor runs (not at import: Synapse may fork to daemonize after
-loading modules) and re-made after a backoff capped at `reconnect_backoff_max_ms`.
+* not `grpc.aio`: Synapse's reactor is not guaranteed to be the asyncio one;
+* not Synapse's reactor thread pool (`defer_to_thread`): that pool also serves DNS resolution, password hashing and
+  media work, and a slow roomguard must not starve logins;
+* not grpc futures (`.future()` + a done-callback): measured in one Synapse 1.163.2, alternating call by call, the
+  answer reached the reactor after a median 3.5 ms that way against 2.9 ms through this pool (README, "Never
+  stalling the homeserver").
 
-`CheckMediaUpload` is client-streaming and stays on grpcio, in a thread pool of its own (`max_concurrent_calls`
-threads): a media check streams a file of up to tens of MB from disk as fast as roomguard takes it, which grpc's
-request thread does without the reactor reading the file; its cost is the file, not thread wake-ups. The grpcio
-channel (round robin over the same name) is created at the first upload; its deadline `media_timeout_ms` covers the
-whole stream, backed by a reactor timer slightly later.
+Every call has one deadline, `timeout_ms`, counted from the moment the hook asks: time spent waiting for a free thread
+is deducted from what grpc gets, a call whose deadline passed while queued is not sent at all, and a reactor-side timer
+slightly later gives up on the call whatever the thread is doing. No request of the homeserver waits on roomguard
+longer than the deadline plus that grace.
+
+One channel is created once the reactor runs (not at import: Synapse may fork to daemonize after loading modules, and
+grpc does not survive a fork) and reused for every call. grpc reconnects it by itself; the reconnection backoff is
+capped (`reconnect_backoff_max_ms`) so decisions resume within about a second of roomguard coming back, instead of
+grpc's default of up to two minutes. Calls do not wait for a connection (`wait_for_ready` off): while roomguard is down
+they fail at once with UNAVAILABLE and the hook applies its failure mode.
+
+`CheckMediaUpload` is client-streaming: the same shape, in a second pool of its own (a media check holds its thread
+while the file streams, up to `media_timeout_ms`, and must not leave messages waiting for a thread), with its own
+deadline covering the whole stream; grpc's request thread reads the file chunk by chunk as roomguard takes them.
 
 With a token configured, every call carries the gRPC metadata `authorization: Bearer <token>` (roomguard's caller
-authentication). A `unix:` endpoint sends `localhost` as the HTTP/2 `:authority` (roomguard's HTTP/2 stack refuses a
-socket path there; grpc needs the channel option `grpc.default_authority`).
+authentication). A `unix:` endpoint gets the channel option `grpc.default_authority = localhost`: grpc-core would
+otherwise send the socket path as the HTTP/2 `:authority`, which roomguard's HTTP/2 stack refuses (every call would
+fail with INTERNAL).
 """
 
 from __future__ import annotations
@@ -30,7 +36,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any, Protocol, TypeVar
 
@@ -41,19 +46,19 @@ from twisted.python.threadpool import ThreadPool
 
 from ._proto.roomguard.v1 import policy_pb2 as pb
 from ._proto.roomguard.v1 import policy_pb2_grpc as pb_grpc
-from .balancer import REFRESH_S, Channel
 from .config import TlsConfig
 from .endpoint import UnixEndpoint, parse_endpoint
-from .h2client import GrpcCallError
-from .resolver import Address, AddressResolver
 
 logger = logging.getLogger(__name__)
 
-#: How much later than grpc's deadline the reactor-side timer gives up on a media upload call.
+#: How much later than grpc's deadline the reactor-side timer gives up on a call.
 HARD_TIMEOUT_GRACE_S = 0.3
 #: A call that has less than this left of its deadline when a thread picks it up is not sent: no answer could come back
 #: in time, and roomguard would only do work for nobody.
 MIN_CALL_BUDGET_S = 0.005
+
+#: The least time between two DNS resolutions of a name `endpoint` (grpc re-resolves when a connection is lost).
+DNS_MIN_REFRESH_MS = 1000
 
 #: The `:authority` sent on a Unix socket channel (see the module docstring).
 UNIX_SOCKET_AUTHORITY = "localhost"
@@ -77,10 +82,7 @@ MISCONFIGURATION_STATUSES = frozenset({"UNAUTHENTICATED"})
 #: Statuses that say roomguard could not be reached at all (judged for the "reachable"/"unreachable" log lines).
 UNREACHABLE_STATUSES = frozenset({"UNAVAILABLE", "DEADLINE_EXCEEDED"})
 
-R = TypeVar("R")
-
-#: The full name of roomguard's gRPC service (`package.Service`), the first part of every call's path.
-SERVICE = "roomguard.v1.PolicyService"
+T = TypeVar("T")
 
 
 class RoomguardUnavailableError(Exception):
@@ -117,90 +119,83 @@ class PolicyClient:
         tls: TlsConfig | None = None,
         auth_token: str | None = None,
         media_timeout_s: float = 5.0,
-        dns_refresh_s: float = REFRESH_S,
     ) -> None:
         self._endpoint = endpoint
-        #: How often a name endpoint is resolved again (tests shorten it).
-        self._dns_refresh_s = dns_refresh_s
-        self._target = parse_endpoint(endpoint)
         self._tls = tls
-        # Sent with every call. Never logged.
-        self._metadata: tuple[tuple[str, str], ...] = (("authorization", f"Bearer {auth_token}"),) if auth_token else ()
+        # Sent with every call; a tuple is what grpc accepts as is. Never logged.
+        self._metadata: tuple[tuple[str, str], ...] | None = (
+            (("authorization", f"Bearer {auth_token}"),) if auth_token else None
+        )
         self._timeout_s = timeout_s
-        self._backoff_max_s = reconnect_backoff_max_s
+        self._backoff_max_ms = int(reconnect_backoff_max_s * 1000)
         self._media_timeout_s = media_timeout_s
         self._reactor = reactor
-        self._max_in_flight = max_concurrent_calls
-        self._in_flight = 0
-        #: Calls waiting for one of the `max_concurrent_calls` places, oldest first.
-        self._queue: deque[_Queued] = deque()
-        self._channel: Channel | None = None
+        self._channel: grpc.Channel | None = None
+        self._stub: pb_grpc.PolicyServiceStub | None = None
+        self._lock = threading.Lock()
         #: Last reachability reported in the log (None: nothing reported yet); only touched on the reactor thread.
         self._reachable: bool | None = None
-        # grpcio, for `CheckMediaUpload` only (see the module docstring); created at the first upload.
-        self._lock = threading.Lock()
-        self._media_channel: grpc.Channel | None = None
-        self._media_stub: pb_grpc.PolicyServiceStub | None = None
+        # Threads are started on demand, up to the maximum, once the pool is started (on first use).
+        self._pool = ThreadPool(minthreads=0, maxthreads=max_concurrent_calls, name="roomguard-grpc")
+        # Media checks get a pool of their own: one holds its thread while the file streams (up to `media_timeout_ms`),
+        # and a burst of uploads must not leave messages waiting for a thread past their 200 ms deadline.
         self._media_pool = ThreadPool(minthreads=0, maxthreads=max_concurrent_calls, name="roomguard-grpc-media")
 
     # === channel ===
 
-    def _get_channel(self) -> Channel:
-        if self._channel is None:
-            target = self._target
-            if isinstance(target, UnixEndpoint):
-                authority = UNIX_SOCKET_AUTHORITY
-            else:
-                authority = f"[{target.host}]:{target.port}" if ":" in target.host else f"{target.host}:{target.port}"
-            self._channel = Channel(
-                AddressResolver(target, self._reactor),
-                reactor=self._reactor,
-                authority=authority,
-                tls=self._tls_options(),
-                metadata=self._metadata,
-                backoff_max_s=self._backoff_max_s,
-                refresh_s=self._dns_refresh_s,
-                on_addresses=self._log_addresses,
-            )
-            self._channel.connect()
-            logger.info(
-                "roomguard channel created for %s (%s, %s)",
-                self._endpoint,
-                "plaintext" if self._tls is None else "TLS" if self._tls.private_key is None else "mutual TLS",
-                "bearer token" if self._metadata else "no token",
-            )
-        return self._channel
+    def _channel_options(self) -> list[tuple[str, Any]]:
+        options: list[tuple[str, Any]] = []
+        if isinstance(parse_endpoint(self._endpoint), UnixEndpoint):
+            options.append(("grpc.default_authority", UNIX_SOCKET_AUTHORITY))
+        else:
+            # Every address the name resolves to is a replica: spread the calls over all of them, skipping those
+            # not connected (a replica that went away), instead of grpc's default of sticking to the first one.
+            options.append(("grpc.lb_policy_name", "round_robin"))
+            # grpc asks DNS again when a connection is lost (a replica leaving, a pod rescheduled); by default not
+            # more than once every 30 s. A second is enough to find the pod that replaced it.
+            options.append(("grpc.dns_min_time_between_resolutions_ms", DNS_MIN_REFRESH_MS))
+        if self._tls is not None and self._tls.server_name:
+            options.append(("grpc.ssl_target_name_override", self._tls.server_name))
+        return options + [
+            ("grpc.initial_reconnect_backoff_ms", min(100, self._backoff_max_ms)),
+            ("grpc.min_reconnect_backoff_ms", min(100, self._backoff_max_ms)),
+            ("grpc.max_reconnect_backoff_ms", self._backoff_max_ms),
+            # Notice a silently dead connection (roomguard host gone, firewall state lost) while calls are in flight.
+            ("grpc.keepalive_time_ms", 60_000),
+            ("grpc.keepalive_timeout_ms", 5_000),
+        ]
 
-    def _tls_options(self) -> Any:
-        if self._tls is None:
-            return None
-        from twisted.internet import ssl
-
-        target = self._target
-        assert not isinstance(target, UnixEndpoint)  # refused by parse_config
-        roots = [ssl.Certificate.loadPEM(pem) for pem in _pem_certificates(self._tls.root_certificates)]
-        client_certificate = None
-        if self._tls.private_key is not None and self._tls.certificate_chain is not None:
-            client_certificate = ssl.PrivateCertificate.loadPEM(
-                self._tls.private_key + b"\n" + self._tls.certificate_chain
-            )
-        return ssl.optionsForClientTLS(
-            self._tls.server_name or target.host,
-            trustRoot=ssl.trustRootFromCertificates(roots),
-            clientCertificate=client_certificate,
-            acceptableProtocols=[b"h2"],
-        )
-
-    def _log_addresses(self, addresses: list[Address]) -> None:
-        if not isinstance(self._target, UnixEndpoint) and not self._target.is_ip_literal:
-            logger.info("roomguard endpoint %s resolves to %s", self._endpoint, ", ".join(str(a) for a in addresses))
+    def _get_stub(self) -> pb_grpc.PolicyServiceStub:
+        with self._lock:
+            if self._stub is None:
+                for pool in (self._pool, self._media_pool):
+                    if not pool.started:
+                        pool.start()
+                if self._tls is None:
+                    self._channel = grpc.insecure_channel(self._endpoint, options=self._channel_options())
+                else:
+                    credentials = grpc.ssl_channel_credentials(
+                        root_certificates=self._tls.root_certificates,
+                        private_key=self._tls.private_key,
+                        certificate_chain=self._tls.certificate_chain,
+                    )
+                    self._channel = grpc.secure_channel(self._endpoint, credentials, options=self._channel_options())
+                self._stub = pb_grpc.PolicyServiceStub(self._channel)
+                logger.info(
+                    "roomguard channel created for %s (%s, %s)",
+                    self._endpoint,
+                    "plaintext" if self._tls is None else "TLS" if self._tls.private_key is None else "mutual TLS",
+                    "bearer token" if self._metadata else "no token",
+                )
+            return self._stub
 
     def connect(self) -> None:
-        """Resolve and connect now (call once the reactor runs): a bad endpoint shows in the log at start-up."""
-        self._get_channel()
+        """Create the channel now (call once the reactor runs): a bad endpoint shows in the log at start-up."""
+        self._get_stub()
 
     def _note_reachability(self, reachable: bool) -> None:
         # From call outcomes, on the reactor thread; only changes are logged, so an outage is two lines, not thousands.
+        # (Not from grpc's connectivity subscription: its polling thread races `close()` at shutdown.)
         if reachable == self._reachable:
             return
         self._reachable = reachable
@@ -210,147 +205,30 @@ class PolicyClient:
             logger.warning("roomguard at %s is unreachable; hooks apply their failure modes", self._endpoint)
 
     def close(self) -> None:
-        if self._channel is not None:
-            self._channel.close()
-            self._channel = None
-        while self._queue:
-            self._queue.popleft().fail(RoomguardUnavailableError("UNAVAILABLE"))
         with self._lock:
-            if self._media_channel is not None:
-                self._media_channel.close()  # ends calls in flight at once (CANCELLED), so the pool stops promptly
-            self._media_channel = None
-            self._media_stub = None
-            if self._media_pool.started:
-                self._media_pool.stop()
+            if self._channel is not None:
+                self._channel.close()  # ends calls in flight at once (CANCELLED), so the pool stops promptly
+            self._channel = None
+            self._stub = None
+            for pool in (self._pool, self._media_pool):
+                if pool.started:
+                    pool.stop()
 
-    # === decision calls (on the reactor) ===
+    # === calls ===
 
     def check_message_send(self, request: pb.CheckMessageSendRequest) -> defer.Deferred[pb.CheckMessageSendResponse]:
-        return self._unary("CheckMessageSend", request, pb.CheckMessageSendResponse)
+        return self._call(self._unary(lambda stub: stub.CheckMessageSend, request))
 
     def check_room_publish(self, request: pb.CheckRoomPublishRequest) -> defer.Deferred[pb.CheckRoomPublishResponse]:
-        return self._unary("CheckRoomPublish", request, pb.CheckRoomPublishResponse)
+        return self._call(self._unary(lambda stub: stub.CheckRoomPublish, request))
 
     def check_room_join(self, request: pb.CheckRoomJoinRequest) -> defer.Deferred[pb.CheckRoomJoinResponse]:
-        return self._unary("CheckRoomJoin", request, pb.CheckRoomJoinResponse)
+        return self._call(self._unary(lambda stub: stub.CheckRoomJoin, request))
 
     def check_room_state_change(
         self, request: pb.CheckRoomStateChangeRequest
     ) -> defer.Deferred[pb.CheckRoomStateChangeResponse]:
-        return self._unary("CheckRoomStateChange", request, pb.CheckRoomStateChangeResponse)
-
-    def _unary(self, method: str, request: Any, response_type: type[R]) -> defer.Deferred[R]:
-        """`method` with `request`, within `timeout_ms` from now, at most `max_concurrent_calls` at once."""
-        result: defer.Deferred[R] = defer.Deferred()
-        deadline = self._reactor.seconds() + self._timeout_s
-        try:
-            channel = self._get_channel()
-        except Exception as err:  # a TLS file pyOpenSSL cannot use, ...: not a decision
-            logger.warning("roomguard channel could not be created: %s", type(err).__name__)
-            return defer.fail(RoomguardUnavailableError("START_FAILED"))
-        path = f"/{SERVICE}/{method}"
-
-        def send() -> None:
-            remaining = deadline - self._reactor.seconds()
-            if remaining < MIN_CALL_BUDGET_S:
-                self._settle(result, RoomguardUnavailableError("QUEUE_TIMEOUT"))
-                self._release()
-                return
-            d = channel.call(path, request.SerializeToString(), remaining)
-            d.addCallbacks(lambda data: self._answered(result, response_type, data), lambda f: self._failed(result, f))
-            d.addBoth(lambda _: self._release())
-
-        if self._in_flight < self._max_in_flight:
-            self._in_flight += 1
-            send()
-        else:
-            queued = _Queued(send=send, fail=lambda error: self._settle(result, error))
-            queued.timer = self._reactor.callLater(
-                max(0.0, self._timeout_s - MIN_CALL_BUDGET_S), self._give_up_queued, queued
-            )
-            self._queue.append(queued)
-        return result
-
-    def _release(self) -> None:
-        """A call ended: its place goes to the oldest waiting call."""
-        self._in_flight -= 1
-        while self._queue and self._in_flight < self._max_in_flight:
-            queued = self._queue.popleft()
-            if queued.timer is not None and queued.timer.active():
-                queued.timer.cancel()
-            self._in_flight += 1
-            queued.send()
-
-    def _give_up_queued(self, queued: _Queued) -> None:
-        if queued in self._queue:
-            self._queue.remove(queued)
-            queued.fail(RoomguardUnavailableError("QUEUE_TIMEOUT"))
-
-    def _answered(self, result: defer.Deferred[R], response_type: type[R], data: bytes) -> None:
-        try:
-            response = response_type.FromString(data)  # type: ignore[attr-defined]
-        except Exception:  # not the message roomguard's proto says: no decision
-            self._settle(result, RoomguardUnavailableError("INTERNAL"))
-            return
-        self._settle(result, response)
-
-    def _failed(self, result: defer.Deferred[Any], failure: Failure) -> None:
-        error = failure.value
-        status = error.status if isinstance(error, GrpcCallError) else type(error).__name__
-        self._settle(result, RoomguardUnavailableError(status))
-
-    def _settle(self, result: defer.Deferred[Any], outcome: Any) -> None:
-        if result.called:
-            return
-        if isinstance(outcome, RoomguardUnavailableError):
-            if outcome.status in UNREACHABLE_STATUSES:
-                self._note_reachability(False)
-            result.errback(outcome)
-        else:
-            self._note_reachability(True)
-            result.callback(outcome)
-
-    # === media upload (grpcio, in a thread pool) ===
-
-    def _media_channel_options(self) -> list[tuple[str, Any]]:
-        options: list[tuple[str, Any]] = []
-        if isinstance(self._target, UnixEndpoint):
-            options.append(("grpc.default_authority", UNIX_SOCKET_AUTHORITY))
-        else:
-            # Every address the name resolves to is a replica: spread the calls over all of them, skipping those
-            # not connected, instead of grpc's default of sticking to the first one; grpc asks DNS again when a
-            # connection is lost, here at most once a second.
-            options.append(("grpc.lb_policy_name", "round_robin"))
-            options.append(("grpc.dns_min_time_between_resolutions_ms", 1000))
-        if self._tls is not None and self._tls.server_name:
-            options.append(("grpc.ssl_target_name_override", self._tls.server_name))
-        backoff_max_ms = int(self._backoff_max_s * 1000)
-        return options + [
-            ("grpc.initial_reconnect_backoff_ms", min(100, backoff_max_ms)),
-            ("grpc.min_reconnect_backoff_ms", min(100, backoff_max_ms)),
-            ("grpc.max_reconnect_backoff_ms", backoff_max_ms),
-            ("grpc.keepalive_time_ms", 60_000),
-            ("grpc.keepalive_timeout_ms", 5_000),
-        ]
-
-    def _get_media_stub(self) -> pb_grpc.PolicyServiceStub:
-        with self._lock:
-            if self._media_stub is None:
-                if not self._media_pool.started:
-                    self._media_pool.start()
-                if self._tls is None:
-                    self._media_channel = grpc.insecure_channel(self._endpoint, options=self._media_channel_options())
-                else:
-                    credentials = grpc.ssl_channel_credentials(
-                        root_certificates=self._tls.root_certificates,
-                        private_key=self._tls.private_key,
-                        certificate_chain=self._tls.certificate_chain,
-                    )
-                    self._media_channel = grpc.secure_channel(
-                        self._endpoint, credentials, options=self._media_channel_options()
-                    )
-                self._media_stub = pb_grpc.PolicyServiceStub(self._media_channel)
-            return self._media_stub
+        return self._call(self._unary(lambda stub: stub.CheckRoomStateChange, request))
 
     def check_media_upload(
         self, header: pb.MediaUploadHeader, chunks: ChunkSource
@@ -360,29 +238,37 @@ class PolicyClient:
         as fast as roomguard takes them (HTTP/2 flow control): the file is never held in memory. `media_timeout_ms` is
         the deadline of the whole call, streaming included. `chunks` is closed when the call ends, however it ends.
         `header.media.size` is set from `chunks.size()` when the source knows it."""
-        metadata = self._metadata or None
 
         def invoke(stub: pb_grpc.PolicyServiceStub, remaining_s: float) -> Any:
             requests = _UploadRequests(header, chunks)
             try:
-                return stub.CheckMediaUpload(iter(requests), timeout=remaining_s, metadata=metadata)
+                return stub.CheckMediaUpload(iter(requests), timeout=remaining_s, metadata=self._metadata)
             finally:
                 requests.close()
 
-        return self._call_in_thread(invoke, timeout_s=self._media_timeout_s)
+        return self._call(invoke, timeout_s=self._media_timeout_s, pool=self._media_pool)
 
-    def _call_in_thread(self, invoke: _Invoke, *, timeout_s: float) -> defer.Deferred[Any]:
-        """Run `invoke(stub, remaining_s)` (a blocking grpc call) in a media pool thread, within one deadline counted
-        from now, and fire the result on the reactor thread."""
+    def _unary(self, method: Callable[[pb_grpc.PolicyServiceStub], Any], request: Any) -> _Invoke:
+        def invoke(stub: pb_grpc.PolicyServiceStub, remaining_s: float) -> Any:
+            return method(stub)(request, timeout=remaining_s, metadata=self._metadata)
+
+        return invoke
+
+    def _call(
+        self, invoke: _Invoke, *, timeout_s: float | None = None, pool: ThreadPool | None = None
+    ) -> defer.Deferred[Any]:
+        """Run `invoke(stub, remaining_s)` (a blocking grpc call) in a pool thread, within one deadline counted from
+        now (`timeout_ms` unless told), and fire the result on the reactor thread."""
         asked_at = time.monotonic()
+        deadline_s = self._timeout_s if timeout_s is None else timeout_s
         try:
-            stub = self._get_media_stub()
+            stub = self._get_stub()
         except Exception as err:  # channel creation failed: not a decision
             logger.warning("roomguard channel could not be created: %s", type(err).__name__)
             return defer.fail(RoomguardUnavailableError("START_FAILED"))
 
         def blocking_call() -> Any:  # in a pool thread
-            remaining = timeout_s - (time.monotonic() - asked_at)
+            remaining = deadline_s - (time.monotonic() - asked_at)
             if remaining < MIN_CALL_BUDGET_S:
                 raise RoomguardUnavailableError("QUEUE_TIMEOUT")
             try:
@@ -397,14 +283,18 @@ class PolicyClient:
             if result.called:  # the reactor-side timer already gave up
                 return
             if success:
-                self._settle(result, value)
+                self._note_reachability(True)
+                result.callback(value)
                 return
             error = value.value if isinstance(value, Failure) else value
-            if not isinstance(error, RoomguardUnavailableError):  # anything else grpc might raise: no decision
-                error = RoomguardUnavailableError(type(error).__name__)
-            self._settle(result, error)
+            if isinstance(error, RoomguardUnavailableError):
+                if error.status in UNREACHABLE_STATUSES:
+                    self._note_reachability(False)
+                result.errback(error)
+            else:  # anything else grpc might raise is still "no decision"
+                result.errback(RoomguardUnavailableError(type(error).__name__))
 
-        self._media_pool.callInThreadWithCallback(
+        (pool or self._pool).callInThreadWithCallback(
             lambda success, value: self._reactor.callFromThread(settle, success, value), blocking_call
         )
 
@@ -413,26 +303,9 @@ class PolicyClient:
                 raise RoomguardUnavailableError("TIMEOUT")
             return failure
 
-        result.addTimeout(timeout_s + HARD_TIMEOUT_GRACE_S, self._reactor)
+        result.addTimeout(deadline_s + HARD_TIMEOUT_GRACE_S, self._reactor)
         result.addErrback(on_timeout)
         return result
-
-
-class _Queued:
-    """A call waiting for a place among the `max_concurrent_calls`."""
-
-    def __init__(self, send: Callable[[], None], fail: Callable[[RoomguardUnavailableError], None]) -> None:
-        self.send = send
-        self.fail = fail
-        self.timer: Any = None
-
-
-def _pem_certificates(pem: bytes) -> list[bytes]:
-    """Each certificate of a PEM bundle (a CA file may hold several)."""
-    marker = b"-----END CERTIFICATE-----"
-    return [
-        part.strip() + b"\n" + marker + b"\n" for part in pem.split(marker) if b"-----BEGIN CERTIFICATE-----" in part
-    ]
 
 
 #: The largest chunk of a file sent in one `CheckMediaUploadRequest` (what roomguard's contract expects of clients).

@@ -25,8 +25,8 @@ from synapse_roomguard._proto.roomguard.v1 import policy_pb2 as pb
 from synapse_roomguard.client import PolicyClient, RoomguardUnavailableError
 from synapse_roomguard.verdict import UNAVAILABLE_CODE
 
-from ..reactor_thread import ReactorThread
 from ..tls_material import Pem, make_pki
+from ..unit.test_client import ThreadHopReactor
 from .conftest import EXTERNAL_USER, MODULE_ROOT, required_path
 from .harness import SERVER_NAME, Roomguard, Synapse, copy_policies_with_users
 from .test_scenarios import DECISION_ID, MARKED, PLAIN, REASON_CODES, assert_denied, forum
@@ -173,18 +173,14 @@ def test_module_client_decides_over_unix_socket_with_token(secured_roomguard: Ro
     endpoint = f"unix:{secured_roomguard.unix_socket}"
     outcomes = []
     for token in (TOKEN, None):
-        reactor = ReactorThread()
+        reactor = ThreadHopReactor()
         client = PolicyClient(
-            endpoint,
-            timeout_s=TIMEOUT_MS / 1000,
-            reconnect_backoff_max_s=0.5,
-            reactor=reactor.reactor,
-            auth_token=token,
+            endpoint, timeout_s=TIMEOUT_MS / 1000, reconnect_backoff_max_s=0.5, reactor=reactor, auth_token=token
         )
         try:
-            outcomes.append(reactor.wait(client.check_message_send, request)[0])
+            outcomes.append(reactor.wait(client.check_message_send(request))[0])
         finally:
-            reactor.run(client.close)
+            client.close()
     decided, refused = outcomes
     assert isinstance(decided, pb.CheckMessageSendResponse), decided
     assert decided.decision.effect == pb.EFFECT_DENY

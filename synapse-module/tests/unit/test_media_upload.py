@@ -25,7 +25,7 @@ from synapse_roomguard.client import CHUNK_BYTES, RoomguardUnavailableError
 from synapse_roomguard.media import FileChunks, remote_media_id_from_caller
 from tests.fake_roomguard import FakeRoomguard, deny
 
-from .test_client import ReactorThread, close_clients, make_client, message_request  # noqa: F401 - autouse
+from .test_client import ThreadHopReactor, close_clients, make_client, message_request  # noqa: F401 - autouse
 from .test_hooks import SERVER, Api, Roomguard, codes, make_module
 
 REMOTE = "autre.example"
@@ -195,10 +195,10 @@ def test_unreadable_file_follows_the_failure_mode(api: Api, roomguard: Roomguard
 def test_file_is_streamed_in_order_in_bounded_chunks(server: FakeRoomguard, document: Path) -> None:
     """The header first, then the file's bytes in order, every chunk at most 64 KiB; roomguard gets the file
     exactly, and `size` is the file's."""
-    reactor = ReactorThread()
+    reactor = ThreadHopReactor()
     client = make_client(server.endpoint, reactor)
     header = pb.MediaUploadHeader(request_id="r", media=pb.Media(media_id="mxc://s/x"))
-    response, _ = reactor.wait(client.check_media_upload, header, FileChunks(str(document)))
+    response, _ = reactor.wait(client.check_media_upload(header, FileChunks(str(document))))
     assert isinstance(response, pb.CheckMediaUploadResponse) and response.scan.format == "pdf"
     [upload] = server.service.uploads
     assert upload.kinds == ["header"] + ["chunk"] * 4
@@ -227,10 +227,10 @@ class BigPieces:
 
 def test_large_pieces_are_cut_to_64_kib(server: FakeRoomguard) -> None:
     """Whatever the source yields, no message carries more than 64 KiB; the source is closed after the call."""
-    reactor = ReactorThread()
+    reactor = ThreadHopReactor()
     client = make_client(server.endpoint, reactor)
     source = BigPieces([b"a" * (CHUNK_BYTES * 2 + 5), b"", b"b" * 10])
-    reactor.wait(client.check_media_upload, pb.MediaUploadHeader(), source)
+    reactor.wait(client.check_media_upload(pb.MediaUploadHeader(), source))
     [upload] = server.service.uploads
     assert upload.chunk_sizes == [CHUNK_BYTES, CHUNK_BYTES, 5, 10]
     assert bytes(upload.content) == b"a" * (CHUNK_BYTES * 2 + 5) + b"b" * 10
@@ -240,12 +240,12 @@ def test_large_pieces_are_cut_to_64_kib(server: FakeRoomguard) -> None:
 def test_slow_roomguard_is_abandoned_at_the_media_deadline(server: FakeRoomguard, document: Path) -> None:
     """roomguard slower than `media_timeout_ms`: the call fails with DEADLINE_EXCEEDED at about that deadline (its
     own, not `timeout_ms`), and the file is closed."""
-    reactor = ReactorThread()
+    reactor = ThreadHopReactor()
     server.service.read_delay_s = 2.0
     client = make_client(server.endpoint, reactor, timeout_s=0.05)
     client._media_timeout_s = 0.4
     chunks = FileChunks(str(document))
-    error, waited = reactor.wait(client.check_media_upload, pb.MediaUploadHeader(), chunks)
+    error, waited = reactor.wait(client.check_media_upload(pb.MediaUploadHeader(), chunks))
     assert isinstance(error, RoomguardUnavailableError) and error.status == "DEADLINE_EXCEEDED"
     assert 0.35 < waited < 0.4 + 0.3
     assert chunks._closed
@@ -253,23 +253,23 @@ def test_slow_roomguard_is_abandoned_at_the_media_deadline(server: FakeRoomguard
 
 def test_media_deadline_is_its_own(server: FakeRoomguard, document: Path) -> None:
     """A check that takes longer than `timeout_ms` (messages' 200 ms) but less than `media_timeout_ms` is answered."""
-    reactor = ReactorThread()
+    reactor = ThreadHopReactor()
     server.service.read_delay_s = 0.4
     client = make_client(server.endpoint, reactor, timeout_s=0.2)
     client._media_timeout_s = 3.0
-    response, waited = reactor.wait(client.check_media_upload, pb.MediaUploadHeader(), FileChunks(str(document)))
+    response, waited = reactor.wait(client.check_media_upload(pb.MediaUploadHeader(), FileChunks(str(document))))
     assert isinstance(response, pb.CheckMediaUploadResponse) and waited >= 0.4
 
 
 def test_stopped_roomguard_fails_at_once(document: Path) -> None:
     """Nothing listening: UNAVAILABLE at once, not at the deadline."""
-    reactor = ReactorThread()
+    reactor = ThreadHopReactor()
     fake = FakeRoomguard().start()
     endpoint = fake.endpoint
     fake.stop()
     client = make_client(endpoint, reactor)
     client._media_timeout_s = 5.0
-    error, waited = reactor.wait(client.check_media_upload, pb.MediaUploadHeader(), FileChunks(str(document)))
+    error, waited = reactor.wait(client.check_media_upload(pb.MediaUploadHeader(), FileChunks(str(document))))
     assert isinstance(error, RoomguardUnavailableError) and error.status == "UNAVAILABLE"
     assert waited < 1.0
 
@@ -277,13 +277,13 @@ def test_stopped_roomguard_fails_at_once(document: Path) -> None:
 def test_uploads_in_flight_leave_messages_their_threads(server: FakeRoomguard, document: Path) -> None:
     """Media checks have their own pool: with every message thread's worth of slow uploads in flight, a message
     is still answered within its deadline."""
-    reactor = ReactorThread()
+    reactor = ThreadHopReactor()
     server.service.read_delay_s = 1.0
     client = make_client(server.endpoint, reactor, timeout_s=0.3, threads=1)
     client._media_timeout_s = 3.0
-    upload = reactor.start(client.check_media_upload, pb.MediaUploadHeader(), FileChunks(str(document)))
+    upload = client.check_media_upload(pb.MediaUploadHeader(), FileChunks(str(document)))
     time.sleep(0.05)
-    response, waited = reactor.wait(client.check_message_send, message_request())
+    response, waited = reactor.wait(client.check_message_send(message_request()))
     assert isinstance(response, pb.CheckMessageSendResponse) and waited < 0.3
     reactor.wait(upload)
 
@@ -295,16 +295,13 @@ def test_hook_with_a_slow_roomguard_applies_its_mode_at_the_deadline(
     (open) or refused (closed) once the deadline passes, not when roomguard would have answered."""
     server.service.read_delay_s = 2.0
     for mode, expect_refused in (("open", False), ("closed", True)):
-        reactor = ReactorThread()
+        reactor = ThreadHopReactor()
         client = make_client(server.endpoint, reactor)
         client._media_timeout_s = 0.3
         module = make_module(api, Roomguard(), failure_mode={"media_upload": mode})
         module._client = client
-        result, waited = reactor.wait(
-            lambda module=module: defer.Deferred.fromCoroutine(
-                module.check_media_file_for_spam(wrapper(document), LOCAL)
-            )
-        )
+        hook = defer.Deferred.fromCoroutine(module.check_media_file_for_spam(wrapper(document), LOCAL))
+        result, waited = reactor.wait(hook)
         assert waited < 0.3 + 0.4
         if expect_refused:
             assert codes(result) == ["ROOMGUARD_UNAVAILABLE"]

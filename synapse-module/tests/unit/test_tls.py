@@ -12,9 +12,8 @@ from synapse_roomguard._proto.roomguard.v1 import policy_pb2 as pb
 from synapse_roomguard.client import PolicyClient, RoomguardUnavailableError
 from synapse_roomguard.config import parse_config
 from tests.fake_roomguard import FakeRoomguard
-from tests.reactor_thread import ReactorThread
 from tests.tls_material import make_pki
-from tests.unit.test_client import message_request
+from tests.unit.test_client import ThreadHopReactor, message_request
 
 
 @pytest.fixture(scope="module")
@@ -36,19 +35,14 @@ def tls_server(server_pem, ca_pem, *, require_client_cert: bool) -> FakeRoomguar
 
 def ask(config: dict, endpoint: str) -> object:
     parsed = parse_config({"endpoint": endpoint, **config})
-    reactor = ReactorThread()
+    reactor = ThreadHopReactor()
     client = PolicyClient(
-        endpoint,
-        timeout_s=2.0,
-        reconnect_backoff_max_s=0.5,
-        reactor=reactor.reactor,
-        max_concurrent_calls=2,
-        tls=parsed.tls,
+        endpoint, timeout_s=2.0, reconnect_backoff_max_s=0.5, reactor=reactor, max_concurrent_calls=2, tls=parsed.tls
     )
     try:
-        result, _ = reactor.wait(client.check_message_send, message_request())
+        result, _ = reactor.wait(client.check_message_send(message_request()))
     finally:
-        reactor.run(client.close)
+        client.close()
     return result
 
 
