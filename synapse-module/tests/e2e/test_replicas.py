@@ -174,3 +174,55 @@ def test_synapse_decides_through_the_replicas(
         assert sum(spread) >= 13 and min(spread) > 0, spread
     finally:
         homeserver.stop()
+
+
+def test_a_replica_added_to_the_name_gets_calls(dns: FakeDns, replicas: list[Roomguard]) -> None:
+    """The name lists two replicas, then three (a pod added to the headless Service while every connection is
+    healthy): the module resolves the name again on its own (a fresh channel every `DNS_REFRESH_S`, shortened here)
+    and the third one gets calls, with no call failing meanwhile."""
+    dns.addresses = ADDRESSES[:2]
+    reactor = ThreadHopReactor()
+    policy_client = PolicyClient(
+        dns.endpoint(replicas[0].port),
+        timeout_s=TIMEOUT_MS / 1000,
+        reconnect_backoff_max_s=0.5,
+        reactor=reactor,
+        dns_refresh_s=0.5,
+    )
+    try:
+        before = decisions(replicas)
+        outcomes = call_many(policy_client, reactor, 20)
+        assert decisions(replicas)[2] == before[2]  # not in DNS yet: no call
+        dns.addresses = list(ADDRESSES)
+        while decisions(replicas)[2] == before[2] and len(outcomes) < 5000:
+            outcomes += call_many(policy_client, reactor, 10)
+        assert decisions(replicas)[2] > before[2], "the added replica never got a call"
+        assert all(isinstance(o, pb.CheckMessageSendResponse) for o in outcomes)
+    finally:
+        policy_client.close()
+
+
+def test_a_replica_removed_from_the_name_gets_no_more_calls(dns: FakeDns, replicas: list[Roomguard]) -> None:
+    """A pod removed from the Service but still running (terminating): once the module has resolved the name again,
+    it gets no call any more, and no call fails."""
+    reactor = ThreadHopReactor()
+    policy_client = PolicyClient(
+        dns.endpoint(replicas[0].port),
+        timeout_s=TIMEOUT_MS / 1000,
+        reconnect_backoff_max_s=0.5,
+        reactor=reactor,
+        dns_refresh_s=0.5,
+    )
+    try:
+        outcomes = call_many(policy_client, reactor, 9)
+        dns.addresses = ADDRESSES[:2]
+        # Until 30 calls in a row leave the removed replica alone (bounded, so a regression fails instead of hanging).
+        while len(outcomes) < 5000:
+            before = decisions(replicas)[2]
+            outcomes += call_many(policy_client, reactor, 30)
+            if decisions(replicas)[2] == before:
+                break
+        assert decisions(replicas)[2] == before, "the removed replica kept getting calls"
+        assert all(isinstance(o, pb.CheckMessageSendResponse) for o in outcomes)
+    finally:
+        policy_client.close()
