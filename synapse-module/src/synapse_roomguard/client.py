@@ -21,6 +21,12 @@ capped (`reconnect_backoff_max_ms`) so decisions resume within about a second of
 grpc's default of up to two minutes. Calls do not wait for a connection (`wait_for_ready` off): while roomguard is down
 they fail at once with UNAVAILABLE and the hook applies its failure mode.
 
+An endpoint that is a name (`host:port`, `dns:///host:port`) may stand for several replicas: the channel spreads calls
+over every address round-robin. grpc resolves the name again only when a connection is lost, so a replica added to
+the name (a pod added to a headless Service) would never be used while the others stay healthy. So every
+`DNS_REFRESH_S` the client opens a fresh channel (a new resolution), lets it connect for `WARM_UP_S`, moves the calls
+to it, and closes the old one once every call it carries is over (the longest deadline plus the grace).
+
 `CheckMediaUpload` is client-streaming: the same shape, in a second pool of its own (a media check holds its thread
 while the file streams, up to `media_timeout_ms`, and must not leave messages waiting for a thread), with its own
 deadline covering the whole stream; grpc's request thread reads the file chunk by chunk as roomguard takes them.
@@ -46,15 +52,25 @@ from twisted.python.threadpool import ThreadPool
 
 from ._proto.roomguard.v1 import policy_pb2 as pb
 from ._proto.roomguard.v1 import policy_pb2_grpc as pb_grpc
-from .config import TlsConfig, is_unix_endpoint
+from .config import TlsConfig
+from .endpoint import DnsEndpoint, UnixEndpoint, parse_endpoint
 
 logger = logging.getLogger(__name__)
+
+#: How often a name endpoint gets a fresh channel, i.e. a new DNS resolution (replicas added to the name get calls
+#: within this long).
+DNS_REFRESH_S = 30.0
+#: How long a fresh channel may connect before it takes the calls (at most half of the refresh interval).
+WARM_UP_S = 1.0
 
 #: How much later than grpc's deadline the reactor-side timer gives up on a call.
 HARD_TIMEOUT_GRACE_S = 0.3
 #: A call that has less than this left of its deadline when a thread picks it up is not sent: no answer could come back
 #: in time, and roomguard would only do work for nobody.
 MIN_CALL_BUDGET_S = 0.005
+
+#: The least time between two DNS resolutions of a name `endpoint` (grpc re-resolves when a connection is lost).
+DNS_MIN_REFRESH_MS = 1000
 
 #: The `:authority` sent on a Unix socket channel (see the module docstring).
 UNIX_SOCKET_AUTHORITY = "localhost"
@@ -115,8 +131,18 @@ class PolicyClient:
         tls: TlsConfig | None = None,
         auth_token: str | None = None,
         media_timeout_s: float = 5.0,
+        dns_refresh_s: float = DNS_REFRESH_S,
     ) -> None:
         self._endpoint = endpoint
+        target = parse_endpoint(endpoint)
+        #: Seconds between two fresh channels; None when the endpoint cannot change (an IP address, a Unix socket).
+        self._dns_refresh_s: float | None = (
+            dns_refresh_s if isinstance(target, DnsEndpoint) and not target.is_ip_literal else None
+        )
+        self._refresh_timer: Any = None
+        #: The fresh channel connecting, and the old ones waiting for their last calls before they are closed.
+        self._warming: grpc.Channel | None = None
+        self._retiring: dict[grpc.Channel, Any] = {}
         self._tls = tls
         # Sent with every call; a tuple is what grpc accepts as is. Never logged.
         self._metadata: tuple[tuple[str, str], ...] | None = (
@@ -141,8 +167,15 @@ class PolicyClient:
 
     def _channel_options(self) -> list[tuple[str, Any]]:
         options: list[tuple[str, Any]] = []
-        if is_unix_endpoint(self._endpoint):
+        if isinstance(parse_endpoint(self._endpoint), UnixEndpoint):
             options.append(("grpc.default_authority", UNIX_SOCKET_AUTHORITY))
+        else:
+            # Every address the name resolves to is a replica: spread the calls over all of them, skipping those
+            # not connected (a replica that went away), instead of grpc's default of sticking to the first one.
+            options.append(("grpc.lb_policy_name", "round_robin"))
+            # grpc asks DNS again when a connection is lost (a replica leaving, a pod rescheduled); by default not
+            # more than once every 30 s. A second is enough to find the pod that replaced it.
+            options.append(("grpc.dns_min_time_between_resolutions_ms", DNS_MIN_REFRESH_MS))
         if self._tls is not None and self._tls.server_name:
             options.append(("grpc.ssl_target_name_override", self._tls.server_name))
         return options + [
@@ -154,21 +187,23 @@ class PolicyClient:
             ("grpc.keepalive_timeout_ms", 5_000),
         ]
 
+    def _new_channel(self) -> grpc.Channel:
+        if self._tls is None:
+            return grpc.insecure_channel(self._endpoint, options=self._channel_options())
+        credentials = grpc.ssl_channel_credentials(
+            root_certificates=self._tls.root_certificates,
+            private_key=self._tls.private_key,
+            certificate_chain=self._tls.certificate_chain,
+        )
+        return grpc.secure_channel(self._endpoint, credentials, options=self._channel_options())
+
     def _get_stub(self) -> pb_grpc.PolicyServiceStub:
         with self._lock:
             if self._stub is None:
                 for pool in (self._pool, self._media_pool):
                     if not pool.started:
                         pool.start()
-                if self._tls is None:
-                    self._channel = grpc.insecure_channel(self._endpoint, options=self._channel_options())
-                else:
-                    credentials = grpc.ssl_channel_credentials(
-                        root_certificates=self._tls.root_certificates,
-                        private_key=self._tls.private_key,
-                        certificate_chain=self._tls.certificate_chain,
-                    )
-                    self._channel = grpc.secure_channel(self._endpoint, credentials, options=self._channel_options())
+                self._channel = self._new_channel()
                 self._stub = pb_grpc.PolicyServiceStub(self._channel)
                 logger.info(
                     "roomguard channel created for %s (%s, %s)",
@@ -176,7 +211,48 @@ class PolicyClient:
                     "plaintext" if self._tls is None else "TLS" if self._tls.private_key is None else "mutual TLS",
                     "bearer token" if self._metadata else "no token",
                 )
+                if self._dns_refresh_s is not None:
+                    self._refresh_timer = self._reactor.callLater(self._dns_refresh_s, self._refresh)
             return self._stub
+
+    # --- a fresh channel every `DNS_REFRESH_S` (on the reactor thread) ---
+
+    def _warm_up_s(self) -> float:
+        assert self._dns_refresh_s is not None
+        return min(WARM_UP_S, self._dns_refresh_s / 2)
+
+    def _refresh(self) -> None:
+        """Open a fresh channel (a new resolution of the name) and start connecting it; it takes the calls later."""
+        assert self._dns_refresh_s is not None
+        with self._lock:
+            if self._channel is None:  # closed
+                return
+            try:
+                fresh = self._new_channel()
+            except Exception as err:  # keep the channel we have
+                logger.warning("roomguard channel could not be refreshed: %s", type(err).__name__)
+                self._refresh_timer = self._reactor.callLater(self._dns_refresh_s, self._refresh)
+                return
+            self._warming = fresh
+        _start_connecting(fresh)
+        self._refresh_timer = self._reactor.callLater(self._warm_up_s(), self._swap, fresh)
+
+    def _swap(self, fresh: grpc.Channel) -> None:
+        """The fresh channel takes the calls; the old one is closed once the calls it carries are over."""
+        assert self._dns_refresh_s is not None
+        with self._lock:
+            if self._channel is None or self._warming is not fresh:  # closed meanwhile
+                fresh.close()
+                return
+            old, self._channel, self._warming = self._channel, fresh, None
+            self._stub = pb_grpc.PolicyServiceStub(fresh)
+        longest_call_s = max(self._timeout_s, self._media_timeout_s) + HARD_TIMEOUT_GRACE_S
+        self._retiring[old] = self._reactor.callLater(longest_call_s, self._retire, old)
+        self._refresh_timer = self._reactor.callLater(self._dns_refresh_s - self._warm_up_s(), self._refresh)
+
+    def _retire(self, old: grpc.Channel) -> None:
+        self._retiring.pop(old, None)
+        old.close()
 
     def connect(self) -> None:
         """Create the channel now (call once the reactor runs): a bad endpoint shows in the log at start-up."""
@@ -194,10 +270,19 @@ class PolicyClient:
             logger.warning("roomguard at %s is unreachable; hooks apply their failure modes", self._endpoint)
 
     def close(self) -> None:
+        if self._refresh_timer is not None and self._refresh_timer.active():
+            self._refresh_timer.cancel()
+        for old, timer in list(self._retiring.items()):
+            if timer.active():
+                timer.cancel()
+            old.close()
+        self._retiring.clear()
         with self._lock:
-            if self._channel is not None:
-                self._channel.close()  # ends calls in flight at once (CANCELLED), so the pool stops promptly
+            for channel in (self._channel, self._warming):
+                if channel is not None:
+                    channel.close()  # ends calls in flight at once (CANCELLED), so the pool stops promptly
             self._channel = None
+            self._warming = None
             self._stub = None
             for pool in (self._pool, self._media_pool):
                 if pool.started:
@@ -295,6 +380,16 @@ class PolicyClient:
         result.addTimeout(deadline_s + HARD_TIMEOUT_GRACE_S, self._reactor)
         result.addErrback(on_timeout)
         return result
+
+
+def _start_connecting(channel: grpc.Channel) -> None:
+    """Make a new channel resolve its name and connect now, not at its first call. grpc's public way is a connectivity
+    subscription, whose polling thread races `close()` at shutdown; this is the call that subscription makes once.
+    If a grpc release renames it, the channel connects at its first call instead (a few ms more for that call)."""
+    try:
+        channel._channel.check_connectivity_state(True)  # type: ignore[attr-defined]
+    except Exception:  # noqa: BLE001 - only an optimisation
+        logger.debug("roomguard channel: cannot ask grpc to connect ahead of the first call")
 
 
 #: The largest chunk of a file sent in one `CheckMediaUploadRequest` (what roomguard's contract expects of clients).

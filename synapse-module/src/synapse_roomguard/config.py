@@ -12,6 +12,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from .endpoint import Endpoint, EndpointError, UnixEndpoint, parse_endpoint
+
 try:  # The module always runs inside Synapse; the fallback only serves tooling that imports this file alone.
     from synapse.config._base import ConfigError
 except ImportError:  # pragma: no cover
@@ -81,7 +83,8 @@ class TlsConfig:
 class RoomguardConfig:
     """The validated module configuration."""
 
-    #: gRPC target of roomguard, as grpc understands it: `host:port`, `dns:///host:port`, `unix:/path`.
+    #: roomguard's address as written (`host:port`, `dns:///host:port`, `dns://dns-server/host:port`, `unix:/path`),
+    #: validated by `parse_endpoint`; a name resolving to several addresses is several replicas, used round-robin.
     endpoint: str
     #: Deadline of every roomguard call, in seconds (config key `timeout_ms`, default 200 ms).
     timeout_s: float = 0.2
@@ -116,14 +119,14 @@ class RoomguardConfig:
     guest_access_enabled: bool | None = None
 
     @property
+    def target(self) -> Endpoint:
+        """`endpoint` parsed (it was validated by `parse_config`)."""
+        return parse_endpoint(self.endpoint)
+
+    @property
     def is_unix_socket(self) -> bool:
         """Whether `endpoint` names a Unix domain socket (`unix:/path`, `unix:///path`, `unix-abstract:name`)."""
-        return is_unix_endpoint(self.endpoint)
-
-
-def is_unix_endpoint(endpoint: str) -> bool:
-    """grpc's Unix-socket target schemes."""
-    return endpoint.startswith(("unix:", "unix-abstract:"))
+        return isinstance(self.target, UnixEndpoint)
 
 
 def _key(name: str) -> str:
@@ -278,8 +281,15 @@ def parse_config(config: Mapping[str, Any] | None) -> RoomguardConfig:
     endpoint = config.get("endpoint")
     if endpoint is None:
         raise ConfigError(f"{_key('endpoint')} is required (roomguard's gRPC address, e.g. `127.0.0.1:50051`)")
-    if not isinstance(endpoint, str) or not endpoint.strip() or any(c.isspace() for c in endpoint):
-        raise ConfigError(f"{_key('endpoint')} must be a gRPC target such as `127.0.0.1:50051`, got `{endpoint!r}`")
+    if not isinstance(endpoint, str):
+        raise ConfigError(f"{_key('endpoint')} must be a string such as `127.0.0.1:50051`, got `{endpoint!r}`")
+    try:
+        target = parse_endpoint(endpoint)
+    except EndpointError as err:
+        raise ConfigError(
+            f"{_key('endpoint')} `{endpoint}` is not roomguard's address: {err} (accepted: `host:port`, "
+            "`dns:///host:port`, `dns://dns-server/host:port`, `unix:/path`)"
+        ) from None
 
     timeout_ms = _int_in_range(config, "timeout_ms", 200, maximum=60_000)
     media_timeout_ms = _int_in_range(config, "media_timeout_ms", 5_000, maximum=300_000)
@@ -288,7 +298,7 @@ def parse_config(config: Mapping[str, Any] | None) -> RoomguardConfig:
     cache_size = _int_in_range(config, "room_cache_size", 10_000, maximum=10_000_000)
     directory_ttl = _int_in_range(config, "directory_cache_ttl_seconds", 10, minimum=0, maximum=3_600)
     tls = _tls(config.get("tls"))
-    if tls is not None and is_unix_endpoint(endpoint):
+    if tls is not None and isinstance(target, UnixEndpoint):
         # roomguard's Unix socket listener is plaintext (the socket's directory permissions guard it): a TLS
         # handshake there could never succeed, so say so now rather than fail every call.
         raise ConfigError(

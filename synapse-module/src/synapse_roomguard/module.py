@@ -60,6 +60,7 @@ from .attributes import (
 from .cache import RoomCache
 from .client import PolicyClient, RoomguardUnavailableError
 from .config import FailureMode, FailureModes, RoomguardConfig, parse_config
+from .endpoint import DnsEndpoint, parse_endpoint
 from .media import FileChunks, file_path, is_checked, remote_media_id_from_caller, upload_header
 from .messages import message_from_event, messages_from_create_request
 from .verdict import (
@@ -638,14 +639,9 @@ def _transport(config: RoomguardConfig) -> str:
 
 
 def _is_loopback(endpoint: str) -> bool:
-    """Whether a `host:port` / `dns:///host:port` / `ipv4:` / `ipv6:` target names this host."""
-    target = endpoint
-    for scheme in ("dns:///", "dns:", "ipv4:", "ipv6:"):
-        if target.startswith(scheme):
-            target = target[len(scheme) :]
-            break
-    host = target.rsplit(":", 1)[0] if not target.startswith("[") else target[1:].split("]", 1)[0]
-    return host == "localhost" or host.startswith("127.") or host == "::1"
+    """Whether a (validated) `endpoint` names this host by name or address (a Unix socket is not a network endpoint)."""
+    target = parse_endpoint(endpoint)
+    return isinstance(target, DnsEndpoint) and target.is_loopback
 
 
 def _describe(log_fields: Mapping[str, str], notes: Mapping[str, str] | None = None) -> str:

@@ -93,10 +93,30 @@ class Roomguard:
     #: When the TCP listener is TLS: the CA to verify it with, and (mutual TLS) the client's (key, chain) PEM.
     tls_root: bytes | None = None
     tls_client: tuple[bytes, bytes] | None = None
+    #: The loopback address it listens on (127.0.0.2, ... for replicas sharing one port).
+    host: str = "127.0.0.1"
+    #: Serve Prometheus metrics on `host:metrics_port` (`--metrics-listen`).
+    metrics_port: int | None = None
 
     @property
     def endpoint(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        return f"{self.host}:{self.port}"
+
+    def decisions_total(self) -> int:
+        """The sum of `roomguard_decisions_total` over its labels, from the metrics endpoint."""
+        assert self.metrics_port is not None
+        with urllib.request.urlopen(f"http://{self.host}:{self.metrics_port}/metrics", timeout=5) as response:
+            text = response.read().decode()
+        samples = [line for line in text.splitlines() if line.startswith("roomguard_decisions_total")]
+        return sum(int(float(line.rsplit(" ", 1)[1])) for line in samples)
+
+    def kill(self) -> None:
+        """SIGKILL: gone at once, connections reset, as a pod killed or a host lost."""
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait(timeout=5)
+        _unregister_pid(self.name)
+        self.proc = None
 
     def log_text(self) -> str:
         """Everything this roomguard wrote (decision log on stdout, its own log on stderr), all starts."""
@@ -108,6 +128,8 @@ class Roomguard:
         command = [str(self.binary), "serve", "--listen", self.endpoint, "--policies", str(self.policies)]
         if self.unix_socket is not None:
             command += ["--unix-socket", str(self.unix_socket)]
+        if self.metrics_port is not None:
+            command += ["--metrics-listen", f"{self.host}:{self.metrics_port}"]
         self.proc = subprocess.Popen(
             command + self.extra_args,
             stdout=log,

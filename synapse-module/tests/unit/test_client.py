@@ -262,3 +262,37 @@ def test_tcp_endpoint_keeps_grpc_authority() -> None:
     """A TCP endpoint's `:authority` is left to grpc (the dialled host, as TLS name checks expect)."""
     client = make_client("127.0.0.1:50051", ThreadHopReactor())
     assert not any(name == "grpc.default_authority" for name, _ in client._channel_options())
+
+
+def test_a_name_endpoint_gets_a_fresh_channel_without_losing_calls(server: FakeRoomguard) -> None:
+    """A name endpoint (`localhost:port`) is resolved again by a fresh channel every `dns_refresh_s`; a call in
+    flight on the old channel when the fresh one takes over is still answered (the old one is closed only after the
+    longest deadline), and later calls go through the fresh one."""
+    reactor = ThreadHopReactor()
+    client = PolicyClient(
+        f"localhost:{server.port}", timeout_s=2.0, reconnect_backoff_max_s=0.5, reactor=reactor, dns_refresh_s=0.2
+    )
+    _clients.append(client)
+    reactor.wait(client.check_message_send(message_request()))
+    first = client._channel
+    server.service.delay_s = 0.5  # the refresh (0.2 s) and the swap (0.1 s later) happen while this call waits
+    response, _ = reactor.wait(client.check_message_send(message_request()))
+    assert isinstance(response, pb.CheckMessageSendResponse), response
+    assert client._channel is not first
+    server.service.delay_s = 0.0
+    again, _ = reactor.wait(client.check_message_send(message_request()))
+    assert isinstance(again, pb.CheckMessageSendResponse), again
+
+
+def test_an_address_endpoint_keeps_its_channel(server: FakeRoomguard) -> None:
+    """An IP address (or a Unix socket) cannot resolve to anything else: no fresh channel is ever opened."""
+    reactor = ThreadHopReactor()
+    client = PolicyClient(
+        server.endpoint, timeout_s=2.0, reconnect_backoff_max_s=0.5, reactor=reactor, dns_refresh_s=0.1
+    )
+    _clients.append(client)
+    reactor.wait(client.check_message_send(message_request()))
+    first = client._channel
+    server.service.delay_s = 0.3
+    reactor.wait(client.check_message_send(message_request()))
+    assert client._channel is first

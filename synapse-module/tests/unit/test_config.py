@@ -7,6 +7,7 @@ from synapse.config._base import ConfigError
 
 from synapse_roomguard import RoomguardModule
 from synapse_roomguard.config import FailureMode, parse_config
+from synapse_roomguard.endpoint import DnsEndpoint, UnixEndpoint
 
 
 def test_minimal_config_gets_documented_defaults() -> None:
@@ -205,3 +206,56 @@ def test_unix_socket_endpoints_are_recognised() -> None:
     assert parse_config({"endpoint": "unix-abstract:roomguard"}).is_unix_socket
     assert not parse_config({"endpoint": "127.0.0.1:50051"}).is_unix_socket
     assert not parse_config({"endpoint": "dns:///roomguard.internal:50051"}).is_unix_socket
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "target"),
+    [
+        ("127.0.0.1:50051", DnsEndpoint("127.0.0.1", 50051)),
+        ("roomguard.internal:50051", DnsEndpoint("roomguard.internal", 50051)),
+        ("dns:///roomguard-headless:50051", DnsEndpoint("roomguard-headless", 50051)),
+        (
+            "dns:///roomguard-headless.roomguard.svc.cluster.local:50051",
+            DnsEndpoint("roomguard-headless.roomguard.svc.cluster.local", 50051),
+        ),
+        ("dns://10.96.0.10/roomguard-headless:50051", DnsEndpoint("roomguard-headless", 50051, ("10.96.0.10", 53))),
+        ("dns://127.0.0.1:5353/rg.test:1", DnsEndpoint("rg.test", 1, ("127.0.0.1", 5353))),
+        ("[::1]:50051", DnsEndpoint("::1", 50051)),
+        ("unix:/run/roomguard.sock", UnixEndpoint("/run/roomguard.sock")),
+        ("unix:///run/roomguard.sock", UnixEndpoint("/run/roomguard.sock")),
+        ("unix-abstract:roomguard", UnixEndpoint("roomguard", abstract=True)),
+    ],
+)
+def test_endpoint_shapes_are_understood(endpoint: str, target: object) -> None:
+    """`endpoint` is a name or address with a port (resolved through DNS, every address a replica), optionally asking
+    a given DNS server, or a Unix socket."""
+    assert parse_config({"endpoint": endpoint}).target == target
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "says"),
+    [
+        ("roomguard-headless", "a port is required"),
+        ("dns:///roomguard-headless", "a port is required"),
+        ("dns://roomguard-headless:50051", "three slashes"),
+        ("roomguard:0", "port `0`"),
+        ("roomguard:65536", "port `65536`"),
+        ("roomguard:grpc", "port `grpc`"),
+        ("::1:50051", "brackets"),
+        ("[::1:50051", "`]`"),
+        ("[fe80::zz]:50051", "not an IPv6 address"),
+        ("dns:///:50051", "not a host name"),
+        ("room_guard!:50051", "not a host name"),
+        ("ipv4:10.0.0.1:50051,10.0.0.2:50051", "scheme `ipv4:`"),
+        ("http://roomguard:50051", "scheme `http:`"),
+        ("unix:run/roomguard.sock", "absolute socket path"),
+        ("unix-abstract:", "socket name"),
+    ],
+)
+def test_malformed_endpoint_is_refused_saying_why(endpoint: str, says: str) -> None:
+    """A malformed `endpoint` stops Synapse with a ConfigError naming the key, quoting the value and saying what is
+    wrong with it, rather than failing every call later."""
+    with pytest.raises(ConfigError) as raised:
+        parse_config({"endpoint": endpoint})
+    message = str(raised.value)
+    assert "`endpoint`" in message and f"`{endpoint}`" in message and says in message, message
