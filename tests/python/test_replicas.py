@@ -12,6 +12,7 @@ import threading
 
 import grpc
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from conftest import REPO
 from replicas import PUBLIC_JOINS_PER_HOUR, RedisServer, Replica, public_join, wait_for
@@ -183,6 +184,10 @@ def test_with_redis_down_from_the_start_a_replica_serves_and_falls_back(pb, bina
             assert decision.effect == pb[0].EFFECT_ALLOW, (n, codes(decision))
         assert not status(pb, replica).shared_counter_up
         assert replica.metric("roomguard_counter_backend_up") == 0
+        health = health_pb2_grpc.HealthStub(replica.channel)
+        for service in ("", "roomguard.v1.PolicyService"):
+            answer = health.Check(health_pb2.HealthCheckRequest(service=service), timeout=5)
+            assert answer.status == health_pb2.HealthCheckResponse.SERVING, "readiness does not depend on Redis"
         redis.start()
         wait_for(lambda: status(pb, replica).shared_counter_up, 5, "shared_counter_up once Redis answers")
     finally:
