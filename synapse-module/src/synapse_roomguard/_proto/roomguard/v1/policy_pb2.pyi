@@ -177,7 +177,7 @@ class GetPolicyStatusRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class GetPolicyStatusResponse(_message.Message):
-    __slots__ = ("policy_version", "loaded_at", "rules", "reloads_succeeded", "reloads_refused", "last_refused_at", "last_refused_error")
+    __slots__ = ("policy_version", "loaded_at", "rules", "reloads_succeeded", "reloads_refused", "last_refused_at", "last_refused_error", "shared_counter_up")
     POLICY_VERSION_FIELD_NUMBER: _ClassVar[int]
     LOADED_AT_FIELD_NUMBER: _ClassVar[int]
     RULES_FIELD_NUMBER: _ClassVar[int]
@@ -185,6 +185,7 @@ class GetPolicyStatusResponse(_message.Message):
     RELOADS_REFUSED_FIELD_NUMBER: _ClassVar[int]
     LAST_REFUSED_AT_FIELD_NUMBER: _ClassVar[int]
     LAST_REFUSED_ERROR_FIELD_NUMBER: _ClassVar[int]
+    SHARED_COUNTER_UP_FIELD_NUMBER: _ClassVar[int]
     policy_version: str
     loaded_at: _timestamp_pb2.Timestamp
     rules: int
@@ -192,7 +193,8 @@ class GetPolicyStatusResponse(_message.Message):
     reloads_refused: int
     last_refused_at: _timestamp_pb2.Timestamp
     last_refused_error: str
-    def __init__(self, policy_version: _Optional[str] = ..., loaded_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., rules: _Optional[int] = ..., reloads_succeeded: _Optional[int] = ..., reloads_refused: _Optional[int] = ..., last_refused_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_refused_error: _Optional[str] = ...) -> None: ...
+    shared_counter_up: bool
+    def __init__(self, policy_version: _Optional[str] = ..., loaded_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., rules: _Optional[int] = ..., reloads_succeeded: _Optional[int] = ..., reloads_refused: _Optional[int] = ..., last_refused_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_refused_error: _Optional[str] = ..., shared_counter_up: _Optional[bool] = ...) -> None: ...
 
 class CheckRoomJoinRequest(_message.Message):
     __slots__ = ("request_id", "user", "room", "invited")
