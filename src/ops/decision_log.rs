@@ -140,6 +140,151 @@ impl<'a> Entry<'a> {
         self.media = Some(media);
         self
     }
+
+    /// Appends the entry as one line of JSON, exactly as `serde_json::to_writer` writes its `Serialize` form (the
+    /// tests hold the two to the same bytes), without going through the serializer: the field names are constants
+    /// here, and a string with nothing to escape is copied whole. Serializing cost more than anything else a logged
+    /// decision does.
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"timestamp\":");
+        json_str(out, &self.timestamp);
+        for (key, value) in [
+            (&b",\"decision_id\":"[..], self.decision_id),
+            (b",\"request_id\":", self.request_id),
+            (b",\"rpc\":", self.rpc),
+            (b",\"user_id\":", self.user_id),
+            (b",\"room_id\":", self.room_id),
+            (b",\"effect\":", self.effect),
+        ] {
+            out.extend_from_slice(key);
+            json_str(out, value);
+        }
+        out.extend_from_slice(b",\"reasons\":");
+        json_array(out, self.reasons.0.iter().map(|r| r.code.as_str()));
+        out.extend_from_slice(b",\"rules\":");
+        json_array(out, self.rules.0.iter().map(|r| r.rule.as_str()));
+        out.extend_from_slice(b",\"roles\":");
+        json_array(out, self.roles.iter().map(String::as_str));
+        out.extend_from_slice(b",\"classification\":");
+        json_str(out, self.classification);
+        out.extend_from_slice(b",\"policy_version\":");
+        json_str(out, self.policy_version);
+        out.extend_from_slice(b",\"latency_us\":");
+        json_u64(out, self.latency_us);
+        out.extend_from_slice(b",\"shadow\":");
+        json_bool(out, self.shadow);
+        if let Some(media) = &self.media {
+            out.extend_from_slice(b",\"media\":{\"media_id\":");
+            json_str(out, media.media_id);
+            out.extend_from_slice(b",\"format\":");
+            json_str(out, media.format);
+            out.extend_from_slice(b",\"bytes_read\":");
+            json_u64(out, media.bytes_read);
+            out.extend_from_slice(b",\"text_chars\":");
+            json_u64(out, media.text_chars);
+            out.extend_from_slice(b",\"incomplete_reason\":");
+            json_str(out, media.incomplete_reason);
+            out.extend_from_slice(b",\"remote\":");
+            json_bool(out, media.remote);
+            out.push(b'}');
+        }
+        out.push(b'}');
+    }
+}
+
+/// A JSON string, escaped as `serde_json` escapes: `"`, `\` and the control characters below U+0020 (the short
+/// forms where JSON has them, `\u00XX` in lowercase hex otherwise); everything else, non-ASCII included, as is.
+fn json_str(out: &mut Vec<u8>, value: &str) {
+    out.push(b'"');
+    let bytes = value.as_bytes();
+    if !needs_escaping(bytes) {
+        out.extend_from_slice(bytes);
+        out.push(b'"');
+        return;
+    }
+    let mut from = 0;
+    for (at, &b) in bytes.iter().enumerate() {
+        let escaped: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0x08 => b"\\b",
+            0x0c => b"\\f",
+            0..0x20 => b"",
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[from..at]);
+        if escaped.is_empty() {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            out.extend_from_slice(b"\\u00");
+            out.push(HEX[usize::from(b >> 4)]);
+            out.push(HEX[usize::from(b & 0xf)]);
+        } else {
+            out.extend_from_slice(escaped);
+        }
+        from = at + 1;
+    }
+    out.extend_from_slice(&bytes[from..]);
+    out.push(b'"');
+}
+
+/// Whether `bytes` holds a byte that JSON escapes (`"`, `\`, below 0x20), eight bytes at a time: ids, codes and
+/// labels never do, so they are copied whole.
+fn needs_escaping(bytes: &[u8]) -> bool {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    // Whether some byte of `word` is zero (exactly, though not which one).
+    let has_zero = |word: u64| word.wrapping_sub(ONES) & !word & HIGHS != 0;
+    let escaped_in = |word: u64| {
+        // A byte below 0x20 (the `has_zero` test against 0x20 instead of 1; exact below 0x80).
+        word.wrapping_sub(ONES * 0x20) & !word & HIGHS != 0
+            || has_zero(word ^ (ONES * u64::from(b'"')))
+            || has_zero(word ^ (ONES * u64::from(b'\\')))
+    };
+    let mut chunks = bytes.chunks_exact(8);
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        if escaped_in(u64::from_ne_bytes(word)) {
+            return true;
+        }
+    }
+    chunks
+        .remainder()
+        .iter()
+        .any(|&b| b < 0x20 || b == b'"' || b == b'\\')
+}
+
+fn json_array<'s>(out: &mut Vec<u8>, values: impl Iterator<Item = &'s str>) {
+    out.push(b'[');
+    for (i, value) in values.enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        json_str(out, value);
+    }
+    out.push(b']');
+}
+
+fn json_u64(out: &mut Vec<u8>, value: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut rest = value;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
+}
+
+fn json_bool(out: &mut Vec<u8>, value: bool) {
+    out.extend_from_slice(if value { b"true" } else { b"false" });
 }
 
 /// The request path's handle on the decision log; cheap to clone.
@@ -217,10 +362,7 @@ impl DecisionLog {
         let Some(inner) = &self.inner else { return };
         LINE.with_borrow_mut(|line| {
             line.clear();
-            if let Err(err) = serde_json::to_writer(&mut *line, entry) {
-                inner.dropped(&err.to_string());
-                return;
-            }
+            entry.write_json(line);
             line.push(b'\n');
             inner.append(line);
         });
@@ -458,6 +600,86 @@ mod tests {
             );
             assert_eq!(rfc3339_millis(t), expected);
         }
+    }
+
+    /// The hand-written line is byte for byte what serde_json writes for the entry's `Serialize` form, whatever the
+    /// strings hold (quotes, backslashes, every control character, DEL, non-ASCII) and with or without media.
+    #[test]
+    fn lines_are_what_serde_json_writes() {
+        let every_ascii: String = (0u8..0x80).map(char::from).collect();
+        let texts = [
+            "",
+            "plain",
+            every_ascii.as_str(),
+            "é\u{2028}\u{202E}😀 \"quoted\" back\\slash\u{0}",
+        ];
+        for (i, text) in texts.iter().enumerate() {
+            let mut d = decision();
+            d.reasons.push(Reason {
+                code: text.to_string(),
+                rule: format!("{text}!"),
+                message: String::new(),
+            });
+            d.roles = vec![text.to_string(), "agent".into()];
+            d.classification = text.to_string();
+            d.policy_version = text.to_string();
+            d.decision_id = text.to_string();
+            d.request_id = text.to_string();
+            let mut entry = Entry::new(
+                text,
+                text,
+                text,
+                &d,
+                Duration::from_micros([0, 7, 1_234_567, u64::MAX][i]),
+                i % 2 == 0,
+            );
+            let media = MediaEntry {
+                media_id: text,
+                format: "pdf",
+                bytes_read: u64::MAX,
+                text_chars: 0,
+                incomplete_reason: text,
+                remote: true,
+            };
+            for with_media in [false, true] {
+                if with_media {
+                    entry = entry.with_media(media);
+                }
+                let mut ours = Vec::new();
+                entry.write_json(&mut ours);
+                let theirs = serde_json::to_vec(&entry).unwrap();
+                assert_eq!(
+                    String::from_utf8_lossy(&ours),
+                    String::from_utf8_lossy(&theirs)
+                );
+                assert_eq!(ours, theirs);
+            }
+        }
+        let empty = Decision {
+            reasons: Vec::new(),
+            roles: Vec::new(),
+            ..decision()
+        };
+        let entry = Entry::new("r", "u", "!x", &empty, Duration::ZERO, false);
+        let mut ours = Vec::new();
+        entry.write_json(&mut ours);
+        assert_eq!(ours, serde_json::to_vec(&entry).unwrap());
+    }
+
+    /// The eight-at-a-time test finds every byte JSON escapes, at every position, and nothing else.
+    #[test]
+    fn escaping_is_detected_at_every_position() {
+        for len in 0..20 {
+            for at in 0..len {
+                for b in 0u8..=255 {
+                    let mut bytes = vec![b'a'; len];
+                    bytes[at] = b;
+                    let expected = b < 0x20 || b == b'"' || b == b'\\';
+                    assert_eq!(needs_escaping(&bytes), expected, "{b:#x} at {at} of {len}");
+                }
+            }
+        }
+        assert!(!needs_escaping("é😀 \u{7f}~!#".as_bytes()));
     }
 
     /// A line carries every documented field and nothing else.
