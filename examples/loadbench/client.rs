@@ -43,7 +43,8 @@ pub struct Load {
     pub latency_calls: usize,
 }
 
-/// The realistic common case: an agent's plain text message in an encrypted, invite-only room (allowed).
+/// An agent's plain-text message in an encrypted, invite-only room: the shipped policy denies it with one reason
+/// (`PLAINTEXT_IN_ENCRYPTED_ROOM`), after reading its body for markings.
 pub fn request() -> proto::CheckMessageSendRequest {
     proto::CheckMessageSendRequest {
         request_id: "bench-1".into(),

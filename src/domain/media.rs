@@ -1,6 +1,6 @@
 //! A file a homeserver is about to store, and the question "may it be stored?".
 
-use crate::domain::subject::{Subject, parse_server_name};
+use crate::domain::subject::{Subject, check_server_name};
 
 /// What the homeserver says about an uploaded file. The bytes travel apart (they are streamed), and nothing here is
 /// trusted for the format: that is read from the content.
@@ -48,7 +48,7 @@ pub enum MediaIdError {
 pub fn check_media_id(id: &str) -> Result<(), MediaIdError> {
     let rest = id.strip_prefix("mxc://").ok_or(MediaIdError::Scheme)?;
     let (server, media) = rest.rsplit_once('/').ok_or(MediaIdError::Id)?;
-    parse_server_name(server).map_err(MediaIdError::Server)?;
+    check_server_name(server).map_err(MediaIdError::Server)?;
     if media.is_empty()
         || !media
             .bytes()

@@ -1,6 +1,6 @@
 //! The room an action concerns, as the homeserver sees it now, and the grammar of room ids.
 
-use crate::domain::{limits::MAX_ID_BYTES, subject::parse_server_name};
+use crate::domain::{limits::MAX_ID_BYTES, subject::check_server_name};
 
 /// Why a string is not a room id. Messages are lowercase and name the offending part (never the whole input).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -45,7 +45,7 @@ pub fn check_room_id(id: &str) -> Result<(), RoomIdError> {
         return Err(RoomIdError::EmptyOpaque);
     }
     if let Some(server) = server {
-        parse_server_name(server).map_err(RoomIdError::ServerName)?;
+        check_server_name(server).map_err(RoomIdError::ServerName)?;
     }
     Ok(())
 }

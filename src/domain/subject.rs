@@ -11,7 +11,18 @@ pub struct UserId {
     raw: String,
     /// Byte offset of the `:` that separates the localpart from the server name.
     colon: usize,
-    host: String,
+    /// The host, normalised (see [`UserId::host`]): where it lies in `raw` when `raw` already has it lowercase (the
+    /// usual case, which then costs no allocation), or its lowercased copy.
+    host: Host,
+}
+
+/// Where a [`UserId`]'s normalised host is.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Host {
+    /// `raw[start..end]`.
+    Within(usize, usize),
+    /// The host had capitals: lowercased.
+    Lowered(Box<str>),
 }
 
 /// Why a string is not a Matrix user id. Messages are lowercase and name the offending part.
@@ -41,6 +52,29 @@ impl UserId {
     /// Parses a user id, accepting the historical localpart grammar (printable ASCII but `:`) that servers must still
     /// accept, and the server-name grammar (DNS name, IPv4 or `[IPv6]`, optional port).
     pub fn parse(s: &str) -> Result<Self, UserIdError> {
+        let (colon, host) = Self::check(s)?;
+        Ok(UserId {
+            raw: s.to_owned(),
+            colon,
+            host,
+        })
+    }
+
+    /// [`UserId::parse`], keeping `s` as the id's text rather than copying it; on error `s` comes back with the
+    /// error, so that the caller can quote it.
+    pub fn parse_owned(s: String) -> Result<Self, (UserIdError, String)> {
+        match Self::check(&s) {
+            Ok((colon, host)) => Ok(UserId {
+                raw: s,
+                colon,
+                host,
+            }),
+            Err(err) => Err((err, s)),
+        }
+    }
+
+    /// The grammar check of [`UserId::parse`]: the colon's offset and the host.
+    fn check(s: &str) -> Result<(usize, Host), UserIdError> {
         if s.is_empty() {
             return Err(UserIdError::Empty);
         }
@@ -57,12 +91,15 @@ impl UserId {
                 "only printable ASCII characters other than `:` are allowed",
             ));
         }
-        let host = parse_server_name(server).map_err(UserIdError::ServerName)?;
-        Ok(UserId {
-            raw: s.to_owned(),
-            colon: 1 + localpart.len(),
-            host,
-        })
+        let colon = 1 + localpart.len();
+        let host = check_server_name(server).map_err(UserIdError::ServerName)?;
+        let host = if host.bytes().any(|b| b.is_ascii_uppercase()) {
+            Host::Lowered(host.to_ascii_lowercase().into())
+        } else {
+            // The host is a prefix of the server name, which starts after the colon.
+            Host::Within(colon + 1, colon + 1 + host.len())
+        };
+        Ok((colon, host))
     }
 
     /// The whole id, as given.
@@ -78,7 +115,10 @@ impl UserId {
     /// The host part of the server name, lowercased, port and any trailing dot removed: the form domain patterns
     /// are matched against, so `Agent.Tchap.Gouv.Fr.:8448` and `agent.tchap.gouv.fr` are the same server.
     pub fn host(&self) -> &str {
-        &self.host
+        match &self.host {
+            Host::Within(start, end) => &self.raw[*start..*end],
+            Host::Lowered(host) => host,
+        }
     }
 }
 
@@ -88,8 +128,10 @@ impl fmt::Display for UserId {
     }
 }
 
-/// Checks `hostname[:port]` (the server-name grammar of user and room ids) and returns the normalised host.
-pub(crate) fn parse_server_name(server: &str) -> Result<String, &'static str> {
+/// Checks `hostname[:port]` (the server-name grammar of user and room ids) and returns the host: a prefix of
+/// `server`, without the port and a trailing dot, not lowercased (the caller that needs it lowercase makes it so;
+/// the others need no copy).
+pub(crate) fn check_server_name(server: &str) -> Result<&str, &'static str> {
     if server.is_empty() {
         return Err("it is empty");
     }
@@ -135,10 +177,10 @@ pub(crate) fn parse_server_name(server: &str) -> Result<String, &'static str> {
         }
     }
     let host = host.strip_suffix('.').unwrap_or(host);
-    if host.is_empty() || host.contains("..") || host.starts_with('.') {
+    if host.is_empty() || host.as_bytes().windows(2).any(|w| w == b"..") || host.starts_with('.') {
         return Err("the host has an empty label");
     }
-    Ok(host.to_ascii_lowercase())
+    Ok(host)
 }
 
 /// The user asking to act, as the homeserver describes them.
@@ -172,6 +214,7 @@ mod tests {
             let user = UserId::parse(id).unwrap_or_else(|e| panic!("{id}: {e}"));
             assert_eq!(user.host(), host, "{id}");
             assert_eq!(user.as_str(), id);
+            assert_eq!(UserId::parse_owned(id.to_owned()), Ok(user));
         }
     }
 
@@ -204,6 +247,8 @@ mod tests {
             "@alice:exam_ple.org",
         ] {
             assert!(UserId::parse(id).is_err(), "{id} should be refused");
+            let (err, back) = UserId::parse_owned(id.to_owned()).unwrap_err();
+            assert_eq!((Err(err), back.as_str()), (UserId::parse(id), id));
         }
     }
 }

@@ -210,10 +210,10 @@ fn request_id(id: String) -> Result<String, InvalidArgument> {
 
 fn subject(field: &str, subject: Option<proto::Subject>) -> Result<Subject, InvalidArgument> {
     let subject = subject.ok_or_else(|| InvalidArgument::new(field, "is required"))?;
-    let user_id = UserId::parse(&subject.user_id).map_err(|e| {
+    let user_id = UserId::parse_owned(subject.user_id).map_err(|(e, user_id)| {
         InvalidArgument::new(
             format!("{field}.user_id"),
-            format!("`{}` {e}", shown(&subject.user_id)),
+            format!("`{}` {e}", shown(&user_id)),
         )
     })?;
     Ok(Subject {

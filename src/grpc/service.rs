@@ -268,11 +268,13 @@ impl PolicyServer {
         let shadow = self.mode == Mode::Shadow;
         self.metrics
             .decision(rpc, self.mode.as_str(), &decision, latency);
-        let entry = Entry::new(rpc, user_id, room_id, &decision, latency, shadow);
-        self.decision_log.log(&match media {
-            Some(media) => entry.with_media(media),
-            None => entry,
-        });
+        if self.decision_log.is_on() {
+            let entry = Entry::new(rpc, user_id, room_id, &decision, latency, shadow);
+            self.decision_log.log(&match media {
+                Some(media) => entry.with_media(media),
+                None => entry,
+            });
+        }
         let mut answer = proto::Decision::from(decision);
         if shadow {
             answer.shadow = true;

@@ -43,7 +43,7 @@ use crate::{
 
 use super::normalize::{
     CharKind, OTHER_LETTER, SOFT, Skeleton, WORD_END, WORD_START, fold, fold_displayed,
-    fold_stored, render_html, skeleton,
+    fold_stored_into, render_html, skeleton,
 };
 
 /// The file, inside the policy directory, that lists the markings.
@@ -356,12 +356,13 @@ impl PhraseMatcher {
 
     /// Notes the marking of every phrase in `skeleton`. One pass of the automaton; for each word it finds, a
     /// constant amount of work on a ring of the last few positions (which phrase prefixes end where).
-    fn find(&self, skeleton: &Skeleton, note: &mut impl FnMut(usize)) {
+    fn find(&self, skeleton: &Skeleton, ring: &mut Vec<u64>, note: &mut impl FnMut(usize)) {
         let words = self.slots.div_ceil(64).max(1);
         let ring_len = (self.longest + 2).next_power_of_two();
         let mask = ring_len - 1;
         // Row `p & mask`: the phrase prefixes (as slots) that end just before skeleton position `p`.
-        let mut ring = vec![0u64; ring_len * words];
+        ring.clear();
+        ring.resize(ring_len * words, 0);
         let mut cleared = 0;
         let row = |p: usize| (p & mask) * words;
         for m in self.automaton.find_overlapping_iter(&skeleton.bytes[..]) {
@@ -381,10 +382,10 @@ impl PhraseMatcher {
                 let follows = if w.first {
                     !short || skeleton.flags[start] & WORD_START != 0
                 } else {
-                    ends_at(&ring, start, w.slot - 1)
+                    ends_at(ring, start, w.slot - 1)
                         || (start > 0
                             && skeleton.flags[start - 1] & SOFT != 0
-                            && ends_at(&ring, start - 1, w.slot - 1))
+                            && ends_at(ring, start - 1, w.slot - 1))
                 };
                 if !follows {
                     continue;
@@ -421,13 +422,37 @@ enum Field {
     FileName,
 }
 
-/// Buffers reused across the texts of one message.
+/// Buffers reused across the texts of one message, and across the messages a thread classifies.
 #[derive(Debug, Default)]
 struct Scratch {
+    /// The folded text being read.
+    folded: String,
     text: Skeleton,
     term: Skeleton,
     /// File-name parts: start, end, whether it has a lowercase letter.
     parts: Vec<(usize, usize, bool)>,
+    /// The phrase matcher's ring of phrase prefixes.
+    ring: Vec<u64>,
+}
+
+impl Scratch {
+    /// Buffers grown past this (by a long message) are let go rather than kept for the thread's next message.
+    const KEPT_BYTES: usize = 64 * 1024;
+
+    fn trim(&mut self) {
+        if self.folded.capacity() > Self::KEPT_BYTES
+            || self.text.bytes.capacity() > Self::KEPT_BYTES
+            || self.parts.capacity() > Self::KEPT_BYTES
+        {
+            *self = Scratch::default();
+        }
+    }
+}
+
+thread_local! {
+    /// Each thread's buffers for [`Classifier::classify`], kept between messages so that classifying an ordinary
+    /// message allocates nothing once warm.
+    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch::default());
 }
 
 impl Classifier {
@@ -560,14 +585,16 @@ impl Classifier {
                 best = Some(found);
             }
         };
-        let mut scratch = Scratch::default();
-        self.scan(&message.body, Field::Text, &mut scratch, &mut note);
-        if !message.formatted_body.is_empty() {
-            let html = render_html(&message.formatted_body);
-            self.scan(&html.visible, Field::Text, &mut scratch, &mut note);
-            self.scan(&html.hidden, Field::Text, &mut scratch, &mut note);
-        }
-        self.scan(&message.filename, Field::FileName, &mut scratch, &mut note);
+        SCRATCH.with_borrow_mut(|scratch| {
+            self.scan(&message.body, Field::Text, scratch, &mut note);
+            if !message.formatted_body.is_empty() {
+                let html = render_html(&message.formatted_body);
+                self.scan(&html.visible, Field::Text, scratch, &mut note);
+                self.scan(&html.hidden, Field::Text, scratch, &mut note);
+            }
+            self.scan(&message.filename, Field::FileName, scratch, &mut note);
+            scratch.trim();
+        });
         best.map_or(NO_MARKING, |b| self.markings[b].label.as_str())
     }
 
@@ -604,8 +631,10 @@ impl Classifier {
         if raw.is_empty() {
             return;
         }
-        let (folded, overridden) = fold_stored(raw);
+        let mut folded = std::mem::take(&mut scratch.folded);
+        let overridden = fold_stored_into(raw, &mut folded);
         self.scan_folded(&folded, field, scratch, note);
+        scratch.folded = folded;
         if overridden {
             self.scan_folded(&fold_displayed(raw), field, scratch, note);
         }
@@ -622,7 +651,7 @@ impl Classifier {
         if let Some(phrases) = &self.phrases {
             scratch.text.rebuild(folded);
             count_work(scratch.text.bytes.len());
-            phrases.find(&scratch.text, note);
+            phrases.find(&scratch.text, &mut scratch.ring, note);
         }
         if self.banners.is_empty() {
             return;

@@ -323,10 +323,11 @@ pub fn fold(text: &str) -> String {
     fold_text(text, false).0
 }
 
-/// [`fold`], and whether the text has a right-to-left override, so that its displayed order differs from its
-/// stored order and is worth folding too.
-pub fn fold_stored(text: &str) -> (String, bool) {
-    fold_text(text, false)
+/// [`fold`] into `out` (cleared first, its allocation reused), and whether the text has a right-to-left override,
+/// so that its displayed order differs from its stored order and is worth folding too.
+pub fn fold_stored_into(text: &str, out: &mut String) -> bool {
+    out.clear();
+    fold_text_into(text, false, out)
 }
 
 /// [`fold`] in the order a reader sees: what follows a right-to-left override (U+202E), up to its pop (U+202C) or
@@ -336,17 +337,26 @@ pub fn fold_displayed(text: &str) -> String {
 }
 
 fn fold_text(text: &str, displayed: bool) -> (String, bool) {
+    let mut out = String::new();
+    let overridden = fold_text_into(text, displayed, &mut out);
+    (out, overridden)
+}
+
+/// Appends the folding of `text` to `out`; true if `text` has a right-to-left override.
+fn fold_text_into(text: &str, displayed: bool, out: &mut String) -> bool {
     let table = &*FOLDINGS;
-    let mut out = String::with_capacity(text.len() + text.len() / 4);
+    out.reserve(text.len() + text.len() / 4);
     let mut overridden = false;
     let bytes = text.as_bytes();
     let mut i = 0;
     while i < bytes.len() {
-        // Most text is printable ASCII that folding leaves alone: copy such runs in one go.
+        // Most text is printable ASCII that folding leaves alone: copy such runs in one go (found by an iterator
+        // search, which compiles to a tighter loop than an indexed one).
         let start = i;
-        while i < bytes.len() && (matches!(bytes[i], 0x20..=0x7e) || bytes[i] == b'\n') {
-            i += 1;
-        }
+        i = bytes[start..]
+            .iter()
+            .position(|&b| !(matches!(b, 0x20..=0x7e) || b == b'\n'))
+            .map_or(bytes.len(), |n| start + n);
         out.push_str(&text[start..i]);
         let Some(c) = text[i..].chars().next() else {
             break;
@@ -357,15 +367,15 @@ fn fold_text(text: &str, displayed: bool) -> (String, bool) {
             if displayed {
                 let (end, resume) = override_end(text, i);
                 for d in text[i..end].chars().rev() {
-                    table.fold_char(d, &mut out);
+                    table.fold_char(d, out);
                 }
                 i = resume;
                 continue;
             }
         }
-        table.fold_char(c, &mut out);
+        table.fold_char(c, out);
     }
-    (out, overridden)
+    overridden
 }
 
 /// Where the override whose text starts at `from` ends: (end of its text, where folding resumes). Overrides and
@@ -835,9 +845,21 @@ impl Skeleton {
             at += width;
             match kind {
                 Kind::Lower if previous == Kind::Lower || previous == Kind::Upper => {
-                    // The common case: inside a word.
+                    // The common case: inside a word. The rest of a run of ASCII lowercase letters continues the
+                    // same word, so it is copied here without going through the table and the match each time.
                     self.bytes[len] = byte;
                     len += 1;
+                    let run = bytes[at..]
+                        .iter()
+                        .position(|b| !b.is_ascii_lowercase())
+                        .unwrap_or(bytes.len() - at);
+                    for (&b, out) in bytes[at..at + run].iter().zip(&mut self.bytes[len..]) {
+                        *out = if b == b'l' { b'i' } else { b };
+                    }
+                    at += run;
+                    len += run;
+                    // `previous` stays what it was, as for one letter: a word that began in capitals keeps
+                    // counting as such (`DiffusionRestreinte` is one word).
                 }
                 Kind::Separator => {
                     if previous != Kind::Separator && len > 0 {
@@ -976,8 +998,11 @@ mod tests {
             "a diffusion restreinte b\nDR"
         );
         assert_eq!(fold_displayed("note\u{202E}fdp.RD"), "noteDR.pdf");
-        assert_eq!(fold_stored("x\u{202E}y"), ("xy".to_owned(), true));
-        assert_eq!(fold_stored("xy"), ("xy".to_owned(), false));
+        let mut out = "left over".to_owned();
+        assert!(fold_stored_into("x\u{202E}y", &mut out));
+        assert_eq!(out, "xy");
+        assert!(!fold_stored_into("xy", &mut out));
+        assert_eq!(out, "xy");
     }
 
     /// HTML tags vanish (block tags become line breaks) and character references decode.
@@ -1076,5 +1101,23 @@ mod tests {
         assert_eq!(s.flags[24] & SOFT, SOFT);
         assert_eq!(skeleton("DR!"), "dr");
         assert_eq!(skeleton("한국"), "__");
+    }
+
+    /// Lowercase letters continue the word they are in, whatever case it began in: a word begun in capitals takes
+    /// no new start at a later capital (`DiffusionRestreinte`, `ABcD`), one begun in lowercase does
+    /// (`diffusionRestreinte`); an `l` inside a word reads `i`.
+    #[test]
+    fn lowercase_runs_continue_their_word() {
+        let starts = |text: &str| {
+            let s = Skeleton::of(text);
+            (0..s.flags.len())
+                .filter(|&i| s.flags[i] & WORD_START != 0)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(starts("DiffusionRestreinte"), [0]);
+        assert_eq!(starts("ABcD"), [0]);
+        assert_eq!(starts("diffusionRestreinte"), [0, 9]);
+        assert_eq!(starts("aé bC1d"), [0, 2, 3, 4, 5]);
+        assert_eq!(skeleton("Allo allo, ALLO"), "aiioaiioaiio");
     }
 }
