@@ -56,7 +56,8 @@ pub struct PolicySnapshot {
     pub rules: Vec<Rule>,
     /// The compiled rules.
     pub engine: Engine,
-    /// User id -> roles (shared with the previous snapshot when `roles.toml` and `users.csv` did not change).
+    /// User id -> roles (shared with the previous snapshot when `roles.toml` and `users.csv` did not change, and
+    /// shard by shard when only some of `users.csv`'s lines did).
     pub roles: Arc<RoleResolver>,
     /// The hash of `roles.toml` and `users.csv`, to tell whether a reload can keep the role table.
     roles_digest: [u8; 32],
