@@ -131,9 +131,9 @@ impl RoleResolver {
     /// a few shards, not a second table. Returns the digest of the `users.csv` it read.
     ///
     /// `open` opens `users.csv` (with its size; `None` when it is absent), once for a load from scratch (no
-    /// `previous`, or one whose declared roles differ, so that none of its shards can be reused), twice otherwise:
-    /// the first read computes each shard's digest, the second builds the shards whose digest changed. A file that
-    /// changed between the two reads is [`UsersLoadError::Changed`], never a table mixing two versions.
+    /// `previous`, or one whose declared roles differ, so that its shards' role bits mostly mean other roles), twice
+    /// otherwise: the first read computes each shard's digest, the second builds the shards whose digest changed. A
+    /// file that changed between the two reads is [`UsersLoadError::Changed`], never a table mixing two versions.
     pub fn load_reusing<R: std::io::BufRead>(
         roles_toml: &str,
         mut open: impl FnMut() -> std::io::Result<Option<(R, usize)>>,
@@ -141,7 +141,9 @@ impl RoleResolver {
     ) -> Result<(Self, [u8; 32]), UsersLoadError> {
         let (mut resolver, problems) =
             Self::from_roles_toml(roles_toml).map_err(UsersLoadError::Invalid)?;
-        // Shards built under other role declarations hold other role bits: only the same declarations share them.
+        // A shard is shared only when its digest, of its ids and their role bits, is unchanged: that is what makes a
+        // shared shard right. Under other role declarations the same lines mostly give other bits, so nearly nothing
+        // could be shared: one read that builds every shard is then cheaper than two.
         let reusable = previous.filter(|p| problems.is_empty() && p.names == resolver.names);
         let Some(previous) = reusable else {
             let read = resolver.read_opened(&mut open, Self::building_all)?;
@@ -880,7 +882,8 @@ mod tests {
     }
 
     /// Shards hold role bits, which mean what roles.toml declares: when the declared roles change (here, reordered),
-    /// nothing is shared, and the unchanged users.csv resolves to the roles by their new bits.
+    /// nothing is shared, and the unchanged users.csv resolves to the roles by their new bits. (Without the check of
+    /// the declarations the shards' digests, which cover the bits, would still refuse to share any shard here.)
     #[test]
     fn a_reload_with_other_declared_roles_shares_no_shard() {
         let lines = user_lines(5_000);
