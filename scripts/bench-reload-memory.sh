@@ -2,10 +2,11 @@
 # Memory of the role table across hot reloads: a copy of policies/ with a 1,000,000-line users.csv, served by a
 # release roomguard; prints the resident set (VmRSS) once loaded and after each of 4 reloads, and the peak (VmHWM).
 #
-#   cargo build --release && scripts/bench-reload-memory.sh [rules|users]
+#   cargo build --release && scripts/bench-reload-memory.sh [rules|users|rewrite]
 #
 # `rules` (default) edits rules.csv before each reload (the role table is kept); `users` appends a line to users.csv
-# (the table is rebuilt while the old one serves).
+# (the shard of the new user is rebuilt, the others are shared); `rewrite` rewrites every line of users.csv (every
+# shard is rebuilt while the old table serves: the worst case).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 edit="${1:-rules}"
@@ -26,6 +27,13 @@ echo "loaded:          $(grep VmRSS /proc/$pid/status)"
 for r in 1 2 3 4; do
   if [ "$edit" = users ]; then
     echo "@extra$r:agent.tchap.gouv.fr, agent" >> "$work/p/users.csv"
+  elif [ "$edit" = rewrite ]; then
+    python3 -c "
+with open('$work/users.new', 'w') as f:
+    for i in range(1_000_000):
+        f.write(f'@user{i}:agent.tchap.gouv.fr, {\"agent\" if (i + $r) % 2 else \"external\"}\n')
+"
+    mv "$work/users.new" "$work/p/users.csv"
   else
     echo "# edit $r" >> "$work/p/rules.csv"
   fi

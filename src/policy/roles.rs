@@ -11,13 +11,14 @@
 use std::collections::{BTreeMap, HashMap};
 
 use serde::Deserialize;
+use sha2::{Digest, Sha256};
 
 use crate::{
     domain::subject::{Subject, UserId},
     policy::{
         diagnostics::{Problem, line_of},
         engine::names::is_identifier,
-        user_table::UserTable,
+        user_table::{PassResult, TablePass, UserTable},
     },
 };
 
@@ -55,6 +56,28 @@ impl RoleSet {
     pub(crate) fn union(self, other: RoleSet) -> RoleSet {
         RoleSet(self.0 | other.0)
     }
+
+    /// The set as bits (for the digests of the per-user table's shards).
+    pub(crate) fn bits(self) -> u64 {
+        self.0
+    }
+}
+
+/// Why [`RoleResolver::load_reusing`] gave no resolver.
+#[derive(Debug)]
+pub enum UsersLoadError {
+    /// `roles.toml` or `users.csv` has problems, each with its file and line.
+    Invalid(Vec<Problem>),
+    /// `users.csv` changed between the two reads of a reload: read again (the previous policy keeps serving).
+    Changed,
+}
+
+/// One read of `users.csv`.
+struct UsersRead {
+    /// The digest of every byte read (that of the file, when it was read to its end).
+    digest: [u8; 32],
+    table: PassResult,
+    problems: Vec<Problem>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -89,9 +112,77 @@ impl RoleResolver {
     /// million-line file is never held whole next to the table built from it.
     pub fn load_reader(
         roles_toml: &str,
-        mut users: impl std::io::BufRead,
+        users: impl std::io::BufRead,
         size_hint: usize,
     ) -> Result<Self, Vec<Problem>> {
+        let (mut resolver, mut problems) = Self::from_roles_toml(roles_toml)?;
+        let read = resolver.read_users(users, Self::building_all(size_hint));
+        problems.extend(read.problems);
+        resolver.users = UserTable::built(read.table);
+        if problems.is_empty() {
+            Ok(resolver)
+        } else {
+            Err(problems)
+        }
+    }
+
+    /// [`RoleResolver::load_reader`] for a reload: shares with `previous` (the serving resolver) every shard of the
+    /// per-user table whose lines did not change, so that an edit of a few lines of a million-line `users.csv` costs
+    /// a few shards, not a second table. Returns the digest of the `users.csv` it read.
+    ///
+    /// `open` opens `users.csv` (with its size; `None` when it is absent), once for a load from scratch (no
+    /// `previous`, or one whose declared roles differ, so that its shards' role bits mostly mean other roles), twice
+    /// otherwise: the first read computes each shard's digest, the second builds the shards whose digest changed. A
+    /// file that changed between the two reads is [`UsersLoadError::Changed`], never a table mixing two versions.
+    pub fn load_reusing<R: std::io::BufRead>(
+        roles_toml: &str,
+        mut open: impl FnMut() -> std::io::Result<Option<(R, usize)>>,
+        previous: Option<&RoleResolver>,
+    ) -> Result<(Self, [u8; 32]), UsersLoadError> {
+        let (mut resolver, problems) =
+            Self::from_roles_toml(roles_toml).map_err(UsersLoadError::Invalid)?;
+        // A shard is shared only when its digest, of its ids and their role bits, is unchanged: that is what makes a
+        // shared shard right. Under other role declarations the same lines mostly give other bits, so nearly nothing
+        // could be shared: one read that builds every shard is then cheaper than two.
+        let reusable = previous.filter(|p| problems.is_empty() && p.names == resolver.names);
+        let Some(previous) = reusable else {
+            let read = resolver.read_opened(&mut open, Self::building_all)?;
+            let problems: Vec<Problem> = problems.into_iter().chain(read.problems).collect();
+            if !problems.is_empty() {
+                return Err(UsersLoadError::Invalid(problems));
+            }
+            resolver.users = UserTable::built(read.table);
+            return Ok((resolver, read.digest));
+        };
+        let first = resolver.read_opened(&mut open, |_| TablePass::digests_only())?;
+        if !first.problems.is_empty() {
+            return Err(UsersLoadError::Invalid(first.problems));
+        }
+        let changed = previous.users.changed_shards(&first.table);
+        let second =
+            resolver.read_opened(&mut open, |_| TablePass::rebuilding(&first.table, &changed))?;
+        // The same bytes give the same shards; the shard digests are compared too, so that the check does not rest
+        // on the parsing being the same both times.
+        if second.digest != first.digest || second.table != first.table {
+            return Err(UsersLoadError::Changed);
+        }
+        if !second.problems.is_empty() {
+            return Err(UsersLoadError::Invalid(second.problems));
+        }
+        resolver.users = previous.users.rebuilt(second.table);
+        Ok((resolver, second.digest))
+    }
+
+    /// A pass that builds every shard of a `users.csv` of about `size_hint` bytes.
+    fn building_all(size_hint: usize) -> TablePass {
+        // About 40 bytes a line (`@first.last:agent.ministere.tchap.gouv.fr, agent`), most of them the id; the
+        // estimates are trimmed once every line is in.
+        TablePass::building_all(size_hint / 40, size_hint * 3 / 4)
+    }
+
+    /// The resolver of `roles.toml`, without per-user lines, and the problems that do not stop `users.csv` from
+    /// being checked (an unparsable `roles.toml` does: it is the error).
+    fn from_roles_toml(roles_toml: &str) -> Result<(Self, Vec<Problem>), Vec<Problem>> {
         let file: RolesFile = toml::from_str(roles_toml)
             .map_err(|e| vec![Problem::from_toml(ROLES_FILE, roles_toml, &e)])?;
         let mut resolver = RoleResolver::default();
@@ -135,15 +226,36 @@ impl RoleResolver {
                 Err(m) => problems.push(Problem::at(ROLES_FILE, line, m)),
             }
         }
-        // About 40 bytes a line (`@first.last:agent.ministere.tchap.gouv.fr, agent`), most of them the id; the
-        // estimates are trimmed once every line is in.
-        resolver.users = UserTable::with_capacity(size_hint / 40, size_hint * 3 / 4);
+        Ok((resolver, problems))
+    }
+
+    /// [`RoleResolver::read_users`] of the file `open` opens (an absent file has no line), with the pass `pass`
+    /// makes for its size.
+    fn read_opened<R: std::io::BufRead>(
+        &self,
+        open: &mut impl FnMut() -> std::io::Result<Option<(R, usize)>>,
+        pass: impl FnOnce(usize) -> TablePass,
+    ) -> Result<UsersRead, UsersLoadError> {
+        match open() {
+            Ok(Some((reader, size))) => Ok(self.read_users(reader, pass(size))),
+            Ok(None) => Ok(self.read_users(&b""[..], pass(0))),
+            Err(e) => Err(UsersLoadError::Invalid(vec![Problem::in_file(
+                USERS_FILE,
+                format!("cannot be read: {e}"),
+            )])),
+        }
+    }
+
+    /// Reads `users.csv` line by line into `pass`, checking every line, and hashes the bytes it read.
+    fn read_users(&self, mut users: impl std::io::BufRead, mut pass: TablePass) -> UsersRead {
+        let mut file = Sha256::new();
+        let mut problems = Vec::new();
         let mut bytes = Vec::new();
         for index in 0.. {
             bytes.clear();
             match users.read_until(b'\n', &mut bytes) {
                 Ok(0) => break,
-                Ok(_) => {}
+                Ok(_) => file.update(&bytes),
                 Err(e) => {
                     problems.push(Problem::at(
                         USERS_FILE,
@@ -189,9 +301,9 @@ impl RoleResolver {
                 ));
                 continue;
             }
-            match resolver.role_set(&roles) {
+            match self.role_set(&roles) {
                 Ok(set) => {
-                    if let Err(full) = resolver.users.add(&user_key(&user_id), set) {
+                    if let Err(full) = pass.add(&user_key(&user_id), set) {
                         problems.push(Problem::at(USERS_FILE, index + 1, full.to_string()));
                         break;
                     }
@@ -199,11 +311,10 @@ impl RoleResolver {
                 Err(m) => problems.push(Problem::at(USERS_FILE, index + 1, m)),
             }
         }
-        resolver.users.shrink_to_fit();
-        if problems.is_empty() {
-            Ok(resolver)
-        } else {
-            Err(problems)
+        UsersRead {
+            digest: file.finalize().into(),
+            table: pass.finish(),
+            problems,
         }
     }
 
@@ -270,6 +381,12 @@ impl RoleResolver {
     /// The number of per-user lines (distinct users).
     pub fn user_count(&self) -> usize {
         self.users.len()
+    }
+
+    /// How many shards of the per-user table this resolver shares with `other` (the same allocation).
+    #[cfg(test)]
+    pub(crate) fn shards_shared_with(&self, other: &RoleResolver) -> usize {
+        self.users.shards_shared_with(&other.users)
     }
 
     /// The subject's roles: its per-user lines if it has any, otherwise its server's most specific domain pattern,
@@ -391,6 +508,7 @@ fn check_pattern(pattern: &str) -> Result<(), &'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::user_table::SHARDS;
 
     const ROLES: &str = include_str!("../../policies/roles.toml");
 
@@ -592,6 +710,242 @@ mod tests {
         ] {
             assert!(RoleResolver::load(toml, "").is_err(), "{toml}");
         }
+    }
+
+    /// Reloads `users` with `previous` as the serving resolver.
+    fn reload(
+        roles_toml: &str,
+        users: &str,
+        previous: &RoleResolver,
+    ) -> Result<RoleResolver, UsersLoadError> {
+        let open = || Ok(Some((users.as_bytes(), users.len())));
+        RoleResolver::load_reusing(roles_toml, open, Some(previous)).map(|(r, _)| r)
+    }
+
+    /// `count` per-user lines over a few servers (some spelt in capitals, which normalise to the same user).
+    fn user_lines(count: usize) -> Vec<String> {
+        (0..count)
+            .map(|i| {
+                let server = ["agent.tchap.gouv.fr", "Matrix.Org", "e.tchap.gouv.fr"][i % 3];
+                let roles = ["agent", "external", "foreign, admin", "external, agent"][i % 4];
+                format!("@user{i}:{server}, {roles}")
+            })
+            .collect()
+    }
+
+    fn text(lines: &[String]) -> String {
+        lines.iter().map(|l| format!("{l}\n")).collect()
+    }
+
+    /// Every id the lines name, the same ids with the server name in other capitals, and strangers: the look-ups
+    /// that two resolvers must agree on.
+    fn probes(lines: &[String]) -> Vec<String> {
+        let mut ids: Vec<String> = lines
+            .iter()
+            .filter_map(|l| l.split(',').next())
+            .map(str::trim)
+            .filter(|id| id.starts_with('@'))
+            .flat_map(|id| {
+                [
+                    id.to_owned(),
+                    id.to_ascii_lowercase(),
+                    id.to_ascii_uppercase(),
+                ]
+            })
+            .filter(|id| UserId::parse(id).is_ok())
+            .collect();
+        ids.extend((0..50).map(|i| format!("@stranger{i}:agent.tchap.gouv.fr")));
+        ids
+    }
+
+    /// Two resolvers give every probed subject the same roles, admin or not, and list as many users.
+    fn assert_same_lookups(got: &RoleResolver, want: &RoleResolver, probes: &[String]) {
+        assert_eq!(got.user_count(), want.user_count());
+        assert_eq!(got.role_names(), want.role_names());
+        for id in probes {
+            for admin in [false, true] {
+                assert_eq!(
+                    got.resolve(&subject(id, admin)),
+                    want.resolve(&subject(id, admin)),
+                    "{id} admin={admin}"
+                );
+            }
+        }
+    }
+
+    /// A reload that appends one line to a 5,000-line users.csv rebuilds the one shard of the new user and shares
+    /// every other shard with the serving table, and it looks up exactly as a load from scratch.
+    #[test]
+    fn a_reload_that_appends_a_line_shares_every_shard_but_one() {
+        let mut lines = user_lines(5_000);
+        let serving = RoleResolver::load(ROLES, &text(&lines)).unwrap();
+        assert_eq!(
+            serving.shards_shared_with(&RoleResolver::load(ROLES, "").unwrap()),
+            0,
+            "5,000 users fill every shard"
+        );
+        lines.push("@newcomer:agent.tchap.gouv.fr, external".to_owned());
+        let reloaded = reload(ROLES, &text(&lines), &serving).unwrap();
+        assert_eq!(reloaded.shards_shared_with(&serving), SHARDS - 1);
+        let fresh = RoleResolver::load(ROLES, &text(&lines)).unwrap();
+        assert_same_lookups(&reloaded, &fresh, &probes(&lines));
+        assert_eq!(
+            roles(&reloaded, "@newcomer:agent.tchap.gouv.fr", false),
+            ["external"]
+        );
+    }
+
+    /// Random edits (a line removed, a role changed, a line added, duplicated or commented out, two lines swapped,
+    /// the whole file rewritten), reloaded one after the other each over the previous reload: every reload looks up
+    /// exactly as a load of the same file from scratch, returns the digest of the file, and rebuilds at most the
+    /// shards of the lines the edits touched.
+    #[test]
+    fn reloads_after_random_edits_look_up_as_a_load_from_scratch() {
+        let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = move |bound: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % bound as u64) as usize
+        };
+        let mut lines = user_lines(3_000);
+        let mut serving = RoleResolver::load(ROLES, &text(&lines)).unwrap();
+        let role_lists = [
+            "agent",
+            "external",
+            "foreign",
+            "admin, external",
+            "agent, agent",
+        ];
+        for round in 0..40 {
+            let edits = 1 + next(4);
+            let rewritten = round % 10 == 9;
+            if rewritten {
+                lines = user_lines(2_000 + round)
+                    .into_iter()
+                    .map(|l| l.replace("@user", &format!("@r{round}u")))
+                    .collect();
+            }
+            for _ in 0..if rewritten { 0 } else { edits } {
+                let at = next(lines.len());
+                match next(7) {
+                    0 => {
+                        lines.remove(at);
+                    }
+                    1 => {
+                        let id = lines[at].split(',').next().unwrap().to_owned();
+                        lines[at] = format!("{id}, {}", role_lists[next(role_lists.len())]);
+                    }
+                    2 => lines.insert(at, format!("@added{round}x{at}:Matrix.org, agent")),
+                    3 => lines.push(lines[at].clone()),
+                    4 => lines[at] = format!("# {}", lines[at]),
+                    5 => {
+                        let other = next(lines.len());
+                        lines.swap(at, other);
+                    }
+                    _ => lines.insert(at, format!("@added{round}y{at}:e.tchap.gouv.fr, foreign")),
+                }
+            }
+            let users = text(&lines);
+            let open = || Ok(Some((users.as_bytes(), users.len())));
+            let (reloaded, digest) =
+                RoleResolver::load_reusing(ROLES, open, Some(&serving)).unwrap();
+            let fresh = RoleResolver::load(ROLES, &users).unwrap();
+            assert_same_lookups(&reloaded, &fresh, &probes(&lines));
+            assert_eq!(digest, <[u8; 32]>::from(Sha256::digest(users.as_bytes())));
+            if !rewritten {
+                // An edit touches the shards of at most two ids (a swap), a duplicate or a comment one.
+                assert!(
+                    reloaded.shards_shared_with(&serving) >= SHARDS - 2 * edits,
+                    "round {round}: {} shared after {edits} edits",
+                    reloaded.shards_shared_with(&serving)
+                );
+            }
+            serving = reloaded;
+        }
+    }
+
+    /// A rewrite of every line shares no shard (the table is built anew, as a load is) and looks up as a load.
+    #[test]
+    fn a_rewritten_file_shares_nothing_and_looks_up_as_a_load() {
+        let serving = RoleResolver::load(ROLES, &text(&user_lines(5_000))).unwrap();
+        let rewritten: Vec<String> = user_lines(5_000)
+            .into_iter()
+            .map(|l| l.replace("@user", "@member"))
+            .collect();
+        let reloaded = reload(ROLES, &text(&rewritten), &serving).unwrap();
+        assert_eq!(reloaded.shards_shared_with(&serving), 0);
+        let fresh = RoleResolver::load(ROLES, &text(&rewritten)).unwrap();
+        let mut probed = probes(&rewritten);
+        probed.extend(probes(&user_lines(100)));
+        assert_same_lookups(&reloaded, &fresh, &probed);
+    }
+
+    /// Shards hold role bits, which mean what roles.toml declares: when the declared roles change (here, reordered),
+    /// nothing is shared, and the unchanged users.csv resolves to the roles by their new bits. (Without the check of
+    /// the declarations the shards' digests, which cover the bits, would still refuse to share any shard here.)
+    #[test]
+    fn a_reload_with_other_declared_roles_shares_no_shard() {
+        let lines = user_lines(5_000);
+        let serving = RoleResolver::load(ROLES, &text(&lines)).unwrap();
+        let reordered = ROLES.replace(
+            "roles = [\"agent\", \"external\", \"foreign\", \"admin\"]",
+            "roles = [\"admin\", \"foreign\", \"external\", \"agent\"]",
+        );
+        assert_ne!(reordered, ROLES);
+        let reloaded = reload(&reordered, &text(&lines), &serving).unwrap();
+        assert_eq!(reloaded.shards_shared_with(&serving), 0);
+        let fresh = RoleResolver::load(&reordered, &text(&lines)).unwrap();
+        assert_same_lookups(&reloaded, &fresh, &probes(&lines));
+        assert_eq!(
+            roles(&reloaded, "@user0:agent.tchap.gouv.fr", false),
+            ["agent"]
+        );
+    }
+
+    /// A users.csv that changes between the two reads of a reload is reported as changed, never loaded as a table
+    /// that mixes the two versions; one that changes in a way the second read cannot tell from the first (the same
+    /// bytes) is simply loaded.
+    #[test]
+    fn a_file_changed_between_the_two_reads_is_detected() {
+        let before = text(&user_lines(1_000));
+        let serving = RoleResolver::load(ROLES, &before).unwrap();
+        let first = format!("{before}@eve:matrix.org, external\n");
+        for second in [
+            format!("{before}@eve:matrix.org, agent\n"),
+            format!("{before}@eve:matrix.org, external\n# a comment\n"),
+            before.clone(),
+        ] {
+            let mut reads = [first.as_str(), second.as_str()].into_iter();
+            let open = || Ok(reads.next().map(|t| (t.as_bytes(), t.len())));
+            let loaded = RoleResolver::load_reusing(ROLES, open, Some(&serving));
+            assert!(matches!(loaded, Err(UsersLoadError::Changed)), "{second:?}");
+        }
+        let mut reads = [first.as_str(), first.as_str()].into_iter();
+        let open = || Ok(reads.next().map(|t| (t.as_bytes(), t.len())));
+        assert!(RoleResolver::load_reusing(ROLES, open, Some(&serving)).is_ok());
+    }
+
+    /// A reload reports the problems of a broken users.csv exactly as a load does, each at its line.
+    #[test]
+    fn a_reload_reports_problems_as_a_load_does() {
+        let serving = RoleResolver::load(ROLES, &text(&user_lines(100))).unwrap();
+        let mut lines = user_lines(100);
+        lines[10] = "@bob:matrix.org, extrenal".to_owned();
+        lines[20] = "not-a-user, agent".to_owned();
+        let broken = text(&lines);
+        let Err(UsersLoadError::Invalid(problems)) = reload(ROLES, &broken, &serving) else {
+            panic!("a broken users.csv reloads");
+        };
+        let rendered: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        let want: Vec<String> = RoleResolver::load(ROLES, &broken)
+            .unwrap_err()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(rendered, want);
+        assert!(rendered[0].starts_with("users.csv:11:"), "{rendered:?}");
+        assert!(rendered[1].starts_with("users.csv:21:"), "{rendered:?}");
     }
 
     /// Declared order is bit order, and a declared role that nothing gives still exists for rules.

@@ -25,14 +25,14 @@ use crate::{
         },
         markings::{Classifier, MARKINGS_FILE},
         reasons::{REASONS_FILE, ReasonCatalogue},
-        roles::{ROLES_FILE, RoleResolver, USERS_FILE},
+        roles::{ROLES_FILE, RoleResolver, USERS_FILE, UsersLoadError},
         rules::{RULES_FILE, Rule, attribute_references, parse_rules_lenient},
         source::PolicySource,
     },
 };
 
 /// How many times a load is tried when a ConfigMap volume publishes a new version while it reads (see
-/// [`PolicySource`]).
+/// [`PolicySource`]), or `users.csv` changes while it is read.
 const LOAD_ATTEMPTS: usize = 3;
 
 /// The files a policy directory holds, in the order they are hashed; all but `users.csv` are required.
@@ -56,7 +56,8 @@ pub struct PolicySnapshot {
     pub rules: Vec<Rule>,
     /// The compiled rules.
     pub engine: Engine,
-    /// User id -> roles (shared with the previous snapshot when `roles.toml` and `users.csv` did not change).
+    /// User id -> roles (shared with the previous snapshot when `roles.toml` and `users.csv` did not change, and
+    /// shard by shard when only some of `users.csv`'s lines did).
     pub roles: Arc<RoleResolver>,
     /// The hash of `roles.toml` and `users.csv`, to tell whether a reload can keep the role table.
     roles_digest: [u8; 32],
@@ -77,20 +78,35 @@ impl PolicySnapshot {
 
     /// [`PolicySnapshot::load`], keeping `previous`'s role table when `roles.toml` and `users.csv` are unchanged: a
     /// rules edit then costs no second copy of a million-line `users.csv` (a reload would otherwise hold two tables
-    /// at once, and leave the old one's memory to the allocator).
+    /// at once, and leave the old one's memory to the allocator). When `users.csv` changed, the new table shares
+    /// with `previous`'s every shard whose lines did not change (see [`RoleResolver::load_reusing`]).
     pub fn load_reusing(
         dir: &Path,
         previous: Option<&PolicySnapshot>,
     ) -> Result<PolicySnapshot, PolicyError> {
         // A load that ran while the kubelet published a new version of a ConfigMap volume may have read a version
-        // being removed: it is done again. Updates come a minute apart at most, so a third attempt that is still
-        // superseded means something else is rewriting the volume; its result stands, and the next event reloads.
+        // being removed, and one that read users.csv while it was being written read two versions of it: either is
+        // done again. Updates come a minute apart at most, so a third attempt that is still superseded means
+        // something else is rewriting the volume; its result stands (a users.csv still changing is refused, the
+        // previous policy keeps serving), and the next event reloads.
         let mut attempts = 1;
         loop {
             let source = PolicySource::resolve(dir);
             let loaded = Self::load_guarded(dir, &source, previous);
-            if attempts == LOAD_ATTEMPTS || !source.superseded(dir) {
-                return loaded;
+            let raced = matches!(loaded, Err(LoadFailure::UsersChanged));
+            if attempts == LOAD_ATTEMPTS || !(raced || source.superseded(dir)) {
+                return loaded.map_err(|failure| match failure {
+                    LoadFailure::Invalid(err) => err,
+                    LoadFailure::UsersChanged => PolicyError {
+                        problems: vec![Problem::in_file(
+                            USERS_FILE,
+                            format!(
+                                "changed while it was being read, {LOAD_ATTEMPTS} times in a row: the previous \
+                                 policy keeps serving until a reload reads one version of it"
+                            ),
+                        )],
+                    },
+                });
             }
             attempts += 1;
         }
@@ -100,7 +116,7 @@ impl PolicySnapshot {
         dir: &Path,
         source: &PolicySource,
         previous: Option<&PolicySnapshot>,
-    ) -> Result<PolicySnapshot, PolicyError> {
+    ) -> Result<PolicySnapshot, LoadFailure> {
         let previous_roles = previous.map(|p| (p.roles_digest, p.roles.clone()));
         std::panic::catch_unwind(|| Self::load_unguarded(dir, source.files(), previous_roles)).unwrap_or_else(|panic| {
             let what = panic
@@ -108,12 +124,12 @@ impl PolicySnapshot {
                 .map(String::as_str)
                 .or_else(|| panic.downcast_ref::<&str>().copied())
                 .unwrap_or("unknown panic");
-            Err(PolicyError {
+            Err(LoadFailure::Invalid(PolicyError {
                 problems: vec![Problem::in_file(
                     &dir.display().to_string(),
                     format!("the policy engine failed on this policy ({what}); please report this as a roomguard bug"),
                 )],
-            })
+            }))
         })
     }
 
@@ -123,15 +139,16 @@ impl PolicySnapshot {
         dir: &Path,
         from: &Path,
         previous_roles: Option<([u8; 32], Arc<RoleResolver>)>,
-    ) -> Result<PolicySnapshot, PolicyError> {
+    ) -> Result<PolicySnapshot, LoadFailure> {
         // users.csv may hold a million lines: it is hashed in chunks, and read line by line only when the role table
         // must be rebuilt, so its text is never held whole.
         let users_digest = file_digest(&from.join(USERS_FILE));
-        let files = read_files(dir, from)?;
+        let files = read_files(dir, from).map_err(LoadFailure::Invalid)?;
         let unchanged_roles = roles_digest(&files, &users_digest);
-        let kept_roles = previous_roles
-            .filter(|(digest, _)| *digest == unchanged_roles)
-            .map(|(_, roles)| roles);
+        let (kept_roles, previous_roles) = match previous_roles {
+            Some((digest, roles)) if digest == unchanged_roles => (Some(roles), None),
+            other => (None, other.map(|(_, roles)| roles)),
+        };
         let version = version(&files, &users_digest);
         let text = |name: &str| {
             files
@@ -146,10 +163,15 @@ impl PolicySnapshot {
             .ok();
         let roles = match kept_roles {
             Some(kept) => Some(kept),
-            None => load_roles(from, text(ROLES_FILE))
-                .map(Arc::new)
-                .map_err(|p| problems.extend(p))
-                .ok(),
+            None => match load_roles(from, text(ROLES_FILE), previous_roles.as_deref()) {
+                // The table must be that of the users.csv the version names.
+                Ok((roles, read)) if read == users_digest => Some(Arc::new(roles)),
+                Ok(_) | Err(UsersLoadError::Changed) => return Err(LoadFailure::UsersChanged),
+                Err(UsersLoadError::Invalid(p)) => {
+                    problems.extend(p);
+                    None
+                }
+            },
         };
         let classifier = Classifier::from_toml(text(MARKINGS_FILE))
             .map_err(|p| problems.extend(p))
@@ -168,18 +190,20 @@ impl PolicySnapshot {
         let (Some(rules), Some(reasons), Some(roles), Some(classifier), true) =
             (rules, reasons, roles, classifier, problems.is_empty())
         else {
-            return Err(sorted(problems));
+            return Err(LoadFailure::Invalid(sorted(problems)));
         };
         // Conditions are only compiled by the engine when evaluated, so each rule is evaluated once here, alone, on
         // sample requests: a type error or an unknown function is reported at its line instead of denying traffic.
         let model = text(MODEL_FILE);
         problems.extend(check::dry_run(model, &rules, &roles));
         if !problems.is_empty() {
-            return Err(sorted(problems));
+            return Err(LoadFailure::Invalid(sorted(problems)));
         }
         let engine = futures_executor::block_on(Engine::build(model, &rules, roles.role_names()))
-            .map_err(|e| PolicyError {
-            problems: vec![Problem::in_file(MODEL_FILE, e.to_string())],
+            .map_err(|e| {
+            LoadFailure::Invalid(PolicyError {
+                problems: vec![Problem::in_file(MODEL_FILE, e.to_string())],
+            })
         })?;
         Ok(PolicySnapshot {
             version,
@@ -192,6 +216,14 @@ impl PolicySnapshot {
             reasons,
         })
     }
+}
+
+/// Why one attempt at a load gave no snapshot.
+enum LoadFailure {
+    /// The policy has problems.
+    Invalid(PolicyError),
+    /// `users.csv` changed while it was read: the attempt read two versions of it.
+    UsersChanged,
 }
 
 fn sorted(mut problems: Vec<Problem>) -> PolicyError {
@@ -289,23 +321,26 @@ fn roles_digest(files: &[(&str, String)], users: &[u8; 32]) -> [u8; 32] {
     hasher.finalize().into()
 }
 
-/// Builds the role table, reading `users.csv` line by line (an absent file is no per-user line). A file changed
-/// between its hashing and this read gives a table a version behind; the change's own reload follows at once.
-fn load_roles(dir: &Path, roles_toml: &str) -> Result<RoleResolver, Vec<Problem>> {
+/// Builds the role table, reading `users.csv` line by line (an absent file is no per-user line) and sharing with
+/// `previous` the shards whose lines are unchanged; returns the digest of the `users.csv` it read, which the caller
+/// compares with the one the version was computed from.
+fn load_roles(
+    dir: &Path,
+    roles_toml: &str,
+    previous: Option<&RoleResolver>,
+) -> Result<(RoleResolver, [u8; 32]), UsersLoadError> {
     let path = dir.join(USERS_FILE);
-    match fs::File::open(&path) {
+    let open = || match fs::File::open(&path) {
         Ok(file) => {
             let size = file
                 .metadata()
                 .map_or(0, |m| usize::try_from(m.len()).unwrap_or(0));
-            RoleResolver::load_reader(roles_toml, std::io::BufReader::new(file), size)
+            Ok(Some((std::io::BufReader::new(file), size)))
         }
-        Err(e) if e.kind() == ErrorKind::NotFound => RoleResolver::load(roles_toml, ""),
-        Err(e) => Err(vec![Problem::in_file(
-            USERS_FILE,
-            format!("cannot be read: {e}"),
-        )]),
-    }
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    };
+    RoleResolver::load_reusing(roles_toml, open, previous)
 }
 
 fn digest(bytes: &[u8]) -> [u8; 32] {
@@ -528,6 +563,38 @@ mod tests {
         let new_users = PolicySnapshot::load_reusing(dir.path(), Some(&edited)).unwrap();
         assert!(!Arc::ptr_eq(&edited.roles, &new_users.roles));
         assert_eq!(new_users.roles.user_count(), 2);
+    }
+
+    /// A reload after one line is appended to a 5,000-line users.csv shares every shard of the role table but the
+    /// new user's with the serving snapshot, and has the version and the look-ups of a load from scratch.
+    #[test]
+    fn a_users_edit_rebuilds_only_the_shard_it_touches() {
+        let dir = shipped_copy();
+        let users = dir.path().join(USERS_FILE);
+        let mut text: String = (0..5_000)
+            .map(|i| format!("@user{i}:agent.tchap.gouv.fr, external\n"))
+            .collect();
+        fs::write(&users, &text).unwrap();
+        let serving = PolicySnapshot::load(dir.path()).unwrap();
+        text.push_str("@eve:matrix.org, agent\n");
+        fs::write(&users, &text).unwrap();
+        let reloaded = PolicySnapshot::load_reusing(dir.path(), Some(&serving)).unwrap();
+        assert_eq!(
+            reloaded.roles.shards_shared_with(&serving.roles),
+            crate::policy::user_table::SHARDS - 1
+        );
+        let fresh = PolicySnapshot::load(dir.path()).unwrap();
+        assert_eq!(reloaded.version, fresh.version);
+        assert_eq!(reloaded.roles.user_count(), 5_001);
+        let eve = crate::domain::subject::Subject {
+            user_id: crate::domain::subject::UserId::parse("@eve:matrix.org").unwrap(),
+            server_admin: false,
+            power_level: 0,
+        };
+        assert_eq!(
+            reloaded.roles.names_of(reloaded.roles.resolve(&eve)),
+            ["agent"]
+        );
     }
 
     /// `users.csv` may be absent; every other file is required, and each missing one is named.
