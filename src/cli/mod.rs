@@ -153,7 +153,8 @@ fn init_tracing() {
 }
 
 fn load(dir: &std::path::Path) -> Result<PolicySnapshot, ExitCode> {
-    PolicySnapshot::load(dir).map_err(|err| {
+    // On the loader thread, where every reload of a serving process runs too (see `policy::loader`).
+    crate::policy::loader::load_blocking(dir, None).map_err(|err| {
         eprintln!("error: cannot load the policy in {}: {err}", dir.display());
         Exit::Policy.into()
     })

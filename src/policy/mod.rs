@@ -9,6 +9,7 @@
 pub mod decide;
 pub(crate) mod diagnostics;
 pub mod engine;
+pub mod loader;
 pub mod markings;
 pub(crate) mod reasons;
 pub(crate) mod reload;

@@ -19,9 +19,9 @@ use std::{
 
 use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 use tokio::sync::mpsc;
-use tracing::{debug, error, info, warn};
+use tracing::{debug, info, warn};
 
-use crate::policy::{PolicySnapshot, store::PolicyStore};
+use crate::policy::store::PolicyStore;
 
 /// How long the directory must stay quiet before a reload starts.
 pub const QUIET_PERIOD: Duration = Duration::from_millis(250);
@@ -41,43 +41,29 @@ pub enum ReloadOutcome {
     Refused,
 }
 
-/// Loads `dir` on a blocking thread and swaps it in if it loads and differs from the serving policy.
+/// Loads `dir` on the loader thread (see [`crate::policy::loader`]) and swaps it in if it loads and differs from the serving policy.
 pub async fn reload(store: &PolicyStore, dir: &Path) -> ReloadOutcome {
     let path = dir.to_owned();
     let serving = store.current();
     // The serving snapshot lends its role table when roles.toml and users.csv are unchanged.
-    let loaded =
-        tokio::task::spawn_blocking(move || PolicySnapshot::load_reusing(&path, Some(&serving)))
-            .await;
+    let loaded = crate::policy::loader::load(&path, Some(serving)).await;
     match loaded {
-        Ok(Ok(snapshot)) if snapshot.version == store.current().version => {
+        Ok(snapshot) if snapshot.version == store.current().version => {
             // A kubelet's cleanup of its old ConfigMap directory, an editor's save of the same bytes: not a reload.
             store.note_unchanged();
             debug!(policy_version = %snapshot.version, "policy files changed on disk but not in content: nothing to reload");
             ReloadOutcome::Unchanged
         }
-        Ok(Ok(snapshot)) => {
+        Ok(snapshot) => {
             let version = snapshot.version.clone();
             let previous = store.current().version.clone();
             store.replace(snapshot);
             info!(%previous, policy_version = %version, "policy reloaded");
             ReloadOutcome::Swapped { version }
         }
-        Ok(Err(err)) => {
+        Err(err) => {
             store.refuse(&err);
             warn!(serving = %store.current().version, "policy reload refused, the previous policy keeps serving: {err}");
-            ReloadOutcome::Refused
-        }
-        Err(join) => {
-            // A panic inside loading is a bug, not an author's mistake; still, never swap and never crash.
-            let err = crate::policy::diagnostics::PolicyError {
-                problems: vec![crate::policy::diagnostics::Problem::in_file(
-                    &dir.display().to_string(),
-                    format!("loading failed unexpectedly: {join}"),
-                )],
-            };
-            store.refuse(&err);
-            error!(%join, "policy reload failed unexpectedly; the previous policy keeps serving");
             ReloadOutcome::Refused
         }
     }
