@@ -29,7 +29,8 @@ use crate::policy::PolicySnapshot;
 /// on the same worker by its own duration: at 100 µs, a call that lands behind one waits at most about one more
 /// no-op round trip (65-130 µs on loopback, measured by `scripts/loadbench`), and the hand-off to the blocking pool
 /// it avoids (two thread wake-ups, 15-30 µs of CPU there) is at most a fifth of the decision. The shipped policy
-/// decides in about 9 µs; the engine's 2,000-row test policy took milliseconds.
+/// decides in about 1 to 5 µs (the classifier's share grows with the message), far below it; a policy that takes
+/// milliseconds per decision goes to the pool.
 pub const SLOW_DECISION: Duration = Duration::from_micros(100);
 
 /// Requests larger than this (encoded) are decided on the blocking pool whatever the policy: their text alone takes
