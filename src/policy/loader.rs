@@ -48,20 +48,12 @@ pub fn load_blocking(
     let job = load_job(dir.to_owned(), serving, move |result| {
         let _ = tx.send(result);
     });
-    match loader() {
-        Some(queue) if queue.send(job).is_ok() => rx
-            .recv()
-            .unwrap_or_else(|_| Err(unexpected(dir, "the loader thread stopped"))),
-        _ => {
-            // No loader thread: load here.
-            let (tx, rx) = mpsc::channel();
-            load_job(dir.to_owned(), None, move |result| {
-                let _ = tx.send(result);
-            })();
-            rx.recv()
-                .unwrap_or_else(|_| Err(unexpected(dir, "loading stopped")))
-        }
+    if let Some(job) = queue(job) {
+        // No loader thread: load here.
+        job();
     }
+    rx.recv()
+        .unwrap_or_else(|_| Err(unexpected(dir, "the loader thread stopped")))
 }
 
 /// Loads `dir` on the loader thread without blocking the caller's runtime worker.
@@ -70,21 +62,22 @@ pub async fn load(
     serving: Option<Arc<PolicySnapshot>>,
 ) -> Result<PolicySnapshot, PolicyError> {
     let (tx, rx) = tokio::sync::oneshot::channel();
-    let job = load_job(dir.to_owned(), serving.clone(), move |result| {
+    let job = load_job(dir.to_owned(), serving, move |result| {
         let _ = tx.send(result);
     });
+    if let Some(job) = queue(job) {
+        // No loader thread: load on the blocking pool.
+        drop(tokio::task::spawn_blocking(job));
+    }
+    rx.await
+        .unwrap_or_else(|_| Err(unexpected(dir, "the loader thread stopped")))
+}
+
+/// Hands `job` to the loader thread; gives it back if there is none.
+fn queue(job: Job) -> Option<Job> {
     match loader() {
-        Some(queue) if queue.send(job).is_ok() => rx
-            .await
-            .unwrap_or_else(|_| Err(unexpected(dir, "the loader thread stopped"))),
-        _ => {
-            let path = dir.to_owned();
-            tokio::task::spawn_blocking(move || {
-                PolicySnapshot::load_reusing(&path, serving.as_deref())
-            })
-            .await
-            .unwrap_or_else(|_| Err(unexpected(dir, "loading panicked")))
-        }
+        Some(queue) => queue.send(job).err().map(|mpsc::SendError(job)| job),
+        None => Some(job),
     }
 }
 
