@@ -136,10 +136,9 @@ impl PolicyServer {
             received,
             started.elapsed(),
         );
-        let span = tracing::Span::current();
-        span.record("decision_id", decision.decision_id.as_str());
-        span.record("effect", decision.effect.as_str());
         tracing::debug!(
+            decision_id = %decision.decision_id,
+            effect = decision.effect.as_str(),
             media_id = %request.media.media_id,
             format,
             received,
