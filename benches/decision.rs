@@ -271,7 +271,16 @@ fn classifier(c: &mut Criterion) {
         ..text("")
     };
     assert_eq!(policy.classifier.classify(&plain), "none");
+    // The message of `scripts/loadbench`: an ordinary chat line, the classifier's everyday work.
+    let message = text(
+        "Bonjour à tous, la réunion de demain est décalée à 14 h 30 en salle 4. Merci de confirmer votre présence \
+         avant ce soir, et d'apporter le compte rendu de la semaine dernière.",
+    );
+    assert_eq!(policy.classifier.classify(&message), "none");
     let mut group = c.benchmark_group("classify");
+    group.bench_function("185B-message", |b| {
+        b.iter(|| policy.classifier.classify(black_box(&message)))
+    });
     group.bench_function("64KiB-body", |b| {
         b.iter(|| policy.classifier.classify(black_box(&plain)))
     });

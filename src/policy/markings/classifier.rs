@@ -41,6 +41,7 @@ use crate::{
     },
 };
 
+use super::gate::{GateBuilder, PhraseGate};
 use super::normalize::{
     CharKind, OTHER_LETTER, SOFT, Skeleton, WORD_END, WORD_START, fold, fold_displayed,
     fold_stored_into, render_html, skeleton,
@@ -266,6 +267,8 @@ struct WordSlot {
 /// follow each other in the skeleton (a symbol between two words may be skipped: `diffusion|restreinte`).
 #[derive(Debug, Clone)]
 struct PhraseMatcher {
+    /// Rules out, cheaply, the texts in which no phrase can be found.
+    gate: PhraseGate,
     automaton: AhoCorasick,
     /// Per automaton pattern: the phrase words it spells.
     spells: Vec<Vec<WordSlot>>,
@@ -314,8 +317,10 @@ impl PhraseMatcher {
         let mut spells: Vec<Vec<WordSlot>> = Vec::new();
         let mut phrases = Vec::new();
         let mut slot = 0;
+        let mut gate = GateBuilder::default();
         for (phrase, spec) in specs.iter().enumerate() {
             phrases.push((spec.marking, spec.short));
+            gate.phrase();
             for (k, word) in spec.words.iter().enumerate() {
                 let place = WordSlot {
                     phrase,
@@ -328,6 +333,7 @@ impl PhraseMatcher {
                 if spec.misspellings && !spec.short && word.len() >= EDITABLE_WORD {
                     spellings.extend(one_edit_spellings(word));
                 }
+                gate.word(word, &spellings);
                 for spelling in spellings {
                     let id = *ids.entry(spelling).or_insert_with_key(|s| {
                         patterns.push(s.clone());
@@ -346,6 +352,7 @@ impl PhraseMatcher {
             .build(&patterns)
             .map_err(|e| e.to_string())?;
         Ok(Some(PhraseMatcher {
+            gate: gate.build(),
             automaton,
             spells,
             phrases,
@@ -354,9 +361,17 @@ impl PhraseMatcher {
         }))
     }
 
+    /// Notes the marking of every phrase in `skeleton`, if the gate lets the automaton read it (see
+    /// [`super::gate`]).
+    fn find(&self, skeleton: &Skeleton, buffers: &mut PhraseBuffers, note: &mut impl FnMut(usize)) {
+        if self.gate.opens(&skeleton.bytes, &mut buffers.seen) {
+            self.read(skeleton, &mut buffers.ring, note);
+        }
+    }
+
     /// Notes the marking of every phrase in `skeleton`. One pass of the automaton; for each word it finds, a
     /// constant amount of work on a ring of the last few positions (which phrase prefixes end where).
-    fn find(&self, skeleton: &Skeleton, ring: &mut Vec<u64>, note: &mut impl FnMut(usize)) {
+    fn read(&self, skeleton: &Skeleton, ring: &mut Vec<u64>, note: &mut impl FnMut(usize)) {
         let words = self.slots.div_ceil(64).max(1);
         let ring_len = (self.longest + 2).next_power_of_two();
         let mask = ring_len - 1;
@@ -431,7 +446,15 @@ struct Scratch {
     term: Skeleton,
     /// File-name parts: start, end, whether it has a lowercase letter.
     parts: Vec<(usize, usize, bool)>,
-    /// The phrase matcher's ring of phrase prefixes.
+    phrases: PhraseBuffers,
+}
+
+/// The phrase matcher's buffers.
+#[derive(Debug, Default)]
+struct PhraseBuffers {
+    /// The gate's anchors seen.
+    seen: Vec<u64>,
+    /// The automaton's ring of phrase prefixes.
     ring: Vec<u64>,
 }
 
@@ -651,7 +674,7 @@ impl Classifier {
         if let Some(phrases) = &self.phrases {
             scratch.text.rebuild(folded);
             count_work(scratch.text.bytes.len());
-            phrases.find(&scratch.text, &mut scratch.ring, note);
+            phrases.find(&scratch.text, &mut scratch.phrases, note);
         }
         if self.banners.is_empty() {
             return;
@@ -1310,6 +1333,66 @@ mod tests {
             ..body("Confidentiel Défense")
         };
         assert_eq!(c.classify(&m), "secret");
+    }
+
+    /// The phrase gate only skips texts in which the automaton finds nothing: on texts made of phrase words, their
+    /// one-edit spellings, pieces of them and ordinary words, glued or spaced, the gated search finds exactly what
+    /// the automaton alone finds (and both find phrases often enough for the comparison to mean something).
+    #[test]
+    fn the_phrase_gate_never_hides_a_phrase() {
+        let c = classifier();
+        let phrases = c
+            .phrases
+            .as_ref()
+            .expect("the shipped markings have phrases");
+        let mut pieces: Vec<Vec<u8>> = Vec::new();
+        for spec_words in MARKINGS
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix('"'))
+            .filter_map(|l| l.split('"').next())
+        {
+            for word in fold(spec_words).split(' ') {
+                let word = skeleton(word).into_bytes();
+                if word.len() >= EDITABLE_WORD {
+                    pieces.extend(one_edit_spellings(&word).into_iter().step_by(7));
+                    pieces.push(word[..word.len() / 2].to_vec());
+                    pieces.push(word[word.len() / 2..].to_vec());
+                }
+                pieces.push(word);
+            }
+        }
+        pieces.extend(
+            [
+                "bonjour", "a", "reunion", "reste", "tres", "sion", "ce", " ", "-",
+            ]
+            .map(|w| w.as_bytes().to_vec()),
+        );
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = |n: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % n as u64) as usize
+        };
+        let mut buffers = PhraseBuffers::default();
+        let mut found_some = 0;
+        for _ in 0..20_000 {
+            let mut text = Vec::new();
+            for _ in 0..1 + next(6) {
+                text.extend_from_slice(&pieces[next(pieces.len())]);
+                if next(2) == 0 {
+                    text.push(b' ');
+                }
+            }
+            let text = String::from_utf8(text).expect("skeleton letters are ASCII");
+            let skeleton = Skeleton::of(&text);
+            let (mut gated, mut read) = (Vec::new(), Vec::new());
+            phrases.find(&skeleton, &mut buffers, &mut |m| gated.push(m));
+            phrases.read(&skeleton, &mut buffers.ring, &mut |m| read.push(m));
+            assert_eq!(gated, read, "{text:?}");
+            found_some += usize::from(!read.is_empty());
+        }
+        assert!(found_some > 1_000, "only {found_some} texts had a phrase");
     }
 
     /// No text, however odd, makes the classifier panic; pathological shapes stay linear (they finish at all).

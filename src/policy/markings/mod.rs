@@ -2,6 +2,7 @@
 //! normalisation it reads through (what a reader sees, not how it was encoded).
 
 pub mod classifier;
+mod gate;
 pub(crate) mod normalize;
 
 pub use classifier::{Classifier, MARKINGS_FILE, NO_MARKING};
