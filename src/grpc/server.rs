@@ -193,10 +193,11 @@ pub async fn serve(
         limits.max_connections,
         limits.handshake_timeout(),
         options.metrics.clone(),
-    );
+    )
+    .with_tcp_keepalive(limits.tcp_keepalive());
     let builder = || {
         Server::builder()
-            .http2_keepalive_interval(Some(Duration::from_secs(limits.http2_keepalive_interval_s)))
+            .http2_keepalive_interval(limits.http2_keepalive_interval())
             .http2_keepalive_timeout(Some(Duration::from_secs(limits.http2_keepalive_timeout_s)))
             .layer(auth.clone())
             .layer(deadline.clone())
