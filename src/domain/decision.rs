@@ -3,6 +3,8 @@
 //! A decision is never an error: a policy that cannot be evaluated yields a deny with a reason saying so. Only invalid
 //! input and internal faults become a gRPC status, and that happens at the edge, not here.
 
+use std::time::SystemTime;
+
 /// Allow or deny.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Effect {
@@ -42,6 +44,8 @@ pub struct Decision {
     pub reasons: Vec<Reason>,
     /// Unique per decision (UUIDv7: time-ordered, so log lines sort by it).
     pub decision_id: String,
+    /// When it was decided: the time in its id, and its decision-log line's timestamp (one clock read for both).
+    pub decided_at: SystemTime,
     /// The caller's request id, echoed.
     pub request_id: String,
     /// Hash of the policy content that decided.

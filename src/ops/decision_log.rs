@@ -117,7 +117,7 @@ impl<'a> Entry<'a> {
         shadow: bool,
     ) -> Self {
         Entry {
-            timestamp: rfc3339_millis(SystemTime::now()),
+            timestamp: rfc3339_millis(decision.decided_at),
             decision_id: &decision.decision_id,
             request_id: &decision.request_id,
             rpc,
@@ -570,6 +570,7 @@ mod tests {
                 message: "not here".into(),
             }],
             decision_id: "d-1".into(),
+            decided_at: UNIX_EPOCH + Duration::from_millis(1_764_259_200_123),
             request_id: "r-1".into(),
             policy_version: "sha256:abc".into(),
             roles: vec!["agent".into()],

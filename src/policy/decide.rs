@@ -210,10 +210,12 @@ fn evaluate(
             )
         }
     };
+    let decided_at = SystemTime::now();
     let decision = Decision {
         effect,
         reasons,
-        decision_id: decision_id(),
+        decision_id: decision_id(decided_at),
+        decided_at,
         request_id: request_id.to_owned(),
         policy_version: policy.version.clone(),
         roles: Vec::new(),
@@ -253,12 +255,12 @@ fn explain(policy: &PolicySnapshot, matched: &[Matched]) -> (Effect, Vec<Reason>
 /// timestamp come from the thread's ChaCha generator (seeded from the OS, cryptographically strong), and the first 12
 /// of them count within a millisecond: a thread's ids always increase (a counter that overflows moves on to the next
 /// millisecond, as `uuid`'s own context does), and ids of different threads differ by their 62 random bits.
-fn decision_id() -> String {
+fn decision_id(at: SystemTime) -> String {
     thread_local! {
         /// The millisecond and counter of this thread's last id.
         static LAST: Cell<(u64, u16)> = const { Cell::new((0, 0)) };
     }
-    let now = SystemTime::now()
+    let now = at
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
     let mut bytes = [0u8; 10];
@@ -300,7 +302,13 @@ mod tests {
     fn decision_ids_are_unique_and_time_ordered() {
         let threads: Vec<Vec<String>> = std::thread::scope(|scope| {
             let handles: Vec<_> = (0..4)
-                .map(|_| scope.spawn(|| (0..20_000).map(|_| decision_id()).collect::<Vec<_>>()))
+                .map(|_| {
+                    scope.spawn(|| {
+                        (0..20_000)
+                            .map(|_| decision_id(SystemTime::now()))
+                            .collect::<Vec<_>>()
+                    })
+                })
                 .collect();
             handles.into_iter().map(|h| h.join().unwrap()).collect()
         });
