@@ -1360,8 +1360,8 @@ mod tests {
     }
 
     /// The phrase gate only skips texts in which the automaton finds nothing: on texts made of phrase words, their
-    /// one-edit spellings, pieces of them and ordinary words, glued or spaced, the gated search finds exactly what
-    /// the automaton alone finds (and both find phrases often enough for the comparison to mean something).
+    /// one-edit spellings, pieces of them and ordinary words, glued or spaced, the gated search (with its SIMD
+    /// searcher and with its bit table) finds exactly what the automaton alone finds (and both find phrases often enough for the comparison to mean something).
     #[test]
     fn the_phrase_gate_never_hides_a_phrase() {
         let c = classifier();
@@ -1400,6 +1400,10 @@ mod tests {
         };
         let mut buffers = PhraseBuffers::default();
         let mut found_some = 0;
+        let table = PhraseMatcher {
+            gate: phrases.gate.without_simd(),
+            ..phrases.clone()
+        };
         for _ in 0..20_000 {
             let mut text = Vec::new();
             for _ in 0..1 + next(6) {
@@ -1410,10 +1414,12 @@ mod tests {
             }
             let text = String::from_utf8(text).expect("skeleton letters are ASCII");
             let skeleton = Skeleton::of(&text);
-            let (mut gated, mut read) = (Vec::new(), Vec::new());
+            let (mut gated, mut by_table, mut read) = (Vec::new(), Vec::new(), Vec::new());
             phrases.find(&skeleton, &mut buffers, &mut |m| gated.push(m));
+            table.find(&skeleton, &mut buffers, &mut |m| by_table.push(m));
             phrases.read(&skeleton, &mut buffers.ring, &mut |m| read.push(m));
             assert_eq!(gated, read, "{text:?}");
+            assert_eq!(by_table, read, "{text:?}");
             found_some += usize::from(!read.is_empty());
         }
         assert!(found_some > 1_000, "only {found_some} texts had a phrase");
