@@ -95,8 +95,9 @@ struct RolesFile {
 #[derive(Debug, Clone, Default)]
 pub struct RoleResolver {
     names: Vec<String>,
-    /// Exact host names and `*.suffix` patterns (stored with the `*.` prefix), and `*`.
-    domains: HashMap<String, RoleSet>,
+    /// Exact host names, `*.suffix` patterns stored as `.suffix` (so that a look-up of a parent domain is a slice
+    /// of the host, not a new string), and `*`.
+    domains: HashMap<String, RoleSet, foldhash::quality::RandomState>,
     /// Normalised user id -> roles, replacing the domain roles.
     users: UserTable,
     server_admin: RoleSet,
@@ -221,7 +222,12 @@ impl RoleResolver {
             }
             match resolver.role_set(roles.get_ref()) {
                 Ok(set) => {
-                    resolver.domains.insert(pattern.to_ascii_lowercase(), set);
+                    let pattern = pattern.to_ascii_lowercase();
+                    let key = match pattern.strip_prefix('*') {
+                        Some(suffix) if suffix.starts_with('.') => suffix.to_owned(),
+                        _ => pattern,
+                    };
+                    resolver.domains.insert(key, set);
                 }
                 Err(m) => problems.push(Problem::at(ROLES_FILE, line, m)),
             }
@@ -434,14 +440,9 @@ impl RoleResolver {
         let is_name =
             !host.starts_with('[') && !host.bytes().all(|b| b.is_ascii_digit() || b == b'.');
         if is_name {
-            let mut rest = host;
-            let mut pattern = String::with_capacity(host.len() + 1);
-            while let Some(dot) = rest.find('.') {
-                rest = &rest[dot + 1..];
-                pattern.clear();
-                pattern.push_str("*.");
-                pattern.push_str(rest);
-                if let Some(set) = self.domains.get(&pattern) {
+            // `*.b.c` is stored as `.b.c`: each parent domain of `a.b.c` is a slice of it from one of its dots.
+            for (dot, _) in host.match_indices('.') {
+                if let Some(set) = self.domains.get(&host[dot..]) {
                     return *set;
                 }
             }
