@@ -71,10 +71,11 @@ const SKELETON_LETTERS: &[u8] = b"abcdefghijkmnopqrstuvwxyz";
 /// Characters that separate a banner from the text beside it on the same line.
 const BANNER_SEPARATORS: &[char] = &['-', '–', '—', '―', ':', '|', '/', '•', '·', '>'];
 
-/// The bytes where a bracket of [`BRACKETS`] opens in `s`, in order. Two SIMD searches (`memchr3`), one for
-/// `[({` and one for `<` and the lead bytes of `«`, `【` and `〔`, each reading the text once, merged: a byte loop
-/// over every line was most of the banner search's time on an ordinary message.
-fn openers(s: &str) -> impl Iterator<Item = usize> + '_ {
+/// The bytes where a bracket of [`BRACKETS`] opens in `s`, in order, by two SIMD searches (`memchr3`), one for
+/// `[({` and one for `<` and the lead bytes of `«`, `【` and `〔`, each reading the line once, merged: a byte loop
+/// over every line was most of the banner search's time on an ordinary message. For lines of [`SIMD_LINE`] bytes or
+/// more; on a shorter one, setting the searches up costs more than [`openers_by_byte`].
+fn openers_by_simd(s: &str) -> impl Iterator<Item = usize> + '_ {
     let bytes = s.as_bytes();
     let mut ascii = memchr::memchr3_iter(b'[', b'(', b'{', bytes).peekable();
     let mut other = memchr::memchr3_iter(b'<', 0xC2, 0xE3, bytes).peekable();
@@ -83,8 +84,25 @@ fn openers(s: &str) -> impl Iterator<Item = usize> + '_ {
         (Some(_), None) => ascii.next(),
         _ => other.next(),
     })
-    .filter(|&at| matches!(s[at..].chars().next(), Some(c) if BRACKETS.iter().any(|(open, _)| *open == c)))
+    .filter(|&at| opens_bracket(s, at))
 }
+
+/// [`openers_by_simd`], one byte at a time.
+fn openers_by_byte(s: &str) -> impl Iterator<Item = usize> + '_ {
+    s.bytes()
+        .enumerate()
+        .filter(|(_, b)| matches!(b, b'[' | b'(' | b'{' | b'<' | 0xC2 | 0xE3))
+        .map(|(at, _)| at)
+        .filter(|&at| opens_bracket(s, at))
+}
+
+/// Whether a bracket of [`BRACKETS`] opens at byte `at` of `s`.
+fn opens_bracket(s: &str, at: usize) -> bool {
+    matches!(s[at..].chars().next(), Some(c) if BRACKETS.iter().any(|(open, _)| *open == c))
+}
+
+/// Lines this long or longer are searched for brackets with SIMD (see [`openers_by_simd`]).
+const SIMD_LINE: usize = 64;
 
 /// The positions and byte lengths of the [`BANNER_SEPARATORS`] in `s`, by a byte scan (they are ASCII or start
 /// with the lead bytes of `–—―•` and `·`).
@@ -729,37 +747,50 @@ impl Classifier {
                     note,
                 );
             }
-            // In brackets anywhere on the line: `[DR]`, `(Très Secret)`. The next closing bracket of each kind is
-            // remembered, so the line is scanned for it once, not once per opening bracket.
-            let mut next_close = [None::<usize>; BRACKETS.len()];
-            for at in openers(trimmed) {
-                let open = trimmed[at..].chars().next().unwrap_or('[');
-                let inner = at + open.len_utf8();
-                let Some(kind) = BRACKETS.iter().position(|(o, _)| *o == open) else {
-                    continue;
-                };
-                let close = BRACKETS[kind].1;
-                let end = match next_close[kind] {
-                    Some(end) if end >= inner => end,
-                    _ => {
-                        let end = trimmed[inner..]
-                            .find(close)
-                            .map_or(usize::MAX, |e| inner + e);
-                        next_close[kind] = Some(end);
-                        end
-                    }
-                };
-                if end == usize::MAX || end - inner > MAX_BRACKETED {
-                    continue;
-                }
-                let place = if at == 0 || end + close.len_utf8() == trimmed.len() {
-                    Place::BracketsAtLineEdge
-                } else {
-                    Place::BracketsInLine
-                };
-                let before = &trimmed[boundary_at_or_before(trimmed, at.saturating_sub(80))..at];
-                self.check_term_after(&trimmed[inner..end], place, before, term, note);
+            // In brackets anywhere on the line: `[DR]`, `(Très Secret)`.
+            if trimmed.len() >= SIMD_LINE {
+                self.find_bracketed(trimmed, openers_by_simd(trimmed), term, note);
+            } else {
+                self.find_bracketed(trimmed, openers_by_byte(trimmed), term, note);
             }
+        }
+    }
+
+    /// Banner terms in the brackets that open at `openers` on `line`. The next closing bracket of each kind is
+    /// remembered, so the line is scanned for it once, not once per opening bracket.
+    fn find_bracketed(
+        &self,
+        line: &str,
+        openers: impl Iterator<Item = usize>,
+        term: &mut Skeleton,
+        note: &mut impl FnMut(usize),
+    ) {
+        let mut next_close = [None::<usize>; BRACKETS.len()];
+        for at in openers {
+            let open = line[at..].chars().next().unwrap_or('[');
+            let inner = at + open.len_utf8();
+            let Some(kind) = BRACKETS.iter().position(|(o, _)| *o == open) else {
+                continue;
+            };
+            let close = BRACKETS[kind].1;
+            let end = match next_close[kind] {
+                Some(end) if end >= inner => end,
+                _ => {
+                    let end = line[inner..].find(close).map_or(usize::MAX, |e| inner + e);
+                    next_close[kind] = Some(end);
+                    end
+                }
+            };
+            if end == usize::MAX || end - inner > MAX_BRACKETED {
+                continue;
+            }
+            let place = if at == 0 || end + close.len_utf8() == line.len() {
+                Place::BracketsAtLineEdge
+            } else {
+                Place::BracketsInLine
+            };
+            let before = &line[boundary_at_or_before(line, at.saturating_sub(80))..at];
+            self.check_term_after(&line[inner..end], place, before, term, note);
         }
     }
 
@@ -1363,6 +1394,23 @@ mod tests {
                 ("« Dr » Martin 「DR」", "none"),
             ],
         );
+    }
+
+    /// Long lines (searched for brackets with SIMD) find banners in every kind of bracket as short lines do
+    /// (searched byte by byte), among other brackets and look-alike lead bytes.
+    #[test]
+    fn finds_banners_in_brackets_on_long_lines() {
+        let c = classifier();
+        let long = "Compte rendu « intégral » de la réunion (mardi) du service\u{a0}: voir la note";
+        assert!(long.len() >= SIMD_LINE);
+        for (open, close) in BRACKETS {
+            for (term, label) in [("DR", "restricted"), ("SECRET", "secret"), ("Dr", "none")] {
+                let text = format!("{long} {open}{term}{close} jointe");
+                assert_eq!(c.classify(&body(&text)), label, "{text:?}");
+                let short = format!("note {open}{term}{close} jointe");
+                assert_eq!(c.classify(&body(&short)), label, "{short:?}");
+            }
+        }
     }
 
     /// The phrase gate only shuts on texts in which the automaton finds nothing, with its SIMD searcher and with
