@@ -197,7 +197,8 @@ impl PolicyServer {
         let policy = self.store.current();
         let cost = cost(&self.costs);
         let delay = self.decision_delay;
-        let decide = move |policy: &PolicySnapshot, question: &Q| {
+        // The rpc's decide function behind the panic guard (and the test-only delay).
+        let guarded_decide = move |policy: &PolicySnapshot, question: &Q| {
             if !delay.is_zero() {
                 std::thread::sleep(delay);
             }
@@ -207,7 +208,7 @@ impl PolicyServer {
             Route::Inline => {
                 // Timed from the call's start: admission and conversion add well under a microsecond to an estimate
                 // whose threshold is 100 µs, and it saves a clock read per call.
-                let decision = decide(&policy, &question);
+                let decision = guarded_decide(&policy, &question);
                 (question, decision, started.elapsed())
             }
             Route::Blocking => {
@@ -216,7 +217,7 @@ impl PolicyServer {
                 off_the_runtime(move || {
                     // Timed on the pool thread: the wait for a thread is not the decision's cost.
                     let deciding = Instant::now();
-                    let decision = decide(&policy, &question);
+                    let decision = guarded_decide(&policy, &question);
                     (question, decision, deciding.elapsed())
                 })
                 .await?
