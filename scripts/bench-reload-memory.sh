@@ -24,7 +24,7 @@ pid=$!
 for _ in $(seq 1 120); do grep -q 'listening' "$work/log" && break; sleep 0.5; done
 sleep 1
 echo "loaded:          $(grep VmRSS /proc/$pid/status)"
-for r in 1 2 3 4; do
+for r in $(seq 1 "${ROUNDS:-4}"); do
   if [ "$edit" = users ]; then
     echo "@extra$r:agent.tchap.gouv.fr, agent" >> "$work/p/users.csv"
   elif [ "$edit" = rewrite ]; then

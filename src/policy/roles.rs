@@ -61,6 +61,12 @@ impl RoleSet {
     pub(crate) fn bits(self) -> u64 {
         self.0
     }
+
+    /// The set of these bits (tests that need any set, not only the first roles).
+    #[cfg(test)]
+    pub(crate) fn from_bits(bits: u64) -> RoleSet {
+        RoleSet(bits)
+    }
 }
 
 /// Why [`RoleResolver::load_reusing`] gave no resolver.
@@ -176,9 +182,9 @@ impl RoleResolver {
 
     /// A pass that builds every shard of a `users.csv` of about `size_hint` bytes.
     fn building_all(size_hint: usize) -> TablePass {
-        // About 40 bytes a line (`@first.last:agent.ministere.tchap.gouv.fr, agent`), most of them the id; the
-        // estimates are trimmed once every line is in.
-        TablePass::building_all(size_hint / 40, size_hint * 3 / 4)
+        // About 40 bytes a line (`@first.last:agent.ministere.tchap.gouv.fr, agent`); each shard is built to its
+        // exact size once every line is in.
+        TablePass::building_all(size_hint / 40)
     }
 
     /// The resolver of `roles.toml`, without per-user lines, and the problems that do not stop `users.csv` from
