@@ -61,8 +61,11 @@ pub struct PolicySnapshot {
     pub roles: Arc<RoleResolver>,
     /// The hash of `roles.toml` and `users.csv`, to tell whether a reload can keep the role table.
     roles_digest: [u8; 32],
-    /// Message -> marking label.
-    pub classifier: Classifier,
+    /// Message -> marking label (shared with the previous snapshot when `markings.toml` did not change: its phrase
+    /// automaton is about 2 MB, and building it takes more for a moment).
+    pub classifier: Arc<Classifier>,
+    /// The hash of `markings.toml`, to tell whether a reload can keep the classifier.
+    markings_digest: [u8; 32],
     /// Reason code -> message.
     pub reasons: ReasonCatalogue,
 }
@@ -117,8 +120,13 @@ impl PolicySnapshot {
         source: &PolicySource,
         previous: Option<&PolicySnapshot>,
     ) -> Result<PolicySnapshot, LoadFailure> {
-        let previous_roles = previous.map(|p| (p.roles_digest, p.roles.clone()));
-        std::panic::catch_unwind(|| Self::load_unguarded(dir, source.files(), previous_roles)).unwrap_or_else(|panic| {
+        let previous = previous.map(|p| Reusable {
+            roles_digest: p.roles_digest,
+            roles: p.roles.clone(),
+            markings_digest: p.markings_digest,
+            classifier: p.classifier.clone(),
+        });
+        std::panic::catch_unwind(|| Self::load_unguarded(dir, source.files(), previous)).unwrap_or_else(|panic| {
             let what = panic
                 .downcast_ref::<String>()
                 .map(String::as_str)
@@ -138,16 +146,27 @@ impl PolicySnapshot {
     fn load_unguarded(
         dir: &Path,
         from: &Path,
-        previous_roles: Option<([u8; 32], Arc<RoleResolver>)>,
+        previous: Option<Reusable>,
     ) -> Result<PolicySnapshot, LoadFailure> {
         // users.csv may hold a million lines: it is hashed in chunks, and read line by line only when the role table
         // must be rebuilt, so its text is never held whole.
         let users_digest = file_digest(&from.join(USERS_FILE));
         let files = read_files(dir, from).map_err(LoadFailure::Invalid)?;
         let unchanged_roles = roles_digest(&files, &users_digest);
-        let (kept_roles, previous_roles) = match previous_roles {
-            Some((digest, roles)) if digest == unchanged_roles => (Some(roles), None),
-            other => (None, other.map(|(_, roles)| roles)),
+        let markings_digest = digest(
+            files
+                .iter()
+                .find(|(n, _)| *n == MARKINGS_FILE)
+                .map_or("", |(_, t)| t.as_str())
+                .as_bytes(),
+        );
+        let (kept_roles, previous_roles, kept_classifier) = match previous {
+            Some(previous) => (
+                (previous.roles_digest == unchanged_roles).then(|| previous.roles.clone()),
+                Some(previous.roles),
+                (previous.markings_digest == markings_digest).then_some(previous.classifier),
+            ),
+            None => (None, None, None),
         };
         let version = version(&files, &users_digest);
         let text = |name: &str| {
@@ -173,9 +192,13 @@ impl PolicySnapshot {
                 }
             },
         };
-        let classifier = Classifier::from_toml(text(MARKINGS_FILE))
-            .map_err(|p| problems.extend(p))
-            .ok();
+        let classifier = match kept_classifier {
+            Some(kept) => Some(kept),
+            None => Classifier::from_toml(text(MARKINGS_FILE))
+                .map(Arc::new)
+                .map_err(|p| problems.extend(p))
+                .ok(),
+        };
         problems.extend(check::check_model(text(MODEL_FILE)));
         let (parsed, rule_problems) = parse_rules_lenient(text(RULES_FILE));
         problems.extend(rule_problems);
@@ -183,9 +206,9 @@ impl PolicySnapshot {
             &parsed,
             reasons.as_ref(),
             roles.as_deref(),
-            classifier.as_ref(),
+            classifier.as_deref(),
         ));
-        problems.extend(check_coverage(&parsed, classifier.as_ref()));
+        problems.extend(check_coverage(&parsed, classifier.as_deref()));
         let rules = Some(parsed);
         let (Some(rules), Some(reasons), Some(roles), Some(classifier), true) =
             (rules, reasons, roles, classifier, problems.is_empty())
@@ -213,9 +236,18 @@ impl PolicySnapshot {
             roles,
             roles_digest: unchanged_roles,
             classifier,
+            markings_digest,
             reasons,
         })
     }
+}
+
+/// What a reload may keep of the serving snapshot, with the digests of the files each part was built from.
+struct Reusable {
+    roles_digest: [u8; 32],
+    roles: Arc<RoleResolver>,
+    markings_digest: [u8; 32],
+    classifier: Arc<Classifier>,
 }
 
 /// Why one attempt at a load gave no snapshot.
@@ -563,6 +595,41 @@ mod tests {
         let new_users = PolicySnapshot::load_reusing(dir.path(), Some(&edited)).unwrap();
         assert!(!Arc::ptr_eq(&edited.roles, &new_users.roles));
         assert_eq!(new_users.roles.user_count(), 2);
+    }
+
+    /// A reload keeps the serving classifier (its phrase automaton is megabytes) when `markings.toml` is unchanged,
+    /// and builds one from the new text when it changes.
+    #[test]
+    fn a_reload_keeps_the_classifier_when_markings_toml_is_unchanged() {
+        let dir = shipped_copy();
+        let serving = PolicySnapshot::load(dir.path()).unwrap();
+        let rules = dir.path().join(RULES_FILE);
+        let text = fs::read_to_string(&rules).unwrap();
+        fs::write(&rules, format!("{text}\n# an edit\n")).unwrap();
+        let edited = PolicySnapshot::load_reusing(dir.path(), Some(&serving)).unwrap();
+        assert!(Arc::ptr_eq(&serving.classifier, &edited.classifier));
+
+        let markings = dir.path().join(MARKINGS_FILE);
+        let text = fs::read_to_string(&markings).unwrap();
+        assert!(text.contains("\"spécial France\""));
+        fs::write(
+            &markings,
+            text.replace("\"spécial France\"", "\"spécial France\", \"usage France\""),
+        )
+        .unwrap();
+        let message = crate::domain::message::Message {
+            event_type: "m.room.message".into(),
+            msgtype: "m.text".into(),
+            body: "Note à usage France uniquement".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            edited.classifier.classify(&message),
+            crate::policy::markings::NO_MARKING
+        );
+        let new_markings = PolicySnapshot::load_reusing(dir.path(), Some(&edited)).unwrap();
+        assert!(!Arc::ptr_eq(&edited.classifier, &new_markings.classifier));
+        assert_eq!(new_markings.classifier.classify(&message), "special_france");
     }
 
     /// A reload after one line is appended to a 5,000-line users.csv shares every shard of the role table but the
