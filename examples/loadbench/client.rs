@@ -1,6 +1,9 @@
 //! The load generator: `connections` HTTP/2 connections with `in_flight` calls outstanding on each, a warm-up, then a
 //! measured window in which it counts answered calls and reads the server's CPU time from `/proc/<pid>/stat`; then
 //! the latency of calls made one at a time on one connection. Prints one JSON object on standard output.
+//!
+//! [`latency`] times calls made one at a time to several servers running side by side, alternating between them
+//! call by call, so that whatever else the machine does falls on every server alike.
 
 use std::{
     path::PathBuf,
@@ -191,5 +194,42 @@ pub async fn run(load: Load) -> anyhow::Result<()> {
             "answered_total": answered_total,
         })
     );
+    Ok(())
+}
+
+/// Calls made one at a time, `calls` to each of `targets` (all running at once), alternating between them call by
+/// call; the order within each turn rotates, so no server always follows the same one. Prints the median and 99th
+/// percentile of each target's calls, in microseconds, as `{"p50_us": [...], "p99_us": [...]}` in `targets` order.
+pub async fn latency(targets: Vec<Target>, calls: usize) -> anyhow::Result<()> {
+    let request = request();
+    let mut clients = Vec::new();
+    for target in &targets {
+        let mut client = PolicyServiceClient::new(connect(target).await?);
+        for _ in 0..100 {
+            client.check_message_send(request.clone()).await?;
+        }
+        clients.push(client);
+    }
+    let servers = clients.len();
+    let mut latencies = vec![Vec::with_capacity(calls); servers];
+    for turn in 0..calls {
+        for k in 0..servers {
+            let at = (turn + k) % servers;
+            let (Some(client), Some(times)) = (clients.get_mut(at), latencies.get_mut(at)) else {
+                continue;
+            };
+            let started = Instant::now();
+            client.check_message_send(request.clone()).await?;
+            times.push(started.elapsed());
+        }
+    }
+    let percentile = |times: &mut Vec<Duration>, p: f64| {
+        times.sort();
+        let i = ((times.len() as f64 - 1.0) * p).round() as usize;
+        times.get(i).map_or(0.0, |d| d.as_secs_f64() * 1e6)
+    };
+    let p50: Vec<f64> = latencies.iter_mut().map(|t| percentile(t, 0.5)).collect();
+    let p99: Vec<f64> = latencies.iter_mut().map(|t| percentile(t, 0.99)).collect();
+    println!("{}", serde_json::json!({ "p50_us": p50, "p99_us": p99 }));
     Ok(())
 }

@@ -9,10 +9,15 @@
 //! alike. At the end it prints the median of each figure over the rounds and its ratio to the no-op's.
 //!
 //! Figures: throughput with `connections` x `in_flight` calls outstanding; the server's CPU time per request
-//! (user + system, from `/proc/<pid>/stat`, over the same window); the median and 99th percentile latency of calls
-//! made one at a time; and, logging to a file, the share of answered calls that reached the log once it was closed.
+//! (user + system, from `/proc/<pid>/stat`, over the same window); and, logging to a file, the share of answered calls
+//! that reached the log once it was closed. Then, in each round, placement and transport, the latency of calls made
+//! one at a time: the three servers run side by side and `loadbench latency` alternates between them call by call
+//! (median and 99th percentile of each one's calls). Latency at one call in flight is mostly wake-ups (the client's,
+//! the server's), which vary with the machine's load from one second to the next; alternating calls puts every
+//! server under the same conditions, where timing them one after the other let the ratio drift by 0.15 between runs.
 //!
-//! The other modes are the pieces the driver starts: `loadbench noop` (the no-op server) and `loadbench client`.
+//! The other modes are the pieces the driver starts: `loadbench noop` (the no-op server), `loadbench client` and
+//! `loadbench latency`.
 
 mod client;
 mod noop;
@@ -51,6 +56,15 @@ enum Mode {
     },
     /// Load one server and print its figures as JSON.
     Client(ClientArgs),
+    /// Time calls made one at a time to several servers, alternating between them, and print the figures as JSON.
+    Latency {
+        /// A server: `tcp:HOST:PORT` or `unix:PATH`; repeat for each.
+        #[arg(long = "target", required = true)]
+        targets: Vec<String>,
+        /// Calls to each server.
+        #[arg(long, default_value_t = 3000)]
+        calls: usize,
+    },
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -70,7 +84,7 @@ struct RunArgs {
     /// Calls outstanding per connection.
     #[arg(long, default_value_t = 64)]
     in_flight: usize,
-    /// Calls made one at a time for the latency figures.
+    /// Calls made one at a time to each server for the latency figures (alternating between the servers).
     #[arg(long, default_value_t = 3000)]
     latency_calls: usize,
     /// Placements: `free` (the scheduler's), `pinned` (server on cpu0, client on cpu1), or both.
@@ -136,6 +150,20 @@ fn main() -> anyhow::Result<()> {
                     latency_calls: args.latency_calls,
                 }))
         }
+        Mode::Latency { targets, calls } => {
+            let targets = targets
+                .iter()
+                .map(|t| match t.split_once(':') {
+                    Some(("tcp", addr)) => Ok(client::Target::Tcp(addr.to_owned())),
+                    Some(("unix", path)) => Ok(client::Target::Unix(path.into())),
+                    _ => bail!("--target {t}: expected tcp:HOST:PORT or unix:PATH"),
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?
+                .block_on(client::latency(targets, calls))
+        }
     }
 }
 
@@ -182,10 +210,26 @@ fn run(args: &RunArgs) -> anyhow::Result<()> {
     for round in 1..=args.rounds {
         for placement in &args.placements {
             for transport in &args.transports {
+                let mut round_figures = Vec::new();
                 for server in SERVERS {
                     let figures = measure(
                         args, &me, &roomguard, &policies, placement, transport, server,
                     )?;
+                    round_figures.push(figures);
+                }
+                let latencies =
+                    measure_latency(args, &me, &roomguard, &policies, placement, transport)?;
+                if latencies.len() != SERVERS.len() {
+                    bail!(
+                        "the latency client gave {} figures for {} servers",
+                        latencies.len(),
+                        SERVERS.len()
+                    );
+                }
+                for ((server, mut figures), (p50, p99)) in
+                    SERVERS.into_iter().zip(round_figures).zip(latencies)
+                {
+                    (figures.p50_us, figures.p99_us) = (p50, p99);
                     eprintln!(
                         "round {round} {placement:>6} {transport:>4} {server:<14} {:>8.0} req/s {:>6.1} us cpu/req p50 {:>5.0} us p99 {:>5.0} us{}",
                         figures.throughput,
@@ -209,19 +253,26 @@ fn run(args: &RunArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn measure(
-    args: &RunArgs,
+/// A server started for one measurement, and where it listens.
+struct Started {
+    server: Server,
+    addr: String,
+    socket: PathBuf,
+    /// Its decision log (roomguard+log only).
+    log: PathBuf,
+}
+
+/// Starts `server` (one of [`SERVERS`]) in `dir`, on cpu0 when `pinned`, and waits until it listens.
+fn start(
     me: &Path,
     roomguard: &Path,
     policies: &Path,
-    placement: &str,
-    transport: &str,
+    pinned: bool,
     server: &str,
-) -> anyhow::Result<Figures> {
-    let pinned = placement == "pinned";
-    let dir = tempfile::tempdir()?;
-    let socket = dir.path().join("server.sock");
-    let log = dir.path().join("decisions.ndjson");
+    dir: &Path,
+) -> anyhow::Result<Started> {
+    let socket = dir.join(format!("{server}.sock"));
+    let log = dir.join(format!("{server}.ndjson"));
     let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let addr = format!("127.0.0.1:{port}");
     let mut command = pinned_to(pinned.then_some(0));
@@ -245,8 +296,8 @@ fn measure(
             .args(["--decision-log", &log_output])
             .env("RUST_LOG", "warn");
     }
-    let stderr = std::fs::File::create(dir.path().join("server.stderr"))?;
-    let mut child = Server(
+    let stderr = std::fs::File::create(dir.join(format!("{server}.stderr")))?;
+    let server = Server(
         command
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -254,21 +305,41 @@ fn measure(
             .spawn()?,
     );
     wait_until_listening(&addr, &socket)?;
+    Ok(Started {
+        server,
+        addr,
+        socket,
+        log,
+    })
+}
 
+/// Throughput and CPU per request of one server (the latency figures come from [`measure_latency`]).
+fn measure(
+    args: &RunArgs,
+    me: &Path,
+    roomguard: &Path,
+    policies: &Path,
+    placement: &str,
+    transport: &str,
+    server: &str,
+) -> anyhow::Result<Figures> {
+    let pinned = placement == "pinned";
+    let dir = tempfile::tempdir()?;
+    let mut started = start(me, roomguard, policies, pinned, server, dir.path())?;
     let mut client = pinned_to(pinned.then_some(1));
     client.arg(me).arg("client");
     if transport == "unix" {
-        client.arg("--unix").arg(&socket);
+        client.arg("--unix").arg(&started.socket);
     } else {
-        client.args(["--tcp", &addr]);
+        client.args(["--tcp", &started.addr]);
     }
     let output = client
-        .args(["--server-pid", &child.0.id().to_string()])
+        .args(["--server-pid", &started.server.0.id().to_string()])
         .args(["--connections", &args.connections.to_string()])
         .args(["--in-flight", &args.in_flight.to_string()])
         .args(["--warmup-ms", &args.warmup_ms.to_string()])
         .args(["--duration-ms", &args.duration_ms.to_string()])
-        .args(["--latency-calls", &args.latency_calls.to_string()])
+        .args(["--latency-calls", "0"])
         .stderr(Stdio::inherit())
         .output()?;
     if !output.status.success() {
@@ -279,9 +350,9 @@ fn measure(
     if number("failed") > 0.0 {
         bail!("{} calls failed against {server}", number("failed"));
     }
-    child.stop()?;
+    started.server.stop()?;
     let logged = if server == "roomguard+log" {
-        let lines = std::io::BufReader::new(std::fs::File::open(&log)?)
+        let lines = std::io::BufReader::new(std::fs::File::open(&started.log)?)
             .lines()
             .count();
         Some(lines as f64 / number("answered_total"))
@@ -291,10 +362,54 @@ fn measure(
     Ok(Figures {
         throughput: number("throughput"),
         cpu_us_per_request: number("cpu_us_per_request"),
-        p50_us: number("p50_us"),
-        p99_us: number("p99_us"),
         logged,
+        ..Figures::default()
     })
+}
+
+/// The median and 99th percentile latency of each of [`SERVERS`], in that order: all three started side by side, and
+/// one client alternating calls between them.
+fn measure_latency(
+    args: &RunArgs,
+    me: &Path,
+    roomguard: &Path,
+    policies: &Path,
+    placement: &str,
+    transport: &str,
+) -> anyhow::Result<Vec<(f64, f64)>> {
+    let pinned = placement == "pinned";
+    let dir = tempfile::tempdir()?;
+    let mut servers = Vec::new();
+    for server in SERVERS {
+        servers.push(start(me, roomguard, policies, pinned, server, dir.path())?);
+    }
+    let mut client = pinned_to(pinned.then_some(1));
+    client.arg(me).arg("latency");
+    for started in &servers {
+        client.arg("--target").arg(if transport == "unix" {
+            format!("unix:{}", started.socket.display())
+        } else {
+            format!("tcp:{}", started.addr)
+        });
+    }
+    let output = client
+        .args(["--calls", &args.latency_calls.to_string()])
+        .stderr(Stdio::inherit())
+        .output()?;
+    if !output.status.success() {
+        bail!("the latency client failed ({transport}, {placement})");
+    }
+    for started in &mut servers {
+        started.server.stop()?;
+    }
+    let value: serde_json::Value = serde_json::from_slice(&output.stdout)?;
+    let column = |key: &str| -> Vec<f64> {
+        value[key]
+            .as_array()
+            .map(|a| a.iter().map(|v| v.as_f64().unwrap_or(f64::NAN)).collect())
+            .unwrap_or_default()
+    };
+    Ok(column("p50_us").into_iter().zip(column("p99_us")).collect())
 }
 
 /// A command run on `cpu` alone (through `taskset`), or wherever the scheduler likes.
@@ -366,7 +481,8 @@ fn median(values: impl Iterator<Item = f64>) -> f64 {
 
 fn print_table(args: &RunArgs, results: &BTreeMap<(String, String, &str), Vec<Figures>>) {
     println!(
-        "\nMedians of {} rounds ({} connections x {} in flight; latency one call at a time). Ratios to the no-op.\n",
+        "\nMedians of {} rounds ({} connections x {} in flight; latency one call at a time, alternating between the \
+         three servers). Ratios to the no-op.\n",
         args.rounds, args.connections, args.in_flight
     );
     println!(
