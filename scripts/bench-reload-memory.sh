@@ -23,6 +23,7 @@ with open('$work/p/users.csv', 'w') as f:
 pid=$!
 for _ in $(seq 1 120); do grep -q 'listening' "$work/log" && break; sleep 0.5; done
 sleep 1
+loaded=$(awk '/^VmRSS/ {print $2}' /proc/$pid/status)
 echo "loaded:          $(grep VmRSS /proc/$pid/status)"
 for r in $(seq 1 "${ROUNDS:-4}"); do
   if [ "$edit" = users ]; then
@@ -45,4 +46,8 @@ with open('$work/users.new', 'w') as f:
   done
   sleep 0.5
   echo "after reload $r:  $(grep VmRSS /proc/$pid/status)  $(grep VmHWM /proc/$pid/status)"
+  # A reload that was refused or never finished would make the figures meaningless.
+  [ "$(grep -c 'policy reloaded' "$work/log" || true)" -gt "$before" ] || { echo "reload $r did not finish" >&2; exit 1; }
 done
+peak=$(awk '/^VmHWM/ {print $2}' /proc/$pid/status)
+awk -v l="$loaded" -v p="$peak" 'BEGIN { printf "peak / loaded:   %.2fx (%.1f MiB / %.1f MiB)\n", p / l, p / 1024, l / 1024 }'

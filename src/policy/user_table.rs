@@ -1,13 +1,14 @@
 //! The per-user role table of `users.csv`, laid out for a million lines and for reloads that change a few of them.
 //!
-//! The table keeps no id. It keeps each user's **fingerprint**: 96 bits of a 128-bit SipHash-1-3 of the normalised
-//! id, keyed at random once per process, and the user's roles as a one-byte index into a small palette of the role
-//! sets the shard holds. That is 13 bytes a user plus about one of bucket directory, where the ids themselves are
-//! 30 to 60 bytes: a million users cost about 14 MiB, so a reload that rewrites every line (two tables while the old
-//! one serves) stays under 1.5x the resident set of one (1.45x measured, README "Memory across reloads"). An id that
-//! is not listed matches a listed user's fingerprint only by chance: the chance of a look-up is the number of listed
-//! users over 2^96, about 10^-23 for a million, far below any hardware's error rate. The key is secret (never logged,
-//! new each process), so the ids callers send cannot be chosen to collide, whatever they learn from decisions.
+//! The table keeps no id. It keeps each user's **fingerprint**: 88 bits of a 128-bit SipHash-1-3 of the normalised
+//! id, keyed at random once per process (8 of them choose the shard, the shard keeps the other 80), and the user's
+//! roles as a one-byte index into a small palette of the role sets the shard holds. That is 11 bytes a user plus
+//! about one of bucket directory, where the ids themselves are 30 to 60 bytes: a million users cost about 11.5 MiB, so
+//! a reload that rewrites every line (two tables while the old one serves) stays under 1.5x the resident set of one
+//! (README, "Memory across reloads"). An id that is not listed matches a listed user's fingerprint only by chance:
+//! the chance of a look-up is the number of listed users over 2^88, about 3 x 10^-21 for a million, far below any
+//! hardware's error rate. The key is secret (never logged, new each process), so the ids callers send cannot be
+//! chosen to collide, whatever they learn from decisions.
 //!
 //! Users are spread over [`SHARDS`] shards by the fingerprint's top 8 bits. A shard holds its fingerprints sorted,
 //! and a directory of where each bucket of the next bits starts (about 4 users a bucket), so a look-up is one hash,
@@ -30,13 +31,13 @@ use siphasher::sip128::SipHasher13;
 use super::roles::RoleSet;
 
 /// How many shards a table has: a one-line edit of a million-line `users.csv` rebuilds one of them (about 4,000
-/// users, 55 KiB), and 256 pointers are all a small table spends on them (its empty shards are one shared shard).
+/// users, 47 KiB), and 256 pointers are all a small table spends on them (its empty shards are one shared shard).
 pub(crate) const SHARDS: usize = 256;
 
 /// The digest of one shard's lines.
 type ShardDigest = [u8; 32];
 
-/// Users a bucket of a shard's directory holds on average, at least: 4 keys of 12 bytes are one or two cache lines
+/// Users a bucket of a shard's directory holds on average, at least: 4 keys of 10 bytes are one or two cache lines
 /// to scan, and the directory costs about a byte a user.
 const USERS_PER_BUCKET: usize = 4;
 
@@ -58,10 +59,11 @@ struct Fingerprint {
     low: u64,
 }
 
-/// What a shard keeps of a fingerprint: its top 96 bits, as three words so that a key is 12 bytes, not 16. Ordered
-/// as the fingerprint, so a shard's keys sorted are grouped by bucket.
+/// What a shard keeps of a fingerprint: the 80 bits below the shard's 8 (the other 56 of the top word, the top 24 of
+/// the other), as five 16-bit words so that a key is 10 bytes. Ordered as the fingerprint, so a shard's keys sorted
+/// are grouped by bucket.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-struct Key([u32; 3]);
+struct Key([u16; 5]);
 
 /// The users whose fingerprints fall in one shard.
 struct Shard {
@@ -115,21 +117,25 @@ impl Fingerprint {
     }
 
     fn key(self) -> Key {
+        let (high, low) = (self.high, self.low);
         Key([
-            (self.high >> 32) as u32,
-            self.high as u32,
-            (self.low >> 32) as u32,
+            (high >> 40) as u16,
+            (high >> 24) as u16,
+            (high >> 8) as u16,
+            ((high << 8) | (low >> 56)) as u16,
+            (low >> 40) as u16,
         ])
     }
 }
 
 impl Key {
-    /// The bucket of a shard of `1 << bits` buckets: the `bits` bits below the shard's 8.
+    /// The bucket of a shard of `1 << bits` buckets: the key's top `bits` bits (the fingerprint's below the shard's).
     fn bucket(self, bits: u32) -> usize {
+        let top = (u32::from(self.0[0]) << 16) | u32::from(self.0[1]);
         if bits == 0 {
             0
         } else {
-            ((self.0[0] << 8) >> (32 - bits)) as usize
+            (top >> (32 - bits)) as usize
         }
     }
 }
