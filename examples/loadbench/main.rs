@@ -206,19 +206,22 @@ fn run(args: &RunArgs) -> anyhow::Result<()> {
         args.duration_ms,
         roomguard.display()
     );
+    let bench = Bench {
+        args,
+        me: &me,
+        roomguard: &roomguard,
+        policies: &policies,
+    };
     let mut results: BTreeMap<(String, String, &str), Vec<Figures>> = BTreeMap::new();
     for round in 1..=args.rounds {
         for placement in &args.placements {
             for transport in &args.transports {
                 let mut round_figures = Vec::new();
                 for server in SERVERS {
-                    let figures = measure(
-                        args, &me, &roomguard, &policies, placement, transport, server,
-                    )?;
+                    let figures = measure(&bench, placement, transport, server)?;
                     round_figures.push(figures);
                 }
-                let latencies =
-                    measure_latency(args, &me, &roomguard, &policies, placement, transport)?;
+                let latencies = measure_latency(&bench, placement, transport)?;
                 if latencies.len() != SERVERS.len() {
                     bail!(
                         "the latency client gave {} figures for {} servers",
@@ -263,14 +266,13 @@ struct Started {
 }
 
 /// Starts `server` (one of [`SERVERS`]) in `dir`, on cpu0 when `pinned`, and waits until it listens.
-fn start(
-    me: &Path,
-    roomguard: &Path,
-    policies: &Path,
-    pinned: bool,
-    server: &str,
-    dir: &Path,
-) -> anyhow::Result<Started> {
+fn start(bench: &Bench<'_>, pinned: bool, server: &str, dir: &Path) -> anyhow::Result<Started> {
+    let Bench {
+        me,
+        roomguard,
+        policies,
+        ..
+    } = bench;
     let socket = dir.join(format!("{server}.sock"));
     let log = dir.join(format!("{server}.ndjson"));
     let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
@@ -313,19 +315,26 @@ fn start(
     })
 }
 
+/// What every measurement needs: the options, and the binaries and policy it runs.
+struct Bench<'a> {
+    args: &'a RunArgs,
+    /// This program (the no-op server and the clients).
+    me: &'a Path,
+    roomguard: &'a Path,
+    policies: &'a Path,
+}
+
 /// Throughput and CPU per request of one server (the latency figures come from [`measure_latency`]).
 fn measure(
-    args: &RunArgs,
-    me: &Path,
-    roomguard: &Path,
-    policies: &Path,
+    bench: &Bench<'_>,
     placement: &str,
     transport: &str,
     server: &str,
 ) -> anyhow::Result<Figures> {
+    let Bench { args, me, .. } = bench;
     let pinned = placement == "pinned";
     let dir = tempfile::tempdir()?;
-    let mut started = start(me, roomguard, policies, pinned, server, dir.path())?;
+    let mut started = start(bench, pinned, server, dir.path())?;
     let mut client = pinned_to(pinned.then_some(1));
     client.arg(me).arg("client");
     if transport == "unix" {
@@ -370,18 +379,16 @@ fn measure(
 /// The median and 99th percentile latency of each of [`SERVERS`], in that order: all three started side by side, and
 /// one client alternating calls between them.
 fn measure_latency(
-    args: &RunArgs,
-    me: &Path,
-    roomguard: &Path,
-    policies: &Path,
+    bench: &Bench<'_>,
     placement: &str,
     transport: &str,
 ) -> anyhow::Result<Vec<(f64, f64)>> {
+    let Bench { args, me, .. } = bench;
     let pinned = placement == "pinned";
     let dir = tempfile::tempdir()?;
     let mut servers = Vec::new();
     for server in SERVERS {
-        servers.push(start(me, roomguard, policies, pinned, server, dir.path())?);
+        servers.push(start(bench, pinned, server, dir.path())?);
     }
     let mut client = pinned_to(pinned.then_some(1));
     client.arg(me).arg("latency");
