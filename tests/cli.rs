@@ -48,7 +48,7 @@ fn validate_accepts_the_shipped_policy() {
     let out = roomguard(&["validate", "policies"], None);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(
-        text(&out.stdout).contains("valid (26 rules"),
+        text(&out.stdout).contains("valid (34 rules"),
         "{}",
         text(&out.stdout)
     );

@@ -19,7 +19,7 @@ use roomguard::{
         proto::{self, JoinRule},
         server::Options,
     },
-    ops::{config::Mode, counters::JoinCounter, metrics::Metrics},
+    ops::{config::Mode, counters::Counters, metrics::Metrics},
     policy::PolicySnapshot,
 };
 use tonic::Code;
@@ -41,7 +41,7 @@ async fn server(mode: Mode) -> (TestServer, Arc<Metrics>) {
     let options = Options {
         mode,
         metrics: metrics.clone(),
-        join_counter: Arc::new(JoinCounter::in_memory(1000, metrics.clone())),
+        counters: Counters::in_memory(1000, metrics.clone()),
         ..Options::default()
     };
     (TestServer::with_options(options).await, metrics)

@@ -37,7 +37,7 @@ fn shipped_suites_pass_against_the_shipped_policy() {
 
 /// Every rule of the shipped policy is exercised by at least one case of the shipped suites: the default-policy
 /// suite for sending and publishing, `doors.yaml` for joins, state changes and text in every event, `uploads.yaml`
-/// for uploaded files.
+/// for uploaded files, `reads.yaml` for reads.
 #[test]
 fn the_shipped_suites_cover_every_rule() {
     let policy = PolicySnapshot::load(Path::new("policies")).expect("the shipped policy loads");
@@ -46,6 +46,7 @@ fn the_shipped_suites_cover_every_rule() {
         ("default-policy.yaml", 20),
         ("doors.yaml", 20),
         ("uploads.yaml", 8),
+        ("reads.yaml", 30),
     ] {
         let path = Path::new("policies/tests").join(file);
         let suite = Suite::from_file(&path).expect("suite parses");
@@ -56,7 +57,7 @@ fn the_shipped_suites_cover_every_rule() {
         let named = text.contains(&rule.id) || text.contains(&rule.code);
         assert!(
             named,
-            "rule `{}` ({}) is not exercised by default-policy.yaml, doors.yaml or uploads.yaml",
+            "rule `{}` ({}) is not exercised by default-policy.yaml, doors.yaml, uploads.yaml or reads.yaml",
             rule.id, rule.code
         );
     }

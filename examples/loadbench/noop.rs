@@ -106,6 +106,16 @@ impl PolicyService for Noop {
             scan: None,
         }))
     }
+
+    async fn check_read(
+        &self,
+        request: Request<proto::CheckReadRequest>,
+    ) -> Result<Response<proto::CheckReadResponse>, Status> {
+        Ok(Response::new(proto::CheckReadResponse {
+            decision: self.answer(request.into_inner().request_id),
+            ..Default::default()
+        }))
+    }
 }
 
 /// Serves the no-op service on `listen` (TCP) and on `unix` until the process is killed.

@@ -13,12 +13,15 @@ use crate::{
     domain::decision::Decision,
     grpc::{
         InvalidArgument,
-        cases::{JoinCase, PublishCase, SendCase, StateCase, UploadCase},
+        cases::{JoinCase, PublishCase, ReadCase, SendCase, StateCase, UploadCase},
     },
     ops::config::MediaConfig,
     policy::{
         PolicySnapshot,
-        decide::{decide_join, decide_publish, decide_send, decide_state_change, decide_upload},
+        decide::{
+            decide_join, decide_publish, decide_read, decide_send, decide_state_change,
+            decide_upload,
+        },
     },
 };
 
@@ -58,6 +61,9 @@ pub struct Case {
     /// A `CheckMediaUpload` stream: its header and the file (read with the default `[media]` limits).
     #[serde(default)]
     pub upload: Option<UploadCase>,
+    /// A read the reverse proxy asks about (`CheckRead`), with the account's counts.
+    #[serde(default)]
+    pub read: Option<ReadCase>,
     /// The expected outcome.
     pub expect: Expect,
     /// The suite file's directory, against which `upload.file` is resolved.
@@ -96,6 +102,9 @@ pub struct Expect {
     /// Uploads: why not (`encrypted`, `corrupt`, `size_limit`, `time_limit`, `nesting_limit`, `unsupported`).
     #[serde(default)]
     pub incomplete_reason: Option<String>,
+    /// Reads: the kind the path reads (`history`, `search`, `sync_initial`, `media`, `thumbnail`, `other`).
+    #[serde(default)]
+    pub kind: Option<String>,
 }
 
 /// The outcome of one case: `Ok` or the differences from what was expected.
@@ -150,15 +159,23 @@ impl Suite {
 impl Case {
     /// Runs the case against `policy`.
     pub fn run(&self, policy: &PolicySnapshot) -> CaseOutcome {
+        let others = [
+            self.send.is_some(),
+            self.publish.is_some(),
+            self.join.is_some(),
+            self.state.is_some(),
+        ];
         if let Some(upload) = &self.upload {
-            if self.send.is_some()
-                || self.publish.is_some()
-                || self.join.is_some()
-                || self.state.is_some()
-            {
+            if others.contains(&true) || self.read.is_some() {
                 return Err(vec![ONE_REQUEST.to_owned()]);
             }
             return self.run_upload(policy, upload);
+        }
+        if let Some(read) = &self.read {
+            if others.contains(&true) {
+                return Err(vec![ONE_REQUEST.to_owned()]);
+            }
+            return self.run_read(policy, read);
         }
         match self.decide(policy) {
             Ok(Ok(decision)) => self.expect.compare(&decision),
@@ -189,6 +206,30 @@ impl Case {
             _ => return Err(ONE_REQUEST.to_owned()),
         };
         decided.map_err(|e| e.to_string())
+    }
+
+    /// Classifies and decides the case's read, and compares the decision and the kind.
+    fn run_read(&self, policy: &PolicySnapshot, read: &ReadCase) -> CaseOutcome {
+        let (request, counts) = match read.to_request().map_err(|e| vec![e.to_string()])? {
+            Ok(request) => request,
+            Err(invalid) => {
+                return match &self.expect.invalid {
+                    Some(field) if *field == invalid.field => Ok(()),
+                    _ => Err(vec![format!(
+                        "the request was refused as invalid: {invalid}"
+                    )]),
+                };
+            }
+        };
+        let decision = decide_read(policy, &request, &counts);
+        let mut diffs = self.expect.compare(&decision).err().unwrap_or_default();
+        if let Some(kind) = &self.expect.kind {
+            let actual = request.target.kind.as_str();
+            if kind != actual {
+                diffs.push(format!("kind: expected {kind}, got {actual}"));
+            }
+        }
+        if diffs.is_empty() { Ok(()) } else { Err(diffs) }
     }
 
     /// Reads the case's file as the service would (default `[media]` limits), decides, and compares the decision
@@ -246,7 +287,7 @@ pub fn scan_with_defaults(bytes: &[u8]) -> (Extraction, u64) {
 }
 
 const ONE_REQUEST: &str =
-    "a case has exactly one of `send`, `publish`, `join`, `state` or `upload`";
+    "a case has exactly one of `send`, `publish`, `join`, `state`, `upload` or `read`";
 
 impl Expect {
     /// Every difference between this expectation and `decision`.
@@ -257,13 +298,13 @@ impl Expect {
                 "expected the request to be refused as invalid ({field}), but it was decided"
             ));
         }
-        if let Some(effect) = &self.effect {
-            if effect != decision.effect.as_str() {
-                diffs.push(format!(
-                    "effect: expected {effect}, got {}",
-                    decision.effect.as_str()
-                ));
-            }
+        if let Some(effect) = &self.effect
+            && effect != decision.effect.as_str()
+        {
+            diffs.push(format!(
+                "effect: expected {effect}, got {}",
+                decision.effect.as_str()
+            ));
         }
         let mut compare_set = |what: &str, expected: &Option<Vec<String>>, actual: Vec<String>| {
             if let Some(expected) = expected {
@@ -289,13 +330,13 @@ impl Expect {
             decision.reasons.iter().map(|r| r.rule.clone()).collect(),
         );
         compare_set("roles", &self.roles, decision.roles.clone());
-        if let Some(label) = &self.classification {
-            if *label != decision.classification {
-                diffs.push(format!(
-                    "classification: expected {label}, got {}",
-                    decision.classification
-                ));
-            }
+        if let Some(label) = &self.classification
+            && *label != decision.classification
+        {
+            diffs.push(format!(
+                "classification: expected {label}, got {}",
+                decision.classification
+            ));
         }
         if diffs.is_empty() { Ok(()) } else { Err(diffs) }
     }
@@ -303,22 +344,22 @@ impl Expect {
     /// Every difference between the expectation and what an upload's scan read.
     fn compare_scan(&self, extraction: &Extraction) -> Vec<String> {
         let mut diffs = Vec::new();
-        if let Some(format) = &self.format {
-            if format != extraction.format.as_str() {
-                diffs.push(format!(
-                    "format: expected {format}, got {}",
-                    extraction.format.as_str()
-                ));
-            }
+        if let Some(format) = &self.format
+            && format != extraction.format.as_str()
+        {
+            diffs.push(format!(
+                "format: expected {format}, got {}",
+                extraction.format.as_str()
+            ));
         }
-        if let Some(complete) = self.complete {
-            if complete != extraction.incomplete.is_none() {
-                diffs.push(format!(
-                    "complete: expected {complete}, got {} ({})",
-                    extraction.incomplete.is_none(),
-                    extraction.incomplete.map_or("", Incomplete::as_str)
-                ));
-            }
+        if let Some(complete) = self.complete
+            && complete != extraction.incomplete.is_none()
+        {
+            diffs.push(format!(
+                "complete: expected {complete}, got {} ({})",
+                extraction.incomplete.is_none(),
+                extraction.incomplete.map_or("", Incomplete::as_str)
+            ));
         }
         if let Some(reason) = &self.incomplete_reason {
             let actual = extraction.incomplete.map_or("", Incomplete::as_str);

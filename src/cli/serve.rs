@@ -13,7 +13,7 @@ use crate::{
     grpc::server::{self, Listeners, Options},
     ops::{
         config::{Config, ConfigError, Overrides},
-        counters::JoinCounter,
+        counters::Counters,
         decision_log::DecisionLog,
         layers::auth::BearerToken,
         metrics::Metrics,
@@ -39,6 +39,10 @@ pub fn serve(overrides: &Overrides) -> ExitCode {
         Err(err) => return bad_config(&err),
     };
     let token = match token(&config) {
+        Ok(token) => token,
+        Err(err) => return bad_config(&err),
+    };
+    let reads_admin_token = match reads_admin_token(&config) {
         Ok(token) => token,
         Err(err) => return bad_config(&err),
     };
@@ -75,10 +79,10 @@ pub fn serve(overrides: &Overrides) -> ExitCode {
         }
     };
     // The Redis counter's connection and probe are tasks: it is created inside the runtime.
-    let join_counter = {
+    let counters = {
         let _inside = runtime.enter();
-        match JoinCounter::from_config(&config.counters, metrics.clone()) {
-            Ok(counter) => Arc::new(counter),
+        match Counters::from_config(&config.counters, metrics.clone()) {
+            Ok(counters) => counters,
             Err(err) => {
                 let setting = match err {
                     crate::ops::counters::redis::RedisSetupError::PasswordFile { .. } => {
@@ -95,14 +99,16 @@ pub fn serve(overrides: &Overrides) -> ExitCode {
         tls,
         token,
         limits: config.limits.clone(),
-        join_counter: join_counter.clone(),
+        counters: counters.clone(),
         metrics,
         decision_log: decision_log.clone(),
         media: config.media.clone(),
+        reads: config.reads.clone(),
+        reads_admin_token,
         decision_delay: std::time::Duration::ZERO,
     };
     let result = runtime.block_on(async {
-        join_counter.first_contact().await;
+        counters.first_contact().await;
         let listeners = bind(&config).await?;
         server::serve(listeners, store, options, shutdown_signal())
             .await
@@ -157,6 +163,27 @@ fn token(config: &Config) -> Result<Option<BearerToken>, ConfigError> {
         })
 }
 
+/// The homeserver admin's access token of `reads.admin_token_file` (surrounding whitespace ignored); never logged.
+fn reads_admin_token(config: &Config) -> Result<Option<String>, ConfigError> {
+    let Some(path) = &config.reads.admin_token_file else {
+        return Ok(None);
+    };
+    let text = std::fs::read_to_string(path).map_err(|err| {
+        ConfigError::new(
+            "reads.admin_token_file",
+            format!("cannot read `{}`: {err}", path.display()),
+        )
+    })?;
+    let token = text.trim();
+    if token.is_empty() || token.bytes().any(|b| !b.is_ascii_graphic()) {
+        return Err(ConfigError::new(
+            "reads.admin_token_file",
+            "must hold one access token (printable characters, no spaces)",
+        ));
+    }
+    Ok(Some(token.to_owned()))
+}
+
 async fn bind(config: &Config) -> anyhow::Result<Listeners> {
     let grpc = TcpListener::bind(config.listen)
         .await
@@ -182,10 +209,19 @@ async fn bind(config: &Config) -> anyhow::Result<Listeners> {
         ),
         None => None,
     };
+    let reads = match config.reads.http_listen {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} (reads.http_listen)"))?,
+        ),
+        None => None,
+    };
     Ok(Listeners {
         grpc,
         unix,
         metrics,
+        reads,
     })
 }
 

@@ -301,7 +301,10 @@ fn after_version(segments: &[String], at: usize) -> Option<Api> {
     let mut rest = at + 1;
     let mut namespaced = false;
     if version == "api" {
-        (segments.get(rest)?.to_ascii_lowercase() == "v1").then_some(())?;
+        segments
+            .get(rest)?
+            .eq_ignore_ascii_case("v1")
+            .then_some(())?;
         rest += 1;
     } else if version == "unstable" {
         while segments.get(rest).is_some_and(|s| s.contains('.')) {

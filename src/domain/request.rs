@@ -31,17 +31,20 @@ pub enum Action {
     State,
     /// Store an uploaded file.
     Upload,
+    /// Read: a room's history, a search, a sync from scratch, a media download (asked by the reverse proxy).
+    Read,
 }
 
 impl Action {
     /// Every action, in the order rules files list them.
-    pub const ALL: [Action; 6] = [
+    pub const ALL: [Action; 7] = [
         Action::Send,
         Action::Publish,
         Action::Unpublish,
         Action::Join,
         Action::State,
         Action::Upload,
+        Action::Read,
     ];
 
     /// The name used in rule lines (`p, id, send, ...`).
@@ -53,6 +56,7 @@ impl Action {
             Action::Join => "join",
             Action::State => "state",
             Action::Upload => "upload",
+            Action::Read => "read",
         }
     }
 

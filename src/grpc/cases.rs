@@ -7,9 +7,14 @@ use serde::Deserialize;
 use crate::{
     domain::{
         media::UploadRequest,
+        read::{ReadCounts, ReadRequest, Tally},
         request::{JoinRequest, PublishRequest, SendRequest, StateChangeRequest},
     },
-    grpc::{InvalidArgument, proto},
+    grpc::{
+        InvalidArgument,
+        convert::{ReadQuestion, room_at},
+        proto,
+    },
 };
 
 /// A case that cannot even be made into a request (as opposed to a request the service refuses as invalid).
@@ -119,6 +124,108 @@ pub struct UploadCase {
     /// The file comes from another homeserver.
     #[serde(default)]
     pub remote: bool,
+}
+
+/// A read the reverse proxy asks about (the fields of a `CheckReadRequest`, the account resolved), with what the
+/// homeserver and the counter would say: the room's attributes and the account's counts in the last hour.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReadCase {
+    /// The account; none for a request without a token (or with one the homeserver does not know).
+    #[serde(default)]
+    pub user: Option<SubjectCase>,
+    /// Defaults to `GET`.
+    #[serde(default = "default_method")]
+    pub method: String,
+    /// The URI as the client sent it.
+    pub uri: String,
+    /// The attributes of the path's room as the homeserver reports them (its id is the path's); none: unknown.
+    #[serde(default)]
+    pub room: Option<RoomCase>,
+    /// The account's counts in the last hour, before this request.
+    #[serde(default)]
+    pub counts: ReadCountsCase,
+    /// The path's room is among the rooms whose history the account read in the last hour.
+    #[serde(default)]
+    pub room_already_read: bool,
+}
+
+/// An account's read counts in the last hour, named as rules read them (`r.read.<name>`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReadCountsCase {
+    /// Distinct rooms whose history the account read.
+    #[serde(default)]
+    pub history_rooms_1h: u32,
+    /// History requests.
+    #[serde(default)]
+    pub history_requests_1h: u32,
+    /// Initial syncs.
+    #[serde(default)]
+    pub initial_syncs_1h: u32,
+    /// Searches.
+    #[serde(default)]
+    pub searches_1h: u32,
+    /// Media downloads.
+    #[serde(default)]
+    pub media_downloads_1h: u32,
+    /// Thumbnails.
+    #[serde(default)]
+    pub thumbnails_1h: u32,
+}
+
+fn default_method() -> String {
+    "GET".to_owned()
+}
+
+impl ReadCase {
+    /// The read this case describes, classified and converted as the `CheckRead` rpc converts it, and the counts.
+    pub fn to_request(
+        &self,
+    ) -> Result<Result<(ReadRequest, ReadCounts), InvalidArgument>, CaseError> {
+        let room = self.room.as_ref().map(RoomCase::to_proto).transpose()?;
+        let request = proto::CheckReadRequest {
+            request_id: String::new(),
+            method: self.method.clone(),
+            uri: self.uri.clone(),
+            authorization: String::new(),
+            reader: self.user.as_ref().map(SubjectCase::to_proto),
+        };
+        let question = match ReadQuestion::try_from(request) {
+            Ok(question) => question,
+            Err(invalid) => return Ok(Err(invalid)),
+        };
+        let target = question.uri.target;
+        let room = match (room, &target.room_id) {
+            (Some(mut room), Some(room_id)) => {
+                room.room_id.clone_from(room_id);
+                match room_at("room", Some(room)) {
+                    Ok(room) => Some(room),
+                    Err(invalid) => return Ok(Err(invalid)),
+                }
+            }
+            _ => None,
+        };
+        let c = &self.counts;
+        let counts = ReadCounts {
+            history_rooms: Tally::of(c.history_rooms_1h),
+            room_already_read: self.room_already_read,
+            history_requests: Tally::of(c.history_requests_1h),
+            initial_syncs: Tally::of(c.initial_syncs_1h),
+            searches: Tally::of(c.searches_1h),
+            media_downloads: Tally::of(c.media_downloads_1h),
+            thumbnails: Tally::of(c.thumbnails_1h),
+        };
+        Ok(Ok((
+            ReadRequest {
+                request_id: String::new(),
+                reader: question.reader,
+                target,
+                room,
+            },
+            counts,
+        )))
+    }
 }
 
 /// A `Subject`.

@@ -9,11 +9,14 @@ use crate::{
         limits::{MAX_EVENT_BYTES, MAX_ID_BYTES},
         media::{Media, UploadRequest, check_media_id},
         message::Message,
+        read::ReadKind,
+        read_uri::{ReadUri, ReadUriError},
         request::{JoinRequest, PublishRequest, SendRequest, StateChangeRequest},
         room::{HistoryVisibility, JoinRule, Room, RoomIdError, check_room_id},
         subject::{Subject, UserId},
     },
     grpc::proto,
+    ops::reads::{ReadAnswer, guard::MAX_AUTHORIZATION_BYTES},
 };
 
 /// A request field that is missing or malformed: becomes `INVALID_ARGUMENT` with `field: problem`.
@@ -224,7 +227,8 @@ fn subject(field: &str, subject: Option<proto::Subject>) -> Result<Subject, Inva
 }
 
 /// A `Room` at `field` (`room`, `proposed`), every error naming the field path.
-fn room_at(field: &str, room: Option<proto::Room>) -> Result<Room, InvalidArgument> {
+/// A room given under `field` (required), checked as every request's room.
+pub(crate) fn room_at(field: &str, room: Option<proto::Room>) -> Result<Room, InvalidArgument> {
     let room = room.ok_or_else(|| InvalidArgument::new(field, "is required"))?;
     check_room_id(&room.room_id).map_err(|e| {
         let problem = match e {
@@ -351,6 +355,101 @@ fn shown(s: &str) -> String {
         out.push_str("...");
     }
     out
+}
+
+/// A `CheckReadRequest`, checked and classified.
+#[derive(Debug, Clone)]
+pub(crate) struct ReadQuestion {
+    pub request_id: String,
+    pub method: String,
+    /// The URI as sent (for the log of a malformed one: never logged whole).
+    pub uri_text: String,
+    pub uri: ReadUri,
+    pub authorization: Option<String>,
+    pub reader: Option<Subject>,
+}
+
+impl TryFrom<proto::CheckReadRequest> for ReadQuestion {
+    type Error = InvalidArgument;
+
+    fn try_from(req: proto::CheckReadRequest) -> Result<Self, Self::Error> {
+        let request_id = request_id(req.request_id)?;
+        if req.method.is_empty() {
+            return Err(InvalidArgument::new(
+                "method",
+                "is required (`GET`, `POST`...)",
+            ));
+        }
+        if req.uri.is_empty() {
+            return Err(InvalidArgument::new(
+                "uri",
+                "is required: the request's path and query as the client sent them",
+            ));
+        }
+        if req.authorization.len() > MAX_AUTHORIZATION_BYTES {
+            return Err(InvalidArgument::new(
+                "authorization",
+                format!(
+                    "is {} bytes, at most {MAX_AUTHORIZATION_BYTES}",
+                    req.authorization.len()
+                ),
+            ));
+        }
+        let uri = ReadUri::parse(&req.method, &req.uri).map_err(|err| match err {
+            ReadUriError::BadMethod => InvalidArgument::new("method", err.to_string()),
+            _ => InvalidArgument::new("uri", err.to_string()),
+        })?;
+        let reader = match req.reader {
+            Some(reader) => Some(subject("reader", Some(reader))?),
+            None => None,
+        };
+        Ok(ReadQuestion {
+            request_id,
+            method: req.method,
+            uri_text: req.uri,
+            uri,
+            authorization: (!req.authorization.is_empty()).then_some(req.authorization),
+            reader,
+        })
+    }
+}
+
+impl From<ReadAnswer> for proto::CheckReadResponse {
+    /// The answer; in shadow mode the decision's effect is ALLOW, marked `shadow`, the policy's in `policy_effect`.
+    fn from(answer: ReadAnswer) -> Self {
+        let kind = match answer.kind() {
+            ReadKind::History => proto::ReadKind::History,
+            ReadKind::Search => proto::ReadKind::Search,
+            ReadKind::SyncInitial => proto::ReadKind::SyncInitial,
+            ReadKind::Media => proto::ReadKind::Media,
+            ReadKind::Thumbnail => proto::ReadKind::Thumbnail,
+            ReadKind::Other => proto::ReadKind::Other,
+        } as i32;
+        let status = answer.status();
+        let matrix_error = status.map(|_| answer.matrix_error()).unwrap_or_default();
+        let retry_after_ms = answer
+            .retry_after
+            .filter(|_| status == Some(429))
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let mut decision = proto::Decision::from(answer.decision.clone());
+        if answer.shadow {
+            decision.shadow = true;
+            decision.effect = proto::Effect::Allow as i32;
+        }
+        proto::CheckReadResponse {
+            kind,
+            room_id: answer.room_id().unwrap_or_default().to_owned(),
+            user_id: answer
+                .user_id
+                .as_ref()
+                .map(|u| u.as_str().to_owned())
+                .unwrap_or_default(),
+            retry_after_ms,
+            http_status: status.map_or(0, u32::from),
+            matrix_error,
+            decision: Some(decision),
+        }
+    }
 }
 
 impl From<Decision> for proto::Decision {

@@ -14,18 +14,24 @@ use tonic::transport::Server;
 use tonic_health::ServingStatus;
 use tracing::{info, warn};
 
+use envoy_types::pb::envoy::service::auth::v3::authorization_server::AuthorizationServer;
+
 use crate::{
     grpc::{
         PolicyServer,
         proto::{self, policy_service_server::PolicyServiceServer},
     },
     ops::{
-        config::{LimitsConfig, MediaConfig, Mode},
+        config::{LimitsConfig, MediaConfig, Mode, ReadsConfig},
         connections::{ConnectionGate, Listener},
-        counters::{DEFAULT_MAX_TRACKED_USERS, JoinCounter},
+        counters::{Counters, DEFAULT_MAX_TRACKED_USERS},
         decision_log::DecisionLog,
         layers::auth::{AuthLayer, BearerToken},
         metrics::{self, Metrics},
+        reads::{
+            ReadGuard, ReadGuardParts,
+            homeserver::{Homeserver, HomeserverError},
+        },
         scan_slots::ScanSlots,
         {admission::Admission, layers::deadline::DeadlineLayer},
     },
@@ -47,6 +53,9 @@ pub enum ServerError {
     /// The transport failed.
     #[error("transport error: {0}")]
     Transport(#[from] tonic::transport::Error),
+    /// The homeserver client of the read guard cannot be built (no trust store for `https://`).
+    #[error("reads.homeserver_url: {0}")]
+    Homeserver(#[from] HomeserverError),
 }
 
 /// The sockets to serve on. Bound by the caller (so that tests can bind `127.0.0.1:0` and read the port).
@@ -59,6 +68,8 @@ pub struct Listeners {
     pub unix: Option<UnixListener>,
     /// The Prometheus metrics HTTP listener.
     pub metrics: Option<TcpListener>,
+    /// The read guard's HTTP listener (nginx `auth_request`).
+    pub reads: Option<TcpListener>,
 }
 
 impl From<TcpListener> for Listeners {
@@ -67,6 +78,7 @@ impl From<TcpListener> for Listeners {
             grpc,
             unix: None,
             metrics: None,
+            reads: None,
         }
     }
 }
@@ -86,10 +98,15 @@ pub struct Options {
     pub metrics: Arc<Metrics>,
     /// Where decision-log lines go.
     pub decision_log: DecisionLog,
-    /// The per-account public-join counter (it outlives policy reloads: it is the server's, not the policy's).
-    pub join_counter: Arc<JoinCounter>,
+    /// The per-account join and read counters (they outlive policy reloads: they are the server's, not the
+    /// policy's).
+    pub counters: Counters,
     /// Uploads: file size, text and decompression limits, nesting, time budget and scan slots.
     pub media: MediaConfig,
+    /// Reads: the homeserver, caches, failure mode, containment.
+    pub reads: ReadsConfig,
+    /// The homeserver admin's access token of `reads.admin_token_file`, read at start.
+    pub reads_admin_token: Option<String>,
     /// Test support, zero otherwise (no setting reaches it): every decision also takes this long, as a deliberately
     /// slow policy would, so that overload tests do not depend on how slow the engine is with a large policy.
     pub decision_delay: Duration,
@@ -104,16 +121,54 @@ impl Default for Options {
             tls: None,
             token: None,
             limits: LimitsConfig::default(),
-            join_counter: Arc::new(JoinCounter::in_memory(
-                DEFAULT_MAX_TRACKED_USERS,
-                metrics.clone(),
-            )),
+            counters: Counters::in_memory(DEFAULT_MAX_TRACKED_USERS, metrics.clone()),
             metrics,
             decision_log: DecisionLog::off(),
             media: MediaConfig::default(),
+            reads: ReadsConfig::default(),
+            reads_admin_token: None,
             decision_delay: Duration::ZERO,
         }
     }
+}
+
+/// The read guard `options` describe, on `store`'s policy and the process's `admission`.
+fn read_guard(
+    store: &Arc<PolicyStore>,
+    options: &Options,
+    admission: Admission,
+) -> Result<ReadGuard, ServerError> {
+    let config = &options.reads;
+    let homeserver = match &config.homeserver_url {
+        Some(url) => Some(Homeserver::new(
+            url,
+            options.reads_admin_token.clone(),
+            config.homeserver_timeout(),
+            options.metrics.clone(),
+        )?),
+        None => None,
+    };
+    // The read's own budget ends before the deadline layer's, so that a slow homeserver is answered by the failure
+    // mode rather than by DEADLINE_EXCEEDED.
+    let request_timeout = options.limits.request_timeout();
+    let budget = request_timeout.saturating_sub(request_timeout / 10);
+    Ok(ReadGuard::new(
+        store.clone(),
+        ReadGuardParts {
+            mode: options.mode,
+            failure_mode: config.failure_mode,
+            homeserver,
+            token_cache: config.token_cache(),
+            token_cache_entries: config.token_cache_entries,
+            room_cache: config.room_cache(),
+            lock_account_after: config.lock_account_after,
+            counter: options.counters.reads.clone(),
+            admission,
+            budget,
+            metrics: options.metrics.clone(),
+            decision_log: options.decision_log.clone(),
+        },
+    ))
 }
 
 /// Serves on `listener` with the policy in `store` and default [`Options`] until `shutdown` completes.
@@ -157,20 +212,26 @@ pub async fn serve(
     let limits = &options.limits;
     // One admission for every listener: the limit is the process's, not a listener's or a connection's.
     let admission = Admission::new(limits.max_concurrent_requests, options.metrics.clone());
-    let policy = PolicyServiceServer::new(
-        PolicyServer::new(store.clone())
-            .with_operations(
-                options.mode,
-                options.metrics.clone(),
-                options.decision_log.clone(),
-                admission,
-                options.join_counter.clone(),
-                ScanSlots::new(options.media.clone(), options.metrics.clone()),
-            )
-            .with_decision_delay(options.decision_delay),
-    )
-    .max_decoding_message_size(limits.max_request_bytes)
-    .max_encoding_message_size(MAX_RESPONSE_BYTES);
+    let reads = read_guard(&store, &options, admission.clone())?;
+    reads.report();
+    let service = PolicyServer::new(store.clone())
+        .with_operations(
+            options.mode,
+            options.metrics.clone(),
+            options.decision_log.clone(),
+            admission,
+            options.counters.joins.clone(),
+            ScanSlots::new(options.media.clone(), options.metrics.clone()),
+            reads.clone(),
+        )
+        .with_decision_delay(options.decision_delay);
+    let policy = PolicyServiceServer::new(service.clone())
+        .max_decoding_message_size(limits.max_request_bytes)
+        .max_encoding_message_size(MAX_RESPONSE_BYTES);
+    // Envoy's ext_authz, on the same listeners and behind the same token and deadline.
+    let ext_authz = AuthorizationServer::new(service)
+        .max_decoding_message_size(limits.max_request_bytes)
+        .max_encoding_message_size(MAX_RESPONSE_BYTES);
 
     // One shutdown signal for every listener and the policy reloader.
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -217,6 +278,7 @@ pub async fn serve(
             .add_service(reflection_v1.clone())
             .add_service(reflection_v1alpha.clone())
             .add_service(policy.clone())
+            .add_service(ext_authz.clone())
             .serve_with_incoming_shutdown(incoming, stopped())
     };
     let unix = listeners.unix.map(|listener| {
@@ -228,10 +290,19 @@ pub async fn serve(
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
             .add_service(policy)
+            .add_service(ext_authz)
             .serve_with_incoming_shutdown(
                 gate.incoming(Listener::Unix(listener), None, stopped()),
                 stopped(),
             )
+    });
+    let reads_http = listeners.reads.map(|listener| {
+        tokio::spawn(crate::ops::reads::http::serve(
+            listener,
+            reads,
+            limits.max_connections,
+            stopped(),
+        ))
     });
     let metrics = listeners.metrics.map(|listener| {
         tokio::spawn(metrics::serve(
@@ -281,9 +352,9 @@ pub async fn serve(
         },
         draining
     );
-    if let Some(metrics) = metrics {
-        metrics.abort();
-        let _ = metrics.await;
+    for task in [metrics, reads_http].into_iter().flatten() {
+        task.abort();
+        let _ = task.await;
     }
     result?;
     info!("roomguard stopped");

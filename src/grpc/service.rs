@@ -14,6 +14,7 @@ use crate::{
         decision::{Decision, Effect},
         request::{JoinRequest, PublishRequest, Question, SendRequest, StateChangeRequest},
     },
+    grpc::convert::ReadQuestion,
     grpc::{
         InvalidArgument,
         proto::{self, policy_service_server::PolicyService},
@@ -21,10 +22,11 @@ use crate::{
     ops::{
         admission::{Admission, Admitted},
         config::{MediaConfig, Mode},
-        counters::{DEFAULT_MAX_TRACKED_USERS, JoinCounter},
+        counters::{DEFAULT_MAX_TRACKED_USERS, JoinCounter, ReadCounter},
         decision_cost::{CostEstimate, Route},
         decision_log::{DecisionLog, Entry, MediaEntry},
         metrics::Metrics,
+        reads::{Front, ReadAsk, ReadGuard, ReadGuardParts},
         scan_slots::ScanSlots,
     },
     policy::{
@@ -45,6 +47,7 @@ pub struct PolicyServer {
     admission: Admission,
     join_counter: Arc<JoinCounter>,
     scans: ScanSlots,
+    reads: ReadGuard,
     costs: Arc<DecisionCosts>,
     /// Test support: every decision also takes this long (see [`crate::grpc::server::Options::decision_delay`]).
     decision_delay: Duration,
@@ -76,15 +79,37 @@ impl PolicyServer {
     /// concurrency limit).
     pub fn new(store: Arc<PolicyStore>) -> Self {
         let metrics = Arc::new(Metrics::new());
+        let admission = Admission::unlimited(metrics.clone());
+        let reads = ReadGuard::new(
+            store.clone(),
+            ReadGuardParts {
+                mode: Mode::Enforce,
+                failure_mode: Default::default(),
+                homeserver: None,
+                token_cache: Duration::from_secs(60),
+                token_cache_entries: 1000,
+                room_cache: Duration::from_secs(30),
+                lock_account_after: 0,
+                counter: Arc::new(ReadCounter::in_memory(
+                    DEFAULT_MAX_TRACKED_USERS,
+                    metrics.clone(),
+                )),
+                admission: admission.clone(),
+                budget: Duration::from_secs(1),
+                metrics: metrics.clone(),
+                decision_log: DecisionLog::off(),
+            },
+        );
         PolicyServer {
             store,
             mode: Mode::Enforce,
-            admission: Admission::unlimited(metrics.clone()),
+            admission,
             join_counter: Arc::new(JoinCounter::in_memory(
                 DEFAULT_MAX_TRACKED_USERS,
                 metrics.clone(),
             )),
             scans: ScanSlots::new(MediaConfig::default(), metrics.clone()),
+            reads,
             metrics,
             decision_log: DecisionLog::off(),
             costs: Arc::new(DecisionCosts::default()),
@@ -101,7 +126,12 @@ impl PolicyServer {
     }
 
     /// The same service in `mode`, counting into `metrics`, logging to `decision_log`, deciding at most as many
-    /// calls at once as `admission` admits, counting public joins in `join_counter`, scanning uploads in `scans`.
+    /// calls at once as `admission` admits, counting public joins in `join_counter`, scanning uploads in `scans`,
+    /// deciding reads with `reads`.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "each is one operation's part, named at the one call site"
+    )]
     pub fn with_operations(
         self,
         mode: Mode,
@@ -110,6 +140,7 @@ impl PolicyServer {
         admission: Admission,
         join_counter: Arc<JoinCounter>,
         scans: ScanSlots,
+        reads: ReadGuard,
     ) -> Self {
         PolicyServer {
             mode,
@@ -118,8 +149,14 @@ impl PolicyServer {
             admission,
             join_counter,
             scans,
+            reads,
             ..self
         }
+    }
+
+    /// The read guard.
+    pub(crate) fn reads(&self) -> &ReadGuard {
+        &self.reads
     }
 
     /// The upload scan slots and limits.
@@ -326,6 +363,7 @@ impl PolicyService for PolicyServer {
             last_refused_at,
             last_refused_error,
             shared_counter_up: self.join_counter.shared_up(),
+            reads_homeserver_up: self.metrics.reads.homeserver_up(),
         }))
     }
 
@@ -422,6 +460,25 @@ impl PolicyService for PolicyServer {
         Ok(Response::new(proto::CheckRoomStateChangeResponse {
             decision: Some(decision),
         }))
+    }
+
+    #[instrument(level = "debug", name = "check_read", skip_all)]
+    async fn check_read(
+        &self,
+        request: Request<proto::CheckReadRequest>,
+    ) -> Result<Response<proto::CheckReadResponse>, Status> {
+        let started = Instant::now();
+        let asked = ReadQuestion::try_from(request.into_inner())?;
+        let ask = ReadAsk {
+            request_id: &asked.request_id,
+            method: &asked.method,
+            uri: &asked.uri_text,
+            authorization: asked.authorization.as_deref(),
+            reader: asked.reader,
+            front: Front::Rpc,
+        };
+        let answer = self.reads.check_parsed(&ask, asked.uri, started).await;
+        Ok(Response::new(proto::CheckReadResponse::from(answer)))
     }
 
     #[instrument(level = "debug", name = "check_media_upload", skip_all)]

@@ -61,6 +61,155 @@ pub struct Config {
     pub counters: CountersConfig,
     /// Reading uploaded files.
     pub media: MediaConfig,
+    /// The read guard the reverse proxy asks.
+    pub reads: ReadsConfig,
+}
+
+/// `[reads]`: the read guard that the reverse proxy in front of the homeserver asks before serving a read (see
+/// [`crate::ops::reads`]).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReadsConfig {
+    /// The HTTP listener of the nginx `auth_request` endpoint (`/authz`); none: off. Envoy's `ext_authz` and the
+    /// `CheckRead` rpc are served on the gRPC listener whatever this says.
+    pub http_listen: Option<SocketAddr>,
+    /// The homeserver's base URL (`http://127.0.0.1:8008`): where access tokens are resolved
+    /// (`/_matrix/client/v3/account/whoami`), room details read and accounts locked.
+    pub homeserver_url: Option<String>,
+    /// A file holding an access token of a homeserver admin, for the admin API: room details (rules on `r.room.*`),
+    /// whether an account is a server admin, and locking an account (`lock_account_after`).
+    pub admin_token_file: Option<PathBuf>,
+    /// How long a token's account (or the homeserver's "unknown token") is remembered, in seconds.
+    pub token_cache_s: u64,
+    /// Tokens remembered at most (keyed by a keyed hash of the token, never the token).
+    pub token_cache_entries: u64,
+    /// How long a room's details are remembered, in seconds.
+    pub room_cache_s: u64,
+    /// Time one call to the homeserver may take, in milliseconds; then the read is answered by `failure_mode`.
+    pub homeserver_timeout_ms: u64,
+    /// What to answer when roomguard cannot decide a read (the homeserver does not answer, overload, timeout).
+    pub failure_mode: ReadFailureMode,
+    /// Lock an account through the homeserver's admin API once it has been refused this many reads for a rate in
+    /// an hour (never an admin, never twice in the hour); 0: never.
+    pub lock_account_after: u32,
+}
+
+impl Default for ReadsConfig {
+    fn default() -> Self {
+        ReadsConfig {
+            http_listen: None,
+            homeserver_url: None,
+            admin_token_file: None,
+            token_cache_s: 60,
+            token_cache_entries: 100_000,
+            room_cache_s: 30,
+            homeserver_timeout_ms: 500,
+            failure_mode: ReadFailureMode::Open,
+            lock_account_after: 0,
+        }
+    }
+}
+
+impl ReadsConfig {
+    /// `token_cache_s` as a duration.
+    pub fn token_cache(&self) -> Duration {
+        Duration::from_secs(self.token_cache_s)
+    }
+
+    /// `room_cache_s` as a duration.
+    pub fn room_cache(&self) -> Duration {
+        Duration::from_secs(self.room_cache_s)
+    }
+
+    /// `homeserver_timeout_ms` as a duration.
+    pub fn homeserver_timeout(&self) -> Duration {
+        Duration::from_millis(self.homeserver_timeout_ms)
+    }
+
+    fn validate(&self, listen: SocketAddr, metrics: Option<SocketAddr>) -> Result<(), ConfigError> {
+        if let Some(addr) = self.http_listen {
+            if addr == listen || Some(addr) == metrics {
+                return Err(ConfigError::new(
+                    "reads.http_listen",
+                    format!("`{addr}` is already the gRPC or the metrics listen address"),
+                ));
+            }
+            if self.homeserver_url.is_none() {
+                return Err(ConfigError::new(
+                    "reads.homeserver_url",
+                    "required when `reads.http_listen` is set: access tokens are resolved by the homeserver",
+                ));
+            }
+        }
+        if let Some(url) = &self.homeserver_url {
+            check_base_url(url).map_err(|p| ConfigError::new("reads.homeserver_url", p))?;
+        }
+        if let Some(path) = &self.admin_token_file {
+            readable("reads.admin_token_file", path)?;
+            if self.homeserver_url.is_none() {
+                return Err(ConfigError::new(
+                    "reads.homeserver_url",
+                    "required when `reads.admin_token_file` is set",
+                ));
+            }
+        }
+        if self.lock_account_after > 0 && self.admin_token_file.is_none() {
+            return Err(ConfigError::new(
+                "reads.lock_account_after",
+                "locking an account needs the homeserver's admin API: set `reads.admin_token_file` too",
+            ));
+        }
+        for (setting, value) in [
+            ("reads.token_cache_s", self.token_cache_s),
+            ("reads.token_cache_entries", self.token_cache_entries),
+            ("reads.room_cache_s", self.room_cache_s),
+            ("reads.homeserver_timeout_ms", self.homeserver_timeout_ms),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::new(setting, "must be greater than 0"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// An `http://` or `https://` base URL with a host and no query: what the homeserver's APIs are appended to.
+fn check_base_url(url: &str) -> Result<(), String> {
+    let uri: http::Uri = url
+        .parse()
+        .map_err(|e| format!("`{url}` is not a URL: {e}"))?;
+    if !matches!(uri.scheme_str(), Some("http" | "https")) {
+        return Err(format!("`{url}` must start with `http://` or `https://`"));
+    }
+    if uri.host().is_none_or(str::is_empty) {
+        return Err(format!("`{url}` has no host"));
+    }
+    if uri.query().is_some() {
+        return Err(format!("`{url}` must not have a query"));
+    }
+    Ok(())
+}
+
+/// `reads.failure_mode`: what the read guard answers when it cannot decide.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum ReadFailureMode {
+    /// Allow the read: a proxy that refused every read while the homeserver or roomguard is slow would take the
+    /// messenger down with it.
+    #[default]
+    Open,
+    /// Refuse the read (`READ_GUARD_UNAVAILABLE`): no read the policy could not check.
+    Closed,
+}
+
+impl ReadFailureMode {
+    /// `open` or `closed`, as in the config file and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReadFailureMode::Open => "open",
+            ReadFailureMode::Closed => "closed",
+        }
+    }
 }
 
 /// `[media]`: the limits of reading an uploaded file (`CheckMediaUpload`).
@@ -365,6 +514,7 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             counters: CountersConfig::default(),
             media: MediaConfig::default(),
+            reads: ReadsConfig::default(),
         }
     }
 }
@@ -490,6 +640,33 @@ pub struct Overrides {
     /// Files scanned at once [default: 4].
     #[arg(long, env = "ROOMGUARD_MEDIA_MAX_CONCURRENT_SCANS")]
     pub media_max_concurrent_scans: Option<usize>,
+    /// HTTP listen address of the nginx auth_request endpoint (/authz) [default: off].
+    #[arg(long, env = "ROOMGUARD_READS_HTTP_LISTEN")]
+    pub reads_http_listen: Option<SocketAddr>,
+    /// The homeserver's base URL, e.g. http://127.0.0.1:8008 (resolves access tokens, reads room details).
+    #[arg(long, env = "ROOMGUARD_READS_HOMESERVER_URL")]
+    pub reads_homeserver_url: Option<String>,
+    /// File holding a homeserver admin's access token (room details, admin flags, account locks).
+    #[arg(long, env = "ROOMGUARD_READS_ADMIN_TOKEN_FILE")]
+    pub reads_admin_token_file: Option<PathBuf>,
+    /// Seconds a token's account is remembered [default: 60].
+    #[arg(long, env = "ROOMGUARD_READS_TOKEN_CACHE_S")]
+    pub reads_token_cache_s: Option<u64>,
+    /// Tokens remembered at most [default: 100000].
+    #[arg(long, env = "ROOMGUARD_READS_TOKEN_CACHE_ENTRIES")]
+    pub reads_token_cache_entries: Option<u64>,
+    /// Seconds a room's details are remembered [default: 30].
+    #[arg(long, env = "ROOMGUARD_READS_ROOM_CACHE_S")]
+    pub reads_room_cache_s: Option<u64>,
+    /// Time one homeserver call may take, in milliseconds [default: 500].
+    #[arg(long, env = "ROOMGUARD_READS_HOMESERVER_TIMEOUT_MS")]
+    pub reads_homeserver_timeout_ms: Option<u64>,
+    /// When a read cannot be decided: `open` (allow) or `closed` (refuse) [default: open].
+    #[arg(long, env = "ROOMGUARD_READS_FAILURE_MODE")]
+    pub reads_failure_mode: Option<ReadFailureMode>,
+    /// Lock an account after this many reads refused for a rate in an hour; 0: never [default: 0].
+    #[arg(long, env = "ROOMGUARD_READS_LOCK_ACCOUNT_AFTER")]
+    pub reads_lock_account_after: Option<u32>,
 }
 
 impl Config {
@@ -593,6 +770,16 @@ impl Config {
         set(&mut m.max_nesting, &o.media_max_nesting);
         set(&mut m.timeout_ms, &o.media_timeout_ms);
         set(&mut m.max_concurrent_scans, &o.media_max_concurrent_scans);
+        let r = &mut self.reads;
+        set_some(&mut r.http_listen, &o.reads_http_listen);
+        set_some(&mut r.homeserver_url, &o.reads_homeserver_url);
+        set_some(&mut r.admin_token_file, &o.reads_admin_token_file);
+        set(&mut r.token_cache_s, &o.reads_token_cache_s);
+        set(&mut r.token_cache_entries, &o.reads_token_cache_entries);
+        set(&mut r.room_cache_s, &o.reads_room_cache_s);
+        set(&mut r.homeserver_timeout_ms, &o.reads_homeserver_timeout_ms);
+        set(&mut r.failure_mode, &o.reads_failure_mode);
+        set(&mut r.lock_account_after, &o.reads_lock_account_after);
     }
 
     /// Checks what can be checked before binding: combinations, ranges, and that named files are readable.
@@ -692,6 +879,7 @@ impl Config {
             }
         }
         self.counters.validate()?;
+        self.reads.validate(self.listen, self.metrics.listen)?;
         if l.max_request_bytes > 64 * 1024 * 1024 {
             return Err(ConfigError::new(
                 "limits.max_request_bytes",
@@ -976,5 +1164,65 @@ mod tests {
         );
         let err = Config::from_toml("[counters]\nbackend = \"etcd\"\n").unwrap_err();
         assert_eq!(err.setting, "counters.backend", "{err}");
+    }
+
+    /// The read guard's settings come from `[reads]`, their flags or variables override the file, and inconsistent
+    /// ones are refused naming the setting.
+    #[test]
+    fn read_guard_settings() {
+        let mut config = Config::from_toml(
+            "[reads]\nhttp_listen = \"127.0.0.1:50052\"\nhomeserver_url = \"http://127.0.0.1:8008\"\n\
+             failure_mode = \"closed\"\ntoken_cache_s = 30\n",
+        )
+        .unwrap();
+        assert_eq!(config.reads.failure_mode, ReadFailureMode::Closed);
+        assert_eq!(config.reads.token_cache_s, 30);
+        assert!(config.validate().is_ok());
+        config.apply(&Overrides {
+            reads_failure_mode: Some(ReadFailureMode::Open),
+            reads_room_cache_s: Some(5),
+            ..Overrides::default()
+        });
+        assert_eq!(config.reads.failure_mode, ReadFailureMode::Open);
+        assert_eq!(config.reads.room_cache_s, 5);
+        let refused = |change: &dyn Fn(&mut ReadsConfig)| {
+            let mut config = Config::default();
+            config.reads.homeserver_url = Some("http://127.0.0.1:8008".into());
+            change(&mut config.reads);
+            config.validate().unwrap_err().setting
+        };
+        assert_eq!(
+            refused(&|r| {
+                r.homeserver_url = None;
+                r.http_listen = Some("127.0.0.1:50052".parse().unwrap());
+            }),
+            "reads.homeserver_url"
+        );
+        assert_eq!(
+            refused(&|r| r.http_listen = Some("127.0.0.1:50051".parse().unwrap())),
+            "reads.http_listen"
+        );
+        assert_eq!(
+            refused(&|r| r.homeserver_url = Some("ftp://x".into())),
+            "reads.homeserver_url"
+        );
+        assert_eq!(
+            refused(&|r| r.homeserver_url = Some("http://h:8008/?a=1".into())),
+            "reads.homeserver_url"
+        );
+        assert_eq!(
+            refused(&|r| r.lock_account_after = 3),
+            "reads.lock_account_after"
+        );
+        assert_eq!(
+            refused(&|r| r.admin_token_file = Some("/nonexistent/token".into())),
+            "reads.admin_token_file"
+        );
+        assert_eq!(
+            refused(&|r| r.token_cache_entries = 0),
+            "reads.token_cache_entries"
+        );
+        let err = Config::from_toml("[reads]\nfailure_mode = \"maybe\"\n").unwrap_err();
+        assert_eq!(err.setting, "reads.failure_mode", "{err}");
     }
 }

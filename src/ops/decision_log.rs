@@ -65,6 +65,25 @@ pub struct Entry<'a> {
     /// Uploads only: what was read of the file (never its text or name).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub media: Option<MediaEntry<'a>>,
+    /// Reads only: what was read, and which front asked (never the token, never the URI's query).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub read: Option<ReadEntry<'a>>,
+}
+
+/// What the decision log says of a read: its kind, the file it downloads, which front asked. Never the access token,
+/// never the URI (its query can hold the token).
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct ReadEntry<'a> {
+    /// `history`, `search`, `sync_initial`, `media`, `thumbnail` or `other`.
+    pub kind: &'a str,
+    /// `mxc://server/id` of a download or thumbnail, empty otherwise.
+    pub media_id: &'a str,
+    /// `auth_request` (nginx), `ext_authz` (Envoy) or `rpc` (`CheckRead`).
+    pub front: &'a str,
+    /// Why the policy did not decide (`unknown_token`, `homeserver_unavailable`, `overloaded`, `timeout`,
+    /// `invalid`), empty when it did.
+    #[serde(skip_serializing_if = "str::is_empty")]
+    pub not_decided: &'a str,
 }
 
 /// The codes of a decision's reasons, written as a JSON array of strings straight from the reasons (no list is
@@ -132,7 +151,14 @@ impl<'a> Entry<'a> {
             latency_us: u64::try_from(latency.as_micros()).unwrap_or(u64::MAX),
             shadow,
             media: None,
+            read: None,
         }
+    }
+
+    /// The same entry, for a read.
+    pub fn with_read(mut self, read: ReadEntry<'a>) -> Self {
+        self.read = Some(read);
+        self
     }
 
     /// The same entry, for an upload.
@@ -377,10 +403,10 @@ impl DecisionLog {
         }
         inner.wake.notify_one();
         let writer = inner.writer.lock().ok().and_then(|mut w| w.take());
-        if let Some(writer) = writer {
-            if writer.join().is_err() {
-                error!("the decision-log writer panicked");
-            }
+        if let Some(writer) = writer
+            && writer.join().is_err()
+        {
+            error!("the decision-log writer panicked");
         }
         let dropped = inner.metrics.decision_log_dropped_count();
         if dropped > 0 {
@@ -461,14 +487,14 @@ impl Inner {
             let lines = std::mem::take(&mut batch.lines);
             let closing = batch.closing;
             drop(batch);
-            if !spare.is_empty() {
-                if let Err(err) = sink.write_all(&spare).and_then(|()| sink.flush()) {
-                    // The lines of a failed write are lost, and counted: there is no telling how much reached the disk.
-                    for _ in 0..lines {
-                        self.metrics.decision_log_dropped();
-                    }
-                    self.dropped(&format!("write failed: {err}"));
+            if !spare.is_empty()
+                && let Err(err) = sink.write_all(&spare).and_then(|()| sink.flush())
+            {
+                // The lines of a failed write are lost, and counted: there is no telling how much reached the disk.
+                for _ in 0..lines {
+                    self.metrics.decision_log_dropped();
                 }
+                self.dropped(&format!("write failed: {err}"));
             }
             // Keep the allocation for the next batch, unless a burst made it much larger than usual.
             spare.clear();

@@ -26,8 +26,9 @@
 //! | `roomguard_connections_dropped_total` | counter | `reason` (`handshake_timeout`, `handshake_failed`, `not_http2`) |
 //! | `roomguard_accept_errors_total` | counter | `reason` (`fd_limit`, `other`) |
 //!
-//! and the document-scan metrics of [`super::scan_metrics`] (`roomguard_media_*`) and the join counter's backend of
-//! [`super::counter_metrics`] (`roomguard_counter_*`).
+//! and the document-scan metrics of [`super::scan_metrics`] (`roomguard_media_*`), the counters' backend of
+//! [`super::counter_metrics`] (`roomguard_counter_*`) and the read metrics of [`super::read_metrics`]
+//! (`roomguard_reads_*`, `roomguard_token_cache_entries`, `roomguard_accounts_locked_total`, `roomguard_homeserver_*`).
 
 use std::{
     collections::BTreeMap,
@@ -50,6 +51,7 @@ use tracing::{debug, info, warn};
 use super::{
     counter_metrics::CounterMetrics,
     exposition::{escape, family},
+    read_metrics::ReadMetrics,
     scan_metrics::ScanMetrics,
 };
 use crate::{domain::decision::Decision, policy::store::PolicyStore};
@@ -96,8 +98,10 @@ pub struct Metrics {
     joins_rate_limited: AtomicU64,
     /// Document scans (uploads).
     pub scans: ScanMetrics,
-    /// The public-join counter's backend.
+    /// The counters' backend.
     pub counters: CounterMetrics,
+    /// Reads.
+    pub reads: ReadMetrics,
 }
 
 /// What happened to the connections the listeners accepted.
@@ -509,6 +513,7 @@ impl Metrics {
         }
         self.scans.render(&mut out);
         self.counters.render(&mut out);
+        self.reads.render(&mut out);
         out
     }
 }

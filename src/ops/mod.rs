@@ -11,6 +11,8 @@ pub mod decision_log;
 mod exposition;
 pub mod layers;
 pub mod metrics;
+pub mod read_metrics;
+pub mod reads;
 pub mod scan_metrics;
 pub mod scan_slots;
 pub mod tls;

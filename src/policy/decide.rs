@@ -17,6 +17,7 @@ use crate::{
     domain::{
         decision::{Decision, Effect, Reason},
         media::UploadRequest,
+        read::{ReadCounts, ReadRequest},
         request::{Action, JoinRequest, PublishRequest, SendRequest, StateChangeRequest},
     },
     policy::{
@@ -60,6 +61,45 @@ pub fn decide_upload(
     received: u64,
 ) -> Decision {
     explain_upload(policy, request, extraction, received).decision
+}
+
+/// May this account (or no account) make this read, having made `counts` reads in the last hour?
+pub fn decide_read(
+    policy: &PolicySnapshot,
+    request: &ReadRequest,
+    counts: &ReadCounts,
+) -> Decision {
+    explain_read(policy, request, counts).decision
+}
+
+/// A read answered without the policy deciding it (an unknown token, the homeserver unavailable, a malformed request:
+/// see [`crate::ops::reads`]): `effect` with one reason roomguard writes itself (`code`, no rule), its message from
+/// the catalogue or a built-in one, on the current policy's version.
+pub fn undecided_read(
+    policy: &PolicySnapshot,
+    request_id: &str,
+    effect: Effect,
+    code: &str,
+) -> Decision {
+    let decided_at = SystemTime::now();
+    Decision {
+        effect,
+        reasons: vec![Reason {
+            code: code.to_owned(),
+            rule: String::new(),
+            message: policy
+                .reasons
+                .message(code)
+                .unwrap_or_else(|| crate::policy::reasons::read_fallback_message(code))
+                .to_owned(),
+        }],
+        decision_id: decision_id(decided_at),
+        decided_at,
+        request_id: request_id.to_owned(),
+        policy_version: policy.version.clone(),
+        roles: Vec::new(),
+        classification: String::new(),
+    }
 }
 
 /// A decision and how it came about: for authors (`roomguard check`) when a result surprises them.
@@ -182,6 +222,24 @@ pub fn explain_upload(
     let mut explanation = evaluate(policy, Action::Upload, attributes, &request.request_id);
     explanation.decision.roles = roles.map_or_else(Vec::new, |(_, set)| policy.roles.names_of(set));
     explanation.decision.classification = classification.to_owned();
+    explanation
+}
+
+/// [`decide_read`], with the explanation.
+pub fn explain_read(
+    policy: &PolicySnapshot,
+    request: &ReadRequest,
+    counts: &ReadCounts,
+) -> Explanation {
+    let reader = request
+        .reader
+        .as_ref()
+        .map(|reader| (reader, policy.roles.resolve(reader)));
+    let attributes = Attributes::read(reader, &policy.roles, request, counts);
+    let mut explanation = evaluate(policy, Action::Read, attributes, &request.request_id);
+    explanation.decision.roles =
+        reader.map_or_else(Vec::new, |(_, set)| policy.roles.names_of(set));
+    explanation.room_is_public = request.room.as_ref().is_some_and(|room| room.is_public());
     explanation
 }
 

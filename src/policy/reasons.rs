@@ -17,6 +17,36 @@ pub const POLICY_EVALUATION_ERROR: &str = "POLICY_EVALUATION_ERROR";
 /// decisions that give it, whichever rule an author makes give it.
 pub const JOIN_RATE_EXCEEDED: &str = "JOIN_RATE_EXCEEDED";
 
+/// A read whose access token the homeserver does not know: allowed without deciding, so that the homeserver answers
+/// 401 itself and roomguard tells nothing about tokens.
+pub const UNKNOWN_TOKEN: &str = "UNKNOWN_TOKEN";
+/// A read roomguard could not decide (the homeserver did not answer, overload, timeout), answered by
+/// `reads.failure_mode`.
+pub const READ_GUARD_UNAVAILABLE: &str = "READ_GUARD_UNAVAILABLE";
+/// A read request roomguard cannot classify (a malformed URI or method): refused.
+pub const INVALID_READ_REQUEST: &str = "INVALID_READ_REQUEST";
+
+/// The English message of a code roomguard writes about reads, for a catalogue that lacks it (these codes came with
+/// the read guard: a policy written before it loads without them).
+pub fn read_fallback_message(code: &str) -> &'static str {
+    match code {
+        UNKNOWN_TOKEN => {
+            "The homeserver does not know this access token: it answers the request itself."
+        }
+        READ_GUARD_UNAVAILABLE => {
+            "The read could not be checked (the read guard or the homeserver is unavailable): try again later."
+        }
+        INVALID_READ_REQUEST => "This request is malformed: it cannot be served.",
+        _ => "",
+    }
+}
+
+/// A reason code for a rate (`JOIN_RATE_EXCEEDED`, `READ_RATE_EXCEEDED`, `DOWNLOAD_RATE_EXCEEDED`, or any code an
+/// author names so): a read refused for one is answered 429 `M_LIMIT_EXCEEDED` with a time to retry after.
+pub fn is_rate(code: &str) -> bool {
+    code.ends_with("_RATE_EXCEEDED")
+}
+
 /// Codes that roomguard itself writes, so the catalogue must have them.
 pub const BUILT_IN_CODES: [&str; 2] = [NO_MATCHING_RULE, POLICY_EVALUATION_ERROR];
 

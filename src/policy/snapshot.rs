@@ -68,6 +68,9 @@ pub struct PolicySnapshot {
     markings_digest: [u8; 32],
     /// Reason code -> message.
     pub reasons: ReasonCatalogue,
+    /// The ids of the read rules that look at the room's attributes (`r.room.*` or `r.next.*` but its id): a read
+    /// of a room needs its details from the homeserver only when there are some.
+    pub read_rules_on_room: Vec<String>,
 }
 
 impl PolicySnapshot {
@@ -228,9 +231,11 @@ impl PolicySnapshot {
                 problems: vec![Problem::in_file(MODEL_FILE, e.to_string())],
             })
         })?;
+        let read_rules_on_room = read_rules_on_room(&rules);
         Ok(PolicySnapshot {
             version,
             dir: dir.to_owned(),
+            read_rules_on_room,
             rules,
             engine,
             roles,
@@ -240,6 +245,20 @@ impl PolicySnapshot {
             reasons,
         })
     }
+}
+
+/// The read rules whose condition reads a room attribute other than its id.
+fn read_rules_on_room(rules: &[Rule]) -> Vec<String> {
+    rules
+        .iter()
+        .filter(|rule| rule.action == Action::Read)
+        .filter(|rule| {
+            attribute_references(&rule.condition).iter().any(|r| {
+                matches!(r.object, "room" | "next") && r.field.is_some_and(|f| f != "room_id")
+            })
+        })
+        .map(|rule| rule.id.clone())
+        .collect()
 }
 
 /// What a reload may keep of the serving snapshot, with the digests of the files each part was built from.
@@ -475,12 +494,11 @@ fn check_rules(
                 .trim_start()
                 .strip_prefix("==")
                 .and_then(|r| quoted(r.trim_start()))
+                && classifier.is_some_and(|c| !c.labels().any(|l| l == label))
             {
-                if classifier.is_some_and(|c| !c.labels().any(|l| l == label)) {
-                    problems.push(at(format!(
-                        "classification `{label}` is not a label of markings.toml"
-                    )));
-                }
+                problems.push(at(format!(
+                    "classification `{label}` is not a label of markings.toml"
+                )));
             }
         }
         if let Some(e) = check::condition_syntax_error(&rule.condition) {

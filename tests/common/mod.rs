@@ -27,12 +27,15 @@ pub struct Extras {
     pub unix: Option<std::path::PathBuf>,
     /// Serve metrics on an ephemeral loopback port.
     pub metrics: bool,
+    /// Serve the read guard's HTTP front (`/authz`) on an ephemeral loopback port.
+    pub reads: bool,
 }
 
 /// A server running in this process, stopped when dropped or by [`TestServer::stop`].
 pub struct TestServer {
     pub addr: SocketAddr,
     pub metrics_addr: Option<SocketAddr>,
+    pub reads_addr: Option<SocketAddr>,
     pub store: Arc<PolicyStore>,
     shutdown: Option<oneshot::Sender<()>>,
     handle: Option<JoinHandle<()>>,
@@ -56,10 +59,17 @@ impl TestServer {
             None
         };
         let metrics_addr = metrics.as_ref().map(|l| l.local_addr().unwrap());
+        let reads = if extras.reads {
+            Some(TcpListener::bind("127.0.0.1:0").await.unwrap())
+        } else {
+            None
+        };
+        let reads_addr = reads.as_ref().map(|l| l.local_addr().unwrap());
         let listeners = Listeners {
             grpc: listener,
             unix: extras.unix.map(|path| UnixListener::bind(path).unwrap()),
             metrics,
+            reads,
         };
         let (tx, rx) = oneshot::channel::<()>();
         let handle = tokio::spawn({
@@ -75,6 +85,7 @@ impl TestServer {
         TestServer {
             addr,
             metrics_addr,
+            reads_addr,
             store,
             shutdown: Some(tx),
             handle: Some(handle),

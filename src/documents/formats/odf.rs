@@ -57,10 +57,10 @@ pub(crate) fn read(reader: &mut Reader<'_>, _format: Format, bytes: &[u8]) -> St
     // A password-protected document keeps its parts encrypted without the zip encryption flag; the manifest says
     // so. Only `meta.xml` stays in the clear.
     let mut encrypted = false;
-    if let Some(manifest) = archive.find("META-INF/manifest.xml") {
-        if let Some(manifest) = archive.contents(reader, manifest)? {
-            encrypted = manifest.windows(15).any(|w| w == b"encryption-data");
-        }
+    if let Some(manifest) = archive.find("META-INF/manifest.xml")
+        && let Some(manifest) = archive.contents(reader, manifest)?
+    {
+        encrypted = manifest.windows(15).any(|w| w == b"encryption-data");
     }
     if encrypted {
         reader.note(Incomplete::Encrypted);

@@ -105,13 +105,12 @@ fn container(bytes: &[u8]) -> Format {
         {
             return format;
         }
-    } else if let Some(manifest) = archive.find("META-INF/manifest.xml") {
-        if let Some(format) = archive
+    } else if let Some(manifest) = archive.find("META-INF/manifest.xml")
+        && let Some(format) = archive
             .peek(manifest, PEEK_BYTES)
             .and_then(|m| odf_root_type(&m))
-        {
-            return format;
-        }
+    {
+        return format;
     }
     let Some(content_types) = archive.find("[Content_Types].xml") else {
         return Format::Zip;

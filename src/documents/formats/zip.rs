@@ -361,11 +361,12 @@ fn zip64_extra(extra: &[u8], uncompressed: &mut u64, compressed: &mut u64, offse
         if id == 1 {
             let mut field = body;
             for value in [uncompressed, compressed, offset] {
-                if *value == 0xFFFF_FFFF && field + 8 <= body + len {
-                    if let Some(v) = le64(extra, field) {
-                        *value = v;
-                        field += 8;
-                    }
+                if *value == 0xFFFF_FFFF
+                    && field + 8 <= body + len
+                    && let Some(v) = le64(extra, field)
+                {
+                    *value = v;
+                    field += 8;
                 }
             }
             return;

@@ -1,6 +1,9 @@
-//! The per-account public-join counter behind `r.sub.public_joins_1h`: how many joins of public rooms without an
-//! invite roomguard allowed each user in the last 60 minutes. One hijacked account joining public room after public
-//! room to read their history is the intrusion roomguard exists for; the shipped rule `join.rate` stops the 21st.
+//! The per-account counters: public joins behind `r.sub.public_joins_1h` ([`JoinCounter`]) and reads behind
+//! `r.read.*_1h` ([`ReadCounter`]), each in this process's memory or in a Redis every replica shares.
+//!
+//! **Joins**: how many joins of public rooms without an invite roomguard allowed each user in the last 60 minutes.
+//! One hijacked account joining public room after public room to read their history is the intrusion roomguard
+//! exists for; the shipped rule `join.rate` stops the 21st.
 //!
 //! - **What counts**: one per `CheckRoomJoin` answered ALLOW for a room that was public and not invited, whether or
 //!   not the homeserver then completes the join (roomguard cannot know). The request being decided is not counted.
@@ -8,14 +11,27 @@
 //! - **Where**: `counters.backend = "memory"` counts in this process ([`memory`]); `"redis"` counts in a Redis that
 //!   every replica shares ([`redis`]), and also in memory when `counters.fallback = "local"`, so that an outage falls
 //!   back on this process's own recent joins rather than on nothing.
+//!
+//! **Reads**: each account's history requests, distinct rooms read, initial syncs, searches, downloads and
+//! thumbnails in the last hour, counted once a read is answered ALLOW (every read in shadow mode), and the reads
+//! refused for a rate (containment locks an account after `reads.lock_account_after` of them). Same backends, same
+//! Redis link, same fallback ([`memory_reads`], [`redis_reads`]).
 
 pub mod memory;
+pub mod memory_reads;
 pub mod redis;
+pub mod redis_reads;
 
-use std::{sync::Arc, time::SystemTime};
+use std::{
+    sync::Arc,
+    time::{SystemTime, UNIX_EPOCH},
+};
 
 use crate::{
-    domain::subject::UserId,
+    domain::{
+        read::{ReadCounts, ReadKind},
+        subject::UserId,
+    },
     ops::{
         config::{CounterBackend, CounterFallback, CountersConfig},
         metrics::Metrics,
@@ -23,7 +39,70 @@ use crate::{
 };
 pub use memory::DEFAULT_MAX_TRACKED_USERS;
 use memory::MemoryJoinCounter;
-use redis::{RedisJoinCounter, RedisSetupError};
+use memory_reads::{MemoryReadCounter, Series};
+use redis::{RedisJoinCounter, RedisLink, RedisSetupError};
+use redis_reads::RedisReadCounter;
+
+/// Both counters of a process, on one backend.
+#[derive(Debug, Clone)]
+pub struct Counters {
+    /// Public joins.
+    pub joins: Arc<JoinCounter>,
+    /// Reads.
+    pub reads: Arc<ReadCounter>,
+    /// The Redis link both use, with the Redis backend.
+    link: Option<Arc<RedisLink>>,
+}
+
+impl Counters {
+    /// Both counters in this process's memory, of at most `max_users` accounts each.
+    pub fn in_memory(max_users: usize, metrics: Arc<Metrics>) -> Self {
+        Counters {
+            joins: Arc::new(JoinCounter::in_memory(max_users, metrics.clone())),
+            reads: Arc::new(ReadCounter::in_memory(max_users, metrics)),
+            link: None,
+        }
+    }
+
+    /// The counters `config` describes. The Redis backend connects lazily and must be created inside the tokio
+    /// runtime.
+    pub fn from_config(
+        config: &CountersConfig,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, RedisSetupError> {
+        match config.backend {
+            CounterBackend::Memory => Ok(Counters::in_memory(config.max_tracked_users, metrics)),
+            CounterBackend::Redis => {
+                let link = RedisLink::connect(config, metrics.clone())?;
+                let local = config.fallback == CounterFallback::Local;
+                Ok(Counters {
+                    joins: Arc::new(JoinCounter {
+                        local: local.then(|| {
+                            MemoryJoinCounter::new(config.max_tracked_users, metrics.clone())
+                        }),
+                        shared: Some(RedisJoinCounter::new(link.clone())),
+                        metrics: metrics.clone(),
+                    }),
+                    reads: Arc::new(ReadCounter {
+                        local: local.then(|| {
+                            MemoryReadCounter::new(config.max_tracked_users, metrics.clone())
+                        }),
+                        shared: Some(RedisReadCounter::new(link.clone())),
+                        metrics,
+                    }),
+                    link: Some(link),
+                })
+            }
+        }
+    }
+
+    /// With Redis, connects before serving (see [`RedisLink::first_contact`]); nothing in memory.
+    pub async fn first_contact(&self) {
+        if let Some(link) = &self.link {
+            link.first_contact().await;
+        }
+    }
+}
 
 /// The public-join counter of a process, whichever backend holds it.
 #[derive(Debug)]
@@ -43,28 +122,6 @@ impl JoinCounter {
             local: Some(MemoryJoinCounter::new(max_users, metrics.clone())),
             shared: None,
             metrics,
-        }
-    }
-
-    /// The counter `config` describes. The Redis backend connects lazily and must be created inside the tokio
-    /// runtime.
-    pub fn from_config(
-        config: &CountersConfig,
-        metrics: Arc<Metrics>,
-    ) -> Result<Self, RedisSetupError> {
-        match config.backend {
-            CounterBackend::Memory => Ok(JoinCounter::in_memory(config.max_tracked_users, metrics)),
-            CounterBackend::Redis => Ok(JoinCounter {
-                local: match config.fallback {
-                    CounterFallback::Local => Some(MemoryJoinCounter::new(
-                        config.max_tracked_users,
-                        metrics.clone(),
-                    )),
-                    CounterFallback::Zero => None,
-                },
-                shared: Some(RedisJoinCounter::connect(config, metrics.clone())?),
-                metrics,
-            }),
         }
     }
 
@@ -94,18 +151,116 @@ impl JoinCounter {
         }
     }
 
-    /// With Redis, connects before serving (see [`RedisJoinCounter::first_contact`]); nothing in memory.
-    pub async fn first_contact(&self) {
-        if let Some(shared) = &self.shared {
-            shared.first_contact().await;
-        }
-    }
-
     /// Whether decisions count in the shared (Redis) counter now: false with the memory backend, and while Redis is
     /// unreachable.
     pub fn shared_up(&self) -> bool {
         self.shared.as_ref().is_some_and(RedisJoinCounter::is_up)
     }
+}
+
+/// An account's reads in the last hour, as the read counter says.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AccountReads {
+    /// The counts.
+    pub counts: ReadCounts,
+    /// roomguard locked the account in the last hour (a resolution of its token remembered from before may be
+    /// stale).
+    pub locked: bool,
+}
+
+/// The read counter of a process, whichever backend holds it.
+#[derive(Debug)]
+pub struct ReadCounter {
+    /// This process's count: the whole counter with the memory backend, the fallback with Redis.
+    local: Option<MemoryReadCounter>,
+    /// The shared count, with the Redis backend.
+    shared: Option<RedisReadCounter>,
+    metrics: Arc<Metrics>,
+}
+
+impl ReadCounter {
+    /// A counter in this process's memory of at most `max_users` accounts.
+    pub fn in_memory(max_users: usize, metrics: Arc<Metrics>) -> Self {
+        ReadCounter {
+            local: Some(MemoryReadCounter::new(max_users, metrics.clone())),
+            shared: None,
+            metrics,
+        }
+    }
+
+    /// The account's reads in the last hour, whether `room`'s history is among them, and whether roomguard locked
+    /// the account in that hour: the shared counts when there are and they answer, else the fallback (this
+    /// process's counts, or zero).
+    pub async fn counts(&self, user: &UserId, room: Option<&str>) -> AccountReads {
+        let now = SystemTime::now();
+        if let Some(shared) = &self.shared {
+            if let Some((counts, locked)) = shared.counts(user, room, now).await {
+                return AccountReads { counts, locked };
+            }
+            self.metrics.counters.fell_back();
+        }
+        let (counts, locked) = self.local.as_ref().map_or_else(
+            || (ReadCounts::default(), false),
+            |local| local.counts(user, room, millis(now)),
+        );
+        AccountReads { counts, locked }
+    }
+
+    /// Counts one allowed read of `kind` (of `room`'s history when the path names one); `other` is not counted.
+    pub async fn record(&self, user: &UserId, kind: ReadKind, room: Option<&str>) {
+        if let Some(series) = Series::of(kind) {
+            self.add(user, series, room).await;
+        }
+    }
+
+    /// Counts one read refused for a rate; returns the account's refusals in the last hour, this one included.
+    pub async fn refused(&self, user: &UserId) -> u32 {
+        self.add(user, Series::Refusals, None).await
+    }
+
+    /// Marks the account locked, unless it was in the last hour (here, or on any replica while Redis answers):
+    /// `true` when this call marked it and the caller is to lock it.
+    pub async fn claim_lock(&self, user: &UserId) -> bool {
+        let now = SystemTime::now();
+        let local = self
+            .local
+            .as_ref()
+            .is_some_and(|local| local.claim_lock(user, millis(now)));
+        match &self.shared {
+            Some(shared) => shared.claim_lock(user, now).await.unwrap_or(local),
+            None => local,
+        }
+    }
+
+    /// Forgets a lock claimed with [`ReadCounter::claim_lock`] (locking failed: the next refusal may try again).
+    pub async fn release_lock(&self, user: &UserId) {
+        if let Some(local) = &self.local {
+            local.release_lock(user);
+        }
+        if let Some(shared) = &self.shared {
+            shared.release_lock(user).await;
+        }
+    }
+
+    async fn add(&self, user: &UserId, series: Series, room: Option<&str>) -> u32 {
+        let now = SystemTime::now();
+        let local = self
+            .local
+            .as_ref()
+            .map(|local| local.record(user, series, room, millis(now)));
+        if let Some(shared) = &self.shared
+            && let Some(count) = shared.record(user, series, room, now).await
+        {
+            return count;
+        }
+        local.unwrap_or(0)
+    }
+}
+
+/// Milliseconds since the Unix epoch (0 for a clock before it).
+fn millis(at: SystemTime) -> u64 {
+    at.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 #[cfg(test)]
@@ -135,10 +290,11 @@ mod tests {
     #[tokio::test]
     async fn an_unreachable_redis_falls_back_on_the_local_count() {
         let metrics = Arc::new(Metrics::new());
-        let counter =
-            JoinCounter::from_config(&unreachable_redis(CounterFallback::Local), metrics.clone())
+        let counters =
+            Counters::from_config(&unreachable_redis(CounterFallback::Local), metrics.clone())
                 .unwrap();
-        counter.first_contact().await;
+        counters.first_contact().await;
+        let counter = &counters.joins;
         assert!(!counter.shared_up());
         for id in ["j1", "j2", "j3"] {
             counter.record(&alice(), id).await;
@@ -151,9 +307,10 @@ mod tests {
     #[tokio::test]
     async fn the_zero_fallback_counts_nothing_while_redis_is_down() {
         let metrics = Arc::new(Metrics::new());
-        let counter =
-            JoinCounter::from_config(&unreachable_redis(CounterFallback::Zero), metrics).unwrap();
-        counter.first_contact().await;
+        let counters =
+            Counters::from_config(&unreachable_redis(CounterFallback::Zero), metrics).unwrap();
+        counters.first_contact().await;
+        let counter = &counters.joins;
         for id in ["j1", "j2"] {
             counter.record(&alice(), id).await;
         }
@@ -167,5 +324,35 @@ mod tests {
         counter.record(&alice(), "j1").await;
         assert_eq!(counter.count(&alice()).await, 1);
         assert!(!counter.shared_up());
+    }
+
+    /// Reads fall back like joins: the process's own reads still count while Redis is down, and a lock is still
+    /// claimed once.
+    #[tokio::test]
+    async fn reads_fall_back_on_the_local_count() {
+        let metrics = Arc::new(Metrics::new());
+        let counters =
+            Counters::from_config(&unreachable_redis(CounterFallback::Local), metrics).unwrap();
+        counters.first_contact().await;
+        let reads = &counters.reads;
+        reads
+            .record(&alice(), ReadKind::History, Some("!a:s"))
+            .await;
+        reads.record(&alice(), ReadKind::Media, None).await;
+        reads.record(&alice(), ReadKind::Other, None).await;
+        let counts = reads.counts(&alice(), Some("!a:s")).await.counts;
+        assert_eq!(
+            (
+                counts.history_rooms.count,
+                counts.history_requests.count,
+                counts.media_downloads.count
+            ),
+            (1, 1, 1)
+        );
+        assert!(counts.room_already_read);
+        assert_eq!(reads.refused(&alice()).await, 1);
+        assert_eq!(reads.refused(&alice()).await, 2);
+        assert!(reads.claim_lock(&alice()).await);
+        assert!(!reads.claim_lock(&alice()).await);
     }
 }

@@ -108,13 +108,19 @@ fn redact(text: &str, url: &str) -> String {
     text.replace(url, "<counters.redis_url>")
 }
 
-/// The Redis counter, and whether Redis answers.
+/// The connection to Redis shared by the join and read counters, and whether Redis answers.
 #[derive(Debug)]
-pub struct RedisJoinCounter {
+pub struct RedisLink {
     connection: ConnectionManager,
     timeout: Duration,
     health: Arc<Health>,
     probe: JoinHandle<()>,
+}
+
+/// The public-join counter in Redis.
+#[derive(Debug)]
+pub struct RedisJoinCounter {
+    link: Arc<RedisLink>,
 }
 
 /// Whether Redis answered last, shared by the decisions and the probe; logs and reports each change once.
@@ -156,14 +162,14 @@ impl Health {
     }
 }
 
-impl RedisJoinCounter {
-    /// A counter in the Redis of `config`, connecting lazily: it must be created inside the tokio runtime (its
+impl RedisLink {
+    /// A link to the Redis of `config`, connecting lazily: it must be created inside the tokio runtime (its
     /// connection and probe are tasks). Redis is taken as up until a round trip fails, so that the first joins after
     /// start are counted where every replica sees them.
     pub fn connect(
         config: &CountersConfig,
         metrics: Arc<Metrics>,
-    ) -> Result<Self, RedisSetupError> {
+    ) -> Result<Arc<Self>, RedisSetupError> {
         let url = config.redis_url.as_deref().unwrap_or_default();
         let mut info = url
             .into_connection_info()
@@ -199,12 +205,12 @@ impl RedisJoinCounter {
             metrics,
         });
         let probe = tokio::spawn(probe(connection.clone(), timeout, health.clone()));
-        Ok(RedisJoinCounter {
+        Ok(Arc::new(RedisLink {
             connection,
             timeout,
             health,
             probe,
-        })
+        }))
     }
 
     /// Connects and pings once, waiting up to [`FIRST_CONTACT`] (a connection is several round trips: longer than one
@@ -230,10 +236,52 @@ impl RedisJoinCounter {
         self.health.is_up()
     }
 
+    /// A handle on the connection (the manager multiplexes every request on one connection).
+    pub(super) fn connection(&self) -> ConnectionManager {
+        self.connection.clone()
+    }
+
+    /// Awaits `request` for the timeout at most; a failure marks Redis down.
+    pub(super) async fn round_trip<T>(
+        &self,
+        operation: &'static str,
+        request: impl Future<Output = Result<T, RedisError>>,
+    ) -> Option<T> {
+        match tokio::time::timeout(self.timeout, request).await {
+            Ok(Ok(answer)) => Some(answer),
+            Ok(Err(err)) => {
+                self.health.failed(operation, &err.to_string());
+                None
+            }
+            Err(_) => {
+                self.health.failed(operation, "timed out");
+                None
+            }
+        }
+    }
+}
+
+impl Drop for RedisLink {
+    fn drop(&mut self) {
+        self.probe.abort();
+    }
+}
+
+impl RedisJoinCounter {
+    /// The join counter on `link`.
+    pub fn new(link: Arc<RedisLink>) -> Self {
+        RedisJoinCounter { link }
+    }
+
+    /// Whether decisions use the shared count.
+    pub fn is_up(&self) -> bool {
+        self.link.is_up()
+    }
+
     /// The user's joins counted in the 60 minutes before `now`, or `None` if Redis is down or does not answer in
     /// time (the caller falls back).
     pub async fn count(&self, user: &UserId, now: SystemTime) -> Option<u32> {
-        if !self.health.is_up() {
+        if !self.link.is_up() {
             return None;
         }
         let now = millis(now);
@@ -243,9 +291,10 @@ impl RedisJoinCounter {
             .arg(format!("({}", now - WINDOW_MS))
             .arg("+inf");
         let answer = self
+            .link
             .round_trip(
                 "count",
-                query.query_async::<u32>(&mut self.connection.clone()),
+                query.query_async::<u32>(&mut self.link.connection()),
             )
             .await?;
         Some(answer)
@@ -254,7 +303,7 @@ impl RedisJoinCounter {
     /// Adds the join `id` of `user` at `now`, drops what left the window, and renews the key's expiry. A failure is
     /// counted and reported, never returned: the decision is taken already.
     pub async fn record(&self, user: &UserId, id: &str, now: SystemTime) {
-        if !self.health.is_up() {
+        if !self.link.is_up() {
             return;
         }
         let now = millis(now);
@@ -275,36 +324,12 @@ impl RedisJoinCounter {
             .arg(&key)
             .arg(WINDOW_MS)
             .ignore();
-        self.round_trip(
-            "record",
-            pipeline.query_async::<()>(&mut self.connection.clone()),
-        )
-        .await;
-    }
-
-    /// Awaits `request` for the timeout at most; a failure marks Redis down.
-    async fn round_trip<T>(
-        &self,
-        operation: &'static str,
-        request: impl Future<Output = Result<T, RedisError>>,
-    ) -> Option<T> {
-        match tokio::time::timeout(self.timeout, request).await {
-            Ok(Ok(answer)) => Some(answer),
-            Ok(Err(err)) => {
-                self.health.failed(operation, &err.to_string());
-                None
-            }
-            Err(_) => {
-                self.health.failed(operation, "timed out");
-                None
-            }
-        }
-    }
-}
-
-impl Drop for RedisJoinCounter {
-    fn drop(&mut self) {
-        self.probe.abort();
+        self.link
+            .round_trip(
+                "record",
+                pipeline.query_async::<()>(&mut self.link.connection()),
+            )
+            .await;
     }
 }
 
@@ -328,7 +353,7 @@ fn key(user: &UserId) -> String {
 }
 
 /// Milliseconds since the Unix epoch (0 for a clock before it).
-fn millis(at: SystemTime) -> i64 {
+pub(super) fn millis(at: SystemTime) -> i64 {
     at.duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }

@@ -1,6 +1,6 @@
 //! What rules can see of a request: the attributes Rust computes and hands to casbin as `r.act`, `r.sub`, `r.role`,
-//! `r.room`, `r.msg`, `r.next` (the room as a state change would leave it), `r.join`, `r.state` and `r.media` (an
-//! uploaded file, as read).
+//! `r.room`, `r.msg`, `r.next` (the room as a state change would leave it), `r.join`, `r.state`, `r.media` (an
+//! uploaded file, as read) and `r.read` (a read the reverse proxy asks about, and the account's hourly read counts).
 //!
 //! Rust computes facts (roles, classification, whether a room is public, sizes); the policy files decide what to do
 //! with them. The attributes are a typed record borrowed from the request ([`Attributes`]); casbin's maps are built
@@ -10,13 +10,19 @@
 use casbin::rhai::{Dynamic, INT, Map};
 
 use crate::{
-    domain::{message::Message, request::Action, room::Room, subject::Subject},
+    domain::{
+        message::Message,
+        read::{ReadCounts, ReadKind, ReadRequest},
+        request::Action,
+        room::Room,
+        subject::Subject,
+    },
     policy::roles::{RoleResolver, RoleSet},
 };
 
-/// The request definition every model must declare: `r = act, sub, role, room, msg, next, join, state, media`.
-pub const REQUEST_TOKENS: [&str; 9] = [
-    "act", "sub", "role", "room", "msg", "next", "join", "state", "media",
+/// The request definition every model must declare: `r = act, sub, role, room, msg, next, join, state, media, read`.
+pub const REQUEST_TOKENS: [&str; 10] = [
+    "act", "sub", "role", "room", "msg", "next", "join", "state", "media", "read",
 ];
 
 /// Event types that clients never encrypt, so that one of them in an encrypted room is not a plaintext message
@@ -250,6 +256,78 @@ pub const SCHEMA: &[(&str, &str, Kind, &str)] = &[
         Kind::Bool,
         "upload: the file comes from another homeserver",
     ),
+    (
+        "read",
+        "kind",
+        Kind::Text,
+        "read: history, search, sync_initial, media, thumbnail or other (from the request's path)",
+    ),
+    (
+        "read",
+        "authenticated",
+        Kind::Bool,
+        "read: the request carries an access token the homeserver resolved to an account (r.sub is that account)",
+    ),
+    (
+        "read",
+        "legacy_media",
+        Kind::Bool,
+        "read: a download or thumbnail on the legacy /_matrix/media/ paths, which serve older media without an account",
+    ),
+    (
+        "read",
+        "media_server",
+        Kind::Text,
+        "read: the server name of a download's or thumbnail's mxc:// id, empty otherwise",
+    ),
+    (
+        "read",
+        "room_known",
+        Kind::Bool,
+        "read: the attributes of the path's room (r.room.*) were read from the homeserver; otherwise only r.room.room_id is set",
+    ),
+    (
+        "read",
+        "new_room",
+        Kind::Bool,
+        "read: a history read of a room whose history the account did not read in the last hour",
+    ),
+    (
+        "read",
+        "history_rooms_1h",
+        Kind::Integer,
+        "read: distinct rooms whose history the account read in the last hour (this request not counted)",
+    ),
+    (
+        "read",
+        "history_requests_1h",
+        Kind::Integer,
+        "read: the account's history requests in the last hour",
+    ),
+    (
+        "read",
+        "initial_syncs_1h",
+        Kind::Integer,
+        "read: the account's initial syncs in the last hour",
+    ),
+    (
+        "read",
+        "searches_1h",
+        Kind::Integer,
+        "read: the account's searches in the last hour",
+    ),
+    (
+        "read",
+        "media_downloads_1h",
+        Kind::Integer,
+        "read: the account's media downloads in the last hour",
+    ),
+    (
+        "read",
+        "thumbnails_1h",
+        Kind::Integer,
+        "read: the account's thumbnails in the last hour",
+    ),
 ];
 
 /// What an upload's rules see of the file (`r.media`): the scan's facts, never its text.
@@ -467,6 +545,63 @@ impl<'a> Attributes<'a> {
         attributes
     }
 
+    /// The attributes of a read: the account when the request has one (otherwise `r.sub` is empty strings and no
+    /// role holds), the room the path names (only `r.room.room_id` when its attributes are unknown), and the read's
+    /// facts and the account's hourly counts before this request (`r.read`).
+    pub fn read(
+        reader: Option<(&'a Subject, RoleSet)>,
+        resolver: &'a RoleResolver,
+        request: &'a ReadRequest,
+        counts: &ReadCounts,
+    ) -> Self {
+        let mut attributes = Attributes::blank(Action::Read, resolver.role_names());
+        if let Some((subject, roles)) = reader {
+            attributes.set_subject(subject, roles);
+        }
+        let target = &request.target;
+        match (&request.room, &target.room_id) {
+            (Some(room), _) => {
+                attributes.set_room(room);
+                attributes.set_next(room);
+            }
+            (None, Some(room_id)) => {
+                attributes.texts[text!("room", "room_id")] = room_id;
+                attributes.texts[text!("next", "room_id")] = room_id;
+            }
+            (None, None) => {}
+        }
+        attributes.texts[text!("read", "kind")] = target.kind.as_str();
+        attributes.bools[flag!("read", "authenticated")] = reader.is_some();
+        attributes.bools[flag!("read", "legacy_media")] = target.legacy_media;
+        attributes.texts[text!("read", "media_server")] = target
+            .media_id
+            .as_deref()
+            .and_then(|id| id.strip_prefix("mxc://"))
+            .and_then(|id| id.split_once('/'))
+            .map_or("", |(server, _)| server);
+        attributes.bools[flag!("read", "room_known")] = request.room.is_some();
+        attributes.bools[flag!("read", "new_room")] = target.kind == ReadKind::History
+            && target.room_id.is_some()
+            && !counts.room_already_read;
+        for (index, tally) in [
+            (integer!("read", "history_rooms_1h"), counts.history_rooms),
+            (
+                integer!("read", "history_requests_1h"),
+                counts.history_requests,
+            ),
+            (integer!("read", "initial_syncs_1h"), counts.initial_syncs),
+            (integer!("read", "searches_1h"), counts.searches),
+            (
+                integer!("read", "media_downloads_1h"),
+                counts.media_downloads,
+            ),
+            (integer!("read", "thumbnails_1h"), counts.thumbnails),
+        ] {
+            attributes.integers[index] = INT::try_from(tally.count).unwrap_or(INT::MAX);
+        }
+        attributes
+    }
+
     /// A join: whether the user is invited, and their recent public joins (`r.join.invited`,
     /// `r.sub.public_joins_1h`).
     pub fn with_join(mut self, invited: bool, public_joins_1h: u32) -> Self {
@@ -609,8 +744,8 @@ impl<'a> Attributes<'a> {
     /// The attributes as casbin's request values (`r.act`, then one map per object, in [`REQUEST_TOKENS`] order),
     /// for the rules casbin evaluates.
     pub(crate) fn to_casbin(&self) -> CasbinRequest {
-        // REQUEST_TOKENS[1..]: sub, role, room, msg, next, join, state, media.
-        let mut maps: [Map; 8] = Default::default();
+        // REQUEST_TOKENS[1..]: sub, role, room, msg, next, join, state, media, read.
+        let mut maps: [Map; REQUEST_TOKENS.len() - 1] = Default::default();
         let map_of = |object: &str| {
             REQUEST_TOKENS
                 .iter()

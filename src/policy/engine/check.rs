@@ -5,6 +5,7 @@
 use crate::{
     domain::{
         message::Message,
+        read::{ReadCounts, ReadKind, ReadRequest, ReadTarget, Tally},
         request::Action,
         room::{HistoryVisibility, JoinRule, Room},
         subject::{Subject, UserId},
@@ -197,6 +198,8 @@ struct Sample {
     proposed: Room,
     message: Message,
     roles: RoleSet,
+    /// A read: of a known room's history with an account ("on"), of a legacy media file without one ("off").
+    read: ReadRequest,
 }
 
 impl Sample {
@@ -238,6 +241,21 @@ impl Sample {
             } else {
                 RoleSet::default()
             },
+            read: ReadRequest {
+                request_id: String::new(),
+                reader: None,
+                target: ReadTarget {
+                    kind: if on {
+                        ReadKind::History
+                    } else {
+                        ReadKind::Media
+                    },
+                    room_id: on.then(|| sample_room(on).room_id),
+                    media_id: (!on).then(|| "mxc://sample.example/sample".to_owned()),
+                    legacy_media: !on,
+                },
+                room: on.then(|| sample_room(on)),
+            },
         }
     }
 
@@ -256,6 +274,25 @@ impl Sample {
                 remote: on,
             };
             return Attributes::upload(on.then_some((&self.subject, self.roles)), resolver, &media);
+        }
+        if action == Action::Read {
+            // Reads are decided with and without an account, and every count at its extreme.
+            let tally = Tally::of(if on { 1_000_000 } else { 0 });
+            let counts = ReadCounts {
+                history_rooms: tally,
+                room_already_read: !on,
+                history_requests: tally,
+                initial_syncs: tally,
+                searches: tally,
+                media_downloads: tally,
+                thumbnails: tally,
+            };
+            return Attributes::read(
+                on.then_some((&self.subject, self.roles)),
+                resolver,
+                &self.read,
+                &counts,
+            );
         }
         let attributes =
             Attributes::new(action, &self.subject, self.roles, resolver, &self.room, msg);

@@ -255,10 +255,10 @@ impl Index {
         }
         let mut check = |fired: &[u32]| {
             for at in fired {
-                if let Some((position, condition)) = self.indexed.get(*at as usize) {
-                    if condition.holds(r) {
-                        out.push(*position);
-                    }
+                if let Some((position, condition)) = self.indexed.get(*at as usize)
+                    && condition.holds(r)
+                {
+                    out.push(*position);
                 }
             }
         };

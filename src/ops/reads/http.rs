@@ -1,0 +1,226 @@
+//! The HTTP front of the read guard (`reads.http_listen`), for proxies that ask an HTTP endpoint before serving:
+//!
+//! - **`/authz`, for nginx `auth_request`**: the original request's method and URI come in `X-Original-Method` and
+//!   `X-Original-URI` (the raw `$request_uri`), its token in `Authorization` (nginx passes the client's headers on).
+//!   nginx only understands 2xx (allow) and 401/403 (deny); any other status becomes a 500. So the answer is 204 or
+//!   403, and a refusal says in headers what the client should get: `X-Roomguard-Status` (429, 403, 400, 503),
+//!   `X-Roomguard-Body` (the Matrix error, JSON in ASCII), `X-Roomguard-Reasons`, and for a rate
+//!   `X-Roomguard-Retry-After-Ms` and `X-Roomguard-Retry-After` (seconds), which the shipped configuration
+//!   (`deploy/nginx/`) turns into the client's answer.
+//! - **`/forward-auth`, for Traefik's `forwardAuth` and Caddy's `forward_auth`**: the method and URI in
+//!   `X-Forwarded-Method` and `X-Forwarded-Uri`; a refusal is answered as the client should get it (status,
+//!   `Retry-After`, Matrix JSON body), since those proxies pass a refusal on as it is.
+//! - **`/health`**: 200 while serving.
+//!
+//! Every answer carries `X-Roomguard-Decision-Id`, `X-Roomguard-Kind` and `X-Roomguard-User` (for the proxy's access
+//! log) and `Cache-Control: no-store`: a read's answer depends on the account's counts, so no cache may keep it.
+//! Connections are kept alive (nginx's `keepalive` upstream), a connection must send its headers within
+//! [`HEADER_TIMEOUT`], and at most `limits.max_connections` are open on this listener.
+
+use std::{convert::Infallible, future::Future, sync::Arc, time::Duration};
+
+use http_body_util::Full;
+use hyper::{
+    HeaderMap, Request, Response, StatusCode,
+    body::Bytes,
+    header::{CACHE_CONTROL, CONTENT_TYPE, HeaderName, HeaderValue, RETRY_AFTER},
+    service::service_fn,
+};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::{net::TcpListener, sync::Semaphore};
+use tracing::{debug, info, warn};
+
+use super::{
+    answer::ReadAnswer,
+    guard::{Front, ReadAsk, ReadGuard},
+};
+use crate::domain::limits::MAX_ID_BYTES;
+
+/// Time a connection has to send a request's headers.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The largest request head read (nginx's own limit on a request line and headers is 8 KiB per header line, 32 KiB
+/// in all by default).
+const MAX_HEAD_BYTES: usize = 64 * 1024;
+
+/// How a front wants a refusal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Style {
+    /// nginx: 403, the client's answer in headers.
+    AuthRequest,
+    /// Traefik, Caddy: the client's answer itself.
+    ForwardAuth,
+}
+
+/// Serves the read guard on `listener` until `shutdown` resolves, with at most `max_connections` open.
+pub async fn serve(
+    listener: TcpListener,
+    guard: ReadGuard,
+    max_connections: usize,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    if let Ok(addr) = listener.local_addr() {
+        info!(%addr, "read guard listening (auth_request: /authz, forward auth: /forward-auth)");
+    }
+    let slots = Arc::new(Semaphore::new(
+        max_connections.clamp(1, Semaphore::MAX_PERMITS),
+    ));
+    tokio::pin!(shutdown);
+    loop {
+        let accepted = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => accepted,
+        };
+        let stream = match accepted {
+            Ok((stream, _peer)) => stream,
+            Err(err) => {
+                // Out of file descriptors, typically: back off instead of spinning on accept.
+                warn!(%err, "read guard listener cannot accept");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            // Closed at once: the proxy fails over (or applies its failure mode) instead of waiting.
+            debug!("read guard listener at its connection limit: connection closed");
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let guard = guard.clone();
+        tokio::spawn(async move {
+            let _slot = slot;
+            let service = service_fn(move |request: Request<hyper::body::Incoming>| {
+                let guard = guard.clone();
+                async move { Ok::<_, Infallible>(respond(&guard, request.headers(), &request).await) }
+            });
+            let connection = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
+                .max_buf_size(MAX_HEAD_BYTES)
+                .serve_connection(TokioIo::new(stream), service);
+            if let Err(err) = connection.await {
+                debug!(%err, "read guard connection");
+            }
+        });
+    }
+}
+
+async fn respond<B>(
+    guard: &ReadGuard,
+    headers: &HeaderMap,
+    request: &Request<B>,
+) -> Response<Full<Bytes>> {
+    let (style, method_header, uri_header) = match request.uri().path() {
+        "/authz" => (Style::AuthRequest, "x-original-method", "x-original-uri"),
+        "/forward-auth" => (Style::ForwardAuth, "x-forwarded-method", "x-forwarded-uri"),
+        "/health" => return plain(StatusCode::OK, "SERVING\n"),
+        _ => return plain(StatusCode::NOT_FOUND, "not found\n"),
+    };
+    let text = |name: &str| {
+        headers
+            .get(name)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+    };
+    let uri = text(uri_header).unwrap_or_default();
+    if uri.is_empty() {
+        warn!(
+            header = uri_header,
+            "read guard asked without the original URI: check the proxy's configuration"
+        );
+    }
+    let method = text(method_header).unwrap_or_else(|| request.method().as_str().to_owned());
+    let authorization = text("authorization");
+    let request_id = text("x-request-id")
+        .filter(|id| id.len() <= MAX_ID_BYTES)
+        .unwrap_or_default();
+    let ask = ReadAsk {
+        request_id: &request_id,
+        method: &method,
+        uri: &uri,
+        authorization: authorization.as_deref(),
+        reader: None,
+        front: Front::AuthRequest,
+    };
+    let answer = guard.check(&ask).await;
+    render(&answer, style)
+}
+
+/// The HTTP answer of `answer` in a front's style.
+fn render(answer: &ReadAnswer, style: Style) -> Response<Full<Bytes>> {
+    let status = answer.status();
+    let body = status.map(|_| answer.matrix_error());
+    let mut response = Response::new(Full::new(Bytes::new()));
+    let headers = response.headers_mut();
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    put(
+        headers,
+        "x-roomguard-decision-id",
+        &answer.decision.decision_id,
+    );
+    put(headers, "x-roomguard-kind", answer.kind().as_str());
+    put(
+        headers,
+        "x-roomguard-user",
+        answer.user_id.as_ref().map_or("", |u| u.as_str()),
+    );
+    put(headers, "x-roomguard-reasons", &answer.codes());
+    if answer.shadow {
+        put(
+            headers,
+            "x-roomguard-shadow",
+            answer.decision.effect.as_str(),
+        );
+    }
+    let (Some(status), Some(body)) = (status, body) else {
+        *response.status_mut() = StatusCode::NO_CONTENT;
+        return response;
+    };
+    if let Some(retry) = answer.retry_after.filter(|_| status == 429) {
+        put(
+            headers,
+            "x-roomguard-retry-after-ms",
+            &retry.as_millis().to_string(),
+        );
+        if let Some(secs) = answer.retry_after_secs() {
+            put(headers, "x-roomguard-retry-after", &secs.to_string());
+            if style == Style::ForwardAuth {
+                put(headers, RETRY_AFTER.as_str(), &secs.to_string());
+            }
+        }
+    }
+    put(headers, "x-roomguard-status", &status.to_string());
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    match style {
+        Style::AuthRequest => {
+            // The body never reaches the client (nginx drops a subrequest's body): it is there for whoever asks
+            // by hand.
+            put(headers, "x-roomguard-body", &body);
+            *response.status_mut() = StatusCode::FORBIDDEN;
+        }
+        Style::ForwardAuth => {
+            *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::FORBIDDEN);
+        }
+    }
+    *response.body_mut() = Full::new(Bytes::from(body));
+    response
+}
+
+/// Sets a header whose value roomguard wrote (ASCII by construction: ids, codes, numbers, ASCII-escaped JSON); a
+/// value that is not a valid header value is left out rather than answered wrong.
+fn put(headers: &mut HeaderMap, name: &str, value: &str) {
+    if let (Ok(name), Ok(value)) = (
+        HeaderName::from_bytes(name.as_bytes()),
+        HeaderValue::from_str(value),
+    ) {
+        headers.insert(name, value);
+    }
+}
+
+fn plain(status: StatusCode, text: &'static str) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from_static(text.as_bytes())));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    response
+}
