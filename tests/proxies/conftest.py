@@ -87,3 +87,38 @@ def nginx(make_nginx, authz, synapse):
     authz.recorder.clear()
     synapse.recorder.clear()
     return proxy
+
+
+@pytest.fixture(scope="session")
+def ext_authz():
+    import stub_ext_authz
+
+    stub = stub_ext_authz.ExtAuthzStub().start()
+    yield stub
+    stub.stop()
+
+
+@pytest.fixture(scope="session")
+def make_envoy(envoy_bin, synapse, tmp_path_factory):
+    """make_envoy(authz="host:port", failure_mode_allow=False) -> a running harness.Envoy, one per distinct pair."""
+    started: dict[tuple[str, bool], harness.Envoy] = {}
+
+    def make(authz: str, failure_mode_allow: bool = False) -> harness.Envoy:
+        key = (authz, failure_mode_allow)
+        if key not in started:
+            workdir = tmp_path_factory.mktemp("envoy-open" if failure_mode_allow else "envoy-closed")
+            started[key] = harness.Envoy(envoy_bin, workdir, synapse.address, authz, failure_mode_allow).start()
+        return started[key]
+
+    yield make
+    for proxy in started.values():
+        proxy.stop()
+
+
+@pytest.fixture
+def envoy(make_envoy, ext_authz, synapse):
+    """Envoy in front of the Synapse stub, asking the gRPC ext_authz stub, failure_mode_allow false; records cleared."""
+    proxy = make_envoy(ext_authz.address, False)
+    ext_authz.clear()
+    synapse.recorder.clear()
+    return proxy

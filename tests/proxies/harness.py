@@ -265,3 +265,83 @@ class Nginx:
 
 def python() -> str:
     return sys.executable
+
+
+# ---------------------------------------------------------------------------------------------------------------- Envoy
+
+
+def render_envoy(workdir: Path, port: int, admin_port: int, synapse: str, authz: str, failure_mode_allow: bool) -> Path:
+    """deploy/envoy/envoy.yaml with the operator's values replaced."""
+    text = (ENVOY_DIR / "envoy.yaml").read_text()
+    syn_host, syn_port = synapse.rsplit(":", 1)
+    rg_host, rg_port = authz.rsplit(":", 1)
+    text = replace_once(
+        text,
+        "socket_address: { address: 0.0.0.0, port_value: 8008 }",
+        f"socket_address: {{ address: 127.0.0.1, port_value: {port} }}",
+        "the listener",
+    )
+    text = replace_once(
+        text,
+        "socket_address: { address: 127.0.0.1, port_value: 9901 }",
+        f"socket_address: {{ address: 127.0.0.1, port_value: {admin_port} }}",
+        "the admin interface",
+    )
+    text = replace_once(
+        text,
+        "socket_address: { address: 127.0.0.1, port_value: 8009 }",
+        f"socket_address: {{ address: {syn_host}, port_value: {syn_port} }}",
+        "Synapse's address",
+    )
+    text = replace_once(
+        text,
+        "socket_address: { address: 127.0.0.1, port_value: 50051 }",
+        f"socket_address: {{ address: {rg_host}, port_value: {rg_port} }}",
+        "roomguard's address",
+    )
+    text = replace_once(
+        text,
+        "failure_mode_allow: false",
+        f"failure_mode_allow: {'true' if failure_mode_allow else 'false'}",
+        "the failure mode",
+    )
+    path = workdir / "envoy.yaml"
+    path.write_text(text)
+    return path
+
+
+class Envoy:
+    def __init__(self, binary: str, workdir: Path, synapse: str, authz: str, failure_mode_allow: bool):
+        self.binary = binary
+        self.workdir = workdir
+        self.port = free_port()
+        self.admin_port = free_port()
+        self.conf = render_envoy(workdir, self.port, self.admin_port, synapse, authz, failure_mode_allow)
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> "Envoy":
+        self.proc = subprocess.Popen(
+            [self.binary, "-c", str(self.conf), "--concurrency", "1", "--disable-hot-restart",
+             "--log-level", "warning", "--log-path", str(self.workdir / "envoy.log")],
+            stdout=subprocess.DEVNULL,
+            stderr=open(self.workdir / "stderr.log", "wb"),
+        )
+        wait_for_port(self.port, self.proc, self.workdir / "envoy.log", timeout=30)
+        return self
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop_process(self.proc, signal.SIGTERM)
+            self.proc = None
+
+    def stats(self, prefix: str = "") -> dict[str, int]:
+        raw = request(self.admin_port, "GET", f"/stats?filter={prefix}").body.decode()
+        out = {}
+        for line in raw.splitlines():
+            name, _, value = line.partition(": ")
+            if value.isdigit():
+                out[name] = int(value)
+        return out
+
+    def request(self, method: str, target: str, **kwargs) -> Response:
+        return request(self.port, method, target, **kwargs)

@@ -94,6 +94,13 @@ class _Server(ThreadingHTTPServer):
     block_on_close = False
     allow_reuse_address = True
 
+    def handle_error(self, request, client_address):
+        # A proxy that gave up on a slow answer closed the connection: expected, not worth a traceback.
+        import sys
+
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keepalive, as nginx's upstream keepalive expects
@@ -166,6 +173,60 @@ class _SynapseHandler(_Handler):
         self._send(status, {"Content-Type": "application/json", "X-Stub": "synapse"}, json.dumps(body).encode())
 
 
+@dataclass
+class Decision:
+    """What the stub decided for one read, whatever the front (nginx's HTTP or Envoy's gRPC) asked it."""
+
+    action: str  # allow | deny | broken (answer an error) | bare (deny with no detail)
+    kind: str = "other"
+    decision_id: str = ""
+    user: str = ""
+    status: int = 0  # the client's status on a deny
+    reason: str = ""
+    body: str = ""  # the Matrix error, ASCII JSON
+    retry_after_ms: int | None = None
+
+    @property
+    def retry_after_s(self) -> int | None:
+        return None if self.retry_after_ms is None else math.ceil(self.retry_after_ms / 1000)
+
+
+def decide(method: str, uri: str, authorization: str) -> Decision:
+    """The stub's policy: the answer is chosen by the token (see the module's docstring). Sleeps for `slow`."""
+    kind = read_kind(uri)
+    decision_id = str(uuid.uuid4())
+    token = authorization[len("Bearer ") :] if authorization.startswith("Bearer ") else ""
+    if not token and "?" in uri:
+        token = parse_qs(uri.split("?", 1)[1]).get("access_token", [""])[0]
+
+    def deny(status, errcode, message, reason, retry_after_ms=None):
+        body = {"errcode": errcode, "error": f"{message} ({reason})"}
+        if retry_after_ms is not None:
+            body["retry_after_ms"] = retry_after_ms
+        # ASCII only: json.dumps escapes non-ASCII as \uXXXX.
+        text = json.dumps(body, ensure_ascii=True, separators=(",", ":"))
+        return Decision("deny", kind, decision_id, "", status, reason, text, retry_after_ms)
+
+    if token == "slow":
+        time.sleep(5)
+    if token == "broken":
+        return Decision("broken", kind, decision_id)
+    if token == "bare":
+        return Decision("bare", kind, decision_id)
+    if not uri or not method or token == "malformed" or _BAD_PERCENT.search(uri):
+        return deny(400, "M_UNRECOGNIZED", "Unrecognised request", "MALFORMED_REQUEST")
+    if token == "rate":
+        reason = "DOWNLOAD_RATE_EXCEEDED" if kind in ("media", "thumbnail") else "READ_RATE_EXCEEDED"
+        return deny(429, "M_LIMIT_EXCEEDED", "Too many reads", reason, retry_after_ms=1234567)
+    if token == "forbidden":
+        return deny(403, "M_FORBIDDEN", "Lecture refusée : salon classifié", "READ_FORBIDDEN")
+    if token == "undecided":
+        return deny(503, "M_UNKNOWN", "roomguard cannot decide", "READ_GUARD_UNAVAILABLE")
+    if not token and kind in ("media", "thumbnail"):
+        return deny(403, "M_FORBIDDEN", "Media need a token", "UNAUTHENTICATED_MEDIA")
+    return Decision("allow", kind, decision_id, "@alice:example.org" if token else "")
+
+
 class _AuthzHandler(_Handler):
     """roomguard's /authz endpoint for nginx auth_request, as the contract says."""
 
@@ -174,60 +235,29 @@ class _AuthzHandler(_Handler):
         if item.target.split("?", 1)[0] != "/authz":
             self._send(404, {})
             return
-        uri = item.headers.get("x-original-uri", "")
-        method = item.headers.get("x-original-method", "")
-        kind = read_kind(uri)
-        decision_id = str(uuid.uuid4())
-        auth = item.headers.get("authorization", "")
-        token = auth[len("Bearer ") :] if auth.startswith("Bearer ") else ""
-        if not token and "?" in uri:
-            token = parse_qs(uri.split("?", 1)[1]).get("access_token", [""])[0]
-
-        if token == "slow":
-            time.sleep(5)
-        if token == "broken":
-            self._send(500, {"Content-Type": "text/plain"}, b"stub: broken")
-            return
-        if token == "bare":
-            self._send(403, {})
-            return
-        if not uri or not method or token == "malformed" or _BAD_PERCENT.search(uri):
-            self._deny(decision_id, kind, 400, "M_UNRECOGNIZED", "Unrecognised request", "MALFORMED_REQUEST")
-            return
-        if token == "rate":
-            reason = "DOWNLOAD_RATE_EXCEEDED" if kind in ("media", "thumbnail") else "READ_RATE_EXCEEDED"
-            self._deny(decision_id, kind, 429, "M_LIMIT_EXCEEDED", "Too many reads", reason, retry_after_ms=1234567)
-            return
-        if token == "forbidden":
-            self._deny(decision_id, kind, 403, "M_FORBIDDEN", "Lecture refusée : salon classifié", "READ_FORBIDDEN")
-            return
-        if token == "undecided":
-            self._deny(decision_id, kind, 503, "M_UNKNOWN", "roomguard cannot decide", "READ_GUARD_UNAVAILABLE")
-            return
-        if not token and kind in ("media", "thumbnail"):
-            self._deny(decision_id, kind, 403, "M_FORBIDDEN", "Media need a token", "UNAUTHENTICATED_MEDIA")
-            return
-        user = "@alice:example.org" if token else ""
-        self._send(
-            204,
-            {"X-Roomguard-Decision-Id": decision_id, "X-Roomguard-User": user, "X-Roomguard-Kind": kind},
+        d = decide(
+            item.headers.get("x-original-method", ""),
+            item.headers.get("x-original-uri", ""),
+            item.headers.get("authorization", ""),
         )
-
-    def _deny(self, decision_id, kind, status, errcode, message, reason, retry_after_ms=None):
-        body = {"errcode": errcode, "error": f"{message} ({reason})"}
-        headers = {
-            "X-Roomguard-Decision-Id": decision_id,
-            "X-Roomguard-Kind": kind,
-            "X-Roomguard-Status": str(status),
-            "X-Roomguard-Reasons": reason,
-        }
-        if retry_after_ms is not None:
-            body["retry_after_ms"] = retry_after_ms
-            headers["X-Roomguard-Retry-After-Ms"] = str(retry_after_ms)
-            headers["X-Roomguard-Retry-After"] = str(math.ceil(retry_after_ms / 1000))
-        # ASCII only: json.dumps escapes non-ASCII as \uXXXX.
-        headers["X-Roomguard-Body"] = json.dumps(body, ensure_ascii=True, separators=(",", ":"))
-        self._send(403, headers)
+        if d.action == "broken":
+            self._send(500, {"Content-Type": "text/plain"}, b"stub: broken")
+        elif d.action == "bare":
+            self._send(403, {})
+        elif d.action == "allow":
+            self._send(204, {"X-Roomguard-Decision-Id": d.decision_id, "X-Roomguard-User": d.user, "X-Roomguard-Kind": d.kind})
+        else:
+            headers = {
+                "X-Roomguard-Decision-Id": d.decision_id,
+                "X-Roomguard-Kind": d.kind,
+                "X-Roomguard-Status": str(d.status),
+                "X-Roomguard-Reasons": d.reason,
+                "X-Roomguard-Body": d.body,
+            }
+            if d.retry_after_ms is not None:
+                headers["X-Roomguard-Retry-After-Ms"] = str(d.retry_after_ms)
+                headers["X-Roomguard-Retry-After"] = str(d.retry_after_s)
+            self._send(403, headers)
 
 
 class StubServer:
