@@ -100,14 +100,17 @@ def ext_authz():
 
 @pytest.fixture(scope="session")
 def make_envoy(envoy_bin, synapse, tmp_path_factory):
-    """make_envoy(authz="host:port", failure_mode_allow=False) -> a running harness.Envoy, one per distinct pair."""
-    started: dict[tuple[str, bool], harness.Envoy] = {}
+    """make_envoy(authz="host:port", failure_mode_allow=False, caller_token=None) -> a running harness.Envoy, one
+    per distinct set of arguments."""
+    started: dict[tuple, harness.Envoy] = {}
 
-    def make(authz: str, failure_mode_allow: bool = False) -> harness.Envoy:
-        key = (authz, failure_mode_allow)
+    def make(authz: str, failure_mode_allow: bool = False, caller_token: str | None = None) -> harness.Envoy:
+        key = (authz, failure_mode_allow, caller_token)
         if key not in started:
             workdir = tmp_path_factory.mktemp("envoy-open" if failure_mode_allow else "envoy-closed")
-            started[key] = harness.Envoy(envoy_bin, workdir, synapse.address, authz, failure_mode_allow).start()
+            started[key] = harness.Envoy(
+                envoy_bin, workdir, synapse.address, authz, failure_mode_allow, caller_token
+            ).start()
         return started[key]
 
     yield make

@@ -270,9 +270,27 @@ def python() -> str:
 # ---------------------------------------------------------------------------------------------------------------- Envoy
 
 
-def render_envoy(workdir: Path, port: int, admin_port: int, synapse: str, authz: str, failure_mode_allow: bool) -> Path:
-    """deploy/envoy/envoy.yaml with the operator's values replaced."""
+ENVOY_TOKEN_LINES = """\
+                # initial_metadata:
+                # - key: authorization
+                #   value: "Bearer REPLACE-WITH-THE-TOKEN"
+"""
+
+
+def render_envoy(
+    workdir: Path,
+    port: int,
+    admin_port: int,
+    synapse: str,
+    authz: str,
+    failure_mode_allow: bool,
+    caller_token: str | None = None,
+) -> Path:
+    """deploy/envoy/envoy.yaml with the operator's values replaced (and the caller token's lines uncommented)."""
     text = (ENVOY_DIR / "envoy.yaml").read_text()
+    if caller_token is not None:
+        uncommented = ENVOY_TOKEN_LINES.replace("# ", "", 3).replace("REPLACE-WITH-THE-TOKEN", caller_token)
+        text = replace_once(text, ENVOY_TOKEN_LINES, uncommented, "the caller token lines")
     syn_host, syn_port = synapse.rsplit(":", 1)
     rg_host, rg_port = authz.rsplit(":", 1)
     text = replace_once(
@@ -311,12 +329,22 @@ def render_envoy(workdir: Path, port: int, admin_port: int, synapse: str, authz:
 
 
 class Envoy:
-    def __init__(self, binary: str, workdir: Path, synapse: str, authz: str, failure_mode_allow: bool):
+    def __init__(
+        self,
+        binary: str,
+        workdir: Path,
+        synapse: str,
+        authz: str,
+        failure_mode_allow: bool,
+        caller_token: str | None = None,
+    ):
         self.binary = binary
         self.workdir = workdir
         self.port = free_port()
         self.admin_port = free_port()
-        self.conf = render_envoy(workdir, self.port, self.admin_port, synapse, authz, failure_mode_allow)
+        self.conf = render_envoy(
+            workdir, self.port, self.admin_port, synapse, authz, failure_mode_allow, caller_token
+        )
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> "Envoy":

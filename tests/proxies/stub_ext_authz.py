@@ -47,6 +47,7 @@ class ExtAuthzStub:
         pb2, pb2_grpc = _modules()
         self.pb2 = pb2
         self.seen: list = []
+        self.metadata: list[dict[str, str]] = []  # the gRPC metadata of each call (a caller token, say)
         self._lock = threading.Lock()
         self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
         outer = self
@@ -69,6 +70,7 @@ class ExtAuthzStub:
     def clear(self) -> None:
         with self._lock:
             self.seen.clear()
+            self.metadata.clear()
 
     def snapshot(self) -> list:
         with self._lock:
@@ -83,6 +85,7 @@ class ExtAuthzStub:
         http = request.attributes.request.http
         with self._lock:
             self.seen.append(http)
+            self.metadata.append(dict(context.invocation_metadata()))
         d = stubs.decide(http.method, http.path, http.headers.get("authorization", ""))
         pb2 = self.pb2
         if d.action == "broken":

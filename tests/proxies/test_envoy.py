@@ -99,6 +99,13 @@ def test_no_raw_path_that_synapse_reads_escapes_the_check(envoy, ext_authz, syna
     assert checked_reads > 100 and unchecked_proxied > 50
 
 
+def test_absolute_form_request_target(envoy, ext_authz, synapse):
+    response = envoy.request("GET", "http://matrix.example.com/_matrix/client/v3/sync?x=1", headers=ALLOW)
+    assert response.status == 200
+    assert checked_paths(ext_authz) == ["/_matrix/client/v3/sync?x=1"]
+    assert [s.target for s in synapse.recorder.snapshot()] == ["/_matrix/client/v3/sync?x=1"]
+
+
 def test_synapse_gets_its_proxy_headers(envoy, synapse):
     response = envoy.request("GET", "/_matrix/client/versions", headers={"X-Forwarded-For": "203.0.113.9"})
     assert response.status == 200
@@ -154,6 +161,16 @@ def test_not_synapse_is_404_and_admin_is_not_exposed(envoy, ext_authz, synapse):
         response = envoy.request("GET", target, headers=ALLOW)
         assert response.status == 404 and response.json()["errcode"] == "M_UNRECOGNIZED"
     assert ext_authz.snapshot() == [] and synapse.recorder.snapshot() == []
+
+
+def test_no_caller_token_by_default_and_the_commented_one_works(envoy, make_envoy, ext_authz):
+    assert envoy.request("GET", "/_matrix/client/v3/sync", headers=ALLOW).status == 200
+    assert "authorization" not in ext_authz.metadata[-1]
+    with_token = make_envoy(ext_authz.address, False, caller_token="s3cret-caller-token")
+    assert with_token.request("GET", "/_matrix/client/v3/sync", headers=ALLOW).status == 200
+    assert ext_authz.metadata[-1]["authorization"] == "Bearer s3cret-caller-token"
+    # The client's own Authorization still travels in the CheckRequest, apart from the caller's.
+    assert ext_authz.snapshot()[-1].headers["authorization"] == "Bearer allow"
 
 
 # ------------------------------------------------------------------------------------------------- roomguard down

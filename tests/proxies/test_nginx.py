@@ -332,3 +332,11 @@ def test_roomguard_too_slow_follows_the_failure_mode(make_nginx, authz):
     response = proxy.request("GET", "/_matrix/client/v3/sync", headers={"Authorization": "Bearer slow"}, timeout=10)
     assert_matrix_error(response, 503, "M_UNKNOWN")
     assert "upstream timed out" in proxy.error_log()
+
+
+def test_absolute_form_request_target(nginx, authz, synapse):
+    """`GET http://host/path` (allowed by HTTP/1.1): $request_uri is the path and query, as Synapse receives them."""
+    response = nginx.request("GET", "http://matrix.example.com/_matrix/client/v3/sync?x=1", headers=ALLOW)
+    assert response.status == 200
+    assert authz_uris(authz) == ["/_matrix/client/v3/sync?x=1"]
+    assert [s.target for s in synapse.recorder.snapshot()] == ["/_matrix/client/v3/sync?x=1"]
