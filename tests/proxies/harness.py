@@ -166,7 +166,7 @@ def render_nginx(
     site = replace_once(site, "server 127.0.0.1:50052;", f"server {authz};", "roomguard's address")
     site = replace_once(
         site,
-        "set $roomguard_failure_mode closed;",
+        "set $roomguard_failure_mode open;",
         f"set $roomguard_failure_mode {failure_mode};",
         "the failure mode",
     )
@@ -319,7 +319,7 @@ def render_envoy(
     )
     text = replace_once(
         text,
-        "failure_mode_allow: false",
+        "failure_mode_allow: true",
         f"failure_mode_allow: {'true' if failure_mode_allow else 'false'}",
         "the failure mode",
     )
