@@ -214,6 +214,19 @@ impl<'a> Entry<'a> {
             json_bool(out, media.remote);
             out.push(b'}');
         }
+        if let Some(read) = &self.read {
+            out.extend_from_slice(b",\"read\":{\"kind\":");
+            json_str(out, read.kind);
+            out.extend_from_slice(b",\"media_id\":");
+            json_str(out, read.media_id);
+            out.extend_from_slice(b",\"front\":");
+            json_str(out, read.front);
+            if !read.not_decided.is_empty() {
+                out.extend_from_slice(b",\"not_decided\":");
+                json_str(out, read.not_decided);
+            }
+            out.push(b'}');
+        }
         out.push(b'}');
     }
 }
@@ -630,7 +643,7 @@ mod tests {
     }
 
     /// The hand-written line is byte for byte what serde_json writes for the entry's `Serialize` form, whatever the
-    /// strings hold (quotes, backslashes, every control character, DEL, non-ASCII) and with or without media.
+    /// strings hold (quotes, backslashes, every control character, DEL, non-ASCII), with or without media or a read.
     #[test]
     fn lines_are_what_serde_json_writes() {
         let every_ascii: String = (0u8..0x80).map(char::from).collect();
@@ -668,9 +681,20 @@ mod tests {
                 incomplete_reason: text,
                 remote: true,
             };
-            for with_media in [false, true] {
-                if with_media {
-                    entry = entry.with_media(media);
+            let read = ReadEntry {
+                kind: "history",
+                media_id: text,
+                front: "auth_request",
+                not_decided: if i % 2 == 0 { "" } else { text },
+            };
+            for step in 0..3 {
+                match step {
+                    1 => entry = entry.with_media(media),
+                    2 => {
+                        entry.media = None;
+                        entry = entry.with_read(read);
+                    }
+                    _ => {}
                 }
                 let mut ours = Vec::new();
                 entry.write_json(&mut ours);

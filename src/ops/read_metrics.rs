@@ -160,11 +160,12 @@ impl ReadMetrics {
     }
 
     /// One call to the homeserver ended with `outcome`; `reachable` says whether the homeserver answered at all.
-    pub fn homeserver(&self, call: HomeserverCall, outcome: &'static str, reachable: bool) {
+    /// Returns whether that changed (the homeserver went down, or came back).
+    pub fn homeserver(&self, call: HomeserverCall, outcome: &'static str, reachable: bool) -> bool {
         if let Ok(mut map) = self.homeserver.lock() {
             *map.entry((call, outcome)).or_default() += 1;
         }
-        self.homeserver_down.store(!reachable, Ordering::Relaxed);
+        self.homeserver_down.swap(!reachable, Ordering::Relaxed) == reachable
     }
 
     /// Whether the homeserver answered roomguard's last call (true before any).

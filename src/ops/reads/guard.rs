@@ -245,7 +245,7 @@ impl ReadGuard {
                 match rooms.room(room_id).await {
                     Ok(room) => room,
                     Err(err) => {
-                        warn!(%err, "reads: cannot read the room's attributes");
+                        debug!(%err, "reads: cannot read the room's attributes");
                         return self.not_decided(
                             ask,
                             Some(uri.clone()),
@@ -347,7 +347,7 @@ impl ReadGuard {
                 None => Err(Undecided::UnknownToken),
             },
             Err(err) => {
-                warn!(%err, "reads: cannot resolve an access token");
+                debug!(%err, "reads: cannot resolve an access token");
                 Err(Undecided::Failure(NotDecided::HomeserverUnavailable))
             }
         }

@@ -17,6 +17,7 @@ use hyper_util::{
     rt::TokioExecutor,
 };
 use serde::Deserialize;
+use tracing::{info, warn};
 
 use crate::{
     domain::{
@@ -100,6 +101,11 @@ impl Homeserver {
             timeout,
             metrics,
         })
+    }
+
+    /// The base URL.
+    pub fn base(&self) -> &str {
+        &self.base
     }
 
     /// Whether the admin API can be used.
@@ -305,11 +311,22 @@ impl Homeserver {
     }
 
     fn succeeded(&self, call: HomeserverCall, outcome: &'static str) {
-        self.metrics.reads.homeserver(call, outcome, true);
+        if self.metrics.reads.homeserver(call, outcome, true) {
+            info!(homeserver = %self.base, "reads: the homeserver answers again");
+        }
     }
 
+    /// A failed call: the first of an outage is logged (with what failed), the others only counted.
     fn failed(&self, call: HomeserverCall, outcome: &'static str) {
-        self.metrics.reads.homeserver(call, outcome, false);
+        if self.metrics.reads.homeserver(call, outcome, false) {
+            warn!(
+                homeserver = %self.base,
+                call = call.as_str(),
+                outcome,
+                "reads: the homeserver does not answer: reads that need it are answered by reads.failure_mode until \
+                 it does"
+            );
+        }
     }
 
     fn unusable(&self, call: HomeserverCall, status: StatusCode) -> HomeserverError {
