@@ -7,6 +7,7 @@ use serde_json::json;
 
 use crate::{
     documents::{Extraction, Incomplete},
+    domain::read::ReadTarget,
     policy::{PolicySnapshot, decide::Explanation},
 };
 
@@ -48,6 +49,33 @@ pub fn render_json_upload(
         "text_chars": extraction.text_chars,
         "complete": extraction.incomplete.is_none(),
         "incomplete_reason": extraction.incomplete.map_or("", Incomplete::as_str),
+    });
+    serde_json::to_string_pretty(&doc).unwrap_or_default()
+}
+
+/// The human form of a read's decision: what the path reads, then the decision.
+pub fn render_text_read(policy: &PolicySnapshot, e: &Explanation, read: &ReadTarget) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "read:           {}", read.kind.as_str());
+    if let Some(room) = &read.room_id {
+        let _ = writeln!(out, "room:           {room}");
+    }
+    if let Some(media) = &read.media_id {
+        let _ = writeln!(out, "media:          {media}");
+    }
+    out.push_str(&render_text(policy, e));
+    out
+}
+
+/// The machine form of a read's decision: [`render_json`] with the read.
+pub fn render_json_read(policy: &PolicySnapshot, e: &Explanation, read: &ReadTarget) -> String {
+    let mut doc: serde_json::Value =
+        serde_json::from_str(&render_json(policy, e)).unwrap_or_default();
+    doc["read"] = json!({
+        "kind": read.kind.as_str(),
+        "room_id": read.room_id,
+        "media_id": read.media_id,
+        "legacy_media": read.legacy_media,
     });
     serde_json::to_string_pretty(&doc).unwrap_or_default()
 }

@@ -11,7 +11,10 @@ use clap::{Parser, Subcommand};
 
 use crate::{
     author::{check_report, suite::scan_with_defaults, suite_report},
-    domain::media::{Media, UploadRequest},
+    domain::{
+        media::{Media, UploadRequest},
+        read::{ReadCounts, Tally},
+    },
     grpc::{
         health_client::{self, HealthArgs},
         json::{JsonRequest, Question},
@@ -20,7 +23,8 @@ use crate::{
     policy::{
         PolicySnapshot,
         decide::{
-            explain_join, explain_publish, explain_send, explain_state_change, explain_upload,
+            explain_join, explain_publish, explain_read, explain_send, explain_state_change,
+            explain_upload,
         },
     },
 };
@@ -52,20 +56,29 @@ enum Command {
     Health(HealthArgs),
     /// Decide one request given as proto3 JSON (a file, or `-` for stdin) with no server, and explain the decision.
     Check {
-        /// The request: a `CheckMessageSendRequest`, `CheckRoomPublishRequest`, `CheckRoomJoinRequest` or
-        /// `CheckRoomStateChangeRequest` in proto3 JSON.
+        /// The request: a `CheckMessageSendRequest`, `CheckRoomPublishRequest`, `CheckRoomJoinRequest`,
+        /// `CheckRoomStateChangeRequest` or `CheckReadRequest` (with `reader`, and the room's attributes as `room`)
+        /// in proto3 JSON.
         #[arg(default_value = "-")]
         request: PathBuf,
         /// Policy directory.
         #[arg(long, env = "ROOMGUARD_POLICIES", default_value = "./policies")]
         policies: PathBuf,
-        /// `send`, `publish`, `join` or `state` (default: told from the request's fields).
+        /// `send`, `publish`, `join`, `state` or `read` (default: told from the request's fields).
         #[arg(long)]
         rpc: Option<String>,
         /// For a join: the user's allowed public joins without an invite in the last hour, as a server's counter
         /// would give them (`r.sub.public_joins_1h`).
         #[arg(long, default_value_t = 0)]
         public_joins_1h: u32,
+        /// For a read: one of the account's counts in the last hour, as a server's counter would give them, e.g.
+        /// `--read-count history_rooms_1h=40` (history_rooms_1h, history_requests_1h, initial_syncs_1h, searches_1h,
+        /// media_downloads_1h, thumbnails_1h); repeat it for several.
+        #[arg(long, value_name = "NAME=N", value_parser = parse_read_count)]
+        read_count: Vec<(String, u32)>,
+        /// For a read: the path's room is among the rooms whose history the account read in the last hour.
+        #[arg(long)]
+        room_already_read: bool,
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
@@ -135,9 +148,23 @@ pub fn main() -> ExitCode {
             rpc,
             json,
             public_joins_1h,
+            read_count,
+            room_already_read,
             media: None,
             ..
-        } => check(&request, &policies, rpc.as_deref(), json, public_joins_1h),
+        } => {
+            let counts = read_counts(&read_count, room_already_read);
+            check(
+                &request,
+                &policies,
+                rpc.as_deref(),
+                json,
+                Counts {
+                    public_joins_1h,
+                    reads: counts,
+                },
+            )
+        }
         Command::Test { dir, format } => test(&dir, format),
         Command::Health(args) => health(&args),
     }
@@ -199,13 +226,57 @@ fn validate(dir: &std::path::Path) -> ExitCode {
     }
 }
 
-fn check(
-    request: &Path,
-    dir: &Path,
-    rpc: Option<&str>,
-    json: bool,
+/// What `check` takes for a server's counters.
+struct Counts {
     public_joins_1h: u32,
-) -> ExitCode {
+    reads: ReadCounts,
+}
+
+/// The read counts `check` can be given, by the names rules read them.
+const READ_COUNTS: [&str; 6] = [
+    "history_rooms_1h",
+    "history_requests_1h",
+    "initial_syncs_1h",
+    "searches_1h",
+    "media_downloads_1h",
+    "thumbnails_1h",
+];
+
+fn parse_read_count(text: &str) -> Result<(String, u32), String> {
+    let (name, value) = text
+        .split_once('=')
+        .ok_or_else(|| format!("`{text}`: expected NAME=N"))?;
+    if !READ_COUNTS.contains(&name) {
+        return Err(format!("`{name}` is not a read count: one of {}", READ_COUNTS.join(", ")));
+    }
+    let value = value
+        .parse()
+        .map_err(|_| format!("`{value}` is not a count"))?;
+    Ok((name.to_owned(), value))
+}
+
+fn read_counts(given: &[(String, u32)], room_already_read: bool) -> ReadCounts {
+    let of = |name: &str| {
+        Tally::of(
+            given
+                .iter()
+                .rev()
+                .find(|(n, _)| n == name)
+                .map_or(0, |(_, v)| *v),
+        )
+    };
+    ReadCounts {
+        history_rooms: of("history_rooms_1h"),
+        room_already_read,
+        history_requests: of("history_requests_1h"),
+        initial_syncs: of("initial_syncs_1h"),
+        searches: of("searches_1h"),
+        media_downloads: of("media_downloads_1h"),
+        thumbnails: of("thumbnails_1h"),
+    }
+}
+
+fn check(request: &Path, dir: &Path, rpc: Option<&str>, json: bool, counts: Counts) -> ExitCode {
     let text = if request == Path::new("-") {
         let mut text = String::new();
         std::io::stdin().read_to_string(&mut text).map(|_| text)
@@ -231,14 +302,19 @@ fn check(
         Err(code) => return code,
     };
     let explained = parsed.into_question().map(|question| match question {
-        Question::Send(r) => explain_send(&policy, &r),
-        Question::Publish(r) => explain_publish(&policy, &r),
-        Question::Join(r) => explain_join(&policy, &r, public_joins_1h),
-        Question::State(r) => explain_state_change(&policy, &r),
+        Question::Send(r) => (explain_send(&policy, &r), None),
+        Question::Publish(r) => (explain_publish(&policy, &r), None),
+        Question::Join(r) => (explain_join(&policy, &r, counts.public_joins_1h), None),
+        Question::State(r) => (explain_state_change(&policy, &r), None),
+        Question::Read(r) => (explain_read(&policy, &r, &counts.reads), Some(r.target)),
     });
     match explained {
-        Ok(e) if json => println!("{}", check_report::render_json(&policy, &e)),
-        Ok(e) => print!("{}", check_report::render_text(&policy, &e)),
+        Ok((e, Some(read))) if json => {
+            println!("{}", check_report::render_json_read(&policy, &e, &read));
+        }
+        Ok((e, Some(read))) => print!("{}", check_report::render_text_read(&policy, &e, &read)),
+        Ok((e, None)) if json => println!("{}", check_report::render_json(&policy, &e)),
+        Ok((e, None)) => print!("{}", check_report::render_text(&policy, &e)),
         Err(invalid) => {
             eprintln!("error: INVALID_ARGUMENT: {invalid}");
             return Exit::Usage.into();

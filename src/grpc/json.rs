@@ -7,8 +7,15 @@
 use serde::{Deserialize, Deserializer, de::Error as _};
 
 use crate::{
-    domain::request::{JoinRequest, PublishRequest, SendRequest, StateChangeRequest},
-    grpc::{InvalidArgument, proto},
+    domain::{
+        read::ReadRequest,
+        request::{JoinRequest, PublishRequest, SendRequest, StateChangeRequest},
+    },
+    grpc::{
+        InvalidArgument,
+        convert::{ReadQuestion, room_at},
+        proto,
+    },
 };
 
 /// Why a text is not a request in proto3 JSON.
@@ -23,12 +30,12 @@ pub enum JsonRequestError {
         message: String,
     },
     /// `--rpc` names no rpc.
-    #[error("`--rpc {0}`: expected `send`, `publish`, `join` or `state`")]
+    #[error("`--rpc {0}`: expected `send`, `publish`, `join`, `state` or `read`")]
     UnknownRpc(String),
     /// Neither `--rpc` nor the fields say which rpc.
     #[error(
         "cannot tell the rpc: give `sender`/`message` (send), `requester`/`visibility` (publish), `user`/`invited` \
-         (join) or `proposed`/`eventType` (state), or --rpc"
+         (join), `proposed`/`eventType` (state) or `uri`/`method` (read), or --rpc"
     )]
     UnknownKind,
     /// JSON, but not the fields of the request message.
@@ -47,6 +54,8 @@ pub enum Question {
     Join(JoinRequest),
     /// "May the sender change the room's state this way?"
     State(StateChangeRequest),
+    /// "May this account make this read?"
+    Read(ReadRequest),
 }
 
 /// Which rpc a JSON request is for.
@@ -60,6 +69,9 @@ pub enum JsonRequest {
     Join(proto::CheckRoomJoinRequest),
     /// A `CheckRoomStateChangeRequest`.
     State(proto::CheckRoomStateChangeRequest),
+    /// A `CheckReadRequest` (with its `reader`: `check` resolves no token), and the room's attributes as the
+    /// homeserver would report them (`room`, a field of `check`'s own: the service reads them from the homeserver).
+    Read(proto::CheckReadRequest, Option<proto::Room>),
 }
 
 impl JsonRequest {
@@ -77,6 +89,7 @@ impl JsonRequest {
             Some("publish") | Some("CheckRoomPublish") => "publish",
             Some("join") | Some("CheckRoomJoin") => "join",
             Some("state") | Some("CheckRoomStateChange") => "state",
+            Some("read") | Some("CheckRead") => "read",
             Some(other) => return Err(JsonRequestError::UnknownRpc(other.to_owned())),
             // `sender` is in send and state requests: the state-only fields decide first.
             None if has(&[
@@ -89,6 +102,7 @@ impl JsonRequest {
             {
                 "state"
             }
+            None if has(&["uri", "method", "reader"]) => "read",
             None if has(&["message", "sender"]) => "send",
             None if has(&["requester", "visibility"]) => "publish",
             None if has(&["user", "invited"]) => "join",
@@ -103,6 +117,19 @@ impl JsonRequest {
                 room: r.room.map(Into::into),
                 invited: r.invited,
             }));
+        }
+        if kind == "read" {
+            let r: ReadJson = serde_json::from_value(value).map_err(fields)?;
+            return Ok(JsonRequest::Read(
+                proto::CheckReadRequest {
+                    request_id: r.request_id,
+                    method: r.method.unwrap_or_else(|| "GET".to_owned()),
+                    uri: r.uri,
+                    authorization: r.authorization,
+                    reader: r.reader.map(Into::into),
+                },
+                r.room.map(Into::into),
+            ));
         }
         if kind == "state" {
             let r: StateJson = serde_json::from_value(value).map_err(fields)?;
@@ -145,8 +172,54 @@ impl JsonRequest {
             JsonRequest::Publish(r) => Question::Publish(PublishRequest::try_from(r)?),
             JsonRequest::Join(r) => Question::Join(JoinRequest::try_from(r)?),
             JsonRequest::State(r) => Question::State(StateChangeRequest::try_from(r)?),
+            JsonRequest::Read(r, room) => {
+                if !r.authorization.is_empty() && r.reader.is_none() {
+                    return Err(InvalidArgument::new(
+                        "authorization",
+                        "roomguard check resolves no token: give the account as `reader`",
+                    ));
+                }
+                let question = ReadQuestion::try_from(r)?;
+                let target = question.uri.target;
+                let room = match (room, &target.room_id) {
+                    (Some(mut room), Some(room_id)) => {
+                        room.room_id.clone_from(room_id);
+                        Some(room_at("room", Some(room))?)
+                    }
+                    (Some(_), None) => {
+                        return Err(InvalidArgument::new(
+                            "room",
+                            "the URI names no room: this read has no room attributes",
+                        ));
+                    }
+                    (None, _) => None,
+                };
+                Question::Read(ReadRequest {
+                    request_id: question.request_id,
+                    reader: question.reader,
+                    target,
+                    room,
+                })
+            }
         })
     }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct ReadJson {
+    #[serde(default, alias = "request_id")]
+    request_id: String,
+    #[serde(default)]
+    method: Option<String>,
+    #[serde(default)]
+    uri: String,
+    #[serde(default)]
+    authorization: String,
+    #[serde(default)]
+    reader: Option<SubjectJson>,
+    #[serde(default)]
+    room: Option<RoomJson>,
 }
 
 #[derive(Deserialize)]
@@ -424,5 +497,25 @@ mod tests {
                 .to_string()
                 .contains("OPEN")
         );
+    }
+
+    /// A read is told from its `uri`; the account is `reader`, the room's attributes `room`, which takes the path's
+    /// room id.
+    #[test]
+    fn parses_a_read() {
+        let text = r#"{"reader": {"userId": "@a:agent.tchap.gouv.fr"},
+            "uri": "/_matrix/client/v3/rooms/%21r%3As/messages", "room": {"joinRule": "public", "historyVisibility": "shared"}}"#;
+        let Question::Read(read) = JsonRequest::parse(text, None).unwrap().into_question().unwrap() else {
+            panic!("not a read")
+        };
+        assert_eq!(read.target.kind, crate::domain::read::ReadKind::History);
+        assert_eq!(read.room.unwrap().room_id, "!r:s");
+        assert_eq!(read.reader.unwrap().user_id.as_str(), "@a:agent.tchap.gouv.fr");
+        let token = r#"{"uri": "/_matrix/client/v3/sync", "authorization": "Bearer x"}"#;
+        let err = JsonRequest::parse(token, None).unwrap().into_question().unwrap_err();
+        assert_eq!(err.field, "authorization");
+        let bad = r#"{"uri": "/_matrix/client/v3/rooms/%zz/messages"}"#;
+        let err = JsonRequest::parse(bad, None).unwrap().into_question().unwrap_err();
+        assert_eq!(err.field, "uri");
     }
 }
