@@ -247,7 +247,10 @@ fn parse_read_count(text: &str) -> Result<(String, u32), String> {
         .split_once('=')
         .ok_or_else(|| format!("`{text}`: expected NAME=N"))?;
     if !READ_COUNTS.contains(&name) {
-        return Err(format!("`{name}` is not a read count: one of {}", READ_COUNTS.join(", ")));
+        return Err(format!(
+            "`{name}` is not a read count: one of {}",
+            READ_COUNTS.join(", ")
+        ));
     }
     let value = value
         .parse()

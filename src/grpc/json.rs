@@ -505,17 +505,30 @@ mod tests {
     fn parses_a_read() {
         let text = r#"{"reader": {"userId": "@a:agent.tchap.gouv.fr"},
             "uri": "/_matrix/client/v3/rooms/%21r%3As/messages", "room": {"joinRule": "public", "historyVisibility": "shared"}}"#;
-        let Question::Read(read) = JsonRequest::parse(text, None).unwrap().into_question().unwrap() else {
+        let Question::Read(read) = JsonRequest::parse(text, None)
+            .unwrap()
+            .into_question()
+            .unwrap()
+        else {
             panic!("not a read")
         };
         assert_eq!(read.target.kind, crate::domain::read::ReadKind::History);
         assert_eq!(read.room.unwrap().room_id, "!r:s");
-        assert_eq!(read.reader.unwrap().user_id.as_str(), "@a:agent.tchap.gouv.fr");
+        assert_eq!(
+            read.reader.unwrap().user_id.as_str(),
+            "@a:agent.tchap.gouv.fr"
+        );
         let token = r#"{"uri": "/_matrix/client/v3/sync", "authorization": "Bearer x"}"#;
-        let err = JsonRequest::parse(token, None).unwrap().into_question().unwrap_err();
+        let err = JsonRequest::parse(token, None)
+            .unwrap()
+            .into_question()
+            .unwrap_err();
         assert_eq!(err.field, "authorization");
         let bad = r#"{"uri": "/_matrix/client/v3/rooms/%zz/messages"}"#;
-        let err = JsonRequest::parse(bad, None).unwrap().into_question().unwrap_err();
+        let err = JsonRequest::parse(bad, None)
+            .unwrap()
+            .into_question()
+            .unwrap_err();
         assert_eq!(err.field, "uri");
     }
 }

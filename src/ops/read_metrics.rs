@@ -130,12 +130,10 @@ impl ReadMetrics {
             .map_or(0, |map| map.get(&cause).copied().unwrap_or(0))
     }
 
-    /// The token cache holds `entries` now.
-    pub fn token_cache_entries(&self, entries: u64) {
-        self.token_cache_entries.store(
-            i64::try_from(entries).unwrap_or(i64::MAX),
-            Ordering::Relaxed,
-        );
+    /// An entry came into the token cache (`+1`) or left it (`-1`).
+    pub fn token_cache_entry(&self, change: i64) {
+        self.token_cache_entries
+            .fetch_add(change, Ordering::Relaxed);
     }
 
     /// The in-memory read counter tracks `users` accounts now.

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod atomic_writer;
+pub mod homeserver;
 
 use std::{net::SocketAddr, path::Path, sync::Arc, time::Duration};
 

@@ -110,11 +110,15 @@ impl TokenCache {
     /// A cache of at most `entries` tokens, each remembered `ttl` at most, resolving with `homeserver`.
     pub fn new(homeserver: Homeserver, ttl: Duration, entries: u64, metrics: Arc<Metrics>) -> Self {
         let mut rng = rand::rng();
+        // The gauge counts insertions and removals: moka's own count lags until its housekeeping runs (and running
+        // it on the request path can wait on the look-ups it coalesces).
+        let gauge = metrics.clone();
         TokenCache {
             cache: Cache::builder()
                 .max_capacity(entries)
                 .time_to_live(ttl)
                 .expire_after(UnknownSooner)
+                .eviction_listener(move |_key, _value, _cause| gauge.reads.token_cache_entry(-1))
                 .build(),
             key: (rng.next_u64(), rng.next_u64()),
             homeserver,
@@ -150,9 +154,7 @@ impl TokenCache {
             .await?;
         let cached = !entry.is_fresh();
         if !cached {
-            self.metrics
-                .reads
-                .token_cache_entries(self.cache.entry_count());
+            self.metrics.reads.token_cache_entry(1);
         }
         Ok(Resolution {
             resolved: entry.into_value(),
