@@ -253,3 +253,70 @@ def test_the_redis_password_comes_from_a_file(pb, binary, policies, tmp_path):
         for replica in replicas:
             replica.stop()
         redis.close()
+
+
+# === Reads: the hourly read counts in the same Redis (issue #21) ===
+
+
+def history_read(pb, user_id, room):
+    """A `CheckRead` of a page of `room`'s history, for a caller (a proxy) that resolved the account itself."""
+    p = pb[0]
+    return p.CheckReadRequest(
+        request_id=f"read-{room}",
+        method="GET",
+        uri=f"/_matrix/client/v3/rooms/%21room{room}%3Aagent.tchap.gouv.fr/messages?dir=b",
+        reader=p.Subject(user_id=user_id),
+    )
+
+
+def download(pb, user_id, n):
+    p = pb[0]
+    return p.CheckReadRequest(
+        method="GET",
+        uri=f"/_matrix/client/v1/media/download/agent.tchap.gouv.fr/file{n}",
+        reader=p.Subject(user_id=user_id),
+    )
+
+
+@pytest.mark.parametrize("first", [0, 2])
+def test_the_41st_room_and_the_301st_file_are_refused_whichever_replica_answers(pb, replicas, redis, first):
+    """The distinct rooms and the downloads of one account are counted once across three replicas: 40 rooms and 300
+    files are served wherever each read lands, the 41st room and the 301st file are refused (429, with a retry
+    time), pages of a room already read are still served, and another account is not affected."""
+    stubs = [pb[1].PolicyServiceStub(r.channel) for r in replicas]
+    user = f"@bulk{first}:agent.tchap.gouv.fr"
+    for room in range(1, 41):
+        answer = stubs[(first + room) % 3].CheckRead(history_read(pb, user, room), timeout=5)
+        assert answer.decision.effect == pb[0].EFFECT_ALLOW, (room, answer)
+    for replica in range(3):
+        refused = stubs[(first + replica) % 3].CheckRead(history_read(pb, user, 41), timeout=5)
+        assert refused.decision.effect == pb[0].EFFECT_DENY
+        assert codes(refused.decision) == ["READ_RATE_EXCEEDED"]
+        assert refused.http_status == 429 and refused.retry_after_ms >= 1000, refused
+        assert '"errcode":"M_LIMIT_EXCEEDED"' in refused.matrix_error
+    again = stubs[first].CheckRead(history_read(pb, user, 5), timeout=5)
+    assert again.decision.effect == pb[0].EFFECT_ALLOW, "a room already read stays readable"
+    other = stubs[first].CheckRead(history_read(pb, "@reader:agent.tchap.gouv.fr", 41), timeout=5)
+    assert other.decision.effect == pb[0].EFFECT_ALLOW
+    for n in range(1, 301):
+        answer = stubs[n % 3].CheckRead(download(pb, user, n), timeout=5)
+        assert answer.decision.effect == pb[0].EFFECT_ALLOW, n
+    refused = stubs[first].CheckRead(download(pb, user, 301), timeout=5)
+    assert codes(refused.decision) == ["DOWNLOAD_RATE_EXCEEDED"] and refused.http_status == 429
+    assert redis.command("EXISTS", f"roomguard:reads:{{{user}}}") == ":1"
+    assert redis.command("ZCARD", f"roomguard:read_rooms:{{{user}}}") == ":40"
+
+
+def test_reads_fall_back_on_each_replicas_count_while_redis_is_down(pb, replicas, redis):
+    """With Redis down, each replica counts the reads it served itself (the `local` fallback): a budget then holds
+    per replica, and no read waits on Redis."""
+    redis.stop()
+    user = "@outage:agent.tchap.gouv.fr"
+    stub = pb[1].PolicyServiceStub(replicas[0].channel)
+    for room in range(1, 41):
+        assert stub.CheckRead(history_read(pb, user, room), timeout=5).decision.effect == pb[0].EFFECT_ALLOW
+    refused = stub.CheckRead(history_read(pb, user, 41), timeout=5)
+    assert codes(refused.decision) == ["READ_RATE_EXCEEDED"]
+    elsewhere = pb[1].PolicyServiceStub(replicas[1].channel).CheckRead(history_read(pb, user, 41), timeout=5)
+    assert elsewhere.decision.effect == pb[0].EFFECT_ALLOW, "the other replica has not counted these reads"
+    assert replicas[0].metric("roomguard_counter_backend_up") == 0
