@@ -20,6 +20,7 @@
 //! `loadbench latency`.
 
 mod client;
+mod http;
 mod noop;
 
 use std::{
@@ -45,7 +46,7 @@ struct Cli {
 enum Mode {
     /// Run the whole comparison (the servers and clients as processes) and print medians and ratios.
     Run(RunArgs),
-    /// Serve the no-op PolicyService.
+    /// Serve the no-op PolicyService (and Envoy's ext_authz, answering OK).
     Noop {
         /// TCP address.
         #[arg(long)]
@@ -53,6 +54,36 @@ enum Mode {
         /// Unix socket path.
         #[arg(long)]
         unix: Option<PathBuf>,
+        /// Also answer 204 to every HTTP request on this address (the static auth endpoint of the read benchmark).
+        #[arg(long)]
+        http: Option<String>,
+    },
+    /// Time HTTP requests made one at a time to several targets, alternating between them; print JSON.
+    HttpLatency {
+        /// `http://HOST:PORT/path`; repeat for each.
+        #[arg(long = "target", required = true)]
+        targets: Vec<String>,
+        /// Requests to each target.
+        #[arg(long, default_value_t = 3000)]
+        calls: usize,
+        /// A header of every request, `Name: value`; repeat for several.
+        #[arg(long = "header", value_parser = http::header)]
+        headers: Vec<(String, String)>,
+    },
+    /// Load one HTTP target from kept-alive connections; print answers per second as JSON.
+    HttpLoad {
+        /// `http://HOST:PORT/path`.
+        #[arg(long)]
+        target: String,
+        #[arg(long, default_value_t = 16)]
+        connections: usize,
+        #[arg(long, default_value_t = 500)]
+        warmup_ms: u64,
+        #[arg(long, default_value_t = 3000)]
+        duration_ms: u64,
+        /// A header of every request, `Name: value`; repeat for several.
+        #[arg(long = "header", value_parser = http::header)]
+        headers: Vec<(String, String)>,
     },
     /// Load one server and print its figures as JSON.
     Client(ClientArgs),
@@ -127,10 +158,40 @@ struct ClientArgs {
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Mode::Run(args) => run(&args),
-        Mode::Noop { listen, unix } => tokio::runtime::Builder::new_multi_thread()
+        Mode::Noop { listen, unix, http } => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?
-            .block_on(noop::serve(listen, unix)),
+            .block_on(noop::serve(listen, unix, http)),
+        Mode::HttpLatency {
+            targets,
+            calls,
+            headers,
+        } => {
+            let targets = targets
+                .iter()
+                .map(|t| http::Target::parse(t))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?
+                .block_on(http::latency(targets, calls, headers))
+        }
+        Mode::HttpLoad {
+            target,
+            connections,
+            warmup_ms,
+            duration_ms,
+            headers,
+        } => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+            .block_on(http::load(
+                http::Target::parse(&target)?,
+                connections,
+                Duration::from_millis(warmup_ms),
+                Duration::from_millis(duration_ms),
+                headers,
+            )),
         Mode::Client(args) => {
             let target = match (args.tcp, args.unix) {
                 (Some(addr), None) => client::Target::Tcp(addr),

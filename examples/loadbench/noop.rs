@@ -2,9 +2,17 @@
 //! connection gate, no admission, no log), answering every decision rpc with one fixed ALLOW decision shaped like
 //! roomguard's (one reason, a 36-character id, a policy version, a role), so that both servers encode about the same
 //! bytes. Whatever roomguard costs beyond this is the cost of deciding, counting, logging and guarding.
+//!
+//! For the read benchmark it also answers Envoy's ext_authz `Check` with OK, and (with `--http`) every HTTP request
+//! with 204: the static auth endpoint a proxy would ask if nothing were decided.
 
 use std::path::PathBuf;
 
+use envoy_types::pb::envoy::service::auth::v3::{
+    CheckRequest, CheckResponse, OkHttpResponse,
+    authorization_server::{Authorization, AuthorizationServer},
+    check_response::HttpResponse,
+};
 use roomguard::grpc::proto::{
     self,
     policy_service_server::{PolicyService, PolicyServiceServer},
@@ -118,13 +126,55 @@ impl PolicyService for Noop {
     }
 }
 
-/// Serves the no-op service on `listen` (TCP) and on `unix` until the process is killed.
-pub async fn serve(listen: String, unix: Option<PathBuf>) -> anyhow::Result<()> {
+#[tonic::async_trait]
+impl Authorization for Noop {
+    async fn check(
+        &self,
+        _request: Request<CheckRequest>,
+    ) -> Result<Response<CheckResponse>, Status> {
+        Ok(Response::new(CheckResponse {
+            status: Some(envoy_types::pb::google::rpc::Status::default()),
+            http_response: Some(HttpResponse::OkResponse(OkHttpResponse::default())),
+            ..Default::default()
+        }))
+    }
+}
+
+/// Answers 204 to every HTTP/1.1 request on `addr`, on kept-alive connections.
+async fn serve_http(addr: String) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(&addr).await?;
+    loop {
+        let (stream, _) = listener.accept().await?;
+        stream.set_nodelay(true)?;
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(|_request| async {
+                let mut response =
+                    hyper::Response::new(http_body_util::Empty::<hyper::body::Bytes>::new());
+                *response.status_mut() = hyper::StatusCode::NO_CONTENT;
+                Ok::<_, std::convert::Infallible>(response)
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+/// Serves the no-op service on `listen` (TCP), on `unix`, and answers 204 on `http`, until the process is killed.
+pub async fn serve(
+    listen: String,
+    unix: Option<PathBuf>,
+    http: Option<String>,
+) -> anyhow::Result<()> {
+    if let Some(addr) = http {
+        tokio::spawn(serve_http(addr));
+    }
     // No Nagle delay, as roomguard's own accept loop sets: otherwise small answers would wait for an ACK.
     let tcp = TcpIncoming::from(TcpListener::bind(&listen).await?).with_nodelay(Some(true));
     let service = PolicyServiceServer::new(Noop::new());
     let tcp = Server::builder()
         .add_service(service.clone())
+        .add_service(AuthorizationServer::new(Noop::new()))
         .serve_with_incoming(tcp);
     match unix {
         Some(path) => {

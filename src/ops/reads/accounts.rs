@@ -134,6 +134,14 @@ impl TokenCache {
         as_user: Option<&str>,
     ) -> Result<Resolution, Arc<HomeserverError>> {
         let key = self.key_of(token, as_user);
+        // The common case, a token already known, without the entry API's bookkeeping.
+        if let Some(resolved) = self.cache.get(&key).await {
+            return Ok(Resolution {
+                resolved,
+                cached: true,
+                key,
+            });
+        }
         let homeserver = &self.homeserver;
         let entry = self
             .cache

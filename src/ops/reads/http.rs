@@ -65,6 +65,8 @@ pub async fn serve(
     let slots = Arc::new(Semaphore::new(
         max_connections.clamp(1, Semaphore::MAX_PERMITS),
     ));
+    // One guard for every connection and request: cloning the guard itself is a dozen reference counts.
+    let guard = Arc::new(guard);
     tokio::pin!(shutdown);
     loop {
         let accepted = tokio::select! {
@@ -91,7 +93,7 @@ pub async fn serve(
             let _slot = slot;
             let service = service_fn(move |request: Request<hyper::body::Incoming>| {
                 let guard = guard.clone();
-                async move { Ok::<_, Infallible>(respond(&guard, request.headers(), &request).await) }
+                async move { Ok::<_, Infallible>(respond(&guard, &request).await) }
             });
             let connection = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
@@ -105,11 +107,8 @@ pub async fn serve(
     }
 }
 
-async fn respond<B>(
-    guard: &ReadGuard,
-    headers: &HeaderMap,
-    request: &Request<B>,
-) -> Response<Full<Bytes>> {
+async fn respond<B>(guard: &ReadGuard, request: &Request<B>) -> Response<Full<Bytes>> {
+    let headers = request.headers();
     let (style, method_header, uri_header) = match request.uri().path() {
         "/authz" => (Style::AuthRequest, "x-original-method", "x-original-uri"),
         "/forward-auth" => (Style::ForwardAuth, "x-forwarded-method", "x-forwarded-uri"),
@@ -152,23 +151,18 @@ fn render(answer: &ReadAnswer, style: Style) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::new()));
     let headers = response.headers_mut();
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    put(headers, DECISION_ID, &answer.decision.decision_id);
+    headers.insert(KIND, HeaderValue::from_static(answer.kind().as_str()));
     put(
         headers,
-        "x-roomguard-decision-id",
-        &answer.decision.decision_id,
-    );
-    put(headers, "x-roomguard-kind", answer.kind().as_str());
-    put(
-        headers,
-        "x-roomguard-user",
+        USER,
         answer.user_id.as_ref().map_or("", |u| u.as_str()),
     );
-    put(headers, "x-roomguard-reasons", &answer.codes());
+    put(headers, REASONS, &answer.codes());
     if answer.shadow {
-        put(
-            headers,
-            "x-roomguard-shadow",
-            answer.decision.effect.as_str(),
+        headers.insert(
+            SHADOW,
+            HeaderValue::from_static(answer.decision.effect.as_str()),
         );
     }
     let (Some(status), Some(body)) = (status, body) else {
@@ -176,25 +170,21 @@ fn render(answer: &ReadAnswer, style: Style) -> Response<Full<Bytes>> {
         return response;
     };
     if let Some(retry) = answer.retry_after.filter(|_| status == 429) {
-        put(
-            headers,
-            "x-roomguard-retry-after-ms",
-            &retry.as_millis().to_string(),
-        );
+        put(headers, RETRY_AFTER_MS, &retry.as_millis().to_string());
         if let Some(secs) = answer.retry_after_secs() {
-            put(headers, "x-roomguard-retry-after", &secs.to_string());
+            put(headers, RETRY_AFTER_S, &secs.to_string());
             if style == Style::ForwardAuth {
-                put(headers, RETRY_AFTER.as_str(), &secs.to_string());
+                put(headers, RETRY_AFTER, &secs.to_string());
             }
         }
     }
-    put(headers, "x-roomguard-status", &status.to_string());
+    put(headers, STATUS, &status.to_string());
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     match style {
         Style::AuthRequest => {
             // The body never reaches the client (nginx drops a subrequest's body): it is there for whoever asks
             // by hand.
-            put(headers, "x-roomguard-body", &body);
+            put(headers, BODY, &body);
             *response.status_mut() = StatusCode::FORBIDDEN;
         }
         Style::ForwardAuth => {
@@ -205,13 +195,21 @@ fn render(answer: &ReadAnswer, style: Style) -> Response<Full<Bytes>> {
     response
 }
 
+// The answer's header names, parsed once.
+const DECISION_ID: HeaderName = HeaderName::from_static("x-roomguard-decision-id");
+const KIND: HeaderName = HeaderName::from_static("x-roomguard-kind");
+const USER: HeaderName = HeaderName::from_static("x-roomguard-user");
+const REASONS: HeaderName = HeaderName::from_static("x-roomguard-reasons");
+const SHADOW: HeaderName = HeaderName::from_static("x-roomguard-shadow");
+const RETRY_AFTER_MS: HeaderName = HeaderName::from_static("x-roomguard-retry-after-ms");
+const RETRY_AFTER_S: HeaderName = HeaderName::from_static("x-roomguard-retry-after");
+const STATUS: HeaderName = HeaderName::from_static("x-roomguard-status");
+const BODY: HeaderName = HeaderName::from_static("x-roomguard-body");
+
 /// Sets a header whose value roomguard wrote (ASCII by construction: ids, codes, numbers, ASCII-escaped JSON); a
 /// value that is not a valid header value is left out rather than answered wrong.
-fn put(headers: &mut HeaderMap, name: &str, value: &str) {
-    if let (Ok(name), Ok(value)) = (
-        HeaderName::from_bytes(name.as_bytes()),
-        HeaderValue::from_str(value),
-    ) {
+fn put(headers: &mut HeaderMap, name: HeaderName, value: &str) {
+    if let Ok(value) = HeaderValue::from_str(value) {
         headers.insert(name, value);
     }
 }
