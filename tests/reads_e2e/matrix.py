@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import re
 import threading
 import time
@@ -167,6 +168,9 @@ def assert_rate_refusal(resp, reason: str, what: str) -> dict:
     assert retry_after is not None and retry_after.isdigit(), (what, resp.headers)
     # Whole seconds, rounded up: never earlier than retry_after_ms.
     assert int(retry_after) * 1000 >= body["retry_after_ms"] > (int(retry_after) - 1) * 1000, (what, retry_after, body)
+    # The budgets are per hour and every test's account made its first read moments ago: the count falls in about an
+    # hour (the shared counter counts by the minute, hence the margin).
+    assert 3_300_000 <= body["retry_after_ms"] <= 3_600_000, (what, body)
     return body
 
 
@@ -203,7 +207,14 @@ class Roomguards:
         )
         server.reads_http = f"127.0.0.1:{reads_port}"
         self.all.append(server)
-        server.start()
+        # roomguard's own log at debug: the audits check that even its most verbose logging never writes a token.
+        saved = os.environ.get("RUST_LOG")
+        os.environ["RUST_LOG"] = saved or "info,roomguard=debug"
+        try:
+            server.start()
+        finally:
+            if saved is None:
+                del os.environ["RUST_LOG"]
         wait_http_ok(f"http://{server.reads_http}/health", server)
         return server
 
@@ -294,18 +305,15 @@ class Proxies:
     synapse_harness: Any
     started: list = field(default_factory=list)
 
-    def _register(self, name: str, proxy) -> None:
-        self.started.append((name, proxy))
-        self.synapse_harness._register_pid(name, proxy.proc.pid)
-
     def nginx(self, authz: str | list[str], failure_mode: str):
         """deploy/nginx in front of the session's Synapse, asking `authz` (one roomguard's reads.http_listen, or
         several: one upstream server each)."""
         name = f"nginx-{len(self.started)}-{failure_mode}"
         workdir = self.tmp_path_factory.mktemp(name)
         proxy = self.proxy_harness.Nginx(workdir, f"127.0.0.1:{self.synapse.port}", authz, failure_mode)
+        self.started.append((name, proxy))  # stopped at the end even if it does not start
         proxy.start()
-        self._register(name, proxy)
+        self.synapse_harness._register_pid(name, proxy.proc.pid)
         return proxy
 
     def envoy(self, grpc_address: str, failure_mode_allow: bool):
@@ -315,8 +323,9 @@ class Proxies:
         proxy = self.proxy_harness.Envoy(
             self.envoy_bin, workdir, f"127.0.0.1:{self.synapse.port}", grpc_address, failure_mode_allow
         )
+        self.started.append((name, proxy))  # stopped at the end even if it does not start
         proxy.start()
-        self._register(name, proxy)
+        self.synapse_harness._register_pid(name, proxy.proc.pid)
         return proxy
 
     def stop_all(self) -> None:

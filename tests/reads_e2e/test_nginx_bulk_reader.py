@@ -106,7 +106,7 @@ def test_a_refused_bulk_reader_still_sends_and_pages_rooms_it_already_read(nginx
     # Back through room 1's history, page after page, to its creation.
     since, events = None, []
     for _ in range(20):
-        resp = matrix.history(nginx, bulk.token, rooms[0], limit=3, since=since)
+        resp = matrix.history(nginx, bulk.token, rooms[0], limit=10, since=since)
         assert resp.status == 200, resp.body
         page = resp.json()
         events += page["chunk"]

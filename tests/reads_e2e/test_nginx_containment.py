@@ -50,6 +50,7 @@ def test_a_bulk_reader_refused_three_times_is_locked_then_unlocked(
     matrix.join_all(bulk, world.rooms[:HISTORY_ROOMS_PER_HOUR + 4])
     matrix.join_all(reader, world.rooms[:2])
     locks_before = metric(guard, "roomguard_accounts_locked_total")
+    assert locks_before == 0
 
     served = [matrix.history(nginx_guard, bulk.token, r).status for r in world.rooms[:HISTORY_ROOMS_PER_HOUR]]
     assert served == [200] * HISTORY_ROOMS_PER_HOUR
