@@ -7,6 +7,7 @@ import itertools
 import json
 import os
 import re
+import sys
 import threading
 import time
 import urllib.parse
@@ -85,8 +86,12 @@ def admin_api(synapse, admin, method: str, path: str, body: Any = None) -> tuple
 
 
 def synapse_request(synapse, method: str, path: str, body: Any = None, token: str | None = None):
-    harness = __import__("reads_e2e_synapse_harness")
-    return harness.request(method, f"{synapse.base_url}{path}", body, token)
+    return sys.modules["reads_e2e_synapse_harness"].request(method, f"{synapse.base_url}{path}", body, token)
+
+
+def proxy_request(port: int, method: str, target: str, **kwargs):
+    """tests/proxies/harness.py's request: the target sent byte for byte, the answer with its headers."""
+    return sys.modules["reads_e2e_proxy_harness"].request(port, method, target, **kwargs)
 
 
 # --------------------------------------------------------------------------------------------------- reads
