@@ -50,7 +50,7 @@ def test_each_read_is_logged_once_with_its_kind_account_room_and_file(nginx, roo
     assert (line["read"]["kind"], line["read"]["media_id"]) == ("media", file.mxc)
 
 
-def test_a_token_in_the_query_string_is_resolved_and_not_logged(nginx, roomguard, accounts, world, tokens):
+def test_a_token_in_the_query_string_is_resolved_and_not_logged(nginx, roomguard, accounts, world):
     """A read that carries its token as `?access_token=` (deprecated, still served by Synapse) is decided for its
     account, like one with an Authorization header; the token is not in roomguard's output (checked with every other
     token by the audit below)."""
