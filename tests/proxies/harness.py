@@ -151,10 +151,13 @@ def render_nginx(
     workdir: Path,
     port: int,
     synapse: str,
-    authz: str,
+    authz: str | list[str],
     failure_mode: str,
 ) -> Path:
-    """Copy deploy/nginx into workdir with the operator's values replaced; return the main nginx.conf to run."""
+    """Copy deploy/nginx into workdir with the operator's values replaced; return the main nginx.conf to run.
+
+    authz is roomguard's address, or a list of addresses: one `server` line each in `upstream roomguard_reads`
+    (replicas, round robin)."""
     conf_dir = workdir / "conf"
     conf_dir.mkdir(parents=True, exist_ok=True)
     for name in ("roomguard-reads.http.conf", "roomguard-reads.server.conf"):
@@ -163,7 +166,10 @@ def render_nginx(
     site = (NGINX_DIR / "synapse.conf").read_text()
     site = site.replace("/etc/nginx/roomguard/", f"{conf_dir}/")
     site = replace_once(site, "server 127.0.0.1:8008;", f"server {synapse};", "Synapse's address")
-    site = replace_once(site, "server 127.0.0.1:50052;", f"server {authz};", "roomguard's address")
+    servers = [authz] if isinstance(authz, str) else list(authz)
+    site = replace_once(
+        site, "server 127.0.0.1:50052;", "\n    ".join(f"server {a};" for a in servers), "roomguard's address"
+    )
     site = replace_once(
         site,
         "set $roomguard_failure_mode open;",
@@ -208,7 +214,7 @@ http {{
 
 
 class Nginx:
-    def __init__(self, workdir: Path, synapse: str, authz: str, failure_mode: str):
+    def __init__(self, workdir: Path, synapse: str, authz: str | list[str], failure_mode: str):
         self.binary = nginx_binary()
         self.workdir = workdir
         self.port = free_port()
