@@ -242,6 +242,32 @@ async fn an_unknown_token_is_left_to_the_homeserver() {
     assert_eq!((status, headers["x-roomguard-user"].as_str()), (204, ALICE));
 }
 
+/// A locked account's token is never remembered: while locked its reads are left to the homeserver (which says it is
+/// locked), and the first read after an unlock is decided for the account again.
+#[tokio::test]
+async fn a_locked_accounts_token_is_never_remembered() {
+    let homeserver = people().await;
+    homeserver
+        .state
+        .locked_tokens
+        .lock()
+        .unwrap()
+        .push("tok-alice".to_owned());
+    let (server, _) = server(&homeserver, ReadsConfig::default(), Mode::Enforce).await;
+    for _ in 0..2 {
+        let (status, headers) = authz(&server, &history(1), Some("tok-alice")).await;
+        assert_eq!(
+            (status, headers["x-roomguard-reasons"].as_str()),
+            (204, "UNKNOWN_TOKEN")
+        );
+    }
+    assert_eq!(homeserver.state.whoami_calls.load(Ordering::SeqCst), 2);
+    homeserver.state.locked_tokens.lock().unwrap().clear();
+    let (status, headers) = authz(&server, &history(1), Some("tok-alice")).await;
+    assert_eq!((status, headers["x-roomguard-user"].as_str()), (204, ALICE));
+    assert_eq!(headers["x-roomguard-reasons"], "ALLOWED");
+}
+
 /// When the homeserver does not answer, a read is answered by the failure mode: allowed when open (with the reason
 /// READ_GUARD_UNAVAILABLE), refused 503 when closed; a request that needs no homeserver is still decided.
 #[tokio::test]

@@ -30,6 +30,8 @@ pub struct State {
     pub admins: Mutex<Vec<String>>,
     /// Room id -> the admin API's room details (JSON).
     pub rooms: Mutex<HashMap<String, serde_json::Value>>,
+    /// Tokens of locked accounts (`whoami` answers 401 `M_USER_LOCKED`).
+    pub locked_tokens: Mutex<Vec<String>>,
     /// Users locked through the admin API, in order.
     pub locked: Mutex<Vec<String>>,
     /// `whoami` calls answered.
@@ -119,6 +121,12 @@ async fn answer<B>(state: &State, request: &Request<B>) -> Response<Full<Bytes>>
     let decoded = percent_decode(&path);
     if path == "/_matrix/client/v3/account/whoami" {
         state.whoami_calls.fetch_add(1, Ordering::SeqCst);
+        if state.locked_tokens.lock().unwrap().contains(&token) {
+            return json(
+                StatusCode::UNAUTHORIZED,
+                serde_json::json!({"errcode": "M_USER_LOCKED", "error": "This account has been locked"}),
+            );
+        }
         return match state.tokens.lock().unwrap().get(&token) {
             Some(user) => json(
                 StatusCode::OK,

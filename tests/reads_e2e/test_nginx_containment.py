@@ -120,14 +120,10 @@ def test_a_server_admin_is_refused_but_never_locked(nginx_guard, guard, synapse,
     assert metric(guard, "roomguard_accounts_locked_total") == locks_before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="roomguard remembers the locked account's token as unknown for 10 s (accounts::UNKNOWN_TTL): once "
-    "unlocked, its reads are allowed as UNKNOWN_TOKEN, uncounted, until that entry expires",
-)
 def test_an_unlocked_account_is_still_over_its_budget(nginx_guard, guard, synapse, admin, accounts, world):
     """Unlocking an account gives it back, not a fresh budget: right after the unlock, a history read of a room it
-    has not read yet is still refused for the rate (it read 40 rooms this hour)."""
+    has not read yet is still refused for the rate (it read 40 rooms this hour). While locked, its token was never
+    remembered as unknown, so no read of it goes through undecided once it is unlocked."""
     bulk = accounts.new("bulk")
     matrix.join_all(bulk, world.rooms[:HISTORY_ROOMS_PER_HOUR + 4])
     assert [matrix.history(nginx_guard, bulk.token, r).status for r in world.rooms[:HISTORY_ROOMS_PER_HOUR + 3]] == (

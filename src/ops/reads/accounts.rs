@@ -9,7 +9,8 @@
 //!   at once) wait for one `whoami`, not one each (moka coalesces the look-ups).
 //! - **"Unknown" is remembered too**, for [`UNKNOWN_TTL`]: a client retrying with an expired token, or a stream of
 //!   made-up tokens, does not turn every read into a homeserver call. A homeserver that does not answer is not
-//!   remembered: the next read asks again.
+//!   remembered: the next read asks again. Nor is a locked account's token: it is the account's again the moment an
+//!   admin unlocks it, and a remembered "unknown" would let its reads through undecided meanwhile.
 //! - A revoked token stays resolved until its entry expires: the homeserver refuses it itself meanwhile, and reads
 //!   decided for it count towards the account that owned it.
 
@@ -44,6 +45,8 @@ pub enum Resolved {
     },
     /// The homeserver does not know the token.
     Unknown,
+    /// A locked account's token (never remembered).
+    Locked,
 }
 
 impl Resolved {
@@ -55,7 +58,7 @@ impl Resolved {
                 server_admin: *server_admin,
                 power_level: 0,
             }),
-            Resolved::Unknown => None,
+            Resolved::Unknown | Resolved::Locked => None,
         }
     }
 }
@@ -89,6 +92,14 @@ impl std::fmt::Debug for TokenCache {
     }
 }
 
+/// A resolution that is not remembered.
+enum NotRemembered {
+    /// The homeserver did not answer.
+    Homeserver(HomeserverError),
+    /// A locked account's token.
+    Locked,
+}
+
 /// Unknown tokens expire sooner than accounts.
 struct UnknownSooner;
 
@@ -101,6 +112,8 @@ impl Expiry<u128, Resolved> for UnknownSooner {
     ) -> Option<Duration> {
         match value {
             Resolved::Unknown => Some(UNKNOWN_TTL),
+            // Never inserted (`resolve` answers it without the cache); a zero lifetime besides.
+            Resolved::Locked => Some(Duration::ZERO),
             Resolved::Account { .. } => None,
         }
     }
@@ -147,19 +160,38 @@ impl TokenCache {
             .cache
             .entry(key)
             .or_try_insert_with(async move {
-                match homeserver.whoami(token, as_user).await? {
-                    Whoami::Unknown => Ok(Resolved::Unknown),
-                    Whoami::Account(user) => {
+                match homeserver.whoami(token, as_user).await {
+                    Ok(Whoami::Unknown) => Ok(Resolved::Unknown),
+                    // Not inserted: the error path leaves the cache as it was.
+                    Ok(Whoami::Locked) => Err(NotRemembered::Locked),
+                    Ok(Whoami::Account(user)) => {
                         let server_admin = if homeserver.has_admin_token() {
-                            homeserver.is_admin(&user).await?
+                            homeserver
+                                .is_admin(&user)
+                                .await
+                                .map_err(NotRemembered::Homeserver)?
                         } else {
                             false
                         };
                         Ok(Resolved::Account { user, server_admin })
                     }
+                    Err(err) => Err(NotRemembered::Homeserver(err)),
                 }
             })
-            .await?;
+            .await;
+        let entry = match entry {
+            Ok(entry) => entry,
+            Err(not_remembered) => {
+                return match &*not_remembered {
+                    NotRemembered::Locked => Ok(Resolution {
+                        resolved: Resolved::Locked,
+                        cached: false,
+                        key,
+                    }),
+                    NotRemembered::Homeserver(err) => Err(Arc::new(err.clone())),
+                };
+            }
+        };
         let cached = !entry.is_fresh();
         if !cached {
             self.metrics.reads.token_cache_entry(1);

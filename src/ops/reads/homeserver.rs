@@ -52,9 +52,12 @@ pub enum HomeserverError {
 pub enum Whoami {
     /// The token is an account's (or an application service's acting as that account).
     Account(UserId),
-    /// The homeserver does not know the token (or refuses it: expired, logged out, locked account, a user outside an
-    /// application service's namespace).
+    /// The homeserver does not know the token (or refuses it: expired, logged out, a user outside an application
+    /// service's namespace).
     Unknown,
+    /// The token is a locked account's (`M_USER_LOCKED`): refused now, and its own again as soon as an admin
+    /// unlocks the account.
+    Locked,
 }
 
 /// A client of one homeserver.
@@ -151,7 +154,18 @@ impl Homeserver {
                     }
                 }
             }
-            Ok((StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN, _)) => {
+            Ok((StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN, body)) => {
+                #[derive(Deserialize)]
+                struct Error {
+                    errcode: Option<String>,
+                }
+                let errcode = serde_json::from_slice::<Error>(&body)
+                    .ok()
+                    .and_then(|e| e.errcode);
+                if errcode.as_deref() == Some("M_USER_LOCKED") {
+                    self.succeeded(HomeserverCall::Whoami, "locked");
+                    return Ok(Whoami::Locked);
+                }
                 self.succeeded(HomeserverCall::Whoami, "unknown_token");
                 Ok(Whoami::Unknown)
             }

@@ -14,8 +14,8 @@
 //!
 //! Every answer carries `X-Roomguard-Decision-Id`, `X-Roomguard-Kind` and `X-Roomguard-User` (for the proxy's access
 //! log) and `Cache-Control: no-store`: a read's answer depends on the account's counts, so no cache may keep it.
-//! Connections are kept alive (nginx's `keepalive` upstream), a connection must send its headers within
-//! [`HEADER_TIMEOUT`], and at most `limits.max_connections` are open on this listener.
+//! Connections are kept alive (nginx's `keepalive` upstream) for [`HEADER_TIMEOUT`] between requests, a request's
+//! headers must arrive within it, and at most `limits.max_connections` connections are open on this listener.
 
 use std::{convert::Infallible, future::Future, sync::Arc, time::Duration};
 
@@ -36,8 +36,12 @@ use super::{
 };
 use crate::domain::limits::MAX_ID_BYTES;
 
-/// Time a connection has to send a request's headers.
-pub const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+/// Time a connection has to send a request's headers, counted from the previous answer on a kept-alive one: hyper
+/// measures the wait for the next request with the same timer. The proxy keeps idle connections to roomguard open
+/// (nginx's upstream `keepalive_timeout`, 50 s in deploy/nginx), so this is longer than that: roomguard never closes
+/// a connection nginx is about to reuse. A client that sends nothing is closed after it, and holds one of
+/// `limits.max_connections` slots meanwhile.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(75);
 
 /// The largest request head read (nginx's own limit on a request line and headers is 8 KiB per header line, 32 KiB
 /// in all by default).
