@@ -115,8 +115,10 @@ http {{
 
 def loadbench(args: list[str]) -> dict:
     out = subprocess.run(
-        [str(REPO / "target/release/examples/loadbench"), *args], check=True, capture_output=True, text=True
+        [str(REPO / "target/release/examples/loadbench"), *args], capture_output=True, text=True
     )
+    if out.returncode != 0:
+        sys.exit(f"loadbench {args[0]} failed: {out.stderr}")
     return json.loads(out.stdout)
 
 

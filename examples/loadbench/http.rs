@@ -71,9 +71,13 @@ impl Connection {
         })
     }
 
-    /// One request; its status (the body is read whole and dropped).
+    /// One request; its status (the body is read whole and dropped). A connection the server closed (nginx closes a
+    /// client's after `keepalive_requests`, 1,000 by default) is opened again first.
     async fn request(&mut self) -> anyhow::Result<u16> {
-        self.sender.ready().await?;
+        if self.sender.ready().await.is_err() || self.sender.is_closed() {
+            *self = Connection::open(&self.target, &self.headers).await?;
+            self.sender.ready().await?;
+        }
         let mut request = Request::get(&self.target.path).header("host", &self.target.addr);
         for (name, value) in &self.headers {
             request = request.header(name, value);
