@@ -19,11 +19,12 @@ COPY policies /etc/roomguard/policies
 COPY roomguard.example.toml /etc/roomguard/roomguard.example.toml
 USER 10001
 # All interfaces inside the container (its own network namespace); publish with -p. Metrics stay off unless
-# ROOMGUARD_METRICS_LISTEN is set (e.g. 0.0.0.0:9464, then -p 9464:9464).
+# ROOMGUARD_METRICS_LISTEN is set (e.g. 0.0.0.0:9464, then -p 9464:9464); the read guard's HTTP front for nginx
+# unless ROOMGUARD_READS_HTTP_LISTEN (e.g. 0.0.0.0:50052) and ROOMGUARD_READS_HOMESERVER_URL are (docs/reads.md).
 ENV ROOMGUARD_LISTEN=0.0.0.0:50051 \
     ROOMGUARD_POLICIES=/etc/roomguard/policies \
     ROOMGUARD_HEALTH_ADDR=http://127.0.0.1:50051
-EXPOSE 50051 9464
+EXPOSE 50051 50052 9464
 # Validate the shipped policy at build time: an image with a broken policy is never produced.
 RUN ["roomguard", "validate", "/etc/roomguard/policies"]
 # gRPC health through the binary itself (no shell, no curl in the image). The address comes from
