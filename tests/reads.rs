@@ -268,6 +268,61 @@ async fn a_locked_accounts_token_is_never_remembered() {
     assert_eq!(headers["x-roomguard-reasons"], "ALLOWED");
 }
 
+/// A read that the homeserver serves to an account only, with no token in its header or URI, is refused as the
+/// homeserver refuses it (401 M_MISSING_TOKEN), in every mode: a token in a form-encoded POST body reaches the
+/// homeserver and not roomguard, so such a read must never be served undecided. The legacy media paths, and paths
+/// that are not reads, are decided as without an account.
+#[tokio::test]
+async fn a_read_without_a_token_is_refused_as_the_homeserver_refuses_it() {
+    let homeserver = people().await;
+    for mode in [Mode::Enforce, Mode::Shadow] {
+        let (server, _) = server(&homeserver, ReadsConfig::default(), mode).await;
+        for uri in [
+            history(1),
+            "/_matrix/client/v3/search".to_owned(),
+            download(1),
+        ] {
+            let (status, headers) = authz(&server, &uri, None).await;
+            assert_eq!(status, 403, "{mode:?} {uri}");
+            assert_eq!(headers["x-roomguard-status"], "401");
+            assert_eq!(headers["x-roomguard-reasons"], "MISSING_TOKEN");
+            let body: serde_json::Value =
+                serde_json::from_str(&headers["x-roomguard-body"]).unwrap();
+            assert_eq!(body["errcode"], "M_MISSING_TOKEN");
+        }
+        let (status, _) = authz(&server, "/_matrix/client/versions", None).await;
+        assert_eq!(status, 204, "not a read");
+    }
+}
+
+/// Reads of one account decided at once see each other: 60 history reads of new rooms sent together serve
+/// exactly 40, whatever their order.
+#[tokio::test]
+async fn a_budget_holds_against_reads_sent_at_once() {
+    let homeserver = people().await;
+    let (server, _) = server(&homeserver, ReadsConfig::default(), Mode::Enforce).await;
+    assert_eq!(authz(&server, &history(0), Some("tok-alice")).await.0, 204);
+    let addr = server.reads_addr.unwrap();
+    let mut reads = tokio::task::JoinSet::new();
+    for room in 1..=60 {
+        reads.spawn(async move {
+            let uri = history(room);
+            let headers = [
+                ("X-Original-URI", uri.as_str()),
+                ("Authorization", "Bearer tok-alice"),
+            ];
+            http_get(addr, "/authz", &headers).await.0
+        });
+    }
+    let statuses = reads.join_all().await;
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 204).count(),
+        39,
+        "{statuses:?}"
+    );
+    assert_eq!(statuses.iter().filter(|s| **s == 403).count(), 21);
+}
+
 /// When the homeserver does not answer, a read is answered by the failure mode: allowed when open (with the reason
 /// READ_GUARD_UNAVAILABLE), refused 503 when closed; a request that needs no homeserver is still decided.
 #[tokio::test]
@@ -355,6 +410,13 @@ async fn containment_locks_a_bulk_reader_once_and_never_an_admin() {
                 "{token}"
             );
         }
+    }
+    // The lock runs on a task of its own: wait for it.
+    for _ in 0..100 {
+        if metrics.reads.accounts_locked() > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert_eq!(
         *homeserver.state.locked.lock().unwrap(),
@@ -552,4 +614,31 @@ async fn the_check_read_rpc_decides_for_a_given_reader() {
         );
     }
     assert_eq!(homeserver.state.whoami_calls.load(Ordering::SeqCst), 0);
+}
+
+/// A caller that names the reader itself never gets an account locked: containment is for accounts roomguard
+/// resolved from a token (otherwise any gRPC caller could lock anyone).
+#[tokio::test]
+async fn a_reader_named_by_the_caller_is_never_locked() {
+    let homeserver = people().await;
+    let config = ReadsConfig {
+        lock_account_after: 1,
+        ..ReadsConfig::default()
+    };
+    let (server, _) = server(&homeserver, config, Mode::Enforce).await;
+    let mut client = server.client().await;
+    for room in 1..=45 {
+        client
+            .check_read(proto::CheckReadRequest {
+                request_id: String::new(),
+                method: "GET".into(),
+                uri: history(room),
+                authorization: String::new(),
+                reader: common::subject(BOB, 0),
+            })
+            .await
+            .unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(homeserver.state.locked.lock().unwrap().is_empty());
 }

@@ -13,8 +13,8 @@
 //! - empty segments (`//`, a trailing slash) are skipped, as nginx merges them;
 //! - a `.` or `..` segment (raw or encoded) is refused: no Matrix id is one, no client sends one, and a proxy that
 //!   resolves them would see another path than the homeserver;
-//! - the query is read as Twisted reads it (`&`-separated, `+` is a space, keys percent-decoded: `%73ince` is
-//!   `since`), first value wins, as Synapse's `parse_string` takes it;
+//! - the query is read as Twisted reads it (items separated by `&` or `;`, an item without `=` ignored, `+` is a
+//!   space, keys percent-decoded: `%73ince` is `since`), first value wins, as Synapse's `parse_string` takes it;
 //! - anything malformed (control characters, bytes outside ASCII, a bad `%` escape, an over-long URI or id) is an
 //!   error naming what is wrong, never silently `other`.
 //!
@@ -64,8 +64,8 @@ pub enum ReadUriError {
     BadMethod,
 }
 
-/// A request's read, and the credentials its query carries.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A request's read, and the credentials its query carries (its `Debug` leaves them out).
+#[derive(Clone, PartialEq, Eq)]
 pub struct ReadUri {
     /// What the request reads.
     pub target: ReadTarget,
@@ -73,6 +73,16 @@ pub struct ReadUri {
     pub query_token: Option<String>,
     /// The `user_id` query parameter: an application service acts as this user.
     pub as_user: Option<String>,
+}
+
+impl std::fmt::Debug for ReadUri {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadUri")
+            .field("target", &self.target)
+            .field("query_token", &self.query_token.as_ref().map(|_| "<set>"))
+            .field("as_user", &self.as_user)
+            .finish()
+    }
 }
 
 impl ReadUri {
@@ -227,10 +237,14 @@ struct Query {
 }
 
 impl Query {
+    /// As Twisted's `parse_qs(query, keep_blank_values=1)` reads it: items separated by `&` **or `;`**, an item
+    /// without `=` skipped, `+` a space, keys and values percent-decoded.
     fn parse(query: &str) -> Query {
         let mut parsed = Query::default();
-        for pair in query.split('&').filter(|p| !p.is_empty()) {
-            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        for pair in query.split(['&', ';']) {
+            let Some((key, value)) = pair.split_once('=') else {
+                continue;
+            };
             let slot = match decode_query_part(key).as_str() {
                 "since" => &mut parsed.since,
                 "full_state" => &mut parsed.full_state,
@@ -738,6 +752,41 @@ mod tests {
         // A malformed escape in a query value is kept as written, as Python's unquote keeps it.
         let odd = ReadUri::parse("GET", "/_matrix/client/v3/sync?access_token=a%zz").unwrap();
         assert_eq!(odd.query_token.as_deref(), Some("a%zz"));
+    }
+
+    /// The query is split as Twisted splits it: on `;` as well as `&`, an item without `=` ignored. Otherwise
+    /// `?access_token=T;` would be the token `T;` to roomguard (unknown: let through undecided) and `T` to Synapse.
+    #[test]
+    fn the_query_is_split_as_twisted_splits_it() {
+        let token = |uri: &str| ReadUri::parse("GET", uri).unwrap().query_token;
+        assert_eq!(
+            token("/_matrix/client/v3/sync?access_token=T;").as_deref(),
+            Some("T")
+        );
+        assert_eq!(
+            token("/_matrix/client/v3/sync?a=1;access_token=T").as_deref(),
+            Some("T")
+        );
+        assert_eq!(
+            token("/_matrix/client/v3/sync?access_token&access_token=T").as_deref(),
+            Some("T")
+        );
+        assert_eq!(
+            token("/_matrix/client/v3/sync?access_token=&access_token=T").as_deref(),
+            Some("")
+        );
+        let user = ReadUri::parse("GET", "/_matrix/client/v3/sync?user_id=%40u%3As;")
+            .unwrap()
+            .as_user;
+        assert_eq!(user.as_deref(), Some("@u:s"));
+        assert_eq!(
+            kind("GET", "/_matrix/client/v3/sync?since=s1;full_state=true"),
+            ReadKind::SyncInitial
+        );
+        assert_eq!(
+            kind("GET", "/_matrix/client/v3/sync?since;since=s1"),
+            ReadKind::Other
+        );
     }
 
     /// Errors never quote the URI: its query may hold an access token.

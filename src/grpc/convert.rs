@@ -357,8 +357,8 @@ fn shown(s: &str) -> String {
     out
 }
 
-/// A `CheckReadRequest`, checked and classified.
-#[derive(Debug, Clone)]
+/// A `CheckReadRequest`, checked and classified. No `Debug`: it holds the request's access token.
+#[derive(Clone)]
 pub(crate) struct ReadQuestion {
     pub request_id: String,
     pub method: String,

@@ -4,7 +4,7 @@
 //!
 //! Envoy sends the original request's method, path (with its query, undecoded) and headers; roomguard decides it as
 //! every read ([`crate::ops::reads::ReadGuard`]). An allowed read is answered OK; a refused one with the
-//! `denied_response` Envoy sends the client as it is: the status (429, 403, 400, 503), the Matrix error body, its
+//! `denied_response` Envoy sends the client as it is: the status (429, 403, 401, 400, 503), the Matrix error body, its
 //! `Content-Type`, `Retry-After` for a rate, and CORS headers so that a browser client can read it. A gRPC error
 //! (roomguard overloaded past its own answer, the token check, a timeout) is left to Envoy's `failure_mode_allow`.
 

@@ -212,7 +212,9 @@ pub async fn serve(
     let limits = &options.limits;
     // One admission for every listener: the limit is the process's, not a listener's or a connection's.
     let admission = Admission::new(limits.max_concurrent_requests, options.metrics.clone());
-    let reads = read_guard(&store, &options, admission.clone())?;
+    // Reads have permits of their own: a flood of reads must not shed the homeserver module's decisions.
+    let read_admission = Admission::new(limits.max_concurrent_requests, options.metrics.clone());
+    let reads = read_guard(&store, &options, read_admission)?;
     reads.report();
     let service = PolicyServer::new(store.clone())
         .with_operations(

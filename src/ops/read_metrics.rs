@@ -5,7 +5,7 @@
 //! |---|---|---|
 //! | `roomguard_reads_total` | counter | `kind` (`history`, `search`, `sync_initial`, `media`, `thumbnail`, `other`), `effect` (the policy's) |
 //! | `roomguard_reads_rate_limited_total` | counter | `rule` (each rule of a `*_RATE_EXCEEDED` reason) |
-//! | `roomguard_reads_not_decided_total` | counter | `cause` (`unknown_token`: allowed for the homeserver to refuse; `homeserver_unavailable`, `overloaded`, `timeout`: answered by `reads.failure_mode`; `invalid`: a malformed request, refused) |
+//! | `roomguard_reads_not_decided_total` | counter | `cause` (`unknown_token`: allowed for the homeserver to refuse; `homeserver_unavailable`, `overloaded`, `timeout`: answered by `reads.failure_mode`; `invalid`: a malformed request, `missing_token`: a read without a token, both refused) |
 //! | `roomguard_token_cache_entries` | gauge | |
 //! | `roomguard_read_counter_tracked_users` | gauge | |
 //! | `roomguard_accounts_locked_total` | counter | |
@@ -38,6 +38,8 @@ pub enum NotDecided {
     Timeout,
     /// The request is malformed: refused.
     Invalid,
+    /// A read the homeserver serves to an account only, carrying no token: refused, as the homeserver refuses it.
+    MissingToken,
 }
 
 impl NotDecided {
@@ -49,6 +51,7 @@ impl NotDecided {
             NotDecided::Overloaded => "overloaded",
             NotDecided::Timeout => "timeout",
             NotDecided::Invalid => "invalid",
+            NotDecided::MissingToken => "missing_token",
         }
     }
 }
@@ -207,7 +210,8 @@ impl ReadMetrics {
             "roomguard_reads_not_decided_total",
             "counter",
             "Reads answered without the policy deciding them, by cause (unknown_token: allowed for the homeserver \
-             to refuse; homeserver_unavailable, overloaded, timeout: answered by reads.failure_mode; invalid: refused).",
+             to refuse; homeserver_unavailable, overloaded, timeout: answered by reads.failure_mode; invalid, missing_token: \
+             refused).",
         );
         if let Ok(map) = self.not_decided.lock() {
             for (cause, n) in map.iter() {

@@ -26,6 +26,11 @@ pub const READ_GUARD_UNAVAILABLE: &str = "READ_GUARD_UNAVAILABLE";
 /// A read request roomguard cannot classify (a malformed URI or method): refused.
 pub const INVALID_READ_REQUEST: &str = "INVALID_READ_REQUEST";
 
+/// A read the homeserver serves to an account only, with no access token in its header or URI: refused (401
+/// `M_MISSING_TOKEN`, as the homeserver answers it), since a token elsewhere (a form-encoded body) reaches the
+/// homeserver and not roomguard.
+pub const MISSING_TOKEN: &str = "MISSING_TOKEN";
+
 /// The English message of a code roomguard writes about reads, for a catalogue that lacks it (these codes came with
 /// the read guard: a policy written before it loads without them).
 pub fn read_fallback_message(code: &str) -> &'static str {
@@ -37,6 +42,7 @@ pub fn read_fallback_message(code: &str) -> &'static str {
             "The read could not be checked (the read guard or the homeserver is unavailable): try again later."
         }
         INVALID_READ_REQUEST => "This request is malformed: it cannot be served.",
+        MISSING_TOKEN => "This request needs an access token in its Authorization header.",
         _ => "",
     }
 }

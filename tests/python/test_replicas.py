@@ -323,3 +323,20 @@ def test_reads_fall_back_on_each_replicas_count_while_redis_is_down(pb, replicas
     elsewhere = pb[1].PolicyServiceStub(replicas[1].channel).CheckRead(history_read(pb, user, 41), timeout=5)
     assert elsewhere.decision.effect == pb[0].EFFECT_ALLOW, "the other replica has not counted these reads"
     assert replicas[0].metric("roomguard_counter_backend_up") == 0
+
+
+def test_a_read_budget_holds_against_reads_sent_at_once_to_every_replica(pb, replicas):
+    """Sixty history reads of new rooms by one account, sent at once to three replicas, serve exactly 40: each read
+    is counted in the same atomic step that reads the count, so reads in flight at once see each other."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    stubs = [pb[1].PolicyServiceStub(r.channel) for r in replicas]
+    user = "@parallel:agent.tchap.gouv.fr"
+
+    def read(room):
+        return stubs[room % 3].CheckRead(history_read(pb, user, room), timeout=10).decision.effect
+
+    with ThreadPoolExecutor(max_workers=24) as pool:
+        effects = list(pool.map(read, range(1, 61)))
+    assert effects.count(pb[0].EFFECT_ALLOW) == 40, effects
+    assert effects.count(pb[0].EFFECT_DENY) == 20

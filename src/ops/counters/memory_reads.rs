@@ -78,8 +78,8 @@ struct Account {
     minutes: VecDeque<Minute>,
     /// (hash of the room id, minute it was last read), in no order.
     rooms: Vec<(u64, u64)>,
-    /// The minute roomguard last locked the account.
-    locked: Option<u64>,
+    /// When roomguard last locked the account, in milliseconds since the Unix epoch.
+    locked_ms: Option<u64>,
 }
 
 impl Account {
@@ -124,20 +124,73 @@ impl Account {
         }
     }
 
+    /// When the account was locked, if it was in the hour before minute `now`.
+    fn locked_in_window(&self, now: u64) -> Option<u64> {
+        self.locked_ms.filter(|ms| ms / 60_000 + WINDOW > now)
+    }
+
+    /// The counts in the hour before `now_ms`, and whether `room` (a hash) is among the rooms read.
+    fn snapshot(&self, room: Option<u64>, now_ms: u64) -> ReadCounts {
+        let oldest_room = self.rooms.iter().map(|(_, last)| *last).min();
+        ReadCounts {
+            history_rooms: Tally {
+                count: u32::try_from(self.rooms.len()).unwrap_or(u32::MAX),
+                frees_in: oldest_room.map_or(Duration::ZERO, |m| frees_in(m, now_ms)),
+            },
+            room_already_read: room.is_some_and(|r| self.rooms.iter().any(|(h, _)| *h == r)),
+            history_requests: self.tally(Series::History, now_ms),
+            initial_syncs: self.tally(Series::InitialSyncs, now_ms),
+            searches: self.tally(Series::Searches, now_ms),
+            media_downloads: self.tally(Series::Downloads, now_ms),
+            thumbnails: self.tally(Series::Thumbnails, now_ms),
+        }
+    }
+
+    /// Marks `room` (a hash) read in minute `now`; returns the minute it was last read before (`None`: new).
+    fn read_room(&mut self, room: u64, now: u64) -> Option<u64> {
+        match self.rooms.iter_mut().find(|(h, _)| *h == room) {
+            Some((_, last)) => {
+                let before = *last;
+                *last = before.max(now);
+                Some(before)
+            }
+            None => {
+                if self.rooms.len() >= MAX_ROOMS
+                    && let Some(oldest) = (0..self.rooms.len()).min_by_key(|i| self.rooms[*i].1)
+                {
+                    self.rooms.swap_remove(oldest);
+                }
+                self.rooms.push((room, now));
+                None
+            }
+        }
+    }
+
     fn is_empty(&self) -> bool {
-        self.minutes.is_empty() && self.rooms.is_empty() && self.locked.is_none()
+        self.minutes.is_empty() && self.rooms.is_empty() && self.locked_ms.is_none()
     }
 
     fn last_minute(&self) -> u64 {
         let reads = self.minutes.back().map_or(0, |m| m.minute);
         let rooms = self.rooms.iter().map(|(_, m)| *m).max().unwrap_or(0);
-        reads.max(rooms).max(self.locked.unwrap_or(0))
+        reads
+            .max(rooms)
+            .max(self.locked_ms.map_or(0, |ms| ms / 60_000))
     }
 }
 
 /// When a read counted in `minute` leaves the window, from `now_ms`.
 fn frees_in(minute: u64, now_ms: u64) -> Duration {
     Duration::from_millis(((minute + WINDOW) * 60_000).saturating_sub(now_ms))
+}
+
+/// What a reservation counted, to take it back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemoryRefund {
+    series: Series,
+    minute: u64,
+    /// The room's hash and the minute it was last read before (`None`: the reservation added it).
+    room: Option<(u64, Option<u64>)>,
 }
 
 /// The read counts of every tracked account.
@@ -162,32 +215,93 @@ impl MemoryReadCounter {
     }
 
     /// The account's counts in the hour before `now_ms` (milliseconds since the Unix epoch), whether `room`'s
-    /// history is among what it read, and whether roomguard locked the account in that hour.
-    pub fn counts(&self, user: &UserId, room: Option<&str>, now_ms: u64) -> (ReadCounts, bool) {
+    /// history is among what it read, and when roomguard locked the account if it did in that hour.
+    pub fn counts(
+        &self,
+        user: &UserId,
+        room: Option<&str>,
+        now_ms: u64,
+    ) -> (ReadCounts, Option<u64>) {
         let now = now_ms / 60_000;
         let Ok(mut accounts) = self.accounts.lock() else {
-            return (ReadCounts::default(), false);
+            return (ReadCounts::default(), None);
         };
         let Some(account) = accounts.get_mut(user.as_str()) else {
-            return (ReadCounts::default(), false);
+            return (ReadCounts::default(), None);
         };
         account.forget_before(now);
         let room = room.map(|r| self.rooms.hash_one(r));
-        let oldest_room = account.rooms.iter().map(|(_, last)| *last).min();
-        let locked = account.locked.is_some_and(|at| at + WINDOW > now);
-        let counts = ReadCounts {
-            history_rooms: Tally {
-                count: u32::try_from(account.rooms.len()).unwrap_or(u32::MAX),
-                frees_in: oldest_room.map_or(Duration::ZERO, |m| frees_in(m, now_ms)),
+        (
+            account.snapshot(room, now_ms),
+            account.locked_in_window(now),
+        )
+    }
+
+    /// [`MemoryReadCounter::counts`], and counts the read being decided in `series` (and `room`'s history) in the
+    /// same step, under the same lock: reads of one account decided at once see each other, so a budget is never
+    /// overshot. A read then refused is taken back with [`MemoryReadCounter::refund`].
+    pub fn reserve(
+        &self,
+        user: &UserId,
+        series: Series,
+        room: Option<&str>,
+        now_ms: u64,
+    ) -> (ReadCounts, Option<u64>, MemoryRefund) {
+        let now = now_ms / 60_000;
+        let room = room.map(|r| self.rooms.hash_one(r));
+        self.with_account(user, now, |account| {
+            let counts = account.snapshot(room, now_ms);
+            let locked = account.locked_in_window(now);
+            account.add(series, now);
+            let minute = account.minutes.back().map_or(now, |m| m.minute);
+            let room = room.map(|hash| (hash, account.read_room(hash, now)));
+            (
+                counts,
+                locked,
+                MemoryRefund {
+                    series,
+                    minute,
+                    room,
+                },
+            )
+        })
+        .unwrap_or((
+            ReadCounts::default(),
+            None,
+            MemoryRefund {
+                series,
+                minute: now,
+                room: None,
             },
-            room_already_read: room.is_some_and(|r| account.rooms.iter().any(|(h, _)| *h == r)),
-            history_requests: account.tally(Series::History, now_ms),
-            initial_syncs: account.tally(Series::InitialSyncs, now_ms),
-            searches: account.tally(Series::Searches, now_ms),
-            media_downloads: account.tally(Series::Downloads, now_ms),
-            thumbnails: account.tally(Series::Thumbnails, now_ms),
+        ))
+    }
+
+    /// Takes back a reserved read that was refused: it does not count.
+    pub fn refund(&self, user: &UserId, refund: &MemoryRefund) {
+        let Ok(mut accounts) = self.accounts.lock() else {
+            return;
         };
-        (counts, locked)
+        let Some(account) = accounts.get_mut(user.as_str()) else {
+            return;
+        };
+        if let Some(minute) = account
+            .minutes
+            .iter_mut()
+            .find(|m| m.minute == refund.minute)
+        {
+            let n = &mut minute.counts[refund.series as usize];
+            *n = n.saturating_sub(1);
+        }
+        if let Some((hash, before)) = refund.room {
+            match before {
+                None => account.rooms.retain(|(h, _)| *h != hash),
+                Some(before) => {
+                    if let Some((_, last)) = account.rooms.iter_mut().find(|(h, _)| *h == hash) {
+                        *last = before;
+                    }
+                }
+            }
+        }
     }
 
     /// Forgets a lock claimed by [`MemoryReadCounter::claim_lock`] (locking failed: the next refusal may try again).
@@ -195,31 +309,16 @@ impl MemoryReadCounter {
         if let Ok(mut accounts) = self.accounts.lock()
             && let Some(account) = accounts.get_mut(user.as_str())
         {
-            account.locked = None;
+            account.locked_ms = None;
         }
     }
 
-    /// Counts one read in `series` at `now_ms`, of `room`'s history when it names one; returns the series' count in
-    /// the window, this read included.
-    pub fn record(&self, user: &UserId, series: Series, room: Option<&str>, now_ms: u64) -> u32 {
+    /// Counts one read in `series` at `now_ms` (a refusal, for containment); returns the series' count in the
+    /// window, this one included.
+    pub fn record(&self, user: &UserId, series: Series, now_ms: u64) -> u32 {
         let now = now_ms / 60_000;
-        let room = room.map(|r| self.rooms.hash_one(r));
         self.with_account(user, now, |account| {
             account.add(series, now);
-            if let Some(room) = room {
-                match account.rooms.iter_mut().find(|(h, _)| *h == room) {
-                    Some((_, last)) => *last = (*last).max(now),
-                    None => {
-                        if account.rooms.len() >= MAX_ROOMS
-                            && let Some(oldest) =
-                                (0..account.rooms.len()).min_by_key(|i| account.rooms[*i].1)
-                        {
-                            account.rooms.swap_remove(oldest);
-                        }
-                        account.rooms.push((room, now));
-                    }
-                }
-            }
             account.tally(series, now_ms).count
         })
         .unwrap_or(0)
@@ -229,10 +328,10 @@ impl MemoryReadCounter {
     /// (the caller locks it then), so that an account is never locked twice in the hour.
     pub fn claim_lock(&self, user: &UserId, now_ms: u64) -> bool {
         let now = now_ms / 60_000;
-        self.with_account(user, now, |account| match account.locked {
-            Some(at) if at + WINDOW > now => false,
-            _ => {
-                account.locked = Some(now);
+        self.with_account(user, now, |account| match account.locked_in_window(now) {
+            Some(_) => false,
+            None => {
+                account.locked_ms = Some(now_ms);
                 true
             }
         })
@@ -267,8 +366,8 @@ impl MemoryReadCounter {
 fn evict(accounts: &mut HashMap<Box<str>, Account>, max_users: usize, now: u64) {
     accounts.retain(|_, account| {
         account.forget_before(now);
-        if account.locked.is_some_and(|at| at + WINDOW <= now) {
-            account.locked = None;
+        if account.locked_in_window(now).is_none() {
+            account.locked_ms = None;
         }
         !account.is_empty()
     });
@@ -302,17 +401,19 @@ mod tests {
         MemoryReadCounter::new(max, Arc::new(Metrics::new()))
     }
 
-    /// Each series counts its own reads for an hour, per account, and says when its oldest read leaves the window.
+    /// Each series counts its own reads for an hour, per account, and says when its oldest read leaves the window;
+    /// a reservation answers the counts before the read it counts.
     #[test]
     fn series_count_for_an_hour_per_account() {
         let c = counter(10);
         let (alice, bob) = (user("alice"), user("bob"));
-        c.record(&alice, Series::Downloads, None, T0);
-        c.record(&alice, Series::Downloads, None, T0 + 10 * MINUTE);
+        c.reserve(&alice, Series::Downloads, None, T0);
+        let (before, _, _) = c.reserve(&alice, Series::Downloads, None, T0 + 10 * MINUTE);
         assert_eq!(
-            c.record(&alice, Series::Thumbnails, None, T0 + 10 * MINUTE),
-            1
+            before.media_downloads.count, 1,
+            "the read itself is not in its own counts"
         );
+        c.reserve(&alice, Series::Thumbnails, None, T0 + 10 * MINUTE);
         let (counts, _) = c.counts(&alice, None, T0 + 30 * MINUTE);
         assert_eq!(counts.media_downloads.count, 2);
         assert_eq!(
@@ -322,7 +423,7 @@ mod tests {
         assert_eq!(counts.thumbnails.count, 1);
         assert_eq!(counts.thumbnails.frees_in, Duration::from_secs(40 * 60));
         assert_eq!(counts.searches, Tally::default());
-        assert_eq!(c.counts(&bob, None, T0), (ReadCounts::default(), false));
+        assert_eq!(c.counts(&bob, None, T0), (ReadCounts::default(), None));
         // The first download leaves the window at T0 + 60 min, the second ten minutes later.
         assert_eq!(
             c.counts(&alice, None, T0 + 60 * MINUTE)
@@ -347,9 +448,9 @@ mod tests {
         let c = counter(10);
         let alice = user("alice");
         for page in 0..5 {
-            c.record(&alice, Series::History, Some("!a:s"), T0 + page);
+            c.reserve(&alice, Series::History, Some("!a:s"), T0 + page);
         }
-        c.record(&alice, Series::History, Some("!b:s"), T0 + 5 * MINUTE);
+        c.reserve(&alice, Series::History, Some("!b:s"), T0 + 5 * MINUTE);
         let (counts, _) = c.counts(&alice, Some("!a:s"), T0 + 6 * MINUTE);
         assert_eq!(counts.history_rooms.count, 2);
         assert_eq!(counts.history_requests.count, 6);
@@ -360,23 +461,80 @@ mod tests {
                 .room_already_read
         );
         // Reading !a:s again at minute 50 keeps it in the window until minute 110; !b:s leaves at minute 65.
-        c.record(&alice, Series::History, Some("!a:s"), T0 + 50 * MINUTE);
+        c.reserve(&alice, Series::History, Some("!a:s"), T0 + 50 * MINUTE);
         let (later, _) = c.counts(&alice, Some("!b:s"), T0 + 65 * MINUTE);
         assert_eq!(later.history_rooms.count, 1);
         assert!(!later.room_already_read);
         assert_eq!(later.history_rooms.frees_in, Duration::from_secs(45 * 60));
     }
 
-    /// An account is locked once in the hour at most.
+    /// A refused read is taken back whole: its count, and the room it would have added (or the room's previous
+    /// last read).
+    #[test]
+    fn a_refund_takes_the_read_back() {
+        let c = counter(10);
+        let alice = user("alice");
+        c.reserve(&alice, Series::History, Some("!a:s"), T0);
+        let (_, _, new_room) = c.reserve(&alice, Series::History, Some("!b:s"), T0 + MINUTE);
+        c.refund(&alice, &new_room);
+        let (counts, _) = c.counts(&alice, Some("!b:s"), T0 + 2 * MINUTE);
+        assert_eq!(
+            (counts.history_rooms.count, counts.history_requests.count),
+            (1, 1)
+        );
+        assert!(!counts.room_already_read);
+        let (_, _, again) = c.reserve(&alice, Series::History, Some("!a:s"), T0 + 50 * MINUTE);
+        c.refund(&alice, &again);
+        let (counts, _) = c.counts(&alice, Some("!a:s"), T0 + 61 * MINUTE);
+        assert!(
+            !counts.room_already_read,
+            "!a:s keeps its first read's time: out of the window"
+        );
+    }
+
+    /// Reservations from many threads at once never let a budget through twice: each sees the ones before it.
+    #[test]
+    fn concurrent_reservations_see_each_other() {
+        let c = counter(10);
+        let alice = user("alice");
+        let seen: Vec<u32> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..8)
+                .map(|t| {
+                    let (c, alice) = (&c, &alice);
+                    scope.spawn(move || {
+                        (0..50)
+                            .map(|i| {
+                                let room = format!("!{t}-{i}:s");
+                                c.reserve(alice, Series::History, Some(&room), T0)
+                                    .0
+                                    .history_rooms
+                                    .count
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().unwrap())
+                .collect()
+        });
+        let mut seen = seen;
+        seen.sort_unstable();
+        assert_eq!(
+            seen,
+            (0..400).collect::<Vec<_>>(),
+            "every count from 0 to 399 seen once"
+        );
+    }
+
+    /// An account is locked once in the hour at most, and counts say when.
     #[test]
     fn a_lock_is_claimed_once_an_hour() {
         let c = counter(10);
         let alice = user("alice");
-        assert!(c.claim_lock(&alice, T0));
-        assert!(
-            c.counts(&alice, None, T0 + MINUTE).1,
-            "locked, as counts say"
-        );
+        assert!(c.claim_lock(&alice, T0 + 7));
+        assert_eq!(c.counts(&alice, None, T0 + MINUTE).1, Some(T0 + 7));
         assert!(!c.claim_lock(&alice, T0 + 59 * MINUTE));
         assert!(c.claim_lock(&alice, T0 + 60 * MINUTE));
         c.release_lock(&alice);
@@ -391,11 +549,11 @@ mod tests {
     fn refusals_are_counted_apart() {
         let c = counter(10);
         let alice = user("alice");
-        assert_eq!(c.record(&alice, Series::Refusals, None, T0), 1);
-        assert_eq!(c.record(&alice, Series::Refusals, None, T0 + MINUTE), 2);
+        assert_eq!(c.record(&alice, Series::Refusals, T0), 1);
+        assert_eq!(c.record(&alice, Series::Refusals, T0 + MINUTE), 2);
         assert_eq!(
             c.counts(&alice, None, T0 + MINUTE),
-            (ReadCounts::default(), false)
+            (ReadCounts::default(), None)
         );
     }
 
@@ -405,12 +563,12 @@ mod tests {
     fn memory_is_bounded() {
         let c = counter(32);
         for i in 0..32 {
-            c.record(&user(&format!("old{i}")), Series::History, None, T0);
+            c.reserve(&user(&format!("old{i}")), Series::History, None, T0);
         }
-        c.record(&user("fresh"), Series::History, None, T0 + 90 * MINUTE);
+        c.reserve(&user("fresh"), Series::History, None, T0 + 90 * MINUTE);
         assert_eq!(c.tracked_users(), 1);
         for i in 0..40 {
-            c.record(
+            c.reserve(
                 &user(&format!("u{i}")),
                 Series::Downloads,
                 None,
@@ -423,7 +581,7 @@ mod tests {
         assert_eq!(c.counts(&user("u0"), None, now).0.media_downloads.count, 0);
         let alice = user("alice");
         for room in 0..MAX_ROOMS + 10 {
-            c.record(&alice, Series::History, Some(&format!("!{room}:s")), now);
+            c.reserve(&alice, Series::History, Some(&format!("!{room}:s")), now);
         }
         assert_eq!(
             c.counts(&alice, None, now).0.history_rooms.count as usize,

@@ -39,9 +39,9 @@ use crate::{
 };
 pub use memory::DEFAULT_MAX_TRACKED_USERS;
 use memory::MemoryJoinCounter;
-use memory_reads::{MemoryReadCounter, Series};
+use memory_reads::{MemoryReadCounter, MemoryRefund, Series};
 use redis::{RedisJoinCounter, RedisLink, RedisSetupError};
-use redis_reads::RedisReadCounter;
+use redis_reads::{RedisReadCounter, RedisRefund};
 
 /// Both counters of a process, on one backend.
 #[derive(Debug, Clone)]
@@ -158,14 +158,24 @@ impl JoinCounter {
     }
 }
 
-/// An account's reads in the last hour, as the read counter says.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// An account's reads in the last hour before the one being decided, as the read counter says, and that read,
+/// counted already (take it back with [`ReadCounter::refund`] if it is refused).
+#[derive(Debug, Clone, Default)]
 pub struct AccountReads {
-    /// The counts.
+    /// The counts, this read not included.
     pub counts: ReadCounts,
-    /// roomguard locked the account in the last hour (a resolution of its token remembered from before may be
-    /// stale).
-    pub locked: bool,
+    /// When roomguard locked the account, if it did in the last hour (a resolution of its token remembered from
+    /// before then is stale).
+    pub locked_at: Option<SystemTime>,
+    /// What was counted of this read.
+    reservation: Reservation,
+}
+
+/// What a reservation counted, in memory and in Redis.
+#[derive(Debug, Clone, Default)]
+struct Reservation {
+    local: Option<MemoryRefund>,
+    shared: Option<RedisRefund>,
 }
 
 /// The read counter of a process, whichever backend holds it.
@@ -188,34 +198,72 @@ impl ReadCounter {
         }
     }
 
-    /// The account's reads in the last hour, whether `room`'s history is among them, and whether roomguard locked
-    /// the account in that hour: the shared counts when there are and they answer, else the fallback (this
-    /// process's counts, or zero).
-    pub async fn counts(&self, user: &UserId, room: Option<&str>) -> AccountReads {
+    /// The account's reads in the last hour and when it was locked if it was, and the read of `kind` being decided
+    /// (of `room`'s history when the path names one) counted in the same step, so that reads decided at once see
+    /// each other: the shared counts when there are and they answer, else the fallback (this process's counts, or
+    /// zero). An `other` read is not counted.
+    pub async fn reserve(&self, user: &UserId, kind: ReadKind, room: Option<&str>) -> AccountReads {
         let now = SystemTime::now();
+        let series = Series::of(kind);
+        let local = self.local.as_ref().map(|local| match series {
+            Some(series) => {
+                let (counts, locked, refund) = local.reserve(user, series, room, millis(now));
+                (counts, locked, Some(refund))
+            }
+            None => {
+                let (counts, locked) = local.counts(user, room, millis(now));
+                (counts, locked, None)
+            }
+        });
+        let at = |ms: u64| UNIX_EPOCH + std::time::Duration::from_millis(ms);
+        let local_refund = local.as_ref().and_then(|(_, _, refund)| *refund);
         if let Some(shared) = &self.shared {
-            if let Some((counts, locked)) = shared.counts(user, room, now).await {
-                return AccountReads { counts, locked };
+            if let Some((counts, locked, refund)) = shared.reserve(user, series, room, now).await {
+                return AccountReads {
+                    counts,
+                    locked_at: locked.and_then(|ms| u64::try_from(ms).ok()).map(at),
+                    reservation: Reservation {
+                        local: local_refund,
+                        shared: refund,
+                    },
+                };
             }
             self.metrics.counters.fell_back();
         }
-        let (counts, locked) = self.local.as_ref().map_or_else(
-            || (ReadCounts::default(), false),
-            |local| local.counts(user, room, millis(now)),
-        );
-        AccountReads { counts, locked }
+        let (counts, locked) = local.map_or((ReadCounts::default(), None), |(c, l, _)| (c, l));
+        AccountReads {
+            counts,
+            locked_at: locked.map(at),
+            reservation: Reservation {
+                local: local_refund,
+                shared: None,
+            },
+        }
     }
 
-    /// Counts one allowed read of `kind` (of `room`'s history when the path names one); `other` is not counted.
-    pub async fn record(&self, user: &UserId, kind: ReadKind, room: Option<&str>) {
-        if let Some(series) = Series::of(kind) {
-            self.add(user, series, room).await;
+    /// Takes back the read of `reads` (it was refused: it does not count).
+    pub async fn refund(&self, user: &UserId, reads: &AccountReads) {
+        if let (Some(local), Some(refund)) = (&self.local, &reads.reservation.local) {
+            local.refund(user, refund);
+        }
+        if let (Some(shared), Some(refund)) = (&self.shared, &reads.reservation.shared) {
+            shared.refund(user, refund).await;
         }
     }
 
     /// Counts one read refused for a rate; returns the account's refusals in the last hour, this one included.
     pub async fn refused(&self, user: &UserId) -> u32 {
-        self.add(user, Series::Refusals, None).await
+        let now = SystemTime::now();
+        let local = self
+            .local
+            .as_ref()
+            .map(|local| local.record(user, Series::Refusals, millis(now)));
+        if let Some(shared) = &self.shared
+            && let Some(count) = shared.refused(user, now).await
+        {
+            return count;
+        }
+        local.unwrap_or(0)
     }
 
     /// Marks the account locked, unless it was in the last hour (here, or on any replica while Redis answers):
@@ -240,20 +288,6 @@ impl ReadCounter {
         if let Some(shared) = &self.shared {
             shared.release_lock(user).await;
         }
-    }
-
-    async fn add(&self, user: &UserId, series: Series, room: Option<&str>) -> u32 {
-        let now = SystemTime::now();
-        let local = self
-            .local
-            .as_ref()
-            .map(|local| local.record(user, series, room, millis(now)));
-        if let Some(shared) = &self.shared
-            && let Some(count) = shared.record(user, series, room, now).await
-        {
-            return count;
-        }
-        local.unwrap_or(0)
     }
 }
 
@@ -326,8 +360,8 @@ mod tests {
         assert!(!counter.shared_up());
     }
 
-    /// Reads fall back like joins: the process's own reads still count while Redis is down, and a lock is still
-    /// claimed once.
+    /// Reads fall back like joins: the process's own reads still count while Redis is down (a refunded one not,
+    /// an `other` one not), and a lock is still claimed once.
     #[tokio::test]
     async fn reads_fall_back_on_the_local_count() {
         let metrics = Arc::new(Metrics::new());
@@ -336,11 +370,16 @@ mod tests {
         counters.first_contact().await;
         let reads = &counters.reads;
         reads
-            .record(&alice(), ReadKind::History, Some("!a:s"))
+            .reserve(&alice(), ReadKind::History, Some("!a:s"))
             .await;
-        reads.record(&alice(), ReadKind::Media, None).await;
-        reads.record(&alice(), ReadKind::Other, None).await;
-        let counts = reads.counts(&alice(), Some("!a:s")).await.counts;
+        reads.reserve(&alice(), ReadKind::Media, None).await;
+        let refused = reads.reserve(&alice(), ReadKind::Media, None).await;
+        reads.refund(&alice(), &refused).await;
+        reads.reserve(&alice(), ReadKind::Other, None).await;
+        let counts = reads
+            .reserve(&alice(), ReadKind::Other, Some("!a:s"))
+            .await
+            .counts;
         assert_eq!(
             (
                 counts.history_rooms.count,

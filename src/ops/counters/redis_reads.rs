@@ -9,10 +9,12 @@
 //!   hour with the shipped budget).
 //! - **Distinct rooms in a sorted set**, key `roomguard:read_rooms:{<user id>}`: room id scored by the time of its
 //!   last read, trimmed to the hour on each write.
-//! - **One round trip to read, one to record**, each a Lua script (atomic, and one round trip whatever the number of
-//!   fields): `counts` sums the slots in the window and finds the oldest minute of each series (when a refused
-//!   client may retry), the rooms in the window and whether the request's room is one of them; `record` adds one
-//!   read and answers the series' new count (containment counts refusals with it).
+//! - **One round trip per read**, a Lua script (atomic, and one round trip whatever the number of fields): `reserve`
+//!   sums the slots in the window and finds the oldest minute of each series (when a refused client may retry), the
+//!   rooms in the window and whether the request's room is one of them, and counts the read being decided, all in
+//!   one step, so that reads of one account decided at once on any replica see each other and a budget is never
+//!   overshot. A read then refused is taken back (`refund`, a second round trip, only on a refusal). Refusals are
+//!   counted by `refused` (containment).
 //! - **Locks**: `roomguard:locked:{<user id>}`, set if absent for an hour, so that replicas never lock an account
 //!   twice.
 //! - The braces are a Redis Cluster hash tag: an account's keys live on one shard, as the scripts need.
@@ -36,12 +38,17 @@ use crate::domain::{
 /// An hour, in milliseconds.
 const WINDOW_MS: i64 = 60 * 60 * 1000;
 
-/// Sums an account's slots in the window. KEYS: the hash, the room set, the lock mark. ARGV: the minute now, the
-/// time now in ms, the request's room (or empty). Returns, for each series in order h y s d t r, its count then its
-/// oldest minute (-1 when nothing is counted), then the rooms in the window, the oldest room's last read (ms, -1
-/// when none), 1 when the request's room is among them, and 1 when roomguard locked the account in the last hour.
-const COUNTS: &str = r"
+/// Sums an account's slots in the window, then counts the read being decided, in one atomic step (reads of one
+/// account decided at once, on any replica, see each other). KEYS: the hash, the room set, the lock mark. ARGV: the
+/// minute now, the time now in ms, the series letter of the read (empty: count nothing), the room whose history it
+/// reads (or empty).
+/// Returns, counted before this read: for each series in order h y s d t r, its count then its oldest minute (-1
+/// when nothing is counted); the rooms in the window, the oldest room's last read (ms, -1 when none), 1 when the
+/// request's room is among them; then when the account was locked (ms, -1 when not in the hour), and the room's
+/// score before this read (-1 when it was not in the set), for a refund.
+const RESERVE: &str = r"
 local now = tonumber(ARGV[1])
+local at = tonumber(ARGV[2])
 local fields = redis.call('HGETALL', KEYS[1])
 local minutes, values = {}, {}
 for i = 1, #fields, 2 do
@@ -68,23 +75,58 @@ for k = 1, #series do
   out[#out + 1] = count
   out[#out + 1] = oldest
 end
-local since = tonumber(ARGV[2]) - 3600000
+local since = at - 3600000
 out[#out + 1] = redis.call('ZCOUNT', KEYS[2], '(' .. since, '+inf')
 local first = redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. since, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
 if #first == 2 then out[#out + 1] = tonumber(first[2]) else out[#out + 1] = -1 end
-local seen = 0
-if ARGV[3] ~= '' then
-  local score = redis.call('ZSCORE', KEYS[2], ARGV[3])
-  if score and tonumber(score) > since then seen = 1 end
+local before = -1
+if ARGV[4] ~= '' then
+  local score = redis.call('ZSCORE', KEYS[2], ARGV[4])
+  if score then before = tonumber(score) end
 end
-out[#out + 1] = seen
-out[#out + 1] = redis.call('EXISTS', KEYS[3])
+if before > since then out[#out + 1] = 1 else out[#out + 1] = 0 end
+local locked = tonumber(redis.call('GET', KEYS[3]))
+if locked and locked > since then out[#out + 1] = locked else out[#out + 1] = -1 end
+out[#out + 1] = before
+if ARGV[3] == '' then return out end
+local slot = tostring(now % 60)
+if minutes[slot] ~= now then
+  redis.call('HDEL', KEYS[1], 'h' .. slot, 'y' .. slot, 's' .. slot, 'd' .. slot, 't' .. slot, 'r' .. slot)
+  redis.call('HSET', KEYS[1], 'm' .. slot, now)
+end
+redis.call('HINCRBY', KEYS[1], ARGV[3] .. slot, 1)
+redis.call('PEXPIRE', KEYS[1], 3660000)
+if ARGV[4] ~= '' then
+  redis.call('ZADD', KEYS[2], math.max(at, before), ARGV[4])
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', since)
+  redis.call('PEXPIRE', KEYS[2], 3600000)
+end
 return out
 ";
 
-/// Adds one read. KEYS: the hash, the room set. ARGV: the minute now, the time now in ms, the series letter, the room
-/// (or empty). Returns the series' count in the window, this read included.
-const RECORD: &str = r"
+/// Takes back a reserved read that was refused. KEYS: the hash, the room set. ARGV: the minute it was counted in,
+/// its series letter, the room (or empty) and the room's score before it (-1: remove the room).
+const REFUND: &str = r"
+local minute = tonumber(ARGV[1])
+local slot = tostring(minute % 60)
+if ARGV[2] ~= '' and tonumber(redis.call('HGET', KEYS[1], 'm' .. slot)) == minute then
+  local n = tonumber(redis.call('HGET', KEYS[1], ARGV[2] .. slot))
+  if n and n > 0 then redis.call('HINCRBY', KEYS[1], ARGV[2] .. slot, -1) end
+end
+if ARGV[3] ~= '' then
+  local before = tonumber(ARGV[4])
+  if before < 0 then
+    redis.call('ZREM', KEYS[2], ARGV[3])
+  else
+    redis.call('ZADD', KEYS[2], before, ARGV[3])
+  end
+end
+return 1
+";
+
+/// Counts one refusal (series `r`). KEYS: the hash. ARGV: the minute now. Returns the refusals in the window, this
+/// one included.
+const REFUSED: &str = r"
 local now = tonumber(ARGV[1])
 local slot = tostring(now % 60)
 local held = tonumber(redis.call('HGET', KEYS[1], 'm' .. slot))
@@ -92,14 +134,8 @@ if held ~= now then
   redis.call('HDEL', KEYS[1], 'h' .. slot, 'y' .. slot, 's' .. slot, 'd' .. slot, 't' .. slot, 'r' .. slot)
   redis.call('HSET', KEYS[1], 'm' .. slot, now)
 end
-redis.call('HINCRBY', KEYS[1], ARGV[3] .. slot, 1)
+redis.call('HINCRBY', KEYS[1], 'r' .. slot, 1)
 redis.call('PEXPIRE', KEYS[1], 3660000)
-if ARGV[4] ~= '' then
-  local at = tonumber(ARGV[2])
-  redis.call('ZADD', KEYS[2], at, ARGV[4])
-  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', at - 3600000)
-  redis.call('PEXPIRE', KEYS[2], 3600000)
-end
 local fields = redis.call('HGETALL', KEYS[1])
 local minutes, values = {}, {}
 for i = 1, #fields, 2 do
@@ -108,13 +144,23 @@ for i = 1, #fields, 2 do
 end
 local count = 0
 for s, minute in pairs(minutes) do
-  if minute > now - 60 then count = count + (values[ARGV[3] .. s] or 0) end
+  if minute > now - 60 then count = count + (values['r' .. s] or 0) end
 end
 return count
 ";
 
-static COUNTS_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(COUNTS));
-static RECORD_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(RECORD));
+static RESERVE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(RESERVE));
+static REFUND_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(REFUND));
+static REFUSED_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(REFUSED));
+
+/// What a reservation counted in Redis, to take it back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisRefund {
+    minute: i64,
+    series: Option<Series>,
+    /// The room and its score before the reservation (-1: it was not in the set).
+    room: Option<(String, i64)>,
+}
 
 /// The read counter in Redis.
 #[derive(Debug)]
@@ -128,25 +174,28 @@ impl RedisReadCounter {
         RedisReadCounter { link }
     }
 
-    /// The account's counts in the hour before `now`, and whether it was locked in that hour, or `None` if Redis is
-    /// down or does not answer in time (the caller falls back).
-    pub async fn counts(
+    /// The account's counts in the hour before `now` and when it was locked if it was (ms), counting the read being
+    /// decided in the same atomic step; `None` if Redis is down or does not answer in time (the caller falls back).
+    pub async fn reserve(
         &self,
         user: &UserId,
+        series: Option<Series>,
         room: Option<&str>,
         now: SystemTime,
-    ) -> Option<(ReadCounts, bool)> {
+    ) -> Option<(ReadCounts, Option<i64>, Option<RedisRefund>)> {
         if !self.link.is_up() {
             return None;
         }
         let now_ms = millis(now);
-        let mut invocation = COUNTS_SCRIPT.prepare_invoke();
+        let minute = now_ms / 60_000;
+        let mut invocation = RESERVE_SCRIPT.prepare_invoke();
         invocation
             .key(key("reads", user))
             .key(key("read_rooms", user))
             .key(key("locked", user))
-            .arg(now_ms / 60_000)
+            .arg(minute)
             .arg(now_ms)
+            .arg(series.map_or("", letter))
             .arg(room.unwrap_or(""));
         let answer: Vec<i64> = self
             .link
@@ -155,30 +204,49 @@ impl RedisReadCounter {
                 invocation.invoke_async(&mut self.link.connection()),
             )
             .await?;
-        Some((parse_counts(&answer, now_ms), answer.get(15) == Some(&1)))
+        let locked = answer.get(15).copied().filter(|ms| *ms >= 0);
+        let before = answer.get(16).copied().unwrap_or(-1);
+        let refund = series.map(|series| RedisRefund {
+            minute,
+            series: Some(series),
+            room: room.map(|r| (r.to_owned(), before)),
+        });
+        Some((parse_counts(&answer, now_ms), locked, refund))
     }
 
-    /// Counts one read in `series`, of `room`'s history when it names one; returns the series' count in the window,
-    /// this read included, or `None` if Redis did not take it.
-    pub async fn record(
-        &self,
-        user: &UserId,
-        series: Series,
-        room: Option<&str>,
-        now: SystemTime,
-    ) -> Option<u32> {
+    /// Takes back a reserved read that was refused.
+    pub async fn refund(&self, user: &UserId, refund: &RedisRefund) {
         if !self.link.is_up() {
-            return None;
+            return;
         }
-        let now_ms = millis(now);
-        let mut invocation = RECORD_SCRIPT.prepare_invoke();
+        let (room, before) = refund
+            .room
+            .as_ref()
+            .map_or(("", -1), |(room, before)| (room.as_str(), *before));
+        let mut invocation = REFUND_SCRIPT.prepare_invoke();
         invocation
             .key(key("reads", user))
             .key(key("read_rooms", user))
-            .arg(now_ms / 60_000)
-            .arg(now_ms)
-            .arg(letter(series))
-            .arg(room.unwrap_or(""));
+            .arg(refund.minute)
+            .arg(refund.series.map_or("", letter))
+            .arg(room)
+            .arg(before);
+        self.link
+            .round_trip(
+                "record",
+                invocation.invoke_async::<i64>(&mut self.link.connection()),
+            )
+            .await;
+    }
+
+    /// Counts one read refused for a rate; returns the refusals in the window, this one included, or `None` if
+    /// Redis did not take it.
+    pub async fn refused(&self, user: &UserId, now: SystemTime) -> Option<u32> {
+        if !self.link.is_up() {
+            return None;
+        }
+        let mut invocation = REFUSED_SCRIPT.prepare_invoke();
+        invocation.key(key("reads", user)).arg(millis(now) / 60_000);
         let count: i64 = self
             .link
             .round_trip(
@@ -237,7 +305,7 @@ fn letter(series: Series) -> &'static str {
     }
 }
 
-/// The `COUNTS` script's answer as counts; a short answer (which a script of this file never gives) reads as zeros.
+/// The `RESERVE` script's answer as counts; a short answer (which a script of this file never gives) reads as zeros.
 fn parse_counts(answer: &[i64], now_ms: i64) -> ReadCounts {
     let at = |i: usize| answer.get(i).copied().unwrap_or(-1);
     let count = |i: usize| u32::try_from(at(i).max(0)).unwrap_or(u32::MAX);

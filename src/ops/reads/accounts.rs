@@ -17,7 +17,7 @@
 use std::{
     hash::Hasher,
     sync::Arc,
-    time::{Duration, Instant},
+    time::{Duration, Instant, SystemTime},
 };
 
 use moka::{Expiry, future::Cache};
@@ -71,6 +71,8 @@ pub struct Resolution {
     pub resolved: Resolved,
     /// It was remembered, not asked now.
     pub cached: bool,
+    /// When the homeserver answered it.
+    pub resolved_at: SystemTime,
     /// The cache key, to forget it.
     key: u128,
 }
@@ -78,7 +80,8 @@ pub struct Resolution {
 /// The token cache of one process.
 #[derive(Clone)]
 pub struct TokenCache {
-    cache: Cache<u128, Resolved>,
+    /// The resolution and when it was made.
+    cache: Cache<u128, (Resolved, SystemTime)>,
     key: (u64, u64),
     homeserver: Homeserver,
     metrics: Arc<Metrics>,
@@ -103,11 +106,11 @@ enum NotRemembered {
 /// Unknown tokens expire sooner than accounts.
 struct UnknownSooner;
 
-impl Expiry<u128, Resolved> for UnknownSooner {
+impl Expiry<u128, (Resolved, SystemTime)> for UnknownSooner {
     fn expire_after_create(
         &self,
         _key: &u128,
-        value: &Resolved,
+        (value, _): &(Resolved, SystemTime),
         _created_at: Instant,
     ) -> Option<Duration> {
         match value {
@@ -148,10 +151,11 @@ impl TokenCache {
     ) -> Result<Resolution, Arc<HomeserverError>> {
         let key = self.key_of(token, as_user);
         // The common case, a token already known, without the entry API's bookkeeping.
-        if let Some(resolved) = self.cache.get(&key).await {
+        if let Some((resolved, resolved_at)) = self.cache.get(&key).await {
             return Ok(Resolution {
                 resolved,
                 cached: true,
+                resolved_at,
                 key,
             });
         }
@@ -161,7 +165,7 @@ impl TokenCache {
             .entry(key)
             .or_try_insert_with(async move {
                 match homeserver.whoami(token, as_user).await {
-                    Ok(Whoami::Unknown) => Ok(Resolved::Unknown),
+                    Ok(Whoami::Unknown) => Ok((Resolved::Unknown, SystemTime::now())),
                     // Not inserted: the error path leaves the cache as it was.
                     Ok(Whoami::Locked) => Err(NotRemembered::Locked),
                     Ok(Whoami::Account(user)) => {
@@ -173,7 +177,7 @@ impl TokenCache {
                         } else {
                             false
                         };
-                        Ok(Resolved::Account { user, server_admin })
+                        Ok((Resolved::Account { user, server_admin }, SystemTime::now()))
                     }
                     Err(err) => Err(NotRemembered::Homeserver(err)),
                 }
@@ -186,6 +190,7 @@ impl TokenCache {
                     NotRemembered::Locked => Ok(Resolution {
                         resolved: Resolved::Locked,
                         cached: false,
+                        resolved_at: SystemTime::now(),
                         key,
                     }),
                     NotRemembered::Homeserver(err) => Err(Arc::new(err.clone())),
@@ -196,9 +201,11 @@ impl TokenCache {
         if !cached {
             self.metrics.reads.token_cache_entry(1);
         }
+        let (resolved, resolved_at) = entry.into_value();
         Ok(Resolution {
-            resolved: entry.into_value(),
+            resolved,
             cached,
+            resolved_at,
             key,
         })
     }

@@ -10,8 +10,7 @@ use crate::{
         read::{ReadKind, ReadTarget},
         subject::UserId,
     },
-    ops::read_metrics::NotDecided,
-    policy::reasons::is_rate,
+    ops::{read_metrics::NotDecided, reads::guard::only_rates},
 };
 
 /// The answer to one read.
@@ -44,20 +43,22 @@ impl ReadAnswer {
         self.target.as_ref().and_then(|t| t.room_id.as_deref())
     }
 
-    /// Refused for a rate (a `*_RATE_EXCEEDED` reason).
+    /// Refused for a rate: every reason is a `*_RATE_EXCEEDED` one (with another reason too, waiting would not
+    /// help).
     pub fn is_rate(&self) -> bool {
-        self.decision.effect == Effect::Deny
-            && self.decision.reasons.iter().any(|r| is_rate(&r.code))
+        self.decision.effect == Effect::Deny && only_rates(&self.decision)
     }
 
-    /// The HTTP status the client gets on a refusal: 429 for a rate, 400 for a malformed request, 503 when roomguard
-    /// could not decide and fails closed, 403 otherwise; `None` when the read goes through.
+    /// The HTTP status the client gets on a refusal: 429 for a rate, 400 for a malformed request, 401 for a read
+    /// without a token, 503 when roomguard could not decide and fails closed, 403 otherwise; `None` when the read
+    /// goes through.
     pub fn status(&self) -> Option<u16> {
         if self.allow {
             return None;
         }
         Some(match self.not_decided {
             Some(NotDecided::Invalid) => 400,
+            Some(NotDecided::MissingToken) => 401,
             Some(_) => 503,
             None if self.is_rate() => 429,
             None => 403,
@@ -69,6 +70,7 @@ impl ReadAnswer {
         match self.status() {
             Some(429) => "M_LIMIT_EXCEEDED",
             Some(400) => "M_UNRECOGNIZED",
+            Some(401) => "M_MISSING_TOKEN",
             Some(503) => "M_UNKNOWN",
             _ => "M_FORBIDDEN",
         }
@@ -183,6 +185,19 @@ mod tests {
         );
     }
 
+    /// A rate beside another reason is no rate: 403, no retry time.
+    #[test]
+    fn a_rate_beside_another_reason_is_a_403() {
+        let mut both = answer("READ_RATE_EXCEEDED", "x");
+        both.decision.reasons.push(Reason {
+            code: "EXTERNAL_IN_PUBLIC_ROOM".into(),
+            rule: "read.external-public-history".into(),
+            message: "y".into(),
+        });
+        assert_eq!(both.status(), Some(403));
+        assert!(!both.matrix_error().contains("retry_after_ms"));
+    }
+
     /// Another refusal is 403 M_FORBIDDEN without a retry time; an allowed read has no status.
     #[test]
     fn other_refusals_are_403() {
@@ -196,7 +211,7 @@ mod tests {
         assert_eq!(allowed.status(), None);
     }
 
-    /// A read roomguard could not decide is 503 when refused, a malformed one 400.
+    /// A read roomguard could not decide is 503 when refused, a malformed one 400, one without a token 401.
     #[test]
     fn undecided_refusals_say_why() {
         let mut unavailable = answer("READ_GUARD_UNAVAILABLE", "x");

@@ -41,7 +41,7 @@ use crate::{
     ops::{
         admission::Admission,
         config::{Mode, ReadFailureMode},
-        counters::ReadCounter,
+        counters::{AccountReads, ReadCounter},
         decision_log::{DecisionLog, Entry, ReadEntry},
         metrics::Metrics,
         read_metrics::NotDecided,
@@ -49,7 +49,7 @@ use crate::{
     policy::{
         PolicySnapshot,
         decide::{decide_read, undecided_read},
-        reasons::{INVALID_READ_REQUEST, READ_GUARD_UNAVAILABLE, UNKNOWN_TOKEN},
+        reasons::{INVALID_READ_REQUEST, MISSING_TOKEN, READ_GUARD_UNAVAILABLE, UNKNOWN_TOKEN},
         store::PolicyStore,
     },
 };
@@ -70,6 +70,8 @@ pub enum Front {
     ExtAuthz,
     /// The `CheckRead` rpc.
     Rpc,
+    /// Traefik's `forwardAuth`, Caddy's `forward_auth` (the HTTP listener's `/forward-auth`).
+    ForwardAuth,
 }
 
 impl Front {
@@ -79,12 +81,14 @@ impl Front {
             Front::AuthRequest => "auth_request",
             Front::ExtAuthz => "ext_authz",
             Front::Rpc => "rpc",
+            Front::ForwardAuth => "forward_auth",
         }
     }
 }
 
-/// A read as a front received it.
-#[derive(Debug, Clone)]
+/// A read as a front received it. Its `Debug` leaves out the URI and the `Authorization` header (both may carry an
+/// access token).
+#[derive(Clone)]
 pub struct ReadAsk<'a> {
     /// The caller's request id (echoed in the decision).
     pub request_id: &'a str,
@@ -98,6 +102,27 @@ pub struct ReadAsk<'a> {
     pub reader: Option<Subject>,
     /// Which front asked.
     pub front: Front,
+}
+
+impl std::fmt::Debug for ReadAsk<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadAsk")
+            .field("request_id", &self.request_id)
+            .field("method", &self.method)
+            .field("reader", &self.reader)
+            .field("front", &self.front)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A refusal whose every reason is a rate (`*_RATE_EXCEEDED`): answered 429 with a retry time, and counted towards
+/// containment. One with another reason too (the room is closed to the account) is no rate: waiting would not help.
+pub fn only_rates(decision: &Decision) -> bool {
+    !decision.reasons.is_empty()
+        && decision
+            .reasons
+            .iter()
+            .all(|r| crate::policy::reasons::is_rate(&r.code))
 }
 
 /// What the guard needs besides the policy: built by the server from `[reads]`.
@@ -230,22 +255,56 @@ impl ReadGuard {
 
     async fn decide(&self, ask: &ReadAsk<'_>, uri: &ReadUri, started: Instant) -> ReadAnswer {
         let target = &uri.target;
-        let resolution = match self.account(ask, uri).await {
-            Ok(resolution) => resolution,
-            Err(Undecided::UnknownToken) => {
-                return self.unknown_token(ask, uri, started);
-            }
-            Err(Undecided::Failure(cause)) => {
-                return self.not_decided(ask, Some(uri.clone()), cause, started);
-            }
-        };
         let policy = self.store.current();
+        // At most twice: a second time when the account was locked since its token was remembered.
+        let mut stale = false;
+        let (reader, resolution, reads) = loop {
+            let resolution = match self.account(ask, uri).await {
+                Ok(resolution) => resolution,
+                Err(Undecided::UnknownToken) => return self.unknown_token(ask, uri, started),
+                Err(Undecided::Failure(cause)) => {
+                    return self.not_decided(ask, Some(uri.clone()), cause, started);
+                }
+            };
+            let (reader, resolution) = match resolution {
+                Some((subject, resolution)) => (Some(subject), resolution),
+                None => (None, None),
+            };
+            let reads = match &reader {
+                Some(reader) => {
+                    self.parts
+                        .counter
+                        .reserve(&reader.user_id, target.kind, target.history_room())
+                        .await
+                }
+                None => AccountReads::default(),
+            };
+            // The account was locked (by this replica or another) after its token was remembered: ask the
+            // homeserver again, which now refuses the token, so the read goes to the homeserver, which says the
+            // account is locked. A resolution made after the lock (the account was unlocked since) is current.
+            if let (Some(tokens), Some(resolution), Some(locked_at), false) =
+                (&self.tokens, &resolution, reads.locked_at, stale)
+                && resolution.cached
+                && resolution.resolved_at < locked_at
+            {
+                if let Some(reader) = &reader {
+                    self.parts.counter.refund(&reader.user_id, &reads).await;
+                }
+                tokens.forget(resolution).await;
+                stale = true;
+                continue;
+            }
+            break (reader, resolution, reads);
+        };
         let room = match (&self.rooms, target.room_id.as_deref()) {
             (Some(rooms), Some(room_id)) if !policy.read_rules_on_room.is_empty() => {
                 match rooms.room(room_id).await {
                     Ok(room) => room,
                     Err(err) => {
                         debug!(%err, "reads: cannot read the room's attributes");
+                        if let Some(reader) = &reader {
+                            self.parts.counter.refund(&reader.user_id, &reads).await;
+                        }
                         return self.not_decided(
                             ask,
                             Some(uri.clone()),
@@ -257,31 +316,6 @@ impl ReadGuard {
             }
             _ => None,
         };
-        let (reader, resolution) = match resolution {
-            Some((subject, resolution)) => (Some(subject), resolution),
-            None => (None, None),
-        };
-        let mut reads = match &reader {
-            Some(reader) => {
-                self.parts
-                    .counter
-                    .counts(&reader.user_id, target.history_room())
-                    .await
-            }
-            None => Default::default(),
-        };
-        // The account was locked (by this replica or another) since its token was remembered: ask the homeserver
-        // again, which now refuses the token; the read then goes to the homeserver, which says the account is
-        // locked.
-        if reads.locked {
-            if let (Some(tokens), Some(resolution)) = (&self.tokens, &resolution)
-                && resolution.cached
-            {
-                tokens.forget(resolution).await;
-                return Box::pin(self.decide(ask, uri, started)).await;
-            }
-            reads.locked = false;
-        }
         let request = ReadRequest {
             request_id: ask.request_id.to_owned(),
             reader,
@@ -290,22 +324,19 @@ impl ReadGuard {
         };
         let decision = decide_read(&policy, &request, &reads.counts);
         let answered_allow = self.parts.mode == Mode::Shadow || decision.effect == Effect::Allow;
-        let mut retry_after = None;
         if let Some(reader) = &request.reader
-            && answered_allow
+            && !answered_allow
         {
-            self.parts
-                .counter
-                .record(&reader.user_id, target.kind, target.history_room())
-                .await;
+            // Refused: the read does not count.
+            self.parts.counter.refund(&reader.user_id, &reads).await;
         }
-        let is_rate = decision
-            .reasons
-            .iter()
-            .any(|r| crate::policy::reasons::is_rate(&r.code));
-        if decision.effect == Effect::Deny && is_rate {
+        let mut retry_after = None;
+        if decision.effect == Effect::Deny && only_rates(&decision) {
             retry_after = Some(reads.counts.retry_after(target).max(Duration::from_secs(1)));
-            if let (Some(reader), Mode::Enforce) = (&request.reader, self.parts.mode) {
+            // Containment is for accounts roomguard resolved from a token, never for one a caller names.
+            if let (Some(reader), Some(_), Mode::Enforce) =
+                (&request.reader, &resolution, self.parts.mode)
+            {
                 self.contain(reader, &decision, resolution.as_ref()).await;
             }
         }
@@ -321,8 +352,9 @@ impl ReadGuard {
         self.finish(ask, answer, started)
     }
 
-    /// The account behind the request: the caller's, the token's, or none. `Ok(None)`: no account (no token, or on
-    /// the legacy media paths a token the homeserver does not know).
+    /// The account behind the request: the caller's, the token's, or none. `Ok(None)`: no account (on the legacy
+    /// media paths, no token or one the homeserver does not know). A read without any token elsewhere is refused
+    /// ([`Undecided::Failure`] with [`NotDecided::MissingToken`]).
     async fn account(
         &self,
         ask: &ReadAsk<'_>,
@@ -334,7 +366,15 @@ impl ReadGuard {
         let header = ask.authorization.and_then(bearer);
         // As the homeserver reads it: the header first, else the query parameter.
         let Some(token) = header.or(uri.query_token.as_deref()) else {
-            return Ok(None);
+            // Synapse serves these reads to an account only, and it reads a token in a form-encoded POST body too
+            // (Twisted merges the body into the arguments), which no proxy passes on: a read with no token in the
+            // header or the URI is refused as Synapse itself refuses one (401 M_MISSING_TOKEN), so that it can never
+            // be served undecided. The legacy media paths serve without an account: the policy decides them.
+            return if uri.target.kind.is_counted() && !uri.target.legacy_media {
+                Err(Undecided::Failure(NotDecided::MissingToken))
+            } else {
+                Ok(None)
+            };
         };
         let Some(tokens) = &self.tokens else {
             return Err(Undecided::Failure(NotDecided::HomeserverUnavailable));
@@ -353,7 +393,10 @@ impl ReadGuard {
         }
     }
 
-    /// Counts a refusal for a rate and, past `reads.lock_account_after` in the hour, locks the account once.
+    /// Counts a refusal for a rate and, past `reads.lock_account_after` in the hour, locks the account once. The
+    /// lock itself (an admin API call) runs on a task of its own, which the answer waits for (so that the account's
+    /// next request meets the lock) but which the read's time budget cannot cut off between claiming the lock and
+    /// making it: a budget that runs out drops the wait, not the task.
     async fn contain(
         &self,
         reader: &Subject,
@@ -368,32 +411,41 @@ impl ReadGuard {
         if refusals < limit || decision.roles.iter().any(|r| r == "admin") || reader.server_admin {
             return;
         }
-        let Some(homeserver) = &self.parts.homeserver else {
+        let Some(homeserver) = self.parts.homeserver.clone() else {
             return;
         };
-        if !self.parts.counter.claim_lock(&reader.user_id).await {
-            return;
-        }
-        match homeserver.lock(&reader.user_id).await {
-            Ok(()) => {
-                self.parts.metrics.reads.account_locked();
-                warn!(
-                    user_id = %reader.user_id,
-                    refusals,
-                    decision_id = %decision.decision_id,
-                    "reads: account locked after {refusals} reads refused for a rate in an hour (unlock: PUT \
-                     /_synapse/admin/v2/users/<user> {{\"locked\": false}})"
-                );
-                if let (Some(tokens), Some(resolution)) = (&self.tokens, resolution) {
-                    tokens.forget(resolution).await;
+        let counter = self.parts.counter.clone();
+        let metrics = self.parts.metrics.clone();
+        let tokens = self.tokens.clone();
+        let resolution = resolution.cloned();
+        let user = reader.user_id.clone();
+        let decision_id = decision.decision_id.clone();
+        let lock = tokio::spawn(async move {
+            if !counter.claim_lock(&user).await {
+                return;
+            }
+            match homeserver.lock(&user).await {
+                Ok(()) => {
+                    metrics.reads.account_locked();
+                    warn!(
+                        user_id = %user,
+                        refusals,
+                        %decision_id,
+                        "reads: account locked after {refusals} reads refused for a rate in an hour (unlock: PUT \
+                         /_synapse/admin/v2/users/<user> {{\"locked\": false}})"
+                    );
+                    if let (Some(tokens), Some(resolution)) = (tokens, resolution) {
+                        tokens.forget(&resolution).await;
+                    }
+                }
+                Err(err) => {
+                    metrics.reads.lock_failed();
+                    counter.release_lock(&user).await;
+                    error!(user_id = %user, %err, "reads: cannot lock the account");
                 }
             }
-            Err(err) => {
-                self.parts.metrics.reads.lock_failed();
-                self.parts.counter.release_lock(&reader.user_id).await;
-                error!(user_id = %reader.user_id, %err, "reads: cannot lock the account");
-            }
-        }
+        });
+        let _ = lock.await;
     }
 
     /// The homeserver does not know the token: allowed, not decided.
@@ -425,13 +477,17 @@ impl ReadGuard {
     ) -> ReadAnswer {
         let policy = self.store.current();
         self.parts.metrics.reads.not_decided(cause);
-        let effect = match self.parts.failure_mode {
-            ReadFailureMode::Open => Effect::Allow,
-            ReadFailureMode::Closed => Effect::Deny,
+        // A read without a token is refused in every mode, as the homeserver refuses it; the others follow the
+        // failure mode.
+        let (effect, code) = match (cause, self.parts.failure_mode) {
+            (NotDecided::MissingToken, _) => (Effect::Deny, MISSING_TOKEN),
+            (_, ReadFailureMode::Open) => (Effect::Allow, READ_GUARD_UNAVAILABLE),
+            (_, ReadFailureMode::Closed) => (Effect::Deny, READ_GUARD_UNAVAILABLE),
         };
+        let enforced = self.parts.mode == Mode::Enforce || cause == NotDecided::MissingToken;
         let answer = ReadAnswer {
-            decision: undecided_read(&policy, ask.request_id, effect, READ_GUARD_UNAVAILABLE),
-            allow: effect == Effect::Allow || self.parts.mode == Mode::Shadow,
+            decision: undecided_read(&policy, ask.request_id, effect, code),
+            allow: effect == Effect::Allow || !enforced,
             shadow: self.parts.mode == Mode::Shadow,
             target: uri.map(|u| u.target),
             user_id: ask.reader.as_ref().map(|r| r.user_id.clone()),

@@ -127,6 +127,11 @@ impl Homeserver {
         struct Answer {
             user_id: String,
         }
+        // A token no header can hold (a query token with a space, say) is no account's: the homeserver would refuse
+        // the request too.
+        if http::HeaderValue::from_str(token).is_err() {
+            return Ok(Whoami::Unknown);
+        }
         let mut path = String::from("/_matrix/client/v3/account/whoami");
         if let Some(user) = as_user {
             path.push_str("?user_id=");

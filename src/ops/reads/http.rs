@@ -3,7 +3,7 @@
 //! - **`/authz`, for nginx `auth_request`**: the original request's method and URI come in `X-Original-Method` and
 //!   `X-Original-URI` (the raw `$request_uri`), its token in `Authorization` (nginx passes the client's headers on).
 //!   nginx only understands 2xx (allow) and 401/403 (deny); any other status becomes a 500. So the answer is 204 or
-//!   403, and a refusal says in headers what the client should get: `X-Roomguard-Status` (429, 403, 400, 503),
+//!   403, and a refusal says in headers what the client should get: `X-Roomguard-Status` (429, 403, 401, 400, 503),
 //!   `X-Roomguard-Body` (the Matrix error, JSON in ASCII), `X-Roomguard-Reasons`, and for a rate
 //!   `X-Roomguard-Retry-After-Ms` and `X-Roomguard-Retry-After` (seconds), which the shipped configuration
 //!   (`deploy/nginx/`) turns into the client's answer.
@@ -142,7 +142,10 @@ async fn respond<B>(guard: &ReadGuard, request: &Request<B>) -> Response<Full<By
         uri: &uri,
         authorization: authorization.as_deref(),
         reader: None,
-        front: Front::AuthRequest,
+        front: match style {
+            Style::AuthRequest => Front::AuthRequest,
+            Style::ForwardAuth => Front::ForwardAuth,
+        },
     };
     let answer = guard.check(&ask).await;
     render(&answer, style)
