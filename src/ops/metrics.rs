@@ -30,6 +30,7 @@
 //! [`super::counter_metrics`] (`roomguard_counter_*`) and the read metrics of [`super::read_metrics`]
 //! (`roomguard_reads_*`, `roomguard_token_cache_entries`, `roomguard_accounts_locked_total`, `roomguard_homeserver_*`).
 
+use std::sync::Arc;
 use std::{
     collections::BTreeMap,
     fmt::Write as _,
@@ -40,17 +41,16 @@ use std::{
     },
     time::Duration,
 };
-use std::{convert::Infallible, sync::Arc};
 
 use http_body_util::Full;
-use hyper::{Request, Response, StatusCode, body::Bytes, service::service_fn};
-use hyper_util::rt::TokioIo;
+use hyper::{Request, Response, StatusCode, body::Bytes};
 use tokio::net::TcpListener;
-use tracing::{debug, info, warn};
+use tracing::info;
 
 use super::{
     counter_metrics::CounterMetrics,
     exposition::{escape, family},
+    http1::Http1Limits,
     read_metrics::ReadMetrics,
     scan_metrics::ScanMetrics,
 };
@@ -541,37 +541,17 @@ pub async fn serve(
     if let Ok(addr) = listener.local_addr() {
         info!(%addr, "metrics listening");
     }
-    tokio::pin!(shutdown);
-    loop {
-        let accepted = tokio::select! {
-            () = &mut shutdown => break,
-            accepted = listener.accept() => accepted,
-        };
-        let stream = match accepted {
-            Ok((stream, _peer)) => stream,
-            Err(err) => {
-                // Out of file descriptors, typically: back off instead of spinning on accept.
-                warn!(%err, "metrics listener cannot accept");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        let metrics = metrics.clone();
-        let store = store.clone();
-        tokio::spawn(async move {
-            let service = service_fn(move |request: Request<hyper::body::Incoming>| {
-                let response = respond(&request, &metrics, &store);
-                async move { Ok::<_, Infallible>(response) }
-            });
-            let connection = hyper::server::conn::http1::Builder::new()
-                .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(Duration::from_secs(5))
-                .serve_connection(TokioIo::new(stream), service);
-            if let Err(err) = connection.await {
-                debug!(%err, "metrics connection");
-            }
-        });
-    }
+    let limits = Http1Limits {
+        name: "metrics",
+        max_connections: 64,
+        header_timeout: Duration::from_secs(5),
+        max_head_bytes: 16 * 1024,
+    };
+    let handle = move |request: Request<hyper::body::Incoming>| {
+        let response = respond(&request, &metrics, &store);
+        async move { response }
+    };
+    super::http1::serve(listener, limits, handle, shutdown).await;
 }
 
 fn respond<B>(

@@ -9,6 +9,7 @@ pub mod counters;
 pub mod decision_cost;
 pub mod decision_log;
 mod exposition;
+pub mod http1;
 pub mod layers;
 pub mod metrics;
 pub mod read_metrics;

@@ -17,24 +17,25 @@
 //! Connections are kept alive (nginx's `keepalive` upstream) for [`HEADER_TIMEOUT`] between requests, a request's
 //! headers must arrive within it, and at most `limits.max_connections` connections are open on this listener.
 
-use std::{convert::Infallible, future::Future, sync::Arc, time::Duration};
+use std::{future::Future, sync::Arc, time::Duration};
 
 use http_body_util::Full;
 use hyper::{
     HeaderMap, Request, Response, StatusCode,
-    body::Bytes,
+    body::{Bytes, Incoming},
     header::{CACHE_CONTROL, CONTENT_TYPE, HeaderName, HeaderValue, RETRY_AFTER},
-    service::service_fn,
 };
-use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::{net::TcpListener, sync::Semaphore};
-use tracing::{debug, info, warn};
+use tokio::net::TcpListener;
+use tracing::{info, warn};
 
 use super::{
     answer::ReadAnswer,
     guard::{Front, ReadAsk, ReadGuard},
 };
-use crate::domain::limits::MAX_ID_BYTES;
+use crate::{
+    domain::limits::MAX_ID_BYTES,
+    ops::http1::{self, Http1Limits},
+};
 
 /// Time a connection has to send a request's headers, counted from the previous answer on a kept-alive one: hyper
 /// measures the wait for the next request with the same timer. The proxy keeps idle connections to roomguard open
@@ -66,49 +67,19 @@ pub async fn serve(
     if let Ok(addr) = listener.local_addr() {
         info!(%addr, "read guard listening (auth_request: /authz, forward auth: /forward-auth)");
     }
-    let slots = Arc::new(Semaphore::new(
-        max_connections.clamp(1, Semaphore::MAX_PERMITS),
-    ));
     // One guard for every connection and request: cloning the guard itself is a dozen reference counts.
     let guard = Arc::new(guard);
-    tokio::pin!(shutdown);
-    loop {
-        let accepted = tokio::select! {
-            () = &mut shutdown => break,
-            accepted = listener.accept() => accepted,
-        };
-        let stream = match accepted {
-            Ok((stream, _peer)) => stream,
-            Err(err) => {
-                // Out of file descriptors, typically: back off instead of spinning on accept.
-                warn!(%err, "read guard listener cannot accept");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        let Ok(slot) = slots.clone().try_acquire_owned() else {
-            // Closed at once: the proxy fails over (or applies its failure mode) instead of waiting.
-            debug!("read guard listener at its connection limit: connection closed");
-            continue;
-        };
-        let _ = stream.set_nodelay(true);
+    let limits = Http1Limits {
+        name: "read guard",
+        max_connections,
+        header_timeout: HEADER_TIMEOUT,
+        max_head_bytes: MAX_HEAD_BYTES,
+    };
+    let handle = move |request: Request<Incoming>| {
         let guard = guard.clone();
-        tokio::spawn(async move {
-            let _slot = slot;
-            let service = service_fn(move |request: Request<hyper::body::Incoming>| {
-                let guard = guard.clone();
-                async move { Ok::<_, Infallible>(respond(&guard, &request).await) }
-            });
-            let connection = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_TIMEOUT)
-                .max_buf_size(MAX_HEAD_BYTES)
-                .serve_connection(TokioIo::new(stream), service);
-            if let Err(err) = connection.await {
-                debug!(%err, "read guard connection");
-            }
-        });
-    }
+        async move { respond(&guard, &request).await }
+    };
+    http1::serve(listener, limits, handle, shutdown).await;
 }
 
 async fn respond<B>(guard: &ReadGuard, request: &Request<B>) -> Response<Full<Bytes>> {
