@@ -39,6 +39,16 @@ class Effect(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     EFFECT_UNSPECIFIED: _ClassVar[Effect]
     EFFECT_ALLOW: _ClassVar[Effect]
     EFFECT_DENY: _ClassVar[Effect]
+
+class ReadKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    READ_KIND_UNSPECIFIED: _ClassVar[ReadKind]
+    READ_KIND_HISTORY: _ClassVar[ReadKind]
+    READ_KIND_SEARCH: _ClassVar[ReadKind]
+    READ_KIND_SYNC_INITIAL: _ClassVar[ReadKind]
+    READ_KIND_MEDIA: _ClassVar[ReadKind]
+    READ_KIND_THUMBNAIL: _ClassVar[ReadKind]
+    READ_KIND_OTHER: _ClassVar[ReadKind]
 JOIN_RULE_UNSPECIFIED: JoinRule
 JOIN_RULE_PUBLIC: JoinRule
 JOIN_RULE_INVITE: JoinRule
@@ -57,6 +67,13 @@ DIRECTORY_VISIBILITY_PRIVATE: DirectoryVisibility
 EFFECT_UNSPECIFIED: Effect
 EFFECT_ALLOW: Effect
 EFFECT_DENY: Effect
+READ_KIND_UNSPECIFIED: ReadKind
+READ_KIND_HISTORY: ReadKind
+READ_KIND_SEARCH: ReadKind
+READ_KIND_SYNC_INITIAL: ReadKind
+READ_KIND_MEDIA: ReadKind
+READ_KIND_THUMBNAIL: ReadKind
+READ_KIND_OTHER: ReadKind
 
 class Subject(_message.Message):
     __slots__ = ("user_id", "server_admin", "power_level")
@@ -177,7 +194,7 @@ class GetPolicyStatusRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class GetPolicyStatusResponse(_message.Message):
-    __slots__ = ("policy_version", "loaded_at", "rules", "reloads_succeeded", "reloads_refused", "last_refused_at", "last_refused_error", "shared_counter_up")
+    __slots__ = ("policy_version", "loaded_at", "rules", "reloads_succeeded", "reloads_refused", "last_refused_at", "last_refused_error", "shared_counter_up", "reads_homeserver_up")
     POLICY_VERSION_FIELD_NUMBER: _ClassVar[int]
     LOADED_AT_FIELD_NUMBER: _ClassVar[int]
     RULES_FIELD_NUMBER: _ClassVar[int]
@@ -186,6 +203,7 @@ class GetPolicyStatusResponse(_message.Message):
     LAST_REFUSED_AT_FIELD_NUMBER: _ClassVar[int]
     LAST_REFUSED_ERROR_FIELD_NUMBER: _ClassVar[int]
     SHARED_COUNTER_UP_FIELD_NUMBER: _ClassVar[int]
+    READS_HOMESERVER_UP_FIELD_NUMBER: _ClassVar[int]
     policy_version: str
     loaded_at: _timestamp_pb2.Timestamp
     rules: int
@@ -194,7 +212,8 @@ class GetPolicyStatusResponse(_message.Message):
     last_refused_at: _timestamp_pb2.Timestamp
     last_refused_error: str
     shared_counter_up: bool
-    def __init__(self, policy_version: _Optional[str] = ..., loaded_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., rules: _Optional[int] = ..., reloads_succeeded: _Optional[int] = ..., reloads_refused: _Optional[int] = ..., last_refused_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_refused_error: _Optional[str] = ..., shared_counter_up: _Optional[bool] = ...) -> None: ...
+    reads_homeserver_up: bool
+    def __init__(self, policy_version: _Optional[str] = ..., loaded_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., rules: _Optional[int] = ..., reloads_succeeded: _Optional[int] = ..., reloads_refused: _Optional[int] = ..., last_refused_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_refused_error: _Optional[str] = ..., shared_counter_up: _Optional[bool] = ..., reads_homeserver_up: _Optional[bool] = ...) -> None: ...
 
 class CheckRoomJoinRequest(_message.Message):
     __slots__ = ("request_id", "user", "room", "invited")
@@ -289,3 +308,35 @@ class MediaScan(_message.Message):
     complete: bool
     incomplete_reason: str
     def __init__(self, format: _Optional[str] = ..., bytes_read: _Optional[int] = ..., text_chars: _Optional[int] = ..., complete: _Optional[bool] = ..., incomplete_reason: _Optional[str] = ...) -> None: ...
+
+class CheckReadRequest(_message.Message):
+    __slots__ = ("request_id", "method", "uri", "authorization", "reader")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    URI_FIELD_NUMBER: _ClassVar[int]
+    AUTHORIZATION_FIELD_NUMBER: _ClassVar[int]
+    READER_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    method: str
+    uri: str
+    authorization: str
+    reader: Subject
+    def __init__(self, request_id: _Optional[str] = ..., method: _Optional[str] = ..., uri: _Optional[str] = ..., authorization: _Optional[str] = ..., reader: _Optional[_Union[Subject, _Mapping]] = ...) -> None: ...
+
+class CheckReadResponse(_message.Message):
+    __slots__ = ("decision", "kind", "room_id", "user_id", "retry_after_ms", "http_status", "matrix_error")
+    DECISION_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    ROOM_ID_FIELD_NUMBER: _ClassVar[int]
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    RETRY_AFTER_MS_FIELD_NUMBER: _ClassVar[int]
+    HTTP_STATUS_FIELD_NUMBER: _ClassVar[int]
+    MATRIX_ERROR_FIELD_NUMBER: _ClassVar[int]
+    decision: Decision
+    kind: ReadKind
+    room_id: str
+    user_id: str
+    retry_after_ms: int
+    http_status: int
+    matrix_error: str
+    def __init__(self, decision: _Optional[_Union[Decision, _Mapping]] = ..., kind: _Optional[_Union[ReadKind, str]] = ..., room_id: _Optional[str] = ..., user_id: _Optional[str] = ..., retry_after_ms: _Optional[int] = ..., http_status: _Optional[int] = ..., matrix_error: _Optional[str] = ...) -> None: ...

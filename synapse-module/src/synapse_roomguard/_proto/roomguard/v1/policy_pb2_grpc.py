@@ -65,6 +65,11 @@ class PolicyServiceStub:
                 request_serializer=synapse__roomguard_dot___proto_dot_roomguard_dot_v1_dot_policy__pb2.CheckMediaUploadRequest.SerializeToString,
                 response_deserializer=synapse__roomguard_dot___proto_dot_roomguard_dot_v1_dot_policy__pb2.CheckMediaUploadResponse.FromString,
                 _registered_method=True)
+        self.CheckRead = channel.unary_unary(
+                '/roomguard.v1.PolicyService/CheckRead',
+                request_serializer=synapse__roomguard_dot___proto_dot_roomguard_dot_v1_dot_policy__pb2.CheckReadRequest.SerializeToString,
+                response_deserializer=synapse__roomguard_dot___proto_dot_roomguard_dot_v1_dot_policy__pb2.CheckReadResponse.FromString,
+                _registered_method=True)
 
 
 class PolicyServiceServicer:
@@ -113,6 +118,15 @@ class PolicyServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CheckRead(self, request, context):
+        """May the account behind this HTTP request (a history page, a search, a sync from scratch, a media download) make
+        it? Asked by the reverse proxy in front of the homeserver: nginx `auth_request` and Envoy `ext_authz` have fronts
+        of their own (the same decision); this rpc is for any other proxy or service.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PolicyServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -145,6 +159,11 @@ def add_PolicyServiceServicer_to_server(servicer, server):
                     servicer.CheckMediaUpload,
                     request_deserializer=synapse__roomguard_dot___proto_dot_roomguard_dot_v1_dot_policy__pb2.CheckMediaUploadRequest.FromString,
                     response_serializer=synapse__roomguard_dot___proto_dot_roomguard_dot_v1_dot_policy__pb2.CheckMediaUploadResponse.SerializeToString,
+            ),
+            'CheckRead': grpc.unary_unary_rpc_method_handler(
+                    servicer.CheckRead,
+                    request_deserializer=synapse__roomguard_dot___proto_dot_roomguard_dot_v1_dot_policy__pb2.CheckReadRequest.FromString,
+                    response_serializer=synapse__roomguard_dot___proto_dot_roomguard_dot_v1_dot_policy__pb2.CheckReadResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -310,6 +329,33 @@ class PolicyService:
             '/roomguard.v1.PolicyService/CheckMediaUpload',
             synapse__roomguard_dot___proto_dot_roomguard_dot_v1_dot_policy__pb2.CheckMediaUploadRequest.SerializeToString,
             synapse__roomguard_dot___proto_dot_roomguard_dot_v1_dot_policy__pb2.CheckMediaUploadResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CheckRead(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/roomguard.v1.PolicyService/CheckRead',
+            synapse__roomguard_dot___proto_dot_roomguard_dot_v1_dot_policy__pb2.CheckReadRequest.SerializeToString,
+            synapse__roomguard_dot___proto_dot_roomguard_dot_v1_dot_policy__pb2.CheckReadResponse.FromString,
             options,
             channel_credentials,
             insecure,
