@@ -181,8 +181,7 @@ async fn a_file_past_the_size_limit_is_answered_on_what_was_read_before_the_stre
     server.stop().await;
 }
 
-/// A sender that stalls is answered within `media.timeout_ms`, on what arrived: `time_limit`, and a marking in the
-/// received part still counts.
+/// A sender that stalls is answered within `media.timeout_ms`, on what arrived: `time_limit`.
 #[tokio::test]
 async fn a_stalled_upload_is_answered_within_its_budget_on_what_arrived() {
     let server = TestServer::with_options(media(MediaConfig {
@@ -192,22 +191,85 @@ async fn a_stalled_upload_is_answered_within_its_budget_on_what_arrived() {
     .await;
     let (_still_open, call) = open_upload(
         server.client().await,
-        vec![header(""), chunk(b"Note\nDIFFUSION RESTREINTE\n")],
+        vec![header(""), chunk(b"Note de service\nOrdre du jour\n")],
     );
+    let started = std::time::Instant::now();
     let response = tokio::time::timeout(Duration::from_secs(3), call)
         .await
         .expect("answered at the budget, not when the sender gives up")
         .unwrap()
         .unwrap();
+    assert!(
+        started.elapsed() >= Duration::from_millis(250),
+        "waited for more while the budget lasted"
+    );
     let scan = response.scan.unwrap();
     assert_eq!(
         (scan.complete, scan.incomplete_reason.as_str()),
         (false, "time_limit")
     );
+    server.stop().await;
+}
+
+/// A marking the rules deny on is answered as soon as it is read, while the file is still arriving (or stalled):
+/// the rest is not waited for, and the scan says `stopped_early`.
+#[tokio::test]
+async fn a_marking_is_answered_at_once_while_the_file_still_arrives() {
+    let server = TestServer::with_options(media(MediaConfig {
+        timeout_ms: 10_000,
+        ..MediaConfig::default()
+    }))
+    .await;
+    let mut first = b"DIFFUSION RESTREINTE\n".to_vec();
+    while first.len() < 64 * 1024 {
+        first.extend_from_slice(b"Compte rendu de la reunion de service.\n");
+    }
+    let (still_open, call) = open_upload(
+        server.client().await,
+        vec![header(""), chunk(&first), chunk(&first)],
+    );
+    let response = tokio::time::timeout(Duration::from_secs(5), call)
+        .await
+        .expect("answered long before the 10 s budget, the stream still open")
+        .unwrap()
+        .unwrap();
+    let scan = response.scan.unwrap();
+    assert_eq!(
+        (
+            scan.complete,
+            scan.incomplete_reason.as_str(),
+            scan.format.as_str()
+        ),
+        (false, "stopped_early", "text")
+    );
     assert_eq!(
         codes(&response.decision.unwrap()),
         ["CLASSIFIED_DOCUMENT_IN_CLEAR"]
     );
+    // The sender learns it may stop: the call is over, what it still sends goes nowhere.
+    drop(still_open);
+    server.stop().await;
+}
+
+/// A file name the rules deny on is answered before any byte is read.
+#[tokio::test]
+async fn a_marked_file_name_is_answered_before_the_content() {
+    let server = TestServer::shipped().await;
+    let mut named = header("");
+    if let Some(Part::Header(header)) = &mut named.part {
+        header.media.as_mut().unwrap().filename = "DR_note_budget.pdf".into();
+    }
+    let (_still_open, call) = open_upload(server.client().await, vec![named]);
+    let response = tokio::time::timeout(Duration::from_secs(3), call)
+        .await
+        .expect("answered without waiting for the content")
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        codes(&response.decision.unwrap()),
+        ["CLASSIFIED_DOCUMENT_IN_CLEAR"]
+    );
+    assert_eq!(response.scan.unwrap().incomplete_reason, "stopped_early");
     server.stop().await;
 }
 

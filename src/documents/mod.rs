@@ -11,9 +11,10 @@
 mod format;
 mod formats;
 pub(crate) mod reader;
+pub mod stream;
 
 pub use format::Format;
-pub use reader::{Extraction, Incomplete, Limits, Passage};
+pub use reader::{Extraction, Incomplete, Limits, Passage, Watch};
 
 /// Reads `bytes` (the first bytes of the file; `truncated` when the file went on past `media.max_bytes`) within
 /// `limits`, and returns its format and text.

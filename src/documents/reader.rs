@@ -4,7 +4,7 @@
 //! encrypted or broken), and everything already written is kept. Problems that leave the rest readable (one broken
 //! entry in an archive, one undecodable stream) are [`Reader::note`]d and the scan goes on.
 
-use std::time::Instant;
+use std::{ops::ControlFlow, time::Instant};
 
 use super::Format;
 
@@ -36,9 +36,23 @@ pub enum Incomplete {
     NestingLimit,
     /// A part in a form roomguard does not read (a compression method, a font encoding, ...).
     Unsupported,
+    /// The caller's answer was certain before the file was all read (a marking its rules deny on): the rest was
+    /// not read.
+    StoppedEarly,
 }
 
 impl Incomplete {
+    /// Every reason.
+    pub const ALL: [Incomplete; 7] = [
+        Incomplete::Encrypted,
+        Incomplete::Corrupt,
+        Incomplete::SizeLimit,
+        Incomplete::TimeLimit,
+        Incomplete::NestingLimit,
+        Incomplete::Unsupported,
+        Incomplete::StoppedEarly,
+    ];
+
     /// The name in `MediaScan.incomplete_reason`, metrics and logs.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -48,6 +62,7 @@ impl Incomplete {
             Incomplete::TimeLimit => "time_limit",
             Incomplete::NestingLimit => "nesting_limit",
             Incomplete::Unsupported => "unsupported",
+            Incomplete::StoppedEarly => "stopped_early",
         }
     }
 }
@@ -85,6 +100,16 @@ impl std::fmt::Debug for Passage {
     }
 }
 
+/// Told each passage as soon as it is read, so that text is classified while the file is still arriving and the
+/// scan ends as soon as the answer is certain. A watched reader keeps no passage: the watch has seen them all.
+pub trait Watch {
+    /// The file's format (`None` before its first bytes are read, then from them) and how many of its bytes have
+    /// arrived. [`ControlFlow::Break`] ends the scan before it reads (more).
+    fn progress(&mut self, format: Option<Format>, received: u64) -> ControlFlow<()>;
+    /// A passage was read: [`ControlFlow::Break`] ends the scan (`stopped_early`).
+    fn passage(&mut self, passage: &Passage) -> ControlFlow<()>;
+}
+
 /// What a scan read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Extraction {
@@ -113,9 +138,15 @@ const PASSAGE_BYTES: usize = 64 * 1024;
 const TICKS_PER_CLOCK: u32 = 256;
 
 /// The state of one scan: the text so far and what is left of each limit.
-#[derive(Debug)]
 pub struct Reader<'l> {
     limits: &'l Limits,
+    /// Where passages go as they are read; `None` keeps them in `passages`.
+    watch: Option<&'l mut dyn Watch>,
+    /// The watch said the answer is certain: the next step stops the scan.
+    decided: bool,
+    /// The most one decompressed part (an archive entry, a stream) may take, within what is left of
+    /// `max_uncompressed_bytes`: what bounds a scan's memory.
+    part_cap: u64,
     passages: Vec<Passage>,
     current: String,
     chars: u64,
@@ -125,11 +156,29 @@ pub struct Reader<'l> {
     incomplete: Option<Incomplete>,
 }
 
+/// Never the text (see [`Passage`]'s `Debug`), nor the watch.
+impl std::fmt::Debug for Reader<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reader")
+            .field("passages", &self.passages.len())
+            .field("chars", &self.chars)
+            .field("uncompressed", &self.uncompressed)
+            .field("depth", &self.depth)
+            .field("watched", &self.watch.is_some())
+            .field("decided", &self.decided)
+            .field("incomplete", &self.incomplete)
+            .finish()
+    }
+}
+
 impl<'l> Reader<'l> {
     /// A reader for one scan within `limits`.
     pub(crate) fn new(limits: &'l Limits) -> Self {
         Reader {
             limits,
+            watch: None,
+            decided: false,
+            part_cap: u64::MAX,
             passages: Vec::new(),
             current: String::new(),
             chars: 0,
@@ -138,6 +187,21 @@ impl<'l> Reader<'l> {
             ticks: 0,
             incomplete: None,
         }
+    }
+
+    /// A reader for one scan within `limits` that hands every passage to `watch` rather than keep it, and whose
+    /// decompressed parts take at most `part_cap` bytes each.
+    pub(crate) fn watched(limits: &'l Limits, watch: &'l mut dyn Watch, part_cap: u64) -> Self {
+        Reader {
+            watch: Some(watch),
+            part_cap,
+            ..Reader::new(limits)
+        }
+    }
+
+    /// Whether the watch ended the scan.
+    pub(crate) fn decided(&self) -> bool {
+        self.decided
     }
 
     /// What the scan of a file of `format` read, given how it ended (`stopped`) and whether the file was cut at
@@ -196,10 +260,29 @@ impl<'l> Reader<'l> {
     /// Ends the current passage: what follows (another part of the document, a property) is classified apart.
     pub fn close_passage(&mut self) {
         if !self.current.trim().is_empty() {
-            self.passages
-                .push(Passage::Text(std::mem::take(&mut self.current)));
+            let text = std::mem::take(&mut self.current);
+            self.push(Passage::Text(text));
         }
         self.current.clear();
+    }
+
+    /// Keeps a passage, or hands it to the watch (which may end the scan: the next step stops it).
+    fn push(&mut self, passage: Passage) {
+        match self.watch.as_deref_mut() {
+            None => self.passages.push(passage),
+            Some(watch) => {
+                if watch.passage(&passage).is_break() {
+                    self.decided = true;
+                }
+                // The buffer is reused for the next passage: a watched scan holds one passage at a time.
+                if let Passage::Text(mut text) = passage {
+                    text.clear();
+                    if self.current.capacity() < text.capacity() {
+                        self.current = text;
+                    }
+                }
+            }
+        }
     }
 
     /// Adds an HTML document or fragment as a passage of its own, up to `media.max_text_chars` characters.
@@ -218,7 +301,7 @@ impl<'l> Reader<'l> {
         };
         self.chars += chars.min(left);
         if !kept.trim().is_empty() {
-            self.passages.push(Passage::Html(kept.to_owned()));
+            self.push(Passage::Html(kept.to_owned()));
         }
         stop?;
         self.tick()
@@ -234,7 +317,7 @@ impl<'l> Reader<'l> {
         }
         self.chars += chars;
         if !name.trim().is_empty() {
-            self.passages.push(Passage::Name(name.to_owned()));
+            self.push(Passage::Name(name.to_owned()));
         }
         self.tick()
     }
@@ -248,11 +331,13 @@ impl<'l> Reader<'l> {
         self.tick()
     }
 
-    /// How many more bytes decompression may produce.
+    /// How many more bytes one decompressed part may take: what is left of `media.max_uncompressed_bytes`, and no
+    /// more than a scan's share of memory for one part.
     pub fn inflate_budget(&self) -> u64 {
         self.limits
             .max_uncompressed_bytes
             .saturating_sub(self.uncompressed)
+            .min(self.part_cap)
     }
 
     /// Goes one container deeper, for a file found inside this one (see `formats::nested`); `false`, with the scan
@@ -281,6 +366,9 @@ impl<'l> Reader<'l> {
     /// Called in every loop of an extractor: ends the scan with `time_limit` once the deadline has passed (the clock
     /// is read every few calls, so a tick costs next to nothing).
     pub fn tick(&mut self) -> Step {
+        if self.decided {
+            return Err(Stop(Incomplete::StoppedEarly));
+        }
         self.ticks += 1;
         if self.ticks >= TICKS_PER_CLOCK {
             self.ticks = 0;
@@ -289,8 +377,11 @@ impl<'l> Reader<'l> {
         Ok(())
     }
 
-    /// Ends the scan with `time_limit` if the deadline has passed.
+    /// Ends the scan with `time_limit` if the deadline has passed (or `stopped_early` if the watch decided).
     pub fn check_clock(&self) -> Step {
+        if self.decided {
+            return Err(Stop(Incomplete::StoppedEarly));
+        }
         if Instant::now() >= self.limits.deadline {
             return Err(Stop(Incomplete::TimeLimit));
         }

@@ -1,5 +1,10 @@
-//! `CheckMediaUpload`: an upload stream received within its own time budget and size limit, the file read off the
-//! async workers in a scan slot of its own, decided, logged and answered with what was read.
+//! `CheckMediaUpload`: an upload read while it streams in, within its own time budget, size limit and memory, in a
+//! scan slot of its own off the async workers; decided, logged and answered with what was read.
+//!
+//! The chunks go from the stream to the scan thread through a short channel, as they come: the scan classifies
+//! text as it extracts it (`documents::stream`), and answers as soon as the policy's deny is certain (a marking the
+//! rules deny on, see `policy::upload_watch`): the rest of the stream is then not read, and the client may stop
+//! sending. A file of several MB marked on its first page is answered when its first window has arrived.
 //!
 //! One budget, `media.timeout_ms`, runs from the first message to the answer: waiting for a scan slot, receiving the
 //! chunks and reading the file all spend it. Receiving may use three quarters of it, so that a file that arrives
@@ -12,14 +17,21 @@ use std::{
     time::{Duration, Instant},
 };
 
+use tokio::sync::mpsc;
 use tonic::{Status, Streaming};
 
 use crate::{
-    documents::{self, Extraction, Incomplete},
+    documents::{
+        Extraction, Format, Incomplete,
+        stream::{self, Feed, Memory, Next},
+    },
     domain::{decision::Decision, media::UploadRequest},
     grpc::{InvalidArgument, proto},
     ops::decision_log::MediaEntry,
-    policy::decide::decide_upload,
+    policy::{
+        decide::{ScanFacts, explain_scanned_upload},
+        upload_watch::UploadWatch,
+    },
 };
 
 use super::service::{PolicyServer, guarded};
@@ -39,15 +51,16 @@ const SLOT_WAIT_SHARE: (u32, u32) = (1, 4);
 /// without it (its slot stays taken until it really ends).
 const STUCK_SCAN_GRACE: Duration = Duration::from_millis(250);
 
-/// How the stream ended, as far as roomguard read it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Ending {
-    /// The client sent everything.
-    Whole,
-    /// More than `media.max_bytes` came: the rest is not read.
-    Truncated,
-    /// The budget ran out while the file was still arriving.
-    OutOfTime,
+/// Chunks in flight between the stream and the scan: enough to keep both busy, few enough that a slow scan holds
+/// the sender back (through HTTP/2 flow control) rather than the file piling up here.
+const FEED_DEPTH: usize = 4;
+
+/// What the scan thread returns.
+struct Scanned {
+    extraction: Extraction,
+    classification: String,
+    received: u64,
+    decision: Decision,
 }
 
 impl PolicyServer {
@@ -58,45 +71,85 @@ impl PolicyServer {
     ) -> Result<proto::CheckMediaUploadResponse, Status> {
         let started = Instant::now();
         let scans = self.scans();
-        let budget = scans.config().timeout();
+        let config = scans.config();
+        let budget = config.timeout();
         let deadline = started + budget;
         let receiving_deadline = started + budget * RECEIVING_SHARE.0 / RECEIVING_SHARE.1;
-        let request = header(&mut stream, receiving_deadline).await?;
+        let request = Arc::new(header(&mut stream, receiving_deadline).await?);
         let slot = scans
             .acquire(started + budget * SLOT_WAIT_SHARE.0 / SLOT_WAIT_SHARE.1)
             .await
             .map_err(|busy| Status::resource_exhausted(busy.to_string()))?;
-        let max_bytes = usize::try_from(scans.config().max_bytes).unwrap_or(usize::MAX);
-        let (bytes, ending) = chunks(&mut stream, &request, max_bytes, receiving_deadline).await?;
-        let received = bytes.len() as u64;
-        let bytes: Arc<[u8]> = bytes.into();
+        let max_bytes = config.max_bytes;
+        let memory = Memory {
+            head_bytes: usize::try_from(config.head_bytes()).unwrap_or(usize::MAX),
+            part_bytes: config.part_bytes(),
+        };
         let limits = scans.limits(deadline);
         let store = self.store();
+        let (chunks, feed) = mpsc::channel(FEED_DEPTH);
 
-        let task = {
-            let (request, bytes) = (request.clone(), bytes.clone());
+        let mut task = {
+            let request = request.clone();
+            let runtime = tokio::runtime::Handle::current();
             tokio::task::spawn_blocking(move || {
                 // The slot is the scan's, not the answer's: it is given back when the reading really ends.
                 let _slot = slot;
                 guarded(RPC, || {
-                    let mut extraction =
-                        documents::extract(&bytes, ending == Ending::Truncated, &limits);
-                    if ending == Ending::OutOfTime {
+                    let policy = store.current();
+                    let mut watch = UploadWatch::new(&policy, &request, max_bytes);
+                    let mut feed = ChannelFeed {
+                        chunks: feed,
+                        runtime,
+                        deadline: receiving_deadline,
+                        out_of_time: false,
+                    };
+                    let streamed = stream::scan(&mut feed, &limits, memory, &mut watch);
+                    let mut extraction = streamed.extraction;
+                    if feed.out_of_time {
                         extraction.incomplete.get_or_insert(Incomplete::TimeLimit);
                     }
-                    let decision = decide_upload(&store.current(), &request, &extraction, received);
-                    (extraction, decision)
+                    let classification = watch.classification();
+                    let scan = ScanFacts {
+                        classification,
+                        format: extraction.format.as_str(),
+                        incomplete_reason: extraction.incomplete.map_or("", Incomplete::as_str),
+                        received: streamed.received,
+                    };
+                    let decision = explain_scanned_upload(&policy, &request, &scan).decision;
+                    Scanned {
+                        classification: classification.to_owned(),
+                        extraction,
+                        received: streamed.received,
+                        decision,
+                    }
                 })
             })
         };
-        let (extraction, decision) = match tokio::time::timeout_at(
-            (deadline + STUCK_SCAN_GRACE).into(),
-            task,
-        )
-        .await
+        let receive = async {
+            let mut sending = Some(chunks);
+            let mut sent = 0u64;
+            loop {
+                tokio::select! {
+                    // The scan's end is the answer, whether or not the stream has ended: the rest is not read.
+                    done = &mut task => return Ok(done),
+                    message = stream.message(), if sending.is_some() => {
+                        let Some(sender) = sending.as_ref() else { continue };
+                        match forward(message?, sender, &mut sent, max_bytes).await? {
+                            Flow::More => {}
+                            // Nothing more to send: the scan has what it will read.
+                            Flow::Done => sending = None,
+                        }
+                    }
+                }
+            }
+        };
+        let scanned = match tokio::time::timeout_at((deadline + STUCK_SCAN_GRACE).into(), receive)
+            .await
         {
-            Ok(Ok(result)) => result?,
-            Ok(Err(join)) => {
+            Ok(Ok(Ok(Ok(scanned)))) => scanned,
+            Ok(Ok(Ok(Err(status)))) | Ok(Err(status)) => return Err(status),
+            Ok(Ok(Err(join))) => {
                 return Err(Status::internal(format!("the scan task failed: {join}")));
             }
             Err(_stuck) => {
@@ -105,18 +158,39 @@ impl PolicyServer {
                     media_id = %request.media.media_id,
                     "a scan overran its time budget in one step; answering on the file name alone"
                 );
-                let extraction = Extraction {
-                    format: documents::sniff(&bytes),
-                    passages: Vec::new(),
-                    text_chars: 0,
-                    incomplete: Some(Incomplete::TimeLimit),
+                let policy = self.store().current();
+                let classification = policy
+                    .classifier
+                    .classify_document(&request.media.filename, &[])
+                    .to_owned();
+                let scan = ScanFacts {
+                    classification: &classification,
+                    format: Format::Unknown.as_str(),
+                    incomplete_reason: Incomplete::TimeLimit.as_str(),
+                    received: 0,
                 };
-                let decision =
-                    decide_upload(&self.store().current(), &request, &extraction, received);
-                (extraction, decision)
+                let decision = explain_scanned_upload(&policy, &request, &scan).decision;
+                Scanned {
+                    extraction: Extraction {
+                        format: Format::Unknown,
+                        passages: Vec::new(),
+                        text_chars: 0,
+                        incomplete: Some(Incomplete::TimeLimit),
+                    },
+                    classification,
+                    received: 0,
+                    decision,
+                }
             }
         };
-        Ok(self.answer_upload(&request, &extraction, received, decision, started))
+        debug_assert_eq!(scanned.decision.classification, scanned.classification);
+        Ok(self.answer_upload(
+            &request,
+            &scanned.extraction,
+            scanned.received,
+            scanned.decision,
+            started,
+        ))
     }
 
     /// Counts, logs and converts an upload's decision.
@@ -207,47 +281,86 @@ async fn header(
     }
 }
 
-/// The file's bytes: the chunks until the stream ends, `max_bytes` is passed or the budget runs out.
-async fn chunks(
-    stream: &mut Streaming<proto::CheckMediaUploadRequest>,
-    request: &UploadRequest,
-    max_bytes: usize,
-    deadline: Instant,
-) -> Result<(Vec<u8>, Ending), Status> {
-    // The declared size is a hint for one allocation, never trusted beyond the limit (or 8 MiB before bytes arrive).
-    let hint = usize::try_from(request.media.size)
-        .unwrap_or(usize::MAX)
-        .min(max_bytes)
-        .min(8 << 20);
-    let mut bytes = Vec::with_capacity(hint);
-    loop {
-        let next = match tokio::time::timeout_at(deadline.into(), stream.message()).await {
-            Ok(next) => next?,
-            Err(_) => return Ok((bytes, Ending::OutOfTime)),
-        };
-        match next.map(|m| m.part) {
-            None => return Ok((bytes, Ending::Whole)),
-            Some(Some(proto::check_media_upload_request::Part::Chunk(chunk))) => {
-                let room = max_bytes - bytes.len();
-                if chunk.len() > room {
-                    bytes.extend_from_slice(&chunk[..room]);
-                    return Ok((bytes, Ending::Truncated));
+/// Whether more of the stream is to be sent on to the scan.
+enum Flow {
+    More,
+    Done,
+}
+
+/// Sends one message of the stream on to the scan: a chunk (cut at `max_bytes`, after which the file is said
+/// truncated and nothing more is sent), or the end of the stream.
+async fn forward(
+    message: Option<proto::CheckMediaUploadRequest>,
+    sender: &mpsc::Sender<Next>,
+    sent: &mut u64,
+    max_bytes: u64,
+) -> Result<Flow, Status> {
+    // A closed channel means the scan has ended: nothing more to send, its answer is on its way.
+    let send = |next| async move { sender.send(next).await.is_ok() };
+    match message.map(|m| m.part) {
+        None => {
+            send(Next::End { truncated: false }).await;
+            Ok(Flow::Done)
+        }
+        Some(Some(proto::check_media_upload_request::Part::Chunk(mut chunk))) => {
+            let room = usize::try_from(max_bytes.saturating_sub(*sent)).unwrap_or(usize::MAX);
+            if chunk.len() > room {
+                chunk.truncate(room);
+                *sent += chunk.len() as u64;
+                if !chunk.is_empty() {
+                    send(Next::Bytes(chunk)).await;
                 }
-                bytes.extend_from_slice(&chunk);
+                send(Next::End { truncated: true }).await;
+                return Ok(Flow::Done);
             }
-            Some(Some(proto::check_media_upload_request::Part::Header(_))) => {
-                return Err(InvalidArgument::new(
-                    "header",
-                    "only the first message carries it; the following ones carry chunks",
-                )
-                .into());
+            *sent += chunk.len() as u64;
+            if chunk.is_empty() || send(Next::Bytes(chunk)).await {
+                Ok(Flow::More)
+            } else {
+                Ok(Flow::Done)
             }
-            Some(None) => {
-                return Err(InvalidArgument::new(
-                    "part",
-                    "required: every message after the header carries a chunk",
-                )
-                .into());
+        }
+        Some(Some(proto::check_media_upload_request::Part::Header(_))) => {
+            Err(InvalidArgument::new(
+                "header",
+                "only the first message carries it; the following ones carry chunks",
+            )
+            .into())
+        }
+        Some(None) => Err(InvalidArgument::new(
+            "part",
+            "required: every message after the header carries a chunk",
+        )
+        .into()),
+    }
+}
+
+/// The scan's side of the channel: blocks for the next chunk until the receiving deadline.
+struct ChannelFeed {
+    chunks: mpsc::Receiver<Next>,
+    runtime: tokio::runtime::Handle,
+    deadline: Instant,
+    /// The receiving deadline passed while the file was still arriving.
+    out_of_time: bool,
+}
+
+impl Feed for ChannelFeed {
+    fn pending(&self) -> bool {
+        !self.chunks.is_empty()
+    }
+
+    fn next(&mut self) -> Next {
+        let next = self.runtime.block_on(tokio::time::timeout_at(
+            self.deadline.into(),
+            self.chunks.recv(),
+        ));
+        match next {
+            Ok(Some(next)) => next,
+            // The receiving side gave up (the stream failed): what came is all there is.
+            Ok(None) => Next::End { truncated: false },
+            Err(_) => {
+                self.out_of_time = true;
+                Next::End { truncated: false }
             }
         }
     }

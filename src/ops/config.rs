@@ -228,6 +228,11 @@ pub struct MediaConfig {
     pub timeout_ms: u64,
     /// Files scanned at once.
     pub max_concurrent_scans: usize,
+    /// Memory one scan may hold: half for the head of the file kept for formats that look back (a zip's central
+    /// directory, a PDF's objects), half for the one decompressed part being read. Past the head, text formats are
+    /// read forward and the others are decided on the head (`size_limit`). Worst case for all scans:
+    /// `max_concurrent_scans` x this.
+    pub max_scan_memory_bytes: u64,
 }
 
 impl Default for MediaConfig {
@@ -239,6 +244,7 @@ impl Default for MediaConfig {
             max_nesting: 4,
             timeout_ms: 4_000,
             max_concurrent_scans: 4,
+            max_scan_memory_bytes: 64 << 20,
         }
     }
 }
@@ -247,6 +253,16 @@ impl MediaConfig {
     /// `timeout_ms` as a duration.
     pub fn timeout(&self) -> Duration {
         Duration::from_millis(self.timeout_ms)
+    }
+
+    /// Bytes of the file kept in memory for formats that look back: half of `max_scan_memory_bytes`.
+    pub fn head_bytes(&self) -> u64 {
+        self.max_scan_memory_bytes / 2
+    }
+
+    /// Bytes one decompressed part (an archive entry, a PDF stream) may take: the other half.
+    pub fn part_bytes(&self) -> u64 {
+        self.max_scan_memory_bytes - self.head_bytes()
     }
 }
 
@@ -640,6 +656,9 @@ pub struct Overrides {
     /// Files scanned at once [default: 4].
     #[arg(long, env = "ROOMGUARD_MEDIA_MAX_CONCURRENT_SCANS")]
     pub media_max_concurrent_scans: Option<usize>,
+    /// Memory one scan may hold, in bytes [default: 67108864].
+    #[arg(long, env = "ROOMGUARD_MEDIA_MAX_SCAN_MEMORY_BYTES")]
+    pub media_max_scan_memory_bytes: Option<u64>,
     /// HTTP listen address of the nginx auth_request endpoint (/authz) [default: off].
     #[arg(long, env = "ROOMGUARD_READS_HTTP_LISTEN")]
     pub reads_http_listen: Option<SocketAddr>,
@@ -770,6 +789,7 @@ impl Config {
         set(&mut m.max_nesting, &o.media_max_nesting);
         set(&mut m.timeout_ms, &o.media_timeout_ms);
         set(&mut m.max_concurrent_scans, &o.media_max_concurrent_scans);
+        set(&mut m.max_scan_memory_bytes, &o.media_max_scan_memory_bytes);
         let r = &mut self.reads;
         set_some(&mut r.http_listen, &o.reads_http_listen);
         set_some(&mut r.homeserver_url, &o.reads_homeserver_url);
@@ -877,6 +897,12 @@ impl Config {
             if value == 0 {
                 return Err(ConfigError::new(setting, "must be greater than 0"));
             }
+        }
+        if self.media.max_scan_memory_bytes < 1 << 20 {
+            return Err(ConfigError::new(
+                "media.max_scan_memory_bytes",
+                "at least 1048576 (1 MiB): the head of a file and one decompressed part share it",
+            ));
         }
         self.counters.validate()?;
         self.reads.validate(self.listen, self.metrics.listen)?;

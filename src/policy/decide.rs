@@ -203,25 +203,54 @@ pub fn explain_upload(
     extraction: &Extraction,
     received: u64,
 ) -> Explanation {
-    let roles = request
-        .uploader
-        .as_ref()
-        .map(|uploader| (uploader, policy.roles.resolve(uploader)));
     let classification = policy
         .classifier
         .classify_document(&request.media.filename, &extraction.passages);
-    let media = MediaFacts {
+    let scan = ScanFacts {
         classification,
         format: extraction.format.as_str(),
         incomplete_reason: extraction.incomplete.map_or("", |i| i.as_str()),
         received,
+    };
+    explain_scanned_upload(policy, request, &scan)
+}
+
+/// What reading an upload found, as the rules see it (the passages already classified).
+#[derive(Debug, Clone, Copy)]
+pub struct ScanFacts<'a> {
+    /// The label of the most sensitive marking (`none` if none).
+    pub classification: &'a str,
+    /// The format, from the content.
+    pub format: &'a str,
+    /// Why it was not all read, `""` if it was.
+    pub incomplete_reason: &'a str,
+    /// Bytes received.
+    pub received: u64,
+}
+
+/// May this file be stored, its reading having found `scan`? (What [`decide_upload`] does once the text is
+/// classified; a scan that classifies as it reads calls this.)
+pub fn explain_scanned_upload(
+    policy: &PolicySnapshot,
+    request: &UploadRequest,
+    scan: &ScanFacts<'_>,
+) -> Explanation {
+    let roles = request
+        .uploader
+        .as_ref()
+        .map(|uploader| (uploader, policy.roles.resolve(uploader)));
+    let media = MediaFacts {
+        classification: scan.classification,
+        format: scan.format,
+        incomplete_reason: scan.incomplete_reason,
+        received: scan.received,
         mimetype: &request.media.mimetype,
         remote: request.media.remote,
     };
     let attributes = Attributes::upload(roles, &policy.roles, &media);
     let mut explanation = evaluate(policy, Action::Upload, attributes, &request.request_id);
     explanation.decision.roles = roles.map_or_else(Vec::new, |(_, set)| policy.roles.names_of(set));
-    explanation.decision.classification = classification.to_owned();
+    explanation.decision.classification = scan.classification.to_owned();
     explanation
 }
 

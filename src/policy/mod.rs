@@ -18,6 +18,7 @@ pub(crate) mod rules;
 mod snapshot;
 mod source;
 pub mod store;
+pub mod upload_watch;
 mod user_table;
 
 pub use diagnostics::{PolicyError, Problem};

@@ -11,14 +11,18 @@ const META_WINDOW: usize = 4096;
 
 /// Reads an HTML file.
 pub(crate) fn read(reader: &mut Reader<'_>, bytes: &[u8]) -> Step {
-    let encoding = encoding(bytes);
+    read_as(reader, bytes, encoding(bytes))
+}
+
+/// Reads HTML known to be in `encoding` (a window of a file read forward, whose encoding its start told).
+pub(crate) fn read_as(reader: &mut Reader<'_>, bytes: &[u8], encoding: &'static Encoding) -> Step {
     let (html, _, _) = encoding.decode(bytes);
     reader.html(&html)
 }
 
 /// The encoding of an HTML file: its byte order mark, else its `<meta charset>` (or `http-equiv` content type),
 /// else UTF-8 when the bytes are valid UTF-8, else cp1252 (what browsers assume for Latin-1).
-fn encoding(bytes: &[u8]) -> &'static Encoding {
+pub(crate) fn encoding(bytes: &[u8]) -> &'static Encoding {
     if let Some((encoding, _)) = Encoding::for_bom(bytes) {
         return encoding;
     }

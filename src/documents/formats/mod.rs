@@ -2,6 +2,7 @@
 
 mod charset;
 mod compound;
+mod forward;
 mod html;
 mod odf;
 mod ooxml;
@@ -19,6 +20,7 @@ use super::{
     reader::{Reader, Step},
 };
 
+pub(crate) use forward::{Forward, forward};
 pub(crate) use sniff::sniff;
 
 /// Scans a whole file known to be `format` (what [`super::extract`] does once it has sniffed it).

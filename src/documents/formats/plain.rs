@@ -3,7 +3,7 @@
 
 use crate::documents::reader::{Reader, Step};
 
-use super::charset;
+use super::charset::{self, Charset};
 
 /// Reads a text file, line by line.
 pub(crate) fn read(reader: &mut Reader<'_>, bytes: &[u8]) -> Step {
@@ -11,6 +11,11 @@ pub(crate) fn read(reader: &mut Reader<'_>, bytes: &[u8]) -> Step {
     let Some(charset) = charset::detect(bytes) else {
         return Ok(());
     };
+    read_as(reader, bytes, charset)
+}
+
+/// Reads text known to be in `charset` (a window of a file read forward, whose charset its start told).
+pub(crate) fn read_as(reader: &mut Reader<'_>, bytes: &[u8], charset: Charset) -> Step {
     let text = charset::decode(bytes, charset);
     for line in text.lines() {
         reader.text(line)?;

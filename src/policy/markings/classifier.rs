@@ -645,28 +645,37 @@ impl Classifier {
     /// message's text, HTML through the same HTML reading), the names of the files inside it, and its own file
     /// name; `none` if none.
     pub fn classify_document(&self, filename: &str, passages: &[Passage]) -> &str {
-        let mut best: Option<usize> = None;
-        let mut note = |found: usize| {
-            if best.is_none_or(|b| self.markings[found].level > self.markings[b].level) {
-                best = Some(found);
-            }
-        };
-        let mut scratch = Scratch::default();
+        let mut document = self.document();
         for passage in passages {
-            match passage {
-                Passage::Text(text) => self.scan(text, Field::Text, &mut scratch, &mut note),
-                Passage::Html(html) => {
-                    let html = render_html(html);
-                    self.scan(&html.visible, Field::Text, &mut scratch, &mut note);
-                    self.scan(&html.hidden, Field::Text, &mut scratch, &mut note);
-                }
-                Passage::Name(name) => {
-                    self.scan(name, Field::FileName, &mut scratch, &mut note);
-                }
-            }
+            document.passage(passage);
         }
-        self.scan(filename, Field::FileName, &mut scratch, &mut note);
-        best.map_or(NO_MARKING, |b| self.markings[b].label.as_str())
+        document.file_name(filename);
+        document.label()
+    }
+
+    /// A document classified passage by passage, as it is read ([`Classifier::classify_document`] at once).
+    pub fn document(&self) -> DocumentMarkings<'_> {
+        DocumentMarkings {
+            classifier: self,
+            best: None,
+            scratch: Scratch::default(),
+        }
+    }
+
+    /// The labels of markings at least as sensitive as `label` (`label` included; every label for `none`).
+    pub fn labels_from(&self, label: &str) -> impl Iterator<Item = &str> {
+        let floor = self
+            .markings
+            .iter()
+            .find(|m| m.label == label)
+            .map(|m| m.level);
+        let none = floor.is_none().then_some(NO_MARKING);
+        none.into_iter().chain(
+            self.markings
+                .iter()
+                .filter(move |m| floor.is_none_or(|floor| m.level >= floor))
+                .map(|m| m.label.as_str()),
+        )
     }
 
     /// Classifies one text as stored and, if a right-to-left override makes it display otherwise, as displayed.
@@ -991,6 +1000,58 @@ fn count_work(bytes: usize) {
 
 #[cfg(not(test))]
 fn count_work(_bytes: usize) {}
+
+/// The most sensitive marking of a document so far, its passages read one by one (see [`Classifier::document`]).
+pub struct DocumentMarkings<'c> {
+    classifier: &'c Classifier,
+    best: Option<usize>,
+    scratch: Scratch,
+}
+
+impl<'c> DocumentMarkings<'c> {
+    /// Reads one passage; `true` when it holds a marking more sensitive than any before.
+    pub fn passage(&mut self, passage: &Passage) -> bool {
+        let before = self.best;
+        let classifier = self.classifier;
+        let best = &mut self.best;
+        let mut note = |found: usize| {
+            if best.is_none_or(|b| classifier.markings[found].level > classifier.markings[b].level)
+            {
+                *best = Some(found);
+            }
+        };
+        let scratch = &mut self.scratch;
+        match passage {
+            Passage::Text(text) => classifier.scan(text, Field::Text, scratch, &mut note),
+            Passage::Html(html) => {
+                let html = render_html(html);
+                classifier.scan(&html.visible, Field::Text, scratch, &mut note);
+                classifier.scan(&html.hidden, Field::Text, scratch, &mut note);
+            }
+            Passage::Name(name) => classifier.scan(name, Field::FileName, scratch, &mut note),
+        }
+        self.best != before
+    }
+
+    /// Reads the document's own file name.
+    pub fn file_name(&mut self, name: &str) -> bool {
+        self.passage(&Passage::Name(name.to_owned()))
+    }
+
+    /// The label of the most sensitive marking so far, `none` if none.
+    pub fn label(&self) -> &'c str {
+        self.best
+            .map_or(NO_MARKING, |b| self.classifier.markings[b].label.as_str())
+    }
+}
+
+impl std::fmt::Debug for DocumentMarkings<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DocumentMarkings")
+            .field("label", &self.label())
+            .finish_non_exhaustive()
+    }
+}
 
 #[cfg(test)]
 mod tests {
