@@ -153,5 +153,13 @@ def test_message_decisions_are_not_starved_by_uploads(stub, pb):
         timeout=5,
     )
     assert send.decision.effect == policy_pb2.EFFECT_ALLOW
+    # Six uploads for four slots: on a loaded machine the last ones may be refused busy, which is the contract
+    # (RESOURCE_EXHAUSTED after a quarter of the budget), never a hang; the first four are answered.
+    answered = 0
     for future in futures:
-        future.result()
+        try:
+            future.result()
+            answered += 1
+        except grpc.RpcError as err:
+            assert err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, err
+    assert answered >= 4

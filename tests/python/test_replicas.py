@@ -5,6 +5,7 @@ Real processes on loopback: three `roomguard serve` with `counters.backend = "re
 by scripts/test), and a client that sends each call to the next replica in turn, as a round-robin load balancer would.
 """
 
+import time
 import re
 import shutil
 import socket
@@ -249,6 +250,10 @@ def test_the_redis_password_comes_from_a_file(pb, binary, policies, tmp_path):
         stub = pb[1].PolicyServiceStub(authenticated.channel)
         assert stub.CheckRoomJoin(public_join(pb, "@secret:agent.tchap.gouv.fr", 0), timeout=5).decision.effect \
             == pb[0].EFFECT_ALLOW
+        # Connecting may take a moment on a loaded machine (start-up waits up to 2 s for Redis, then serves anyway).
+        deadline = time.monotonic() + 5
+        while not status(pb, authenticated).shared_counter_up and time.monotonic() < deadline:
+            time.sleep(0.1)
         assert status(pb, authenticated).shared_counter_up
         assert not status(pb, refused).shared_counter_up
         assert "s3cret" not in authenticated.log() + refused.log(), "the password never reaches the log"
