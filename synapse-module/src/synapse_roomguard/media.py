@@ -87,6 +87,9 @@ class FileChunks:
         self._lock = threading.Lock()
         self._file: Any = None
         self._closed = False
+        #: Bytes read from the file so far: how much was sent before roomguard answered (it answers as soon as a
+        #: marking decides, and the rest is never read).
+        self.sent = 0
 
     def _open(self) -> Any:
         # Under the lock. Opened lazily, in the iterating thread: even the open is off the reactor.
@@ -106,6 +109,7 @@ class FileChunks:
                 chunk = file.read(self._chunk_bytes) if file is not None else b""
             if not chunk:
                 return
+            self.sent += len(chunk)
             yield chunk
 
     def close(self) -> None:

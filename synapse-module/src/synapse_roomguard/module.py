@@ -388,12 +388,14 @@ class RoomguardModule:
             path = file_path(file_wrapper)
             if path is None:
                 raise LookupError("Synapse's ReadableFileWrapper has no `path`")
-            response = await make_deferred_yieldable(self._client.check_media_upload(header, FileChunks(path)))
+            chunks = FileChunks(path)
+            response = await make_deferred_yieldable(self._client.check_media_upload(header, chunks))
             scan = response.scan
             notes.update(
                 {
                     "format": scan.format or "?",
                     "bytes_read": str(scan.bytes_read),
+                    "bytes_sent": str(chunks.sent),
                     "complete": "yes" if scan.complete else f"no({scan.incomplete_reason or '?'})",
                     "classification": response.decision.classification or "?",
                 }

@@ -167,15 +167,21 @@ def test_zip_bomb_is_answered_within_the_budget(alice: Client, synapse: Synapse)
 
 
 def test_large_marked_file_is_refused_within_the_budget(alice: Client, synapse: Synapse) -> None:
-    """40 MB (under Synapse's 50 MB `max_upload_size`) whose first line is the marking: streamed in 64 KiB messages
-    and refused within `media_timeout_ms`; a marking in the part roomguard read counts even if it could not read all."""
+    """40 MB (under Synapse's 50 MB `max_upload_size`) whose first line is the marking: roomguard answers as soon as it
+    has read the marking, and the module stops sending the file there: a small part of it is ever read from disk."""
     data = f"{MARKED}\n".encode() + b"Ligne de texte ordinaire, sans marquage.\n" * (40_000_000 // 41)
     watch = LogWatch(synapse)
     resp = alice.upload(data, "journal.txt", "text/plain")
     assert resp.status == 400, resp.body
     assert resp.seconds < MAX_UPLOAD_WAIT_S, resp.seconds
-    line = module_decision(watch.wait_for("roomguard denied upload"))
-    assert line["codes"] == CODE and int(line["bytes_read"]) > 0, line
+    raw = watch.wait_for("roomguard denied upload")
+    line = module_decision(raw)
+    assert line["codes"] == CODE and line["complete"] == "no(stopped_early)", line
+    # The module's own measure of the call, from the first byte sent to the answer.
+    elapsed_ms = float(re.search(r" in ([\d.]+) ms", raw).group(1))  # type: ignore[union-attr]
+    assert elapsed_ms < 1000, raw
+    assert 0 < int(line["bytes_read"]) <= 4 << 20, line
+    assert int(line["bytes_sent"]) <= 8 << 20, line
 
 
 # === roomguard stopped (restarted afterwards) ===
