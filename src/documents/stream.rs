@@ -6,10 +6,10 @@
 //!   dropped; nothing of the file is kept but the window. A 50 MB text file holds a few hundred KiB.
 //! - **head** (every other format): the bytes are kept, up to `head_bytes`, because these formats look back (a
 //!   zip's central directory, a PDF's objects and fonts). While they arrive, the head is read again each time it
-//!   has grown fourfold (64 KiB, 256 KiB, 1 MiB...): a truncated file is a case every reader handles, so a marking
-//!   in the first pages is seen long before the end, for a total cost of at most a third more reading. The last
-//!   read is of the whole file, as if it had been buffered. A file longer than `head_bytes` is decided on its head
-//!   (`size_limit`): the rest is not read.
+//!   has grown fourfold, or doubled while the sender pauses, up to 4 MiB: a truncated file is a case every reader
+//!   handles, so a marking on the first pages is seen long before the end, for at most about 12 MiB of extra reading
+//!   per file. The last reading is of the whole file, as if it had been buffered. A file longer than `head_bytes` is
+//!   decided on its head (`size_limit`): the rest is not read.
 //!
 //! Knows no protocol: the bytes come from a [`Feed`], the passages go to a [`Watch`].
 
@@ -66,6 +66,11 @@ const SNIFF_BYTES: usize = 64 * 1024;
 /// The head is first read once this much has arrived, then each time it has grown this many times.
 const FIRST_PROBE: usize = 64 * 1024;
 const PROBE_GROWTH: usize = 4;
+
+/// Past this, the head is not read again before the end: the early answer is for markings on the first pages, and
+/// re-reading a large head would spend the time budget the final reading needs (a 30 MB PDF reads in about 2 s).
+/// Readings of a head of this size add up to at most about 12 MiB of extra reading per file.
+const LAST_PROBE: usize = 4 << 20;
 
 /// A forward window is read once it holds this much, cut at its last line end.
 const WINDOW_BYTES: usize = 256 * 1024;
@@ -189,7 +194,7 @@ fn read_forward(
     }
 }
 
-/// Every other format: the head kept and read again as it grows, then read whole.
+/// Every other format: the head kept and read again as it grows (up to [`LAST_PROBE`]), then read whole.
 fn read_head(
     mut input: Input<'_>,
     mut head: Vec<u8>,
@@ -197,6 +202,8 @@ fn read_head(
     memory: Memory,
     watch: &mut dyn Watch,
 ) -> Streamed {
+    // A picture or a binary has no text to find before its end (a picture is read whole or not at all).
+    let worth_probing = formats::sniff(&head) != Format::Unknown;
     let mut next_probe = FIRST_PROBE;
     let mut probed = 0;
     let mut over = false;
@@ -204,7 +211,7 @@ fn read_head(
         // Read again when the head has grown fourfold, or doubled while the sender pauses: either way the readings
         // add up to a few times one reading of the whole head.
         let pausing = !input.feed.pending() && head.len() >= probed.max(1) * 2;
-        if head.len() >= next_probe || pausing {
+        if worth_probing && head.len() <= LAST_PROBE && (head.len() >= next_probe || pausing) {
             probed = head.len();
             next_probe = head.len().saturating_mul(PROBE_GROWTH);
             let probe = read_once(&head, true, limits, memory, watch);
