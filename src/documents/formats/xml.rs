@@ -23,6 +23,8 @@ pub(crate) enum Role {
     Paragraph,
     /// Holds text (`w:t`, `a:t`): its text nodes are read.
     Text,
+    /// Holds text that is a line of its own (a chart's cached category or series name).
+    Line,
     /// A tab or a space element: a space.
     Space,
     /// A line break: a new line.
@@ -200,6 +202,12 @@ impl Walk<'_> {
                 }
             }
             Role::Text if !empty => self.in_text += 1,
+            Role::Line => {
+                reader.end_paragraph();
+                if !empty {
+                    self.in_text += 1;
+                }
+            }
             Role::Space => reader.text(" ")?,
             Role::Break => reader.end_paragraph(),
             Role::Skip if !empty => self.skip_from = Some(self.depth),
@@ -241,6 +249,10 @@ impl Walk<'_> {
                 reader.end_paragraph();
             }
             Role::Text => self.in_text = self.in_text.saturating_sub(1),
+            Role::Line => {
+                self.in_text = self.in_text.saturating_sub(1);
+                reader.end_paragraph();
+            }
             Role::Cell => {
                 self.string_cell = false;
                 reader.end_paragraph();
@@ -260,6 +272,96 @@ impl Walk<'_> {
             reader.end_paragraph();
         }
         Ok(())
+    }
+}
+
+/// Whether `bytes` start like an XML document (after a byte order mark and white space): what tells a part that
+/// holds XML from a file stored as a part (an embedded document, an image).
+pub(crate) fn looks_like(bytes: &[u8]) -> bool {
+    if bytes.starts_with(b"\xFF\xFE") || bytes.starts_with(b"\xFE\xFF") {
+        return true;
+    }
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    bytes.trim_ascii_start().starts_with(b"<")
+}
+
+/// The local name of the root element of `xml` (the first bytes of a part are enough), when it is XML.
+pub(crate) fn root(xml: &[u8]) -> Option<String> {
+    if !looks_like(xml) {
+        return None;
+    }
+    let xml = transcode(xml);
+    let mut parser = quick_xml::Reader::from_reader(xml.as_ref());
+    // Declarations, comments, processing instructions and a doctype come before the root; a part has few.
+    for _ in 0..64 {
+        match parser.read_event() {
+            Ok(Event::Start(element) | Event::Empty(element)) => {
+                return Some(lossy(element.local_name().as_ref()).into_owned());
+            }
+            Ok(Event::Eof) | Err(_) => return None,
+            Ok(_) => {}
+        }
+    }
+    None
+}
+
+/// An element of a part read for its attributes rather than its text (content types, relationships, a manifest).
+#[derive(Debug)]
+pub(crate) struct Element {
+    /// The local name (prefixes differ between producers).
+    pub(crate) name: String,
+    /// Attributes by local name, values unescaped.
+    attributes: Vec<(String, String)>,
+}
+
+impl Element {
+    /// The value of the attribute of this local name.
+    pub(crate) fn get(&self, name: &str) -> Option<&str> {
+        self.attributes
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+    }
+}
+
+/// Every element of `xml`, in document order. A part that does not parse gives the elements before the damage and
+/// is noted `corrupt`.
+pub(crate) fn elements(reader: &mut Reader<'_>, xml: &[u8]) -> Step<Vec<Element>> {
+    let xml = transcode(xml);
+    let mut parser = quick_xml::Reader::from_reader(xml.as_ref());
+    let config = parser.config_mut();
+    config.check_end_names = false;
+    config.allow_unmatched_ends = true;
+    let mut found = Vec::new();
+    loop {
+        reader.tick()?;
+        match parser.read_event() {
+            Ok(Event::Start(element) | Event::Empty(element)) => {
+                let attributes = element
+                    .attributes()
+                    .flatten()
+                    .map(|attribute| {
+                        let value = attribute
+                            .normalized_value(quick_xml::XmlVersion::Implicit1_0)
+                            .unwrap_or_else(|_| lossy(&attribute.value));
+                        (
+                            lossy(attribute.key.local_name().as_ref()).into_owned(),
+                            value.into_owned(),
+                        )
+                    })
+                    .collect();
+                found.push(Element {
+                    name: lossy(element.local_name().as_ref()).into_owned(),
+                    attributes,
+                });
+            }
+            Ok(Event::Eof) => return Ok(found),
+            Err(_) => {
+                reader.note(Incomplete::Corrupt);
+                return Ok(found);
+            }
+            Ok(_) => {}
+        }
     }
 }
 

@@ -1,6 +1,13 @@
 //! OpenDocument files (odt, ods, odp and templates): the body (`content.xml`), the page headers and footers
-//! (`styles.xml`), the properties (`meta.xml`) and embedded objects (`Object 1/content.xml`); also Flat ODF, the
-//! same document as one XML file.
+//! (`styles.xml`), the properties (`meta.xml`), the same parts of embedded objects (`Object 1/content.xml`), and the
+//! other files the manifest lists (images, objects stored whole) one level deeper; also Flat ODF, the same document
+//! as one XML file.
+//!
+//! The specification fixes the names of the XML parts, so they are found by name, manifest or not (a package read
+//! front to back meets LibreOffice's manifest last); the manifest adds the files that have no fixed name and says
+//! which entries are encrypted.
+
+mod manifest;
 
 use crate::documents::{
     Format,
@@ -9,6 +16,7 @@ use crate::documents::{
 
 use super::xml::{self, Dialect, Role};
 use super::zip::{self, Archive, MAX_ENTRIES};
+use manifest::Manifest;
 
 /// OpenDocument text: every text node inside a paragraph or heading, spans joined.
 const ODF: Dialect = Dialect {
@@ -30,16 +38,50 @@ const ODF: Dialect = Dialect {
     properties: false,
 };
 
-/// Where a part comes in the reading order; `None` for parts without text.
-fn rank(name: &str) -> Option<u8> {
-    let name = name.replace('\\', "/").to_ascii_lowercase();
-    match name.as_str() {
-        "content.xml" => Some(0),
-        "styles.xml" => Some(1),
-        "meta.xml" => Some(2),
-        _ if name.ends_with("/content.xml") || name.ends_with("/styles.xml") => Some(3),
-        _ => None,
+/// What an entry of the package is, for reading. The order of the variants is the reading order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Part {
+    /// The document's `content.xml`.
+    Content,
+    /// The document's `styles.xml`: page headers and footers.
+    Styles,
+    /// The document's `meta.xml`.
+    Meta,
+    /// A part of an embedded object (`Object 1/content.xml`, `styles.xml`, `meta.xml`).
+    Object,
+    /// A file the manifest lists that is not an OpenDocument part: an image, an object stored whole (an OLE object,
+    /// a document): read as the upload it would be.
+    File,
+}
+
+/// What the entry `name` is; `None` for entries without text.
+fn part(name: &str, manifest: Option<&Manifest>) -> Option<Part> {
+    let path = manifest::key(name);
+    let top = path.split('/').next().unwrap_or_default();
+    // Previews (of the first page, of each object) show what the parts hold; the producer's configuration and the
+    // package's own description hold no text.
+    if matches!(
+        top,
+        "thumbnails" | "objectreplacements" | "configurations2" | "meta-inf"
+    ) {
+        return None;
     }
+    let (folder, file) = path.rsplit_once('/').unwrap_or(("", &path));
+    match (folder, file) {
+        ("", "content.xml") => return Some(Part::Content),
+        ("", "styles.xml") => return Some(Part::Styles),
+        ("", "meta.xml") => return Some(Part::Meta),
+        (_, "content.xml" | "styles.xml" | "meta.xml") => return Some(Part::Object),
+        _ => {}
+    }
+    // Other XML (settings, RDF metadata) holds no text.
+    let listed = manifest?.get(name)?;
+    let media = listed.media_type.as_str();
+    let xml = matches!(media, "text/xml" | "application/xml")
+        || media.ends_with("+xml")
+        || file.ends_with(".xml")
+        || file.ends_with(".rdf");
+    (!xml && !file.is_empty()).then_some(Part::File)
 }
 
 /// Reads an OpenDocument file (`format` is odt, ods or odp; every text part is read whatever it is).
@@ -54,31 +96,46 @@ pub(crate) fn read(reader: &mut Reader<'_>, _format: Format, bytes: &[u8]) -> St
     if archive.too_many {
         reader.note(Incomplete::SizeLimit);
     }
-    // A password-protected document keeps its parts encrypted without the zip encryption flag; the manifest says
-    // so. Only `meta.xml` stays in the clear.
-    let mut encrypted = false;
-    if let Some(manifest) = archive.find("META-INF/manifest.xml")
-        && let Some(manifest) = archive.contents(reader, manifest)?
+    let mut manifest = None;
+    if let Some(entry) = archive.find(manifest::PATH)
+        && let Some(xml) = archive.contents(reader, entry)?
     {
-        encrypted = manifest.windows(15).any(|w| w == b"encryption-data");
+        manifest = Some(Manifest::parse(reader, &xml)?);
     }
-    if encrypted {
-        reader.note(Incomplete::Encrypted);
+    let mut parts = Vec::new();
+    for entry in &archive.entries {
+        reader.tick()?;
+        if entry.is_dir() {
+            continue;
+        }
+        let Some(part) = part(&entry.name, manifest.as_ref()) else {
+            continue;
+        };
+        // Encrypted entries are ciphertext (a password-protected document leaves only `meta.xml` in the clear).
+        if manifest
+            .as_ref()
+            .and_then(|manifest| manifest.get(&entry.name))
+            .is_some_and(|listed| listed.encrypted)
+        {
+            reader.note(Incomplete::Encrypted);
+            continue;
+        }
+        parts.push((part, entry));
     }
-    let mut parts: Vec<_> = archive
-        .entries
-        .iter()
-        .filter_map(|entry| rank(&entry.name).map(|rank| (rank, entry)))
-        .filter(|(rank, _)| !encrypted || *rank == 2)
-        .collect();
     parts.sort_by(|a, b| {
         a.0.cmp(&b.0)
             .then_with(|| zip::natural_order(&a.1.name, &b.1.name))
     });
-    for (_, entry) in parts {
+    for (part, entry) in parts {
         reader.tick()?;
-        if let Some(contents) = archive.contents(reader, entry)? {
-            xml::read(reader, &contents, &ODF)?;
+        let Some(contents) = archive.contents(reader, entry)? else {
+            continue;
+        };
+        match part {
+            Part::File => {
+                super::nested(reader, &contents)?;
+            }
+            _ => xml::read(reader, &contents, &ODF)?,
         }
     }
     Ok(())
@@ -150,6 +207,33 @@ mod tests {
             lines(&scan),
             vec!["A B C", "D", "DIFFUSION", "note", MARK, "embedded"]
         );
+    }
+
+    /// An embedded object (a spreadsheet inserted into a text) is read from its own folder.
+    #[test]
+    fn embedded_object() {
+        let scan = scan(&fixture("odf/marking_in_embedded_object.odt"));
+        assert_eq!(scan.format, Format::Odt);
+        assert_eq!(scan.incomplete, None);
+        assert!(has_mark_line(&scan), "{:?}", lines(&scan));
+    }
+
+    /// A file the manifest lists that is not an OpenDocument part (an embedded document kept whole) is read as the
+    /// upload it would be.
+    #[test]
+    fn files_the_manifest_lists() {
+        let inner = fixture("office/marking_in_header.docx");
+        let manifest = r#"<manifest:manifest xmlns:manifest="urn:oasis:names:tc:opendocument:xmlns:manifest:1.0"><manifest:file-entry manifest:full-path="/" manifest:media-type="application/vnd.oasis.opendocument.text"/><manifest:file-entry manifest:full-path="content.xml" manifest:media-type="text/xml"/><manifest:file-entry manifest:full-path="Annexes/note.docx" manifest:media-type="application/vnd.openxmlformats-officedocument.wordprocessingml.document"/></manifest:manifest>"#;
+        let content = r#"<office:document-content xmlns:office="o" xmlns:text="t"><office:body><office:text><text:p>Voir l'annexe.</text:p></office:text></office:body></office:document-content>"#;
+        let odt = zip(&[
+            ("mimetype", b"application/vnd.oasis.opendocument.text"),
+            ("content.xml", content.as_bytes()),
+            ("Annexes/note.docx", &inner),
+            ("META-INF/manifest.xml", manifest.as_bytes()),
+        ]);
+        let scan = scan(&odt);
+        assert_eq!(scan.format, Format::Odt);
+        assert!(has_mark_line(&scan), "{:?}", lines(&scan));
     }
 
     /// Without a `mimetype` entry, the manifest's root entry tells the format.
