@@ -25,13 +25,15 @@ pub enum Format {
     Text,
     /// A zip archive that is not one of the office formats.
     Zip,
+    /// An e-mail saved as a file (RFC 5322, MIME).
+    Eml,
     /// Anything else (images, audio, video, binaries): only the file name is classified.
     Unknown,
 }
 
 impl Format {
     /// Every format, in the order the contract lists them.
-    pub const ALL: [Format; 12] = [
+    pub const ALL: [Format; 13] = [
         Format::Pdf,
         Format::Docx,
         Format::Xlsx,
@@ -43,6 +45,7 @@ impl Format {
         Format::Html,
         Format::Text,
         Format::Zip,
+        Format::Eml,
         Format::Unknown,
     ];
 
@@ -60,6 +63,7 @@ impl Format {
             Format::Html => "html",
             Format::Text => "text",
             Format::Zip => "zip",
+            Format::Eml => "eml",
             Format::Unknown => "unknown",
         }
     }

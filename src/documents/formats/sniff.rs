@@ -3,8 +3,8 @@
 
 use crate::documents::Format;
 
-use super::charset;
 use super::zip::Archive;
+use super::{charset, eml};
 
 /// `%PDF-` may come after some bytes (a mail header, a byte order mark): readers accept it in the first KiB.
 const PDF_WINDOW: usize = 1024;
@@ -80,6 +80,10 @@ pub(crate) fn sniff(bytes: &[u8]) -> Format {
     });
     if binary_magic || bytes.is_empty() {
         return Format::Unknown;
+    }
+    // Before the text test: a message whose parts are sent in binary may hold bytes that are not text.
+    if eml::looks_like(bytes) {
+        return Format::Eml;
     }
     let Some(charset) = charset::detect(bytes) else {
         return Format::Unknown;
