@@ -27,13 +27,15 @@ pub enum Format {
     Zip,
     /// An e-mail saved as a file (RFC 5322, MIME).
     Eml,
+    /// Delimited text: CSV, TSV.
+    Csv,
     /// Anything else (images, audio, video, binaries): only the file name is classified.
     Unknown,
 }
 
 impl Format {
     /// Every format, in the order the contract lists them.
-    pub const ALL: [Format; 13] = [
+    pub const ALL: [Format; 14] = [
         Format::Pdf,
         Format::Docx,
         Format::Xlsx,
@@ -46,6 +48,7 @@ impl Format {
         Format::Text,
         Format::Zip,
         Format::Eml,
+        Format::Csv,
         Format::Unknown,
     ];
 
@@ -64,6 +67,7 @@ impl Format {
             Format::Text => "text",
             Format::Zip => "zip",
             Format::Eml => "eml",
+            Format::Csv => "csv",
             Format::Unknown => "unknown",
         }
     }

@@ -2,6 +2,7 @@
 
 mod charset;
 mod compound;
+mod delimited;
 mod eml;
 mod html;
 mod odf;
@@ -60,6 +61,7 @@ pub(crate) fn read(reader: &mut Reader<'_>, format: Format, bytes: &[u8]) -> Ste
         Format::Text => plain::read(reader, bytes),
         Format::Zip => zip::read(reader, bytes),
         Format::Eml => eml::read(reader, bytes),
+        Format::Csv => delimited::read(reader, bytes),
         // Images, audio, video, binaries: nothing to read (the file name is classified by the caller), except that a
         // compound file says whether it is an encrypted Office document or a legacy one.
         Format::Unknown => compound::read(reader, bytes),

@@ -4,7 +4,7 @@
 use crate::documents::Format;
 
 use super::zip::Archive;
-use super::{charset, eml};
+use super::{charset, delimited, eml};
 
 /// `%PDF-` may come after some bytes (a mail header, a byte order mark): readers accept it in the first KiB.
 const PDF_WINDOW: usize = 1024;
@@ -94,6 +94,11 @@ pub(crate) fn sniff(bytes: &[u8]) -> Format {
     }
     if is_html(&head) {
         return Format::Html;
+    }
+    let window = bytes.len().min(delimited::SNIFF_WINDOW);
+    let head = charset::decode(&bytes[..window], charset);
+    if delimited::delimiter(&head, window < bytes.len()).is_some() {
+        return Format::Csv;
     }
     Format::Text
 }
