@@ -29,13 +29,17 @@ pub enum Format {
     Eml,
     /// Delimited text: CSV, TSV.
     Csv,
+    /// A tar archive.
+    Tar,
+    /// A gzip-compressed file (a .tar.gz included: its content is read as the tar it is).
+    Gzip,
     /// Anything else (images, audio, video, binaries): only the file name is classified.
     Unknown,
 }
 
 impl Format {
     /// Every format, in the order the contract lists them.
-    pub const ALL: [Format; 14] = [
+    pub const ALL: [Format; 16] = [
         Format::Pdf,
         Format::Docx,
         Format::Xlsx,
@@ -49,6 +53,8 @@ impl Format {
         Format::Zip,
         Format::Eml,
         Format::Csv,
+        Format::Tar,
+        Format::Gzip,
         Format::Unknown,
     ];
 
@@ -68,6 +74,8 @@ impl Format {
             Format::Zip => "zip",
             Format::Eml => "eml",
             Format::Csv => "csv",
+            Format::Tar => "tar",
+            Format::Gzip => "gzip",
             Format::Unknown => "unknown",
         }
     }

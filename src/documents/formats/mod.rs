@@ -4,6 +4,7 @@ mod charset;
 mod compound;
 mod delimited;
 mod eml;
+mod gzip;
 mod html;
 mod odf;
 mod ooxml;
@@ -11,6 +12,7 @@ mod pdf;
 mod plain;
 mod rtf;
 mod sniff;
+mod tar;
 #[cfg(test)]
 pub(crate) mod testing;
 mod xml;
@@ -62,6 +64,8 @@ pub(crate) fn read(reader: &mut Reader<'_>, format: Format, bytes: &[u8]) -> Ste
         Format::Zip => zip::read(reader, bytes),
         Format::Eml => eml::read(reader, bytes),
         Format::Csv => delimited::read(reader, bytes),
+        Format::Tar => tar::read(reader, bytes),
+        Format::Gzip => gzip::read(reader, bytes),
         // Images, audio, video, binaries: nothing to read (the file name is classified by the caller), except that a
         // compound file says whether it is an encrypted Office document or a legacy one.
         Format::Unknown => compound::read(reader, bytes),

@@ -4,7 +4,7 @@
 use crate::documents::Format;
 
 use super::zip::Archive;
-use super::{charset, delimited, eml};
+use super::{charset, delimited, eml, gzip, tar};
 
 /// `%PDF-` may come after some bytes (a mail header, a byte order mark): readers accept it in the first KiB.
 const PDF_WINDOW: usize = 1024;
@@ -63,6 +63,13 @@ pub(crate) fn sniff(bytes: &[u8]) -> Format {
     // Zip and RTF first: a zip may store a PDF in its first KiB, an RTF may quote `%PDF-`.
     if Archive::looks_like(bytes) {
         return container(bytes);
+    }
+    // Archives next: a tar's first member may be a PDF, whose `%PDF-` then stands in the first KiB.
+    if tar::looks_like(bytes) {
+        return Format::Tar;
+    }
+    if gzip::looks_like(bytes) {
+        return Format::Gzip;
     }
     let start = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     if start.trim_ascii_start().starts_with(b"{\\rtf") {
