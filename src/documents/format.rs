@@ -33,13 +33,15 @@ pub enum Format {
     Tar,
     /// A gzip-compressed file (a .tar.gz included: its content is read as the tar it is).
     Gzip,
+    /// JSON.
+    Json,
     /// Anything else (images, audio, video, binaries): only the file name is classified.
     Unknown,
 }
 
 impl Format {
     /// Every format, in the order the contract lists them.
-    pub const ALL: [Format; 16] = [
+    pub const ALL: [Format; 17] = [
         Format::Pdf,
         Format::Docx,
         Format::Xlsx,
@@ -55,6 +57,7 @@ impl Format {
         Format::Csv,
         Format::Tar,
         Format::Gzip,
+        Format::Json,
         Format::Unknown,
     ];
 
@@ -76,6 +79,7 @@ impl Format {
             Format::Csv => "csv",
             Format::Tar => "tar",
             Format::Gzip => "gzip",
+            Format::Json => "json",
             Format::Unknown => "unknown",
         }
     }

@@ -6,6 +6,7 @@ mod delimited;
 mod eml;
 mod gzip;
 mod html;
+mod json;
 mod odf;
 mod ooxml;
 mod pdf;
@@ -66,6 +67,7 @@ pub(crate) fn read(reader: &mut Reader<'_>, format: Format, bytes: &[u8]) -> Ste
         Format::Csv => delimited::read(reader, bytes),
         Format::Tar => tar::read(reader, bytes),
         Format::Gzip => gzip::read(reader, bytes),
+        Format::Json => json::read(reader, bytes),
         // Images, audio, video, binaries: nothing to read (the file name is classified by the caller), except that a
         // compound file says whether it is an encrypted Office document or a legacy one.
         Format::Unknown => compound::read(reader, bytes),

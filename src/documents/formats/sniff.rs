@@ -4,7 +4,7 @@
 use crate::documents::Format;
 
 use super::zip::Archive;
-use super::{charset, delimited, eml, gzip, tar};
+use super::{charset, delimited, eml, gzip, json, tar};
 
 /// `%PDF-` may come after some bytes (a mail header, a byte order mark): readers accept it in the first KiB.
 const PDF_WINDOW: usize = 1024;
@@ -101,6 +101,9 @@ pub(crate) fn sniff(bytes: &[u8]) -> Format {
     }
     if is_html(&head) {
         return Format::Html;
+    }
+    if json::looks_like(&head) {
+        return Format::Json;
     }
     let window = bytes.len().min(delimited::SNIFF_WINDOW);
     let head = charset::decode(&bytes[..window], charset);
