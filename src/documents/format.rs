@@ -35,13 +35,15 @@ pub enum Format {
     Gzip,
     /// JSON.
     Json,
+    /// An SVG drawing.
+    Svg,
     /// Anything else (images, audio, video, binaries): only the file name is classified.
     Unknown,
 }
 
 impl Format {
     /// Every format, in the order the contract lists them.
-    pub const ALL: [Format; 17] = [
+    pub const ALL: [Format; 18] = [
         Format::Pdf,
         Format::Docx,
         Format::Xlsx,
@@ -58,6 +60,7 @@ impl Format {
         Format::Tar,
         Format::Gzip,
         Format::Json,
+        Format::Svg,
         Format::Unknown,
     ];
 
@@ -80,6 +83,7 @@ impl Format {
             Format::Tar => "tar",
             Format::Gzip => "gzip",
             Format::Json => "json",
+            Format::Svg => "svg",
             Format::Unknown => "unknown",
         }
     }

@@ -13,6 +13,7 @@ mod pdf;
 mod plain;
 mod rtf;
 mod sniff;
+mod svg;
 mod tar;
 #[cfg(test)]
 pub(crate) mod testing;
@@ -68,6 +69,7 @@ pub(crate) fn read(reader: &mut Reader<'_>, format: Format, bytes: &[u8]) -> Ste
         Format::Tar => tar::read(reader, bytes),
         Format::Gzip => gzip::read(reader, bytes),
         Format::Json => json::read(reader, bytes),
+        Format::Svg => svg::read(reader, bytes),
         // Images, audio, video, binaries: nothing to read (the file name is classified by the caller), except that a
         // compound file says whether it is an encrypted Office document or a legacy one.
         Format::Unknown => compound::read(reader, bytes),

@@ -4,7 +4,7 @@
 use crate::documents::Format;
 
 use super::zip::Archive;
-use super::{charset, delimited, eml, gzip, json, tar};
+use super::{charset, delimited, eml, gzip, json, svg, tar};
 
 /// `%PDF-` may come after some bytes (a mail header, a byte order mark): readers accept it in the first KiB.
 const PDF_WINDOW: usize = 1024;
@@ -98,6 +98,9 @@ pub(crate) fn sniff(bytes: &[u8]) -> Format {
     let head = charset::decode(&bytes[..bytes.len().min(MARKUP_WINDOW)], charset);
     if let Some(format) = flat_odf(&head) {
         return format;
+    }
+    if svg::looks_like(&head) {
+        return Format::Svg;
     }
     if is_html(&head) {
         return Format::Html;
