@@ -207,12 +207,13 @@ fn unicode_escape(chars: &mut std::str::Chars<'_>) -> char {
     }
     // A high surrogate: its pair must follow at once.
     let mut ahead = chars.clone();
-    if ahead.next() == Some('\\') && ahead.next() == Some('u') {
-        if let Some(low) = hex4(&mut ahead).filter(|low| (0xDC00..0xE000).contains(low)) {
-            *chars = ahead;
-            let code = 0x10000 + ((unit - 0xD800) << 10) + (low - 0xDC00);
-            return char::from_u32(code).unwrap_or(char::REPLACEMENT_CHARACTER);
-        }
+    if ahead.next() == Some('\\')
+        && ahead.next() == Some('u')
+        && let Some(low) = hex4(&mut ahead).filter(|low| (0xDC00..0xE000).contains(low))
+    {
+        *chars = ahead;
+        let code = 0x10000 + ((unit - 0xD800) << 10) + (low - 0xDC00);
+        return char::from_u32(code).unwrap_or(char::REPLACEMENT_CHARACTER);
     }
     char::REPLACEMENT_CHARACTER
 }
