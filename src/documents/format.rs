@@ -25,13 +25,25 @@ pub enum Format {
     Text,
     /// A zip archive that is not one of the office formats.
     Zip,
+    /// An e-mail saved as a file (RFC 5322, MIME).
+    Eml,
+    /// Delimited text: CSV, TSV.
+    Csv,
+    /// A tar archive.
+    Tar,
+    /// A gzip-compressed file (a .tar.gz included: its content is read as the tar it is).
+    Gzip,
+    /// JSON.
+    Json,
+    /// An SVG drawing.
+    Svg,
     /// Anything else (images, audio, video, binaries): only the file name is classified.
     Unknown,
 }
 
 impl Format {
     /// Every format, in the order the contract lists them.
-    pub const ALL: [Format; 12] = [
+    pub const ALL: [Format; 18] = [
         Format::Pdf,
         Format::Docx,
         Format::Xlsx,
@@ -43,6 +55,12 @@ impl Format {
         Format::Html,
         Format::Text,
         Format::Zip,
+        Format::Eml,
+        Format::Csv,
+        Format::Tar,
+        Format::Gzip,
+        Format::Json,
+        Format::Svg,
         Format::Unknown,
     ];
 
@@ -60,6 +78,12 @@ impl Format {
             Format::Html => "html",
             Format::Text => "text",
             Format::Zip => "zip",
+            Format::Eml => "eml",
+            Format::Csv => "csv",
+            Format::Tar => "tar",
+            Format::Gzip => "gzip",
+            Format::Json => "json",
+            Format::Svg => "svg",
             Format::Unknown => "unknown",
         }
     }

@@ -2,14 +2,20 @@
 
 mod charset;
 mod compound;
+mod delimited;
+mod eml;
 mod forward;
+mod gzip;
 mod html;
+mod json;
 mod odf;
 mod ooxml;
 mod pdf;
 mod plain;
 mod rtf;
 mod sniff;
+mod svg;
+mod tar;
 #[cfg(test)]
 pub(crate) mod testing;
 mod xml;
@@ -60,6 +66,12 @@ pub(crate) fn read(reader: &mut Reader<'_>, format: Format, bytes: &[u8]) -> Ste
         Format::Html => html::read(reader, bytes),
         Format::Text => plain::read(reader, bytes),
         Format::Zip => zip::read(reader, bytes),
+        Format::Eml => eml::read(reader, bytes),
+        Format::Csv => delimited::read(reader, bytes),
+        Format::Tar => tar::read(reader, bytes),
+        Format::Gzip => gzip::read(reader, bytes),
+        Format::Json => json::read(reader, bytes),
+        Format::Svg => svg::read(reader, bytes),
         // Images, audio, video, binaries: nothing to read (the file name is classified by the caller), except that a
         // compound file says whether it is an encrypted Office document or a legacy one.
         Format::Unknown => compound::read(reader, bytes),

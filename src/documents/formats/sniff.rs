@@ -3,8 +3,8 @@
 
 use crate::documents::Format;
 
-use super::charset;
 use super::zip::Archive;
+use super::{charset, delimited, eml, gzip, json, svg, tar};
 
 /// `%PDF-` may come after some bytes (a mail header, a byte order mark): readers accept it in the first KiB.
 const PDF_WINDOW: usize = 1024;
@@ -64,6 +64,13 @@ pub(crate) fn sniff(bytes: &[u8]) -> Format {
     if Archive::looks_like(bytes) {
         return container(bytes);
     }
+    // Archives next: a tar's first member may be a PDF, whose `%PDF-` then stands in the first KiB.
+    if tar::looks_like(bytes) {
+        return Format::Tar;
+    }
+    if gzip::looks_like(bytes) {
+        return Format::Gzip;
+    }
     let start = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     if start.trim_ascii_start().starts_with(b"{\\rtf") {
         return Format::Rtf;
@@ -81,6 +88,10 @@ pub(crate) fn sniff(bytes: &[u8]) -> Format {
     if binary_magic || bytes.is_empty() {
         return Format::Unknown;
     }
+    // Before the text test: a message whose parts are sent in binary may hold bytes that are not text.
+    if eml::looks_like(bytes) {
+        return Format::Eml;
+    }
     let Some(charset) = charset::detect(bytes) else {
         return Format::Unknown;
     };
@@ -88,8 +99,19 @@ pub(crate) fn sniff(bytes: &[u8]) -> Format {
     if let Some(format) = flat_odf(&head) {
         return format;
     }
+    if svg::looks_like(&head) {
+        return Format::Svg;
+    }
     if is_html(&head) {
         return Format::Html;
+    }
+    if json::looks_like(&head) {
+        return Format::Json;
+    }
+    let window = bytes.len().min(delimited::SNIFF_WINDOW);
+    let head = charset::decode(&bytes[..window], charset);
+    if delimited::delimiter(&head, window < bytes.len()).is_some() {
+        return Format::Csv;
     }
     Format::Text
 }
