@@ -30,6 +30,7 @@ fn bad_config(err: &ConfigError) -> ExitCode {
 /// `roomguard serve`: loads and checks the config, the TLS material, the token and the policy before anything binds,
 /// then serves until SIGTERM or Ctrl-C.
 pub fn serve(overrides: &Overrides) -> ExitCode {
+    crate::ops::allocator::return_large_buffers_at_once();
     let config = match Config::load(overrides) {
         Ok(config) => config,
         Err(err) => return bad_config(&err),

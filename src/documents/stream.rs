@@ -230,6 +230,8 @@ fn read_head(
         let room = memory.head_bytes.saturating_sub(head.len());
         if bytes.len() > room {
             head.extend_from_slice(&bytes[..room]);
+            // What was read is the head: the rest of this chunk is dropped unread.
+            input.received -= (bytes.len() - room) as u64;
             over = true;
             break;
         }
@@ -474,6 +476,7 @@ mod tests {
         let streamed = scan(&mut feed, &limits(), memory, &mut watch);
         assert_eq!(streamed.extraction.incomplete, Some(Incomplete::SizeLimit));
         assert!(!streamed.fed_to_end);
+        assert_eq!(streamed.received, 1 << 20, "what was read is the head");
         assert!(watch.seen.iter().any(|p| p.contains(MARK)));
     }
 

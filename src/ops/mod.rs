@@ -2,6 +2,7 @@
 //! control, metrics and the decision log. Knows the domain and the policy store; never protobuf types.
 
 pub(crate) mod admission;
+pub mod allocator;
 pub mod config;
 pub(crate) mod connections;
 pub mod counter_metrics;
