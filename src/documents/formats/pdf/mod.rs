@@ -6,7 +6,8 @@
 //! [`store`] finds every object by reading the file from start to end (no trust in the cross-reference table, so a
 //! file cut at `media.max_bytes` reads as far as it goes); [`crypt`] opens files encrypted with the empty user
 //! password; [`filters`] decodes streams within the decompression budget; [`font`] and [`cmap`] turn string bytes
-//! into text; [`content`] rebuilds lines from where text is drawn; [`properties`] reads Info and XMP.
+//! into text; [`content`] places the text a page draws and [`layout`] rebuilds lines from where it stands;
+//! [`properties`] reads Info and XMP.
 //!
 //! # Crates compared (issue #11: "compare two for PDF and say why you chose one")
 //! Measured on this machine (2 cores) with a throw-away comparison binary (`pdfcmp`, release build; run as
@@ -42,6 +43,7 @@ mod crypt;
 mod encodings;
 mod filters;
 mod font;
+mod layout;
 mod lexer;
 mod metrics;
 mod properties;

@@ -459,3 +459,199 @@ fn ten_megabytes() {
     );
     assert_eq!(e.incomplete, None);
 }
+
+// === Reading order: lines rebuilt from positions, not from the order text is drawn in ===
+
+/// The advance of `text` in Helvetica at `size`, as the reader measures it.
+fn helvetica_width(text: &str, size: f32) -> f32 {
+    text.chars()
+        .map(|c| f32::from(super::metrics::HELVETICA[c as usize - 0x20]) / 1000.0 * size)
+        .sum()
+}
+
+/// A page of `content` with /F1 (Helvetica) and extra page entries (`/Rotate 90`).
+fn page_with(content: &[u8], page_entries: &str) -> Vec<u8> {
+    pdf(&[
+        b"<< /Type /Catalog /Pages 2 0 R >>".to_vec(),
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>".to_vec(),
+        format!(
+            "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] {page_entries} \
+             /Resources << /Font << /F1 5 0 R >> >> /Contents 4 0 R >>"
+        )
+        .into_bytes(),
+        stream("", content),
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>"
+            .to_vec(),
+    ])
+}
+
+fn page_lines(content: &[u8]) -> Vec<String> {
+    lines(&extract(&one_page(content), &limits()))
+}
+
+/// Words of one line drawn right before left read left to right: `RESTREINTE` drawn first at x=300, then
+/// `DIFFUSION` at x=72 on the same baseline.
+#[test]
+fn words_drawn_out_of_order_read_left_to_right() {
+    let l = page_lines(
+        b"BT /F1 11 Tf 72 700 Td (Compte rendu de la reunion.) Tj ET\n\
+          BT /F1 16 Tf 300 780 Td (RESTREINTE) Tj ET\n\
+          BT /F1 16 Tf 72 780 Td (DIFFUSION) Tj ET\n\
+          BT /F1 11 Tf 72 680 Td (Ordre du jour.) Tj ET\n",
+    );
+    assert_eq!(
+        l,
+        [
+            "DIFFUSION RESTREINTE",
+            "Compte rendu de la reunion.",
+            "Ordre du jour."
+        ]
+    );
+}
+
+/// A banner drawn one glyph at a time from its last letter to its first, each glyph placed by its own `Tm`, reads as
+/// written, its word space found in the gap between the glyphs.
+#[test]
+fn glyphs_drawn_right_to_left_read_left_to_right() {
+    let mut placed = Vec::new();
+    let mut x = 150.0;
+    for c in "DIFFUSION RESTREINTE".chars() {
+        placed.push((c, x));
+        x += helvetica_width(&c.to_string(), 18.0);
+    }
+    let mut content = b"BT /F1 18 Tf\n".to_vec();
+    for (c, x) in placed.iter().rev().filter(|(c, _)| *c != ' ') {
+        content.extend_from_slice(format!("1 0 0 1 {x:.2} 800 Tm ({c}) Tj\n").as_bytes());
+    }
+    content.extend_from_slice(b"ET\nBT /F1 11 Tf 72 760 Td (Body text.) Tj ET\n");
+    assert_eq!(page_lines(&content), ["DIFFUSION RESTREINTE", "Body text."]);
+}
+
+/// Lines drawn from the bottom of the page up, and a banner drawn last at the top, read from the top down.
+#[test]
+fn lines_drawn_bottom_up_read_top_down() {
+    let mut content = Vec::new();
+    for (i, line) in ["First line.", "Second line.", "Third line."]
+        .iter()
+        .enumerate()
+        .rev()
+    {
+        let y = 700 - 14 * i;
+        content.extend_from_slice(format!("BT /F1 11 Tf 72 {y} Td ({line}) Tj ET\n").as_bytes());
+    }
+    content.extend_from_slice(b"BT /F1 14 Tf 72 800 Td (DIFFUSION RESTREINTE) Tj ET\n");
+    assert_eq!(
+        page_lines(&content),
+        [
+            "DIFFUSION RESTREINTE",
+            "First line.",
+            "Second line.",
+            "Third line."
+        ]
+    );
+}
+
+/// Two columns drawn line by line across the page (left line, right line, next left line...) read column by column,
+/// and a banner centred over both columns, drawn last, stays one line at the top.
+#[test]
+fn columns_read_one_after_the_other_under_a_banner() {
+    let mut content = Vec::new();
+    for i in 1..=6 {
+        let y = 760 - 14 * i;
+        content.extend_from_slice(
+            format!(
+                "BT /F1 11 Tf 72 {y} Td (Left column, line {i} of the report.) Tj ET\n\
+                 BT /F1 11 Tf 320 {y} Td (Right column, line {i} of the report.) Tj ET\n"
+            )
+            .as_bytes(),
+        );
+    }
+    content.extend_from_slice(b"BT /F1 14 Tf 220 800 Td (DIFFUSION RESTREINTE) Tj ET\n");
+    let mut expected = vec!["DIFFUSION RESTREINTE".to_owned()];
+    expected.extend((1..=6).map(|i| format!("Left column, line {i} of the report.")));
+    expected.extend((1..=6).map(|i| format!("Right column, line {i} of the report.")));
+    assert_eq!(page_lines(&content), expected);
+}
+
+/// A form's labels and values, drawn labels first, read row by row: cells side by side are not columns of text.
+#[test]
+fn table_cells_read_row_by_row() {
+    let rows = [
+        ("Objet :", "Inspection des depots"),
+        ("Date :", "12 mars"),
+        ("Niveau :", "SECRET"),
+    ];
+    let mut content = Vec::new();
+    for (i, (label, _)) in rows.iter().enumerate() {
+        let y = 760 - 16 * i;
+        content.extend_from_slice(format!("BT /F1 11 Tf 72 {y} Td ({label}) Tj ET\n").as_bytes());
+    }
+    for (i, (_, value)) in rows.iter().enumerate() {
+        let y = 760 - 16 * i;
+        content.extend_from_slice(format!("BT /F1 11 Tf 200 {y} Td ({value}) Tj ET\n").as_bytes());
+    }
+    assert_eq!(
+        page_lines(&content),
+        [
+            "Objet : Inspection des depots",
+            "Date : 12 mars",
+            "Niveau : SECRET"
+        ]
+    );
+}
+
+/// A word drawn twice a fraction of a point apart (a shadow, a bold faked by overprinting) is read once: `SECRET`
+/// stays alone on its line, as a banner stands.
+#[test]
+fn overprinted_text_is_read_once() {
+    let l = page_lines(
+        b"BT /F1 20 Tf 250 800 Td (SECRET) Tj ET\n\
+          BT /F1 20 Tf 250.6 800.4 Td (SECRET) Tj ET\n\
+          BT /F1 11 Tf 72 760 Td (Body text.) Tj ET\n",
+    );
+    assert_eq!(l, ["SECRET", "Body text."]);
+}
+
+/// On a page shown turned a quarter (`/Rotate 90`, text drawn upwards), lines drawn in any order read in the order
+/// the turned page shows them, and a banner whose halves are drawn out of order is one line.
+#[test]
+fn rotated_page_reads_in_its_own_frame() {
+    let content = b"BT /F1 11 Tf 0 1 -1 0 140 72 Tm (Third line.) Tj ET\n\
+          BT /F1 11 Tf 0 1 -1 0 126 72 Tm (Second line.) Tj ET\n\
+          BT /F1 11 Tf 0 1 -1 0 112 72 Tm (First line.) Tj ET\n\
+          BT /F1 14 Tf 0 1 -1 0 80 250 Tm (RESTREINTE) Tj ET\n\
+          BT /F1 14 Tf 0 1 -1 0 80 72 Tm (DIFFUSION) Tj ET\n";
+    let e = extract(&page_with(content, "/Rotate 90"), &limits());
+    assert_eq!(
+        lines(&e),
+        [
+            "DIFFUSION RESTREINTE",
+            "First line.",
+            "Second line.",
+            "Third line."
+        ]
+    );
+}
+
+/// A page of 60,000 glyphs scattered over it is laid out in bounded time: ordering by position never goes quadratic.
+#[test]
+fn scattered_glyphs_are_laid_out_quickly() {
+    let mut content = b"BT /F1 6 Tf\n".to_vec();
+    let mut seed = 7u64;
+    for _ in 0..60_000 {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let (x, y) = ((seed >> 40) % 550, (seed >> 20) % 800);
+        content.extend_from_slice(format!("1 0 0 1 {x} {y} Tm (x) Tj\n").as_bytes());
+    }
+    content.extend_from_slice(b"ET\n");
+    let started = Instant::now();
+    let e = extract(&one_page(&content), &limits());
+    assert_eq!(e.incomplete, None);
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+}
