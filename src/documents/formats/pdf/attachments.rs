@@ -50,14 +50,16 @@ impl Attachments {
         let Some(ef) = store.dict_in(spec, b"EF") else {
             return Ok(());
         };
-        let streams: Vec<ObjectId> = [b"UF".as_slice(), b"F"]
+        let mut streams: Vec<ObjectId> = [b"UF".as_slice(), b"F"]
             .iter()
             .filter_map(|k| ef.get(k).ok().and_then(|s| store.stream_id(s)))
             .filter(|id| !self.read.contains(id))
             .collect();
-        let Some(&first) = streams.first() else {
+        // `/UF` and `/F` name the same stream, almost always.
+        streams.dedup();
+        if streams.is_empty() {
             return Ok(());
-        };
+        }
         self.read.extend(streams.iter().copied());
         let name = [b"UF".as_slice(), b"F", b"Unix", b"DOS", b"Mac"]
             .iter()
@@ -72,7 +74,10 @@ impl Attachments {
         if let Object::String(desc, _) = store.get_in(spec, b"Desc") {
             passage(reader, &text_string(desc))?;
         }
-        self.read_stream(reader, store, first)
+        for id in streams {
+            self.read_stream(reader, store, id)?;
+        }
+        Ok(())
     }
 
     /// Reads the catalog's `/EmbeddedFiles` name tree, then every file specification and embedded file stream
