@@ -1,11 +1,10 @@
 //! Content streams (PDF 32000-1 §8–9): the text a page shows, in lines as a reader sees them.
 //!
 //! Producers cut text freely: a banner may be two text objects (`DIFFUSION ` then `RESTREINTE`), one `TJ` array with
-//! kerning inside the words, or one glyph at a time. So lines are rebuilt from positions, not from operators: each
-//! piece of text is placed with the text and graphics matrices; a piece on the same baseline continues the line
-//! (with a space when the gap is wider than about a fifth of an em, the size of a word space), and a piece on
-//! another baseline starts a new line. Form XObjects are drawn where the page draws them, with bounded depth and no
-//! cycles.
+//! kerning inside the words, or one glyph at a time, in any order. So lines are rebuilt from positions, not from
+//! operators: each piece of text is placed with the text and graphics matrices and handed to a [`Layout`], which
+//! writes the lines once the stream has been read. Form XObjects are drawn where the page draws them, with bounded
+//! depth and no cycles.
 
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -14,6 +13,7 @@ use lopdf::{Dictionary, Object, ObjectId};
 use memchr::memmem;
 
 use super::font::Font;
+use super::layout::{Layout, Placement};
 use super::lexer::{Lexer, Malformed, as_f32, is_white};
 use super::store::Store;
 use crate::documents::reader::{Incomplete, Reader, Step};
@@ -26,11 +26,6 @@ const MAX_FORM_RUNS: usize = 4096;
 const MAX_SAVED_STATES: usize = 64;
 /// Operands waiting for their operator (a real operator takes at most 6; more means garbage).
 const MAX_OPERANDS: usize = 64;
-/// A gap wider than this fraction of the font size is a word space (TeX writes word spaces as kerning of about
-/// -333; letter kerning stays well under -200).
-const WORD_GAP: f32 = 0.2;
-/// A baseline further than this fraction of the font size from the previous one starts a new line.
-const LINE_SHIFT: f32 = 0.5;
 
 type Matrix = [f32; 6];
 
@@ -70,16 +65,6 @@ struct State {
     rise: f32,
 }
 
-/// Where the last piece of text ended, in device space.
-#[derive(Clone, Copy)]
-struct Pen {
-    x: f32,
-    y: f32,
-    /// Unit vector of the baseline.
-    dir: (f32, f32),
-    size: f32,
-}
-
 /// Reads pages' content streams; fonts and forms are shared across the pages of one document.
 pub(super) struct Interpreter<'s, 'a> {
     store: &'s Store<'a>,
@@ -87,8 +72,11 @@ pub(super) struct Interpreter<'s, 'a> {
     fallback: Rc<Font>,
     forms: HashMap<ObjectId, Rc<Vec<u8>>>,
     form_runs: usize,
-    pen: Option<Pen>,
-    ends_white: bool,
+    /// The text of the stream being read, laid out when it ends.
+    layout: Layout,
+    /// The next piece starts where the last one ended (same text object, moved only by its own advance and `TJ`
+    /// adjustments): its place then comes from measured widths, not from the file.
+    continuing: bool,
     /// The text of the piece being shown, kept to reuse its allocation.
     run: String,
 }
@@ -102,20 +90,20 @@ impl<'s, 'a> Interpreter<'s, 'a> {
             fallback: Rc::new(Font::fallback()),
             forms: HashMap::new(),
             form_runs: 0,
-            pen: None,
-            ends_white: true,
+            layout: Layout::default(),
+            continuing: false,
             run: String::new(),
         }
     }
 
-    /// Reads one content stream (a page's, or an annotation's appearance) drawn with `resources`.
+    /// Reads one content stream (a page's, or an annotation's appearance) drawn with `resources`, and writes its
+    /// lines (those read before a stop too).
     pub(super) fn run_page(
         &mut self,
         reader: &mut Reader<'_>,
         data: &[u8],
         resources: Option<&'s Dictionary>,
     ) -> Step {
-        self.pen = None;
         let state = State {
             ctm: IDENTITY,
             font: None,
@@ -127,10 +115,10 @@ impl<'s, 'a> Interpreter<'s, 'a> {
             rise: 0.0,
         };
         let mut visiting = Vec::new();
-        self.run(reader, data, resources, state, &mut visiting)?;
+        let read = self.run(reader, data, resources, state, &mut visiting);
+        let written = self.layout.write(reader);
         reader.end_paragraph();
-        self.ends_white = true;
-        Ok(())
+        read.and(written)
     }
 
     fn run(
@@ -163,6 +151,13 @@ impl<'s, 'a> Interpreter<'s, 'a> {
                     continue;
                 }
             };
+            if matches!(
+                op,
+                b"BT" | b"Td" | b"TD" | b"Tm" | b"T*" | b"'" | b"\"" | b"cm" | b"Q" | b"Do"
+            ) {
+                // Text placed anew: what follows is positioned on its own, not after the piece before.
+                self.continuing = false;
+            }
             match op {
                 b"q" if saved.len() < MAX_SAVED_STATES => saved.push(state.clone()),
                 b"Q" => {
@@ -256,6 +251,8 @@ impl<'s, 'a> Interpreter<'s, 'a> {
             }
             operands.clear();
         }
+        // A form's last piece is not continued by what the page draws after it.
+        self.continuing = false;
         Ok(())
     }
 
@@ -291,7 +288,6 @@ impl<'s, 'a> Interpreter<'s, 'a> {
     ) -> Step {
         let font = state.font.clone().unwrap_or_else(|| self.fallback.clone());
         let trm = mul(tm, &state.ctm);
-        let (x, y) = (trm[2] * state.rise + trm[4], trm[3] * state.rise + trm[5]);
         let norm = (trm[0] * trm[0] + trm[1] * trm[1]).sqrt();
         let dir = if norm > f32::EPSILON {
             (trm[0] / norm, trm[1] / norm)
@@ -301,19 +297,6 @@ impl<'s, 'a> Interpreter<'s, 'a> {
         let size = (state.size * (trm[2] * trm[2] + trm[3] * trm[3]).sqrt())
             .abs()
             .max(0.01);
-        if let Some(pen) = self.pen {
-            let (dx, dy) = (x - pen.x, y - pen.y);
-            let along = dx * pen.dir.0 + dy * pen.dir.1;
-            let across = -dx * pen.dir.1 + dy * pen.dir.0;
-            let em = pen.size.max(size);
-            if across.abs() > LINE_SHIFT * em {
-                reader.end_paragraph();
-                self.ends_white = true;
-            } else if (along > WORD_GAP * em || along < -em) && !self.ends_white {
-                reader.text(" ")?;
-                self.ends_white = true;
-            }
-        }
         let mut run = std::mem::take(&mut self.run);
         run.clear();
         let mut advance = 0.0f32;
@@ -326,26 +309,30 @@ impl<'s, 'a> Interpreter<'s, 'a> {
                 };
             advance += (width * state.size + spacing) * state.scale;
         })?;
+        if advance.is_finite() {
+            tm[4] += advance * tm[0];
+            tm[5] += advance * tm[1];
+        }
         if !run.is_empty() {
             // Text can carry its own line breaks (a `\n` in a string); they are spaces on a drawn line.
             if run.contains(['\n', '\r']) {
                 run = run.replace(['\n', '\r'], " ");
             }
-            reader.text(&run)?;
-            self.ends_white = run.ends_with(char::is_whitespace);
+            let end = mul(tm, &state.ctm);
+            let placement = Placement {
+                start: (trm[4], trm[5]),
+                end: (end[4], end[5]),
+                dir,
+                size,
+                continues: self.continuing,
+            };
+            self.continuing = true;
+            let pushed = self.layout.push(reader, &run, placement);
+            self.run = run;
+            pushed?;
+        } else {
+            self.run = run;
         }
-        self.run = run;
-        if advance.is_finite() {
-            tm[4] += advance * tm[0];
-            tm[5] += advance * tm[1];
-        }
-        let end = mul(tm, &state.ctm);
-        self.pen = Some(Pen {
-            x: end[2] * state.rise + end[4],
-            y: end[3] * state.rise + end[5],
-            dir,
-            size,
-        });
         Ok(())
     }
 

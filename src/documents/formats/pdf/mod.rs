@@ -6,7 +6,9 @@
 //! [`store`] finds every object by reading the file from start to end (no trust in the cross-reference table, so a
 //! file cut at `media.max_bytes` reads as far as it goes); [`crypt`] opens files encrypted with the empty user
 //! password; [`filters`] decodes streams within the decompression budget; [`font`] and [`cmap`] turn string bytes
-//! into text; [`content`] rebuilds lines from where text is drawn; [`properties`] reads Info and XMP.
+//! into text; [`content`] places the text a page draws and [`layout`] rebuilds lines from where it stands;
+//! [`properties`] reads Info and XMP, [`outline`] the bookmarks; [`attachments`] reads the files attached inside
+//! as uploads of their own.
 //!
 //! # Crates compared (issue #11: "compare two for PDF and say why you chose one")
 //! Measured on this machine (2 cores) with a throw-away comparison binary (`pdfcmp`, release build; run as
@@ -36,14 +38,17 @@
 //! ticking the deadline and each decompression counted against the budget. lopdf's decryption is called inside
 //! `catch_unwind` (it slices `/O`, `/U` and `/ID` by lengths taken from the file).
 
+mod attachments;
 mod cmap;
 mod content;
 mod crypt;
 mod encodings;
 mod filters;
 mod font;
+mod layout;
 mod lexer;
 mod metrics;
+mod outline;
 mod properties;
 mod store;
 #[cfg(test)]
@@ -54,6 +59,7 @@ use std::collections::HashSet;
 use lopdf::{Dictionary, Object, ObjectId};
 
 use crate::documents::reader::{Incomplete, Reader, Step, Stop};
+use attachments::Attachments;
 use content::Interpreter;
 use crypt::Access;
 use store::{Store, type_is};
@@ -87,9 +93,11 @@ pub(crate) fn read(reader: &mut Reader<'_>, bytes: &[u8]) -> Step {
     store.finish(reader, decryptor)?;
     store.note_damage(reader);
     properties::read(reader, &store)?;
+    outline::read(reader, &store)?;
     reader.close_passage();
     let pages = pages(reader, &store)?;
     let mut interpreter = Interpreter::new(&store);
+    let mut attachments = Attachments::default();
     for (_, page) in pages {
         reader.tick()?;
         let resources = resources(&store, page);
@@ -103,9 +111,9 @@ pub(crate) fn read(reader: &mut Reader<'_>, bytes: &[u8]) -> Step {
             }
         }
         interpreter.run_page(reader, &data, resources)?;
-        annotations(reader, &store, &mut interpreter, page)?;
+        annotations(reader, &store, &mut interpreter, &mut attachments, page)?;
     }
-    Ok(())
+    attachments.read_document(reader, &store)
 }
 
 /// The pages in reading order: the page tree from the catalog, then (in a damaged file) any page object the tree
@@ -193,11 +201,14 @@ fn contents(store: &Store<'_>, page: &Dictionary) -> Vec<ObjectId> {
     }
 }
 
-/// Annotations: the text of their normal appearance (stamps, form fields, free text) and their `/Contents`.
+/// Annotations: the text of their normal appearance (stamps, form fields, free text), their `/Contents`, a
+/// comment's title (`/T`, its author on the pop-up; a form field's `/T` is an internal name) and subject, and the
+/// file a file attachment holds.
 fn annotations<'s>(
     reader: &mut Reader<'_>,
     store: &'s Store<'_>,
     interpreter: &mut Interpreter<'s, '_>,
+    attachments: &mut Attachments,
     page: &'s Dictionary,
 ) -> Step {
     let Object::Array(annots) = store.get_in(page, b"Annots") else {
@@ -208,9 +219,18 @@ fn annotations<'s>(
         let Ok(annot) = store.resolve(annot).as_dict() else {
             continue;
         };
-        if let Object::String(bytes, _) = store.get_in(annot, b"Contents") {
-            reader.text(&properties::text_string(bytes))?;
-            reader.end_paragraph();
+        let widget = store.get_in(annot, b"Subtype").as_name().ok() == Some(b"Widget");
+        for key in [b"T".as_slice(), b"Subj", b"Contents"] {
+            if key == b"T" && widget {
+                continue;
+            }
+            if let Object::String(bytes, _) = store.get_in(annot, key) {
+                reader.text(&properties::text_string(bytes))?;
+                reader.end_paragraph();
+            }
+        }
+        if attachments::is_attachment(store, annot) {
+            attachments.read_spec(reader, store, store.get_in(annot, b"FS"), None)?;
         }
         let normal = store.dict_in(annot, b"AP").and_then(|ap| ap.get(b"N").ok());
         let stream = normal.and_then(|n| match store.resolve(n) {

@@ -39,7 +39,8 @@ pub(super) fn read(reader: &mut Reader<'_>, store: &Store<'_>) -> Step {
     Ok(())
 }
 
-fn passage(reader: &mut Reader<'_>, text: &str) -> Step {
+/// Writes `text`, trimmed, as a passage of its own.
+pub(super) fn passage(reader: &mut Reader<'_>, text: &str) -> Step {
     let text = text.trim();
     if text.is_empty() {
         return Ok(());

@@ -459,3 +459,515 @@ fn ten_megabytes() {
     );
     assert_eq!(e.incomplete, None);
 }
+
+// === Reading order: lines rebuilt from positions, not from the order text is drawn in ===
+
+/// The advance of `text` in Helvetica at `size`, as the reader measures it.
+fn helvetica_width(text: &str, size: f32) -> f32 {
+    text.chars()
+        .map(|c| f32::from(super::metrics::HELVETICA[c as usize - 0x20]) / 1000.0 * size)
+        .sum()
+}
+
+/// A page of `content` with /F1 (Helvetica) and extra page entries (`/Rotate 90`).
+fn page_with(content: &[u8], page_entries: &str) -> Vec<u8> {
+    pdf(&[
+        b"<< /Type /Catalog /Pages 2 0 R >>".to_vec(),
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>".to_vec(),
+        format!(
+            "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] {page_entries} \
+             /Resources << /Font << /F1 5 0 R >> >> /Contents 4 0 R >>"
+        )
+        .into_bytes(),
+        stream("", content),
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>"
+            .to_vec(),
+    ])
+}
+
+fn page_lines(content: &[u8]) -> Vec<String> {
+    lines(&extract(&one_page(content), &limits()))
+}
+
+/// Words of one line drawn right before left read left to right: `RESTREINTE` drawn first at x=300, then
+/// `DIFFUSION` at x=72 on the same baseline.
+#[test]
+fn words_drawn_out_of_order_read_left_to_right() {
+    let l = page_lines(
+        b"BT /F1 11 Tf 72 700 Td (Compte rendu de la reunion.) Tj ET\n\
+          BT /F1 16 Tf 300 780 Td (RESTREINTE) Tj ET\n\
+          BT /F1 16 Tf 72 780 Td (DIFFUSION) Tj ET\n\
+          BT /F1 11 Tf 72 680 Td (Ordre du jour.) Tj ET\n",
+    );
+    assert_eq!(
+        l,
+        [
+            "DIFFUSION RESTREINTE",
+            "Compte rendu de la reunion.",
+            "Ordre du jour."
+        ]
+    );
+}
+
+/// A banner drawn one glyph at a time from its last letter to its first, each glyph placed by its own `Tm`, reads as
+/// written, its word space found in the gap between the glyphs.
+#[test]
+fn glyphs_drawn_right_to_left_read_left_to_right() {
+    let mut placed = Vec::new();
+    let mut x = 150.0;
+    for c in "DIFFUSION RESTREINTE".chars() {
+        placed.push((c, x));
+        x += helvetica_width(&c.to_string(), 18.0);
+    }
+    let mut content = b"BT /F1 18 Tf\n".to_vec();
+    for (c, x) in placed.iter().rev().filter(|(c, _)| *c != ' ') {
+        content.extend_from_slice(format!("1 0 0 1 {x:.2} 800 Tm ({c}) Tj\n").as_bytes());
+    }
+    content.extend_from_slice(b"ET\nBT /F1 11 Tf 72 760 Td (Body text.) Tj ET\n");
+    assert_eq!(page_lines(&content), ["DIFFUSION RESTREINTE", "Body text."]);
+}
+
+/// Lines drawn from the bottom of the page up, and a banner drawn last at the top, read from the top down.
+#[test]
+fn lines_drawn_bottom_up_read_top_down() {
+    let mut content = Vec::new();
+    for (i, line) in ["First line.", "Second line.", "Third line."]
+        .iter()
+        .enumerate()
+        .rev()
+    {
+        let y = 700 - 14 * i;
+        content.extend_from_slice(format!("BT /F1 11 Tf 72 {y} Td ({line}) Tj ET\n").as_bytes());
+    }
+    content.extend_from_slice(b"BT /F1 14 Tf 72 800 Td (DIFFUSION RESTREINTE) Tj ET\n");
+    assert_eq!(
+        page_lines(&content),
+        [
+            "DIFFUSION RESTREINTE",
+            "First line.",
+            "Second line.",
+            "Third line."
+        ]
+    );
+}
+
+/// Two columns drawn line by line across the page (left line, right line, next left line...) read column by column,
+/// and a banner centred over both columns, drawn last, stays one line at the top.
+#[test]
+fn columns_read_one_after_the_other_under_a_banner() {
+    let mut content = Vec::new();
+    for i in 1..=6 {
+        let y = 760 - 14 * i;
+        content.extend_from_slice(
+            format!(
+                "BT /F1 11 Tf 72 {y} Td (Left column, line {i} of the report.) Tj ET\n\
+                 BT /F1 11 Tf 320 {y} Td (Right column, line {i} of the report.) Tj ET\n"
+            )
+            .as_bytes(),
+        );
+    }
+    content.extend_from_slice(b"BT /F1 14 Tf 220 800 Td (DIFFUSION RESTREINTE) Tj ET\n");
+    let mut expected = vec!["DIFFUSION RESTREINTE".to_owned()];
+    expected.extend((1..=6).map(|i| format!("Left column, line {i} of the report.")));
+    expected.extend((1..=6).map(|i| format!("Right column, line {i} of the report.")));
+    assert_eq!(page_lines(&content), expected);
+}
+
+/// A form's labels and values, drawn labels first, read row by row: cells side by side are not columns of text.
+#[test]
+fn table_cells_read_row_by_row() {
+    let rows = [
+        ("Objet :", "Inspection des depots"),
+        ("Date :", "12 mars"),
+        ("Niveau :", "SECRET"),
+    ];
+    let mut content = Vec::new();
+    for (i, (label, _)) in rows.iter().enumerate() {
+        let y = 760 - 16 * i;
+        content.extend_from_slice(format!("BT /F1 11 Tf 72 {y} Td ({label}) Tj ET\n").as_bytes());
+    }
+    for (i, (_, value)) in rows.iter().enumerate() {
+        let y = 760 - 16 * i;
+        content.extend_from_slice(format!("BT /F1 11 Tf 200 {y} Td ({value}) Tj ET\n").as_bytes());
+    }
+    assert_eq!(
+        page_lines(&content),
+        [
+            "Objet : Inspection des depots",
+            "Date : 12 mars",
+            "Niveau : SECRET"
+        ]
+    );
+}
+
+/// A word drawn twice a fraction of a point apart (a shadow, a bold faked by overprinting) is read once: `SECRET`
+/// stays alone on its line, as a banner stands.
+#[test]
+fn overprinted_text_is_read_once() {
+    let l = page_lines(
+        b"BT /F1 20 Tf 250 800 Td (SECRET) Tj ET\n\
+          BT /F1 20 Tf 250.6 800.4 Td (SECRET) Tj ET\n\
+          BT /F1 11 Tf 72 760 Td (Body text.) Tj ET\n",
+    );
+    assert_eq!(l, ["SECRET", "Body text."]);
+}
+
+/// On a page shown turned a quarter (`/Rotate 90`, text drawn upwards), lines drawn in any order read in the order
+/// the turned page shows them, and a banner whose halves are drawn out of order is one line.
+#[test]
+fn rotated_page_reads_in_its_own_frame() {
+    let content = b"BT /F1 11 Tf 0 1 -1 0 140 72 Tm (Third line.) Tj ET\n\
+          BT /F1 11 Tf 0 1 -1 0 126 72 Tm (Second line.) Tj ET\n\
+          BT /F1 11 Tf 0 1 -1 0 112 72 Tm (First line.) Tj ET\n\
+          BT /F1 14 Tf 0 1 -1 0 80 250 Tm (RESTREINTE) Tj ET\n\
+          BT /F1 14 Tf 0 1 -1 0 80 72 Tm (DIFFUSION) Tj ET\n";
+    let e = extract(&page_with(content, "/Rotate 90"), &limits());
+    assert_eq!(
+        lines(&e),
+        [
+            "DIFFUSION RESTREINTE",
+            "First line.",
+            "Second line.",
+            "Third line."
+        ]
+    );
+}
+
+/// A page of 60,000 glyphs scattered over it is laid out in bounded time: ordering by position never goes quadratic.
+#[test]
+fn scattered_glyphs_are_laid_out_quickly() {
+    let mut content = b"BT /F1 6 Tf\n".to_vec();
+    let mut seed = 7u64;
+    for _ in 0..60_000 {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let (x, y) = ((seed >> 40) % 550, (seed >> 20) % 800);
+        content.extend_from_slice(format!("1 0 0 1 {x} {y} Tm (x) Tj\n").as_bytes());
+    }
+    content.extend_from_slice(b"ET\n");
+    let started = Instant::now();
+    let e = extract(&one_page(&content), &limits());
+    assert_eq!(e.incomplete, None);
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+// === Files attached inside a PDF, the outline and comments ===
+
+/// The names of files inside the scanned one, as the scan reports them.
+fn names(extraction: &Extraction) -> Vec<&str> {
+    extraction
+        .passages
+        .iter()
+        .filter_map(|p| match p {
+            crate::documents::Passage::Name(name) => Some(name.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+const CLEAN_PAGE: &[u8] = b"BT /F1 11 Tf 72 760 Td (Nothing to see on this page.) Tj ET";
+
+/// A one-page clean document whose catalog carries `catalog_entries`, followed by `extra` objects (numbered from 6).
+fn with_catalog(catalog_entries: &str, page_entries: &str, extra: &[Vec<u8>]) -> Vec<u8> {
+    let mut objects = vec![
+        format!("<< /Type /Catalog /Pages 2 0 R {catalog_entries} >>").into_bytes(),
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>".to_vec(),
+        format!(
+            "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] {page_entries} \
+             /Resources << /Font << /F1 5 0 R >> >> /Contents 4 0 R >>"
+        )
+        .into_bytes(),
+        stream("", CLEAN_PAGE),
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>"
+            .to_vec(),
+    ];
+    objects.extend_from_slice(extra);
+    pdf(&objects)
+}
+
+/// An embedded file stream holding `data`, Flate-compressed as producers write them.
+fn embedded(data: &[u8]) -> Vec<u8> {
+    stream(
+        &format!(
+            "/Type /EmbeddedFile /Subtype /text#2Fplain /Filter /FlateDecode /Params << /Size {} >>",
+            data.len()
+        ),
+        &deflate(data),
+    )
+}
+
+const MARKED_NOTE: &[u8] = b"Objet : inspection\nDIFFUSION RESTREINTE\nRien d'autre.";
+
+/// The `/EmbeddedFiles` name tree, through `/Kids` down to its `/Names` leaves: each file is read as an upload of
+/// its own, its name (`/UF`, Unicode) reported as a file's name and its description read.
+#[test]
+fn embedded_files_are_read_through_the_name_tree() {
+    let bytes = with_catalog(
+        "/Names << /EmbeddedFiles 6 0 R >>",
+        "",
+        &[
+            b"<< /Kids [7 0 R] >>".to_vec(),
+            b"<< /Limits [(a) (z)] /Names [(note.txt) 8 0 R (annexe.txt) 10 0 R] >>".to_vec(),
+            b"<< /Type /Filespec /F (note.txt) /UF <FEFF006E006F00740065002E007400780074> /EF << /F 9 0 R >> \
+               /Desc (Note jointe au compte rendu) >>"
+                .to_vec(),
+            embedded(MARKED_NOTE),
+            b"<< /Type /Filespec /F (annexe.txt) /EF << /F 11 0 R >> >>".to_vec(),
+            embedded(b"Annexe : calendrier."),
+        ],
+    );
+    let e = extract(&bytes, &limits());
+    assert_eq!(e.incomplete, None);
+    assert_eq!(banner_lines(&e), 1, "{:?}", lines(&e));
+    assert_eq!(names(&e), ["note.txt", "annexe.txt"]);
+    let l = lines(&e);
+    assert!(l.iter().any(|l| l == "Note jointe au compte rendu"));
+    assert!(l.iter().any(|l| l == "Annexe : calendrier."));
+}
+
+/// A file attached only to a page's `/FileAttachment` annotation (as Acrobat attaches a file as a comment) is read.
+#[test]
+fn a_file_attached_to_an_annotation_is_read() {
+    let bytes = with_catalog(
+        "",
+        "/Annots [6 0 R]",
+        &[
+            b"<< /Type /Annot /Subtype /FileAttachment /Rect [72 700 90 720] /Name /PushPin \
+               /FS << /Type /Filespec /F (compte-rendu.txt) /EF << /F 7 0 R >> >> >>"
+                .to_vec(),
+            embedded(MARKED_NOTE),
+        ],
+    );
+    let e = extract(&bytes, &limits());
+    assert_eq!(banner_lines(&e), 1, "{:?}", lines(&e));
+    assert_eq!(names(&e), ["compte-rendu.txt"]);
+}
+
+/// An attachment's name is read like an archive entry's: a clean file named `note_DR.txt` is reported by its name.
+#[test]
+fn an_attachment_name_is_a_file_name() {
+    let bytes = with_catalog(
+        "/Names << /EmbeddedFiles << /Names [(note_DR.txt) 6 0 R] >> >>",
+        "",
+        &[
+            b"<< /Type /Filespec /F (note_DR.txt) /EF << /F 7 0 R >> >>".to_vec(),
+            embedded(b"Ordre du jour."),
+        ],
+    );
+    assert_eq!(names(&extract(&bytes, &limits())), ["note_DR.txt"]);
+}
+
+/// A file listed in the name tree and attached to an annotation too is read once.
+#[test]
+fn a_file_reached_twice_is_read_once() {
+    let bytes = with_catalog(
+        "/Names << /EmbeddedFiles << /Names [(note.txt) 7 0 R] >> >>",
+        "/Annots [6 0 R]",
+        &[
+            b"<< /Type /Annot /Subtype /FileAttachment /Rect [72 700 90 720] /FS 7 0 R >>".to_vec(),
+            b"<< /Type /Filespec /F (note.txt) /EF << /F 8 0 R /UF 8 0 R >> >>".to_vec(),
+            embedded(MARKED_NOTE),
+        ],
+    );
+    let e = extract(&bytes, &limits());
+    assert_eq!(banner_lines(&e), 1);
+    assert_eq!(names(&e), ["note.txt"]);
+}
+
+/// A portfolio (`/Collection`) is a cover page and embedded files: a PDF inside it is read as a PDF, and an embedded
+/// file no tree reaches (an associated file, a damaged tree) is still read.
+#[test]
+fn portfolio_and_unreached_embedded_files() {
+    let inner = one_page(b"BT /F1 14 Tf 72 800 Td (DIFFUSION RESTREINTE) Tj ET");
+    let bytes = with_catalog(
+        "/Collection << /Type /Collection /View /D >> /Names << /EmbeddedFiles << /Names [(rapport.pdf) 6 0 R] >> >>",
+        "",
+        &[
+            b"<< /Type /Filespec /F (rapport.pdf) /UF (rapport.pdf) /EF << /F 7 0 R >> >>".to_vec(),
+            stream("/Type /EmbeddedFile /Subtype /application#2Fpdf", &inner),
+            b"<< /Type /Filespec /F (orphan.txt) /EF << /F 9 0 R >> >>".to_vec(),
+            embedded(b"Orphan file, SECRET DEFENSE"),
+        ],
+    );
+    let e = extract(&bytes, &limits());
+    assert_eq!(banner_lines(&e), 1, "{:?}", lines(&e));
+    assert_eq!(names(&e), ["rapport.pdf", "orphan.txt"]);
+    assert!(lines(&e).iter().any(|l| l == "Orphan file, SECRET DEFENSE"));
+}
+
+/// Attachments count as one more level of nesting: past `media.max_nesting` they are named but not read, and the
+/// scan says `nesting_limit`; a name tree that points to itself ends.
+#[test]
+fn attachments_respect_the_nesting_limit_and_cycles() {
+    let bytes = with_catalog(
+        "/Names << /EmbeddedFiles 6 0 R >>",
+        "",
+        &[
+            b"<< /Kids [6 0 R 7 0 R] >>".to_vec(),
+            b"<< /Kids [6 0 R] /Names [(note.txt) 8 0 R] >>".to_vec(),
+            b"<< /Type /Filespec /F (note.txt) /EF << /F 9 0 R >> >>".to_vec(),
+            embedded(MARKED_NOTE),
+        ],
+    );
+    let e = extract(&bytes, &limits());
+    assert_eq!(banner_lines(&e), 1);
+    let flat = Limits {
+        max_nesting: 0,
+        ..limits()
+    };
+    let e = extract(&bytes, &flat);
+    assert_eq!(banner_lines(&e), 0);
+    assert_eq!(names(&e), ["note.txt"]);
+    assert_eq!(e.incomplete, Some(Incomplete::NestingLimit));
+}
+
+/// An attachment inflating past the decompression budget stops the scan with `size_limit`.
+#[test]
+fn attachment_bomb_stops_at_the_budget() {
+    let mut big = MARKED_NOTE.to_vec();
+    big.resize(64 << 20, b' ');
+    let bytes = with_catalog(
+        "/Names << /EmbeddedFiles << /Names [(big.txt) 6 0 R] >> >>",
+        "",
+        &[
+            b"<< /Type /Filespec /F (big.txt) /EF << /F 7 0 R >> >>".to_vec(),
+            embedded(&big),
+        ],
+    );
+    let small = Limits {
+        max_uncompressed_bytes: 4 << 20,
+        ..limits()
+    };
+    assert_eq!(
+        extract(&bytes, &small).incomplete,
+        Some(Incomplete::SizeLimit)
+    );
+}
+
+/// The outline (bookmarks) is text a reader sees beside the pages: every title, nested ones too, each on its line.
+#[test]
+fn outline_titles_are_read() {
+    let bytes = with_catalog(
+        "/Outlines 6 0 R",
+        "",
+        &[
+            b"<< /Type /Outlines /First 7 0 R /Last 8 0 R /Count 3 >>".to_vec(),
+            b"<< /Title (Introduction) /Parent 6 0 R /Next 8 0 R /First 9 0 R /Last 9 0 R >>".to_vec(),
+            b"<< /Title <FEFF0041006E006E00650078006500200043> /Parent 6 0 R /Prev 7 0 R /Next 7 0 R >>".to_vec(),
+            b"<< /Title (DIFFUSION RESTREINTE) /Parent 7 0 R >>".to_vec(),
+        ],
+    );
+    let l = lines(&extract(&bytes, &limits()));
+    for title in ["Introduction", "DIFFUSION RESTREINTE", "Annexe C"] {
+        assert_eq!(
+            l.iter().filter(|l| *l == title).count(),
+            1,
+            "{title} in {l:?}"
+        );
+    }
+}
+
+/// A comment's title (`/T`, the author shown on its pop-up) and subject (`/Subj`) are read with its contents; a
+/// form field's `/T` is its internal name, not shown, and is not.
+#[test]
+fn comment_titles_and_subjects_are_read() {
+    let bytes = with_catalog(
+        "",
+        "/Annots [6 0 R 7 0 R]",
+        &[
+            b"<< /Type /Annot /Subtype /Text /Rect [72 700 90 720] /T (DIFFUSION RESTREINTE) \
+               /Subj (Relecture) /Contents (A revoir.) >>"
+                .to_vec(),
+            b"<< /Type /Annot /Subtype /Widget /FT /Tx /Rect [72 600 200 620] /T (SECRET) >>"
+                .to_vec(),
+        ],
+    );
+    let l = lines(&extract(&bytes, &limits()));
+    for text in ["DIFFUSION RESTREINTE", "Relecture", "A revoir."] {
+        assert!(l.iter().any(|l| l == text), "{text} in {l:?}");
+    }
+    assert!(!l.iter().any(|l| l == "SECRET"), "{l:?}");
+}
+
+/// fpdf2's attachments pane: a Word document marked in its page header, attached to a clean page, is read as the
+/// docx it is (its header too), after its name.
+#[test]
+fn attached_docx_fixture_is_read_as_a_docx() {
+    let e = read("attached-docx.pdf");
+    assert_eq!(e.incomplete, None);
+    assert_eq!(names(&e), ["compte-rendu.docx"]);
+    let name_at = e
+        .passages
+        .iter()
+        .position(|p| p.as_str() == "compte-rendu.docx");
+    let mark_at = e
+        .passages
+        .iter()
+        .position(|p| p.as_str().contains("DIFFUSION RESTREINTE"));
+    assert!(
+        mark_at > name_at,
+        "the page itself is clean: {:?}",
+        lines(&e)
+    );
+    assert!(lines(&e).iter().any(|l| l == "Source du compte rendu"));
+}
+
+/// A text file attached as a comment only (Acrobat's file attachment annotation) is read.
+#[test]
+fn attachment_annotation_fixture_is_read() {
+    let e = read("attachment-annotation.pdf");
+    assert_eq!(e.incomplete, None);
+    assert_eq!(names(&e), ["note.txt"]);
+    assert_eq!(banner_lines(&e), 1, "{:?}", lines(&e));
+}
+
+/// fpdf2's bookmarks: a marking only in a section title of the outline is read.
+#[test]
+fn outline_fixture_is_read() {
+    let e = read("outline.pdf");
+    assert_eq!(e.incomplete, None);
+    assert_eq!(banner_lines(&e), 1, "{:?}", lines(&e));
+    assert!(lines(&e).iter().any(|l| l == "Compte rendu"));
+}
+
+/// The lines of the last passage (the pages, after the properties reportlab writes).
+fn last_passage_lines(extraction: &Extraction) -> Vec<String> {
+    extraction
+        .passages
+        .last()
+        .map(|p| p.as_str().lines().map(str::to_owned).collect())
+        .unwrap_or_default()
+}
+
+/// reportlab, a banner drawn glyph by glyph from its end and body lines drawn bottom up: read as a reader sees it.
+#[test]
+fn reversed_banner_fixture_reads_in_order() {
+    let l = last_passage_lines(&read("reversed-banner.pdf"));
+    assert_eq!(
+        l,
+        [
+            "DIFFUSION RESTREINTE",
+            "The quarterly review covers the logistics of the northern depots.",
+            "Deliveries arrived on schedule and the inventory matches the ledger.",
+            "The committee recommends renewing the maintenance contract.",
+        ]
+    );
+}
+
+/// reportlab, two columns drawn a line of each at a time: the left column reads whole before the right one, so the
+/// marking it wraps across two lines stays one phrase.
+#[test]
+fn two_columns_fixture_reads_column_by_column() {
+    let l = last_passage_lines(&read("two-columns.pdf"));
+    assert_eq!(l[0], "Compte rendu du comite");
+    assert_eq!(l[2], "du comite. Ce document est classe DIFFUSION");
+    assert_eq!(l[3], "RESTREINTE et ne doit pas etre transmis en");
+    assert_eq!(l[5], "suivants ont ete abordes lors de la seance.");
+    assert_eq!(l[6], "Les livraisons sont arrivees a temps et");
+    assert_eq!(l.len(), 11);
+}
