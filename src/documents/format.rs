@@ -25,13 +25,24 @@ pub enum Format {
     Text,
     /// A zip archive that is not one of the office formats.
     Zip,
-    /// Anything else (images, audio, video, binaries): only the file name is classified.
+    // Pictures, read with OCR.
+    /// PNG.
+    Png,
+    /// JPEG.
+    Jpeg,
+    /// TIFF.
+    Tiff,
+    /// WebP.
+    Webp,
+    /// GIF.
+    Gif,
+    /// Anything else (other images, audio, video, binaries): only the file name is classified.
     Unknown,
 }
 
 impl Format {
     /// Every format, in the order the contract lists them.
-    pub const ALL: [Format; 12] = [
+    pub const ALL: [Format; 17] = [
         Format::Pdf,
         Format::Docx,
         Format::Xlsx,
@@ -43,6 +54,11 @@ impl Format {
         Format::Html,
         Format::Text,
         Format::Zip,
+        Format::Png,
+        Format::Jpeg,
+        Format::Tiff,
+        Format::Webp,
+        Format::Gif,
         Format::Unknown,
     ];
 
@@ -60,6 +76,11 @@ impl Format {
             Format::Html => "html",
             Format::Text => "text",
             Format::Zip => "zip",
+            Format::Png => "png",
+            Format::Jpeg => "jpeg",
+            Format::Tiff => "tiff",
+            Format::Webp => "webp",
+            Format::Gif => "gif",
             Format::Unknown => "unknown",
         }
     }

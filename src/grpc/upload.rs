@@ -110,6 +110,8 @@ impl PolicyServer {
                     passages: Vec::new(),
                     text_chars: 0,
                     incomplete: Some(Incomplete::TimeLimit),
+                    ocr_pages: 0,
+                    ocr_chars: 0,
                 };
                 let decision =
                     decide_upload(&self.store().current(), &request, &extraction, received);

@@ -42,6 +42,7 @@ mod tests {
             max_uncompressed_bytes: 1 << 20,
             max_nesting: 2,
             deadline: Instant::now() + Duration::from_secs(5),
+            ocr: crate::documents::OcrLimits::default(),
         }
     }
 

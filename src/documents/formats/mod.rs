@@ -3,6 +3,7 @@
 mod charset;
 mod compound;
 mod html;
+mod image;
 mod odf;
 mod ooxml;
 mod pdf;
@@ -58,6 +59,9 @@ pub(crate) fn read(reader: &mut Reader<'_>, format: Format, bytes: &[u8]) -> Ste
         Format::Html => html::read(reader, bytes),
         Format::Text => plain::read(reader, bytes),
         Format::Zip => zip::read(reader, bytes),
+        Format::Png | Format::Jpeg | Format::Tiff | Format::Webp | Format::Gif => {
+            image::read(reader, format, bytes)
+        }
         // Images, audio, video, binaries: nothing to read (the file name is classified by the caller), except that a
         // compound file says whether it is an encrypted Office document or a legacy one.
         Format::Unknown => compound::read(reader, bytes),
