@@ -42,6 +42,7 @@ mod crypt;
 mod encodings;
 mod filters;
 mod font;
+mod images;
 mod lexer;
 mod metrics;
 mod properties;
@@ -90,8 +91,10 @@ pub(crate) fn read(reader: &mut Reader<'_>, bytes: &[u8]) -> Step {
     reader.close_passage();
     let pages = pages(reader, &store)?;
     let mut interpreter = Interpreter::new(&store);
+    let mut scanned = Vec::new();
     for (_, page) in pages {
         reader.tick()?;
+        let before = reader.text_chars();
         let resources = resources(&store, page);
         let mut data = Vec::new();
         for content in contents(&store, page) {
@@ -104,8 +107,11 @@ pub(crate) fn read(reader: &mut Reader<'_>, bytes: &[u8]) -> Step {
         }
         interpreter.run_page(reader, &data, resources)?;
         annotations(reader, &store, &mut interpreter, page)?;
+        if reader.text_chars() - before < images::SCANNED_PAGE_CHARS {
+            scanned.push(page);
+        }
     }
-    Ok(())
+    images::read(reader, &store, &scanned)
 }
 
 /// The pages in reading order: the page tree from the catalog, then (in a damaged file) any page object the tree
