@@ -156,6 +156,8 @@ impl PolicyServer {
             text_chars: extraction.text_chars,
             incomplete_reason,
             remote: request.media.remote,
+            ocr_pages: extraction.ocr_pages,
+            ocr_chars: extraction.ocr_chars,
         };
         let uploader = request.uploader.as_ref().map_or("", |u| u.user_id.as_str());
         let decision = self.answer(RPC, uploader, "", decision, started, Some(media));
@@ -167,6 +169,8 @@ impl PolicyServer {
                 text_chars: extraction.text_chars,
                 complete: extraction.incomplete.is_none(),
                 incomplete_reason: incomplete_reason.to_owned(),
+                ocr_pages: extraction.ocr_pages,
+                ocr_chars: extraction.ocr_chars,
             }),
         }
     }

@@ -23,6 +23,7 @@ use std::{
 };
 
 pub(crate) use decode::{decode_jpeg, decode_upload};
+pub use engine::limit_openmp_threads;
 pub(crate) use plan::read;
 
 use super::reader::{Reader, Step};
