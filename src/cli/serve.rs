@@ -53,11 +53,6 @@ fn bad_config(err: &ConfigError) -> ExitCode {
 /// `roomguard serve`: loads and checks the config, the TLS material, the token and the policy before anything binds,
 /// then serves until SIGTERM or Ctrl-C.
 pub fn serve(overrides: &Overrides) -> ExitCode {
-    // SAFETY: the process has one thread yet: nothing else reads or writes the environment.
-    #[expect(unsafe_code, reason = "setting an environment variable, before any thread starts")]
-    unsafe {
-        crate::documents::limit_openmp_threads();
-    }
     let config = match Config::load(overrides) {
         Ok(config) => config,
         Err(err) => return bad_config(&err),
