@@ -359,15 +359,26 @@ async fn scanned_documents_are_read_with_ocr() {
         assert_eq!(codes(&decision), ["CLASSIFIED_DOCUMENT_IN_CLEAR"], "{name}");
         assert_eq!(decision.classification, "restricted", "{name}");
         let scan = answer.scan.unwrap();
-        assert_eq!((scan.format.as_str(), scan.complete), (format, true), "{name}");
+        assert_eq!(
+            (scan.format.as_str(), scan.complete),
+            (format, true),
+            "{name}"
+        );
         assert_eq!(scan.ocr_pages, 1, "{name}");
-        assert!(scan.ocr_chars >= 20 && scan.ocr_chars <= scan.text_chars, "{name}: {scan:?}");
+        assert!(
+            scan.ocr_chars >= 20 && scan.ocr_chars <= scan.text_chars,
+            "{name}: {scan:?}"
+        );
     }
     for (name, format) in [("clean-150dpi.png", "png"), ("photo.jpg", "jpeg")] {
         let answer = upload_file(&server, &scan_fixture(name)).await;
         assert_eq!(codes(&answer.decision.unwrap()), ["ALLOWED"], "{name}");
         let scan = answer.scan.unwrap();
-        assert_eq!((scan.format.as_str(), scan.complete, scan.ocr_pages), (format, true, 1), "{name}");
+        assert_eq!(
+            (scan.format.as_str(), scan.complete, scan.ocr_pages),
+            (format, true, 1),
+            "{name}"
+        );
     }
     server.stop().await;
 }
@@ -386,7 +397,13 @@ async fn with_ocr_off_pictures_are_not_read() {
     assert_eq!(codes(&answer.decision.unwrap()), ["ALLOWED"]);
     let scan = answer.scan.unwrap();
     assert_eq!(
-        (scan.format.as_str(), scan.complete, scan.incomplete_reason.as_str(), scan.ocr_pages, scan.ocr_chars),
+        (
+            scan.format.as_str(),
+            scan.complete,
+            scan.incomplete_reason.as_str(),
+            scan.ocr_pages,
+            scan.ocr_chars
+        ),
         ("jpeg", false, "unsupported", 0, 0)
     );
     server.stop().await;

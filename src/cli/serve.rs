@@ -31,7 +31,11 @@ fn report_ocr(mode: OcrMode) -> Result<(), ConfigError> {
     }
     match crate::documents::ocr_availability() {
         Ok(version) => {
-            info!(tesseract = version, languages = "fra+eng", "OCR available: pictures in uploads are read");
+            info!(
+                tesseract = version,
+                languages = "fra+eng",
+                "OCR available: pictures in uploads are read"
+            );
             Ok(())
         }
         Err(why) if mode == OcrMode::Required => Err(ConfigError::new(
@@ -39,7 +43,10 @@ fn report_ocr(mode: OcrMode) -> Result<(), ConfigError> {
             format!("`required`, but OCR is unavailable: {why}"),
         )),
         Err(why) => {
-            warn!(reason = why, "OCR unavailable: pictures in uploads are not read (noted `unsupported`)");
+            warn!(
+                reason = why,
+                "OCR unavailable: pictures in uploads are not read (noted `unsupported`)"
+            );
             Ok(())
         }
     }

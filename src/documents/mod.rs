@@ -14,7 +14,7 @@ mod ocr;
 pub(crate) mod reader;
 
 pub use format::Format;
-pub use ocr::{OcrLimits, availability as ocr_availability, limit_openmp_threads};
+pub use ocr::{OcrLimits, availability as ocr_availability, limit_openmp_threads, recognize_gray};
 pub use reader::{Extraction, Incomplete, Limits, Passage};
 
 /// Reads `bytes` (the first bytes of the file; `truncated` when the file went on past `media.max_bytes`) within

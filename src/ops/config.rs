@@ -1163,11 +1163,17 @@ mod tests {
             media_ocr_max_pages: Some(5),
             ..Overrides::default()
         });
-        assert_eq!((config.media.ocr, config.media.ocr_max_pages), (OcrMode::Required, 5));
+        assert_eq!(
+            (config.media.ocr, config.media.ocr_max_pages),
+            (OcrMode::Required, 5)
+        );
         assert!(config.media.ocr_limits().enabled);
         for setting in ["ocr_max_pages", "ocr_timeout_ms", "ocr_max_pixels"] {
             let config = Config::from_toml(&format!("[media]\n{setting} = 0\n")).unwrap();
-            assert_eq!(config.validate().unwrap_err().setting, format!("media.{setting}"));
+            assert_eq!(
+                config.validate().unwrap_err().setting,
+                format!("media.{setting}")
+            );
         }
         let err = Config::from_toml("[media]\nocr = \"auto\"\n").unwrap_err();
         assert_eq!(err.setting, "media.ocr", "{err}");

@@ -29,7 +29,12 @@ impl Pictures for Picture<'_> {
         0
     }
 
-    fn decode(&mut self, reader: &mut Reader<'_>, _index: usize, max_pixels: u64) -> Step<Option<Gray>> {
+    fn decode(
+        &mut self,
+        reader: &mut Reader<'_>,
+        _index: usize,
+        max_pixels: u64,
+    ) -> Step<Option<Gray>> {
         ocr::decode_upload(reader, self.format, self.bytes, max_pixels)
     }
 }

@@ -39,7 +39,11 @@ pub(crate) fn decode_upload(
 }
 
 /// A JPEG (a PDF image's `DCTDecode` data) in gray, like [`decode_upload`].
-pub(crate) fn decode_jpeg(reader: &mut Reader<'_>, bytes: &[u8], max_pixels: u64) -> Step<Option<Gray>> {
+pub(crate) fn decode_jpeg(
+    reader: &mut Reader<'_>,
+    bytes: &[u8],
+    max_pixels: u64,
+) -> Step<Option<Gray>> {
     Ok(noted(reader, decode(ImageFormat::Jpeg, bytes, max_pixels)))
 }
 
@@ -141,10 +145,17 @@ mod tests {
     /// A picture is decoded to one gray byte a pixel; transparent pixels become white paper, not black.
     #[test]
     fn pictures_become_gray_on_white() {
-        let rgba = png(2, 1, image::ExtendedColorType::Rgba8, &[0, 0, 0, 0, 0, 0, 0, 255]);
+        let rgba = png(
+            2,
+            1,
+            image::ExtendedColorType::Rgba8,
+            &[0, 0, 0, 0, 0, 0, 0, 255],
+        );
         let limits = limits();
         let mut reader = Reader::new(&limits);
-        let gray = decode_upload(&mut reader, Format::Png, &rgba, 100).unwrap().unwrap();
+        let gray = decode_upload(&mut reader, Format::Png, &rgba, 100)
+            .unwrap()
+            .unwrap();
         assert_eq!((gray.width, gray.height, gray.pixels), (2, 1, vec![255, 0]));
     }
 
@@ -155,13 +166,22 @@ mod tests {
         let big = png(100, 100, image::ExtendedColorType::L8, &[255; 10_000]);
         let limits = limits();
         let mut reader = Reader::new(&limits);
-        assert_eq!(decode_upload(&mut reader, Format::Png, &big, 9_999).unwrap(), None);
+        assert_eq!(
+            decode_upload(&mut reader, Format::Png, &big, 9_999).unwrap(),
+            None
+        );
         assert_eq!(
             reader.finish(Format::Png, None, false).incomplete,
             Some(Incomplete::SizeLimit)
         );
         let mut reader = Reader::new(&limits);
-        assert_eq!(decode_upload(&mut reader, Format::Png, &big[..big.len() / 2], 1 << 20).unwrap(), None);
-        assert_eq!(reader.finish(Format::Png, None, false).incomplete, Some(Incomplete::Corrupt));
+        assert_eq!(
+            decode_upload(&mut reader, Format::Png, &big[..big.len() / 2], 1 << 20).unwrap(),
+            None
+        );
+        assert_eq!(
+            reader.finish(Format::Png, None, false).incomplete,
+            Some(Incomplete::Corrupt)
+        );
     }
 }

@@ -76,7 +76,8 @@ impl Api {
         // their own state. Each symbol is given the type that `capi.h` declares for it, so every later call has the
         // signature the library was compiled with.
         unsafe {
-            let library = Library::new(LIBRARY).map_err(|e| format!("cannot load {LIBRARY}: {e}"))?;
+            let library =
+                Library::new(LIBRARY).map_err(|e| format!("cannot load {LIBRARY}: {e}"))?;
             macro_rules! symbol {
                 ($name:literal) => {
                     *library
@@ -184,18 +185,27 @@ impl Session {
     /// Each region is given as an image of its own rather than through `TessBaseAPISetRectangle`: with a rectangle,
     /// Tesseract 5.3 read the stamp band of the 150 dpi fixture as noise ("LÉ Te es et De a") where the same rows
     /// given as an image read `DIFFUSION RESTREINTE`.
-    pub(super) fn recognize(&mut self, picture: GrayView<'_>, deadline: Instant) -> Result<String, EngineError> {
+    pub(super) fn recognize(
+        &mut self,
+        picture: GrayView<'_>,
+        deadline: Instant,
+    ) -> Result<String, EngineError> {
         let Some(handle) = &self.handle else {
             return Err(EngineError::Failed);
         };
-        let (Ok(width), Ok(height)) = (c_int::try_from(picture.width), c_int::try_from(picture.height)) else {
+        let (Ok(width), Ok(height)) = (
+            c_int::try_from(picture.width),
+            c_int::try_from(picture.height),
+        ) else {
             return Err(EngineError::Failed);
         };
         let expected = u64::from(picture.width) * u64::from(picture.height);
         if picture.pixels.len() as u64 != expected || expected == 0 {
             return Err(EngineError::Failed);
         }
-        let left = deadline.saturating_duration_since(Instant::now()).as_millis();
+        let left = deadline
+            .saturating_duration_since(Instant::now())
+            .as_millis();
         if left < MIN_RECOGNITION_MS {
             return Err(EngineError::OutOfTime);
         }

@@ -74,6 +74,27 @@ pub fn availability() -> Result<&'static str, &'static str> {
     }
 }
 
+/// The text Tesseract reads in one 8-bit gray picture (`width` bytes a row), whole, with no budget but `deadline`:
+/// what each region of a scan costs, for benchmarks and diagnostics. Scans go through [`read`].
+pub fn recognize_gray(
+    pixels: &[u8],
+    width: u32,
+    height: u32,
+    deadline: Instant,
+) -> Result<String, String> {
+    let mut session = engine::Session::new().map_err(|e| format!("{e:?}"))?;
+    session
+        .recognize(
+            engine::GrayView {
+                pixels,
+                width,
+                height,
+            },
+            deadline,
+        )
+        .map_err(|e| format!("{e:?}"))
+}
+
 /// A picture as Tesseract reads it: 8-bit gray, rows top to bottom.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Gray {
@@ -92,5 +113,10 @@ pub(crate) trait Pictures {
     fn page(&self, index: usize) -> usize;
     /// Picture `index` in gray; `None` when it cannot be decoded (the implementation notes why), or when it is
     /// larger than `max_pixels` (noted `size_limit`).
-    fn decode(&mut self, reader: &mut Reader<'_>, index: usize, max_pixels: u64) -> Step<Option<Gray>>;
+    fn decode(
+        &mut self,
+        reader: &mut Reader<'_>,
+        index: usize,
+        max_pixels: u64,
+    ) -> Step<Option<Gray>>;
 }

@@ -105,7 +105,10 @@ fn regions(picture: &Gray) -> (Vec<Rows>, Option<Rows>) {
     }
     let at = |fraction: f64| (f64::from(height) * fraction).round() as u32;
     let band = at(BAND + OVERLAP);
-    let top = Rows { top: 0, height: band };
+    let top = Rows {
+        top: 0,
+        height: band,
+    };
     let bottom = Rows {
         top: height - band,
         height: band,

@@ -63,7 +63,9 @@ fn drawn(
         match token {
             Token::Name(name) => last_name = Some(name),
             Token::Keyword(b"Do") => {
-                let Some(name) = last_name.take() else { continue };
+                let Some(name) = last_name.take() else {
+                    continue;
+                };
                 let Some(id) = resources
                     .and_then(|r| store.dict_in(r, b"XObject"))
                     .and_then(|x| x.get(&name).ok())
@@ -71,9 +73,13 @@ fn drawn(
                 else {
                     continue;
                 };
-                let Ok(dict) = store.get(id).as_dict() else { continue };
+                let Ok(dict) = store.get(id).as_dict() else {
+                    continue;
+                };
                 match store.get_in(dict, b"Subtype").as_name() {
-                    Ok(b"Image") if !found.contains(&id) && found.len() < MAX_IMAGES_PER_PAGE => found.push(id),
+                    Ok(b"Image") if !found.contains(&id) && found.len() < MAX_IMAGES_PER_PAGE => {
+                        found.push(id)
+                    }
                     Ok(b"Form") if depth < MAX_FORM_DEPTH => {
                         if let Some(form) = store.stream_bytes(reader, id)? {
                             let inner = store.dict_in(dict, b"Resources").or(resources);
@@ -125,7 +131,12 @@ impl Pictures for PageImages<'_, '_> {
         self.images.get(index).map_or(0, |(page, _)| *page)
     }
 
-    fn decode(&mut self, reader: &mut Reader<'_>, index: usize, max_pixels: u64) -> Step<Option<Gray>> {
+    fn decode(
+        &mut self,
+        reader: &mut Reader<'_>,
+        index: usize,
+        max_pixels: u64,
+    ) -> Step<Option<Gray>> {
         let Some(&(_, id)) = self.images.get(index) else {
             return Ok(None);
         };
@@ -146,7 +157,12 @@ enum Codec {
 }
 
 /// One image in gray; `None` (noted) when it cannot be decoded.
-fn decode(reader: &mut Reader<'_>, store: &Store<'_>, id: ObjectId, max_pixels: u64) -> Step<Option<Gray>> {
+fn decode(
+    reader: &mut Reader<'_>,
+    store: &Store<'_>,
+    id: ObjectId,
+    max_pixels: u64,
+) -> Step<Option<Gray>> {
     let Some((dict, raw)) = store.stream_raw(id) else {
         reader.note(Incomplete::Corrupt);
         return Ok(None);
@@ -194,7 +210,13 @@ fn decode(reader: &mut Reader<'_>, store: &Store<'_>, id: ObjectId, max_pixels: 
         Codec::Dct => return ocr::decode_jpeg(reader, &data, max_pixels),
         Codec::Ccitt => ccitt(store, params, width, height, &data),
         Codec::Jbig2 => jbig2(store, params, &data, max_pixels),
-        Codec::Samples => samples(store, dict, width, height, &predicted(store, params, width, dict, data)),
+        Codec::Samples => samples(
+            store,
+            dict,
+            width,
+            height,
+            &predicted(store, params, width, dict, data),
+        ),
         Codec::Other => None,
     };
     match gray {
@@ -213,7 +235,10 @@ fn decode(reader: &mut Reader<'_>, store: &Store<'_>, id: ObjectId, max_pixels: 
 
 /// The names of an image's filters, in order.
 fn filter_names(store: &Store<'_>, dict: &Dictionary) -> Vec<Vec<u8>> {
-    let filter = dict.get(b"Filter").or_else(|_| dict.get(b"F")).map(|f| store.resolve(f));
+    let filter = dict
+        .get(b"Filter")
+        .or_else(|_| dict.get(b"F"))
+        .map(|f| store.resolve(f));
     match filter {
         Ok(Object::Name(name)) => vec![name.clone()],
         Ok(Object::Array(items)) => items
@@ -225,11 +250,17 @@ fn filter_names(store: &Store<'_>, dict: &Dictionary) -> Vec<Vec<u8>> {
 }
 
 /// The decode parameters of filter `index`.
-fn codec_params<'s>(store: &'s Store<'_>, dict: &'s Dictionary, index: usize) -> Option<&'s Dictionary> {
+fn codec_params<'s>(
+    store: &'s Store<'_>,
+    dict: &'s Dictionary,
+    index: usize,
+) -> Option<&'s Dictionary> {
     let params = dict.get(b"DecodeParms").or_else(|_| dict.get(b"DP")).ok()?;
     match store.resolve(params) {
         Object::Dictionary(d) if index == 0 => Some(d),
-        Object::Array(items) => items.get(index).and_then(|o| store.resolve(o).as_dict().ok()),
+        Object::Array(items) => items
+            .get(index)
+            .and_then(|o| store.resolve(o).as_dict().ok()),
         _ => None,
     }
 }
@@ -243,7 +274,9 @@ fn leading_filters(store: &Store<'_>, dict: &Dictionary, count: usize) -> Dictio
         Object::Array(names.into_iter().take(count).map(Object::Name).collect()),
     );
     let params: Vec<Object> = (0..count)
-        .map(|i| codec_params(store, dict, i).map_or(Object::Null, |d| Object::Dictionary(d.clone())))
+        .map(|i| {
+            codec_params(store, dict, i).map_or(Object::Null, |d| Object::Dictionary(d.clone()))
+        })
         .collect();
     leading.set("DecodeParms", Object::Array(params));
     leading
@@ -254,7 +287,10 @@ fn decode_inverted(store: &Store<'_>, dict: &Dictionary) -> bool {
     let Object::Array(decode) = store.get_in(dict, b"Decode") else {
         return false;
     };
-    match (decode.first().and_then(super::lexer::as_f32), decode.get(1).and_then(super::lexer::as_f32)) {
+    match (
+        decode.first().and_then(super::lexer::as_f32),
+        decode.get(1).and_then(super::lexer::as_f32),
+    ) {
         (Some(low), Some(high)) => low > high,
         _ => false,
     }
@@ -328,7 +364,13 @@ impl hayro_jbig2::Decoder for BiLevel {
 }
 
 /// CCITT fax data (PDF 32000-1 §7.4.6), decoded as far as it is readable.
-fn ccitt(store: &Store<'_>, params: Option<&Dictionary>, width: u32, height: u32, data: &[u8]) -> Option<Gray> {
+fn ccitt(
+    store: &Store<'_>,
+    params: Option<&Dictionary>,
+    width: u32,
+    height: u32,
+    data: &[u8],
+) -> Option<Gray> {
     let int = |key: &[u8], default: i64| {
         params
             .and_then(|p| store.get_in(p, key).as_i64().ok())
@@ -340,8 +382,12 @@ fn ccitt(store: &Store<'_>, params: Option<&Dictionary>, width: u32, height: u32
             .unwrap_or(default)
     };
     let k = int(b"K", 0);
-    let columns = u32::try_from(int(b"Columns", 1728)).ok().filter(|&c| c > 0)?;
-    let rows = u32::try_from(int(b"Rows", i64::from(height))).ok().filter(|&r| r > 0)?;
+    let columns = u32::try_from(int(b"Columns", 1728))
+        .ok()
+        .filter(|&c| c > 0)?;
+    let rows = u32::try_from(int(b"Rows", i64::from(height)))
+        .ok()
+        .filter(|&r| r > 0)?;
     let settings = hayro_ccitt::DecodeSettings {
         columns,
         rows,
@@ -366,7 +412,12 @@ fn ccitt(store: &Store<'_>, params: Option<&Dictionary>, width: u32, height: u32
 }
 
 /// JBIG2 data (PDF 32000-1 §7.4.7), with the document's global segments when it has some.
-fn jbig2(store: &Store<'_>, params: Option<&Dictionary>, data: &[u8], max_pixels: u64) -> Option<Gray> {
+fn jbig2(
+    store: &Store<'_>,
+    params: Option<&Dictionary>,
+    data: &[u8],
+    max_pixels: u64,
+) -> Option<Gray> {
     let globals = params
         .and_then(|p| p.get(b"JBIG2Globals").ok())
         .and_then(|g| store.stream_id(g))
@@ -385,9 +436,18 @@ fn jbig2(store: &Store<'_>, params: Option<&Dictionary>, data: &[u8], max_pixels
 }
 
 /// TIFF predictor 2 (horizontal differencing), which [`filters::decode`] leaves to image readers.
-fn predicted(store: &Store<'_>, params: Option<&Dictionary>, width: u32, dict: &Dictionary, mut data: Vec<u8>) -> Vec<u8> {
+fn predicted(
+    store: &Store<'_>,
+    params: Option<&Dictionary>,
+    width: u32,
+    dict: &Dictionary,
+    mut data: Vec<u8>,
+) -> Vec<u8> {
     let predictor = params.and_then(|p| store.get_in(p, b"Predictor").as_i64().ok());
-    let bits = store.get_in(dict, b"BitsPerComponent").as_i64().unwrap_or(8);
+    let bits = store
+        .get_in(dict, b"BitsPerComponent")
+        .as_i64()
+        .unwrap_or(8);
     if predictor != Some(2) || bits != 8 {
         return data;
     }
@@ -487,31 +547,53 @@ fn space(store: &Store<'_>, object: &Object, depth: usize) -> Option<Space> {
             let lookup: Vec<u8> = match store.resolve(rest.get(2)?) {
                 Object::String(bytes, _) => bytes.clone(),
                 other => {
-                    let id = store.stream_id(other).or_else(|| store.stream_id(rest.get(2)?))?;
+                    let id = store
+                        .stream_id(other)
+                        .or_else(|| store.stream_id(rest.get(2)?))?;
                     store.stream_raw(id).map(|(_, b)| b.into_owned())?
                 }
             };
             let components = base.components();
-            Space::Indexed(lookup.chunks_exact(components).map(|c| base.gray(c)).collect())
+            Space::Indexed(
+                lookup
+                    .chunks_exact(components)
+                    .map(|c| base.gray(c))
+                    .collect(),
+            )
         }
         _ => return None,
     })
 }
 
 /// Raw samples to gray: any of 1, 2, 4, 8 or 16 bits a component, rows padded to a byte.
-fn samples(store: &Store<'_>, dict: &Dictionary, width: u32, height: u32, data: &[u8]) -> Option<Gray> {
+fn samples(
+    store: &Store<'_>,
+    dict: &Dictionary,
+    width: u32,
+    height: u32,
+    data: &[u8],
+) -> Option<Gray> {
     let mask = store.get_in(dict, b"ImageMask").as_bool().unwrap_or(false);
     let space = if mask {
         Space::Gray
     } else {
-        space(store, dict.get(b"ColorSpace").or_else(|_| dict.get(b"CS")).ok()?, 0)?
+        space(
+            store,
+            dict.get(b"ColorSpace").or_else(|_| dict.get(b"CS")).ok()?,
+            0,
+        )?
     };
     let bits = if mask {
         1
     } else {
-        store.get_in(dict, b"BitsPerComponent").as_i64().unwrap_or(8)
+        store
+            .get_in(dict, b"BitsPerComponent")
+            .as_i64()
+            .unwrap_or(8)
     };
-    let bits = usize::try_from(bits).ok().filter(|b| matches!(b, 1 | 2 | 4 | 8 | 16))?;
+    let bits = usize::try_from(bits)
+        .ok()
+        .filter(|b| matches!(b, 1 | 2 | 4 | 8 | 16))?;
     let components = space.components();
     let row_bytes = (width as usize * components * bits).div_ceil(8);
     let indexed = matches!(space, Space::Indexed(_));
@@ -595,19 +677,62 @@ mod tests {
     /// palette, an image mask (0 paints), and `/Decode [1 0]` reverses them.
     #[test]
     fn samples_in_every_colour_space_become_gray() {
-        let gray = |entries: &str, data: &[u8]| decoded(&pdf_with_image(entries, data)).0.unwrap().pixels;
-        assert_eq!(gray("/Width 4 /Height 1 /ColorSpace /DeviceGray /BitsPerComponent 1", &[0b0101_0000]), [0, 255, 0, 255]);
-        assert_eq!(gray("/Width 2 /Height 1 /ColorSpace /DeviceRGB /BitsPerComponent 8", &[255, 255, 255, 255, 0, 0]), [255, 76]);
-        assert_eq!(gray("/Width 2 /Height 1 /ColorSpace /DeviceCMYK /BitsPerComponent 8", &[0, 0, 0, 0, 0, 0, 0, 255]), [255, 0]);
+        let gray =
+            |entries: &str, data: &[u8]| decoded(&pdf_with_image(entries, data)).0.unwrap().pixels;
         assert_eq!(
-            gray("/Width 3 /Height 1 /ColorSpace [/Indexed /DeviceRGB 1 <FFFFFF000000>] /BitsPerComponent 8", &[1, 0, 1]),
+            gray(
+                "/Width 4 /Height 1 /ColorSpace /DeviceGray /BitsPerComponent 1",
+                &[0b0101_0000]
+            ),
+            [0, 255, 0, 255]
+        );
+        assert_eq!(
+            gray(
+                "/Width 2 /Height 1 /ColorSpace /DeviceRGB /BitsPerComponent 8",
+                &[255, 255, 255, 255, 0, 0]
+            ),
+            [255, 76]
+        );
+        assert_eq!(
+            gray(
+                "/Width 2 /Height 1 /ColorSpace /DeviceCMYK /BitsPerComponent 8",
+                &[0, 0, 0, 0, 0, 0, 0, 255]
+            ),
+            [255, 0]
+        );
+        assert_eq!(
+            gray(
+                "/Width 3 /Height 1 /ColorSpace [/Indexed /DeviceRGB 1 <FFFFFF000000>] /BitsPerComponent 8",
+                &[1, 0, 1]
+            ),
             [0, 255, 0]
         );
-        assert_eq!(gray("/Width 2 /Height 2 /ColorSpace /DeviceGray /BitsPerComponent 4", &[0xF0, 0x0F]), [255, 0, 0, 255]);
-        assert_eq!(gray("/Width 2 /Height 1 /ImageMask true", &[0b0100_0000]), [0, 255]);
-        assert_eq!(gray("/Width 2 /Height 1 /ImageMask true /Decode [1 0]", &[0b0100_0000]), [255, 0]);
+        assert_eq!(
+            gray(
+                "/Width 2 /Height 2 /ColorSpace /DeviceGray /BitsPerComponent 4",
+                &[0xF0, 0x0F]
+            ),
+            [255, 0, 0, 255]
+        );
+        assert_eq!(
+            gray("/Width 2 /Height 1 /ImageMask true", &[0b0100_0000]),
+            [0, 255]
+        );
+        assert_eq!(
+            gray(
+                "/Width 2 /Height 1 /ImageMask true /Decode [1 0]",
+                &[0b0100_0000]
+            ),
+            [255, 0]
+        );
         // Rows a truncated stream lost are blank paper.
-        assert_eq!(gray("/Width 2 /Height 2 /ColorSpace /DeviceGray /BitsPerComponent 8", &[0, 0]), [0, 0, 255, 255]);
+        assert_eq!(
+            gray(
+                "/Width 2 /Height 2 /ColorSpace /DeviceGray /BitsPerComponent 8",
+                &[0, 0]
+            ),
+            [0, 0, 255, 255]
+        );
     }
 
     /// An image in a codec roomguard does not decode (JPEG 2000), or in a colour space it cannot make gray, is noted
@@ -616,9 +741,15 @@ mod tests {
     fn images_that_cannot_be_read_are_noted() {
         let jpx = pdf_with_image("/Width 2 /Height 2 /Filter /JPXDecode", b"\0\0\0\x0cjP  ");
         assert_eq!(decoded(&jpx), (None, Some(Incomplete::Unsupported)));
-        let pattern = pdf_with_image("/Width 1 /Height 1 /ColorSpace /Pattern /BitsPerComponent 8", &[0]);
+        let pattern = pdf_with_image(
+            "/Width 1 /Height 1 /ColorSpace /Pattern /BitsPerComponent 8",
+            &[0],
+        );
         assert_eq!(decoded(&pattern), (None, Some(Incomplete::Unsupported)));
-        let huge = pdf_with_image("/Width 100000 /Height 100000 /ColorSpace /DeviceGray /BitsPerComponent 8", &[0]);
+        let huge = pdf_with_image(
+            "/Width 100000 /Height 100000 /ColorSpace /DeviceGray /BitsPerComponent 8",
+            &[0],
+        );
         assert_eq!(decoded(&huge), (None, Some(Incomplete::SizeLimit)));
     }
 
@@ -640,7 +771,11 @@ mod tests {
         }
         let clean = scan(&fixture("scan/clean-dct-150dpi.pdf"));
         assert!(!has_mark_line(&clean));
-        assert!(lines(&clean).join(" ").contains("renouveler le contrat"), "{:?}", lines(&clean));
+        assert!(
+            lines(&clean).join(" ").contains("renouveler le contrat"),
+            "{:?}",
+            lines(&clean)
+        );
     }
 
     /// Every page's bands are read before any page's middle: a stamp on the second page is found before the first
@@ -653,14 +788,24 @@ mod tests {
         let scan = scan(&two);
         assert_eq!(scan.ocr_pages, 2);
         let lines = lines(&scan);
-        let mark = lines.iter().position(|l| l == crate::documents::formats::testing::MARK);
-        let body = lines.iter().position(|l| l.contains("renouveler le contrat"));
-        assert!(matches!((mark, body), (Some(m), Some(b)) if m < b), "{lines:?}");
+        let mark = lines
+            .iter()
+            .position(|l| l == crate::documents::formats::testing::MARK);
+        let body = lines
+            .iter()
+            .position(|l| l.contains("renouveler le contrat"));
+        assert!(
+            matches!((mark, body), (Some(m), Some(b)) if m < b),
+            "{lines:?}"
+        );
         let mut one_page = limits();
         one_page.ocr.max_pages = 1;
         let first_only = crate::documents::extract(&two, false, &one_page);
         assert!(!has_mark_line(&first_only));
-        assert_eq!((first_only.ocr_pages, first_only.incomplete), (1, Some(Incomplete::SizeLimit)));
+        assert_eq!(
+            (first_only.ocr_pages, first_only.incomplete),
+            (1, Some(Incomplete::SizeLimit))
+        );
         let typed = scan_text_pdf();
         assert_eq!((typed.ocr_pages, typed.ocr_chars), (0, 0));
     }
