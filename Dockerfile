@@ -13,6 +13,12 @@ COPY benches ./benches
 RUN cargo build --release --locked --bin roomguard
 
 FROM debian:bookworm-slim
+# Tesseract and its French and English models: OCR of scanned uploads (loaded at run time; without it roomguard
+# starts and reports OCR unavailable). One OpenMP thread per recognition: scans run side by side instead.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends tesseract-ocr tesseract-ocr-fra \
+    && rm -rf /var/lib/apt/lists/*
+ENV OMP_THREAD_LIMIT=1
 RUN useradd --system --uid 10001 --home-dir /nonexistent --shell /usr/sbin/nologin roomguard
 COPY --from=build /src/target/release/roomguard /usr/local/bin/roomguard
 COPY policies /etc/roomguard/policies

@@ -136,6 +136,8 @@ fn decisions(c: &mut Criterion) {
         passages: Vec::new(),
         text_chars: 0,
         incomplete: None,
+        ocr_pages: 0,
+        ocr_chars: 0,
     };
     assert!(decide_join(&policy, &join, 3).is_allowed());
     assert!(!decide_state_change(&policy, &state).is_allowed());

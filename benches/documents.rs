@@ -291,6 +291,7 @@ fn limits() -> Limits {
         max_uncompressed_bytes: 4 * 1024 * 1024 * 1024,
         max_nesting: 3,
         deadline: Instant::now() + Duration::from_secs(3600),
+        ocr: roomguard::documents::OcrLimits::default(),
     }
 }
 

@@ -127,6 +127,7 @@ fn limits() -> Limits {
         max_uncompressed_bytes: 1 << 30,
         max_nesting: 3,
         deadline: Instant::now() + Duration::from_secs(3600),
+        ocr: roomguard::documents::OcrLimits::default(),
     }
 }
 

@@ -1,6 +1,6 @@
 //! `CheckMediaUpload`, black-box through a real server: the stream's rules, the size limit answered before the stream
-//! ends, the time budget with a stalled sender, scan slots apart from message decisions, shadow mode, and a decision
-//! log that names the media but never its text.
+//! ends, the time budget with a stalled sender, scan slots apart from message decisions, shadow mode, a decision log
+//! that names the media but never its text, and scanned documents read with OCR.
 
 #![allow(
     clippy::unwrap_used,
@@ -20,7 +20,7 @@ use roomguard::{
         server::Options,
     },
     ops::{
-        config::{LogOutput, MediaConfig, Mode},
+        config::{LogOutput, MediaConfig, Mode, OcrMode},
         decision_log::DecisionLog,
         metrics::Metrics,
     },
@@ -367,4 +367,106 @@ async fn the_decision_log_names_the_media_never_its_text() {
     );
     assert!(metrics_text.contains("roomguard_media_scan_duration_seconds_count 1"));
     assert!(metrics_text.contains("roomguard_media_scans_in_progress 0"));
+}
+
+/// A committed scan fixture (`tests/fixtures/media/scan/`, written by `make_scans.py`).
+fn scan_fixture(name: &str) -> Vec<u8> {
+    std::fs::read(Path::new("tests/fixtures/media/scan").join(name)).unwrap()
+}
+
+/// Uploads `bytes` in 64 KiB chunks; the answer.
+async fn upload_file(server: &TestServer, bytes: &[u8]) -> proto::CheckMediaUploadResponse {
+    let mut messages = vec![header("mxc://agent.tchap.gouv.fr/scan")];
+    messages.extend(bytes.chunks(64 * 1024).map(chunk));
+    upload(server, messages).await.unwrap()
+}
+
+async fn ocr_available(server: &TestServer) -> bool {
+    let mut client = server.client().await;
+    client
+        .get_policy_status(proto::GetPolicyStatusRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .ocr_available
+}
+
+/// A budget that pins what is read, not how fast: the test machine may run several OCR tests at once.
+fn generous_ocr() -> MediaConfig {
+    MediaConfig {
+        timeout_ms: 30_000,
+        ocr_timeout_ms: 20_000,
+        ..MediaConfig::default()
+    }
+}
+
+/// A stamped page as a JPEG photo and as a scanner's PDF with no text layer is refused for its marking, and the
+/// scan says how much came from OCR; a clean scanned page and a photo are stored; the server says OCR is available.
+#[tokio::test]
+async fn scanned_documents_are_read_with_ocr() {
+    if let Err(why) = roomguard::documents::ocr_availability() {
+        panic!(
+            "OCR tests need Tesseract ({why}): apt-get install tesseract-ocr tesseract-ocr-fra (scripts/test does)"
+        );
+    }
+    let server = TestServer::with_options(media(generous_ocr())).await;
+    assert!(ocr_available(&server).await);
+    for (name, format) in [
+        ("stamped-150dpi.jpg", "jpeg"),
+        ("stamped-dct-150dpi.pdf", "pdf"),
+        ("stamped-ccitt-300dpi.pdf", "pdf"),
+    ] {
+        let answer = upload_file(&server, &scan_fixture(name)).await;
+        let decision = answer.decision.unwrap();
+        assert_eq!(codes(&decision), ["CLASSIFIED_DOCUMENT_IN_CLEAR"], "{name}");
+        assert_eq!(decision.classification, "restricted", "{name}");
+        let scan = answer.scan.unwrap();
+        assert_eq!(
+            (scan.format.as_str(), scan.complete),
+            (format, true),
+            "{name}"
+        );
+        assert_eq!(scan.ocr_pages, 1, "{name}");
+        assert!(
+            scan.ocr_chars >= 20 && scan.ocr_chars <= scan.text_chars,
+            "{name}: {scan:?}"
+        );
+    }
+    for (name, format) in [("clean-150dpi.png", "png"), ("photo.jpg", "jpeg")] {
+        let answer = upload_file(&server, &scan_fixture(name)).await;
+        assert_eq!(codes(&answer.decision.unwrap()), ["ALLOWED"], "{name}");
+        let scan = answer.scan.unwrap();
+        assert_eq!(
+            (scan.format.as_str(), scan.complete, scan.ocr_pages),
+            (format, true, 1),
+            "{name}"
+        );
+    }
+    server.stop().await;
+}
+
+/// With `media.ocr = "off"` a stamped scan is not read: it is stored, its scan is incomplete (`unsupported`) with
+/// nothing from OCR, and the server says OCR is not available.
+#[tokio::test]
+async fn with_ocr_off_pictures_are_not_read() {
+    let server = TestServer::with_options(media(MediaConfig {
+        ocr: OcrMode::Off,
+        ..MediaConfig::default()
+    }))
+    .await;
+    assert!(!ocr_available(&server).await);
+    let answer = upload_file(&server, &scan_fixture("stamped-150dpi.jpg")).await;
+    assert_eq!(codes(&answer.decision.unwrap()), ["ALLOWED"]);
+    let scan = answer.scan.unwrap();
+    assert_eq!(
+        (
+            scan.format.as_str(),
+            scan.complete,
+            scan.incomplete_reason.as_str(),
+            scan.ocr_pages,
+            scan.ocr_chars
+        ),
+        ("jpeg", false, "unsupported", 0, 0)
+    );
+    server.stop().await;
 }

@@ -279,6 +279,7 @@ pub fn scan_with_defaults(bytes: &[u8]) -> (Extraction, u64) {
         max_uncompressed_bytes: config.max_uncompressed_bytes,
         max_nesting: config.max_nesting,
         deadline: std::time::Instant::now() + SUITE_SCAN_BUDGET,
+        ocr: config.ocr_limits(),
     };
     (
         documents::extract(kept, kept.len() < bytes.len(), &limits),

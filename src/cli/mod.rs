@@ -117,6 +117,15 @@ enum ReportFormat {
 
 /// Parses the command line and runs the command.
 pub fn main() -> ExitCode {
+    // Before anything reads a picture (`serve`, `test`, `check`): libgomp reads the limit when Tesseract loads it.
+    // SAFETY: the process has one thread yet: nothing else reads or writes the environment.
+    #[expect(
+        unsafe_code,
+        reason = "setting an environment variable, before any thread starts"
+    )]
+    unsafe {
+        crate::documents::limit_openmp_threads();
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(err) if !err.use_stderr() => {

@@ -6,13 +6,13 @@ use std::{process::ExitCode, sync::Arc};
 
 use anyhow::Context;
 use tokio::net::{TcpListener, UnixListener};
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 use super::exit::Exit;
 use crate::{
     grpc::server::{self, Listeners, Options},
     ops::{
-        config::{Config, ConfigError, Overrides},
+        config::{Config, ConfigError, OcrMode, Overrides},
         counters::Counters,
         decision_log::DecisionLog,
         layers::auth::BearerToken,
@@ -21,6 +21,36 @@ use crate::{
     },
     policy::store::PolicyStore,
 };
+
+/// Says at start whether uploads' pictures are read with OCR; with `media.ocr = "required"`, a server that cannot
+/// load Tesseract does not start.
+fn report_ocr(mode: OcrMode) -> Result<(), ConfigError> {
+    if mode == OcrMode::Off {
+        info!("OCR off (media.ocr = \"off\"): pictures in uploads are not read");
+        return Ok(());
+    }
+    match crate::documents::ocr_availability() {
+        Ok(version) => {
+            info!(
+                tesseract = version,
+                languages = "fra+eng",
+                "OCR available: pictures in uploads are read"
+            );
+            Ok(())
+        }
+        Err(why) if mode == OcrMode::Required => Err(ConfigError::new(
+            "media.ocr",
+            format!("`required`, but OCR is unavailable: {why}"),
+        )),
+        Err(why) => {
+            warn!(
+                reason = why,
+                "OCR unavailable: pictures in uploads are not read (noted `unsupported`)"
+            );
+            Ok(())
+        }
+    }
+}
 
 fn bad_config(err: &ConfigError) -> ExitCode {
     eprintln!("error: {err}");
@@ -35,6 +65,9 @@ pub fn serve(overrides: &Overrides) -> ExitCode {
         Ok(config) => config,
         Err(err) => return bad_config(&err),
     };
+    if let Err(err) = report_ocr(config.media.ocr) {
+        return bad_config(&err);
+    }
     let tls = match tls::server_config(&config.tls) {
         Ok(tls) => tls,
         Err(err) => return bad_config(&err),

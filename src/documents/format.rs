@@ -37,13 +37,24 @@ pub enum Format {
     Json,
     /// An SVG drawing.
     Svg,
-    /// Anything else (images, audio, video, binaries): only the file name is classified.
+    // Pictures, read with OCR.
+    /// PNG.
+    Png,
+    /// JPEG.
+    Jpeg,
+    /// TIFF.
+    Tiff,
+    /// WebP.
+    Webp,
+    /// GIF.
+    Gif,
+    /// Anything else (other images, audio, video, binaries): only the file name is classified.
     Unknown,
 }
 
 impl Format {
     /// Every format, in the order the contract lists them.
-    pub const ALL: [Format; 18] = [
+    pub const ALL: [Format; 23] = [
         Format::Pdf,
         Format::Docx,
         Format::Xlsx,
@@ -61,8 +72,21 @@ impl Format {
         Format::Gzip,
         Format::Json,
         Format::Svg,
+        Format::Png,
+        Format::Jpeg,
+        Format::Tiff,
+        Format::Webp,
+        Format::Gif,
         Format::Unknown,
     ];
+
+    /// A picture, read with OCR (whole or not at all: a part of one is not worth reading).
+    pub fn is_picture(self) -> bool {
+        matches!(
+            self,
+            Format::Png | Format::Jpeg | Format::Tiff | Format::Webp | Format::Gif
+        )
+    }
 
     /// The name in `MediaScan.format`, `r.media.format`, metrics and logs.
     pub fn as_str(self) -> &'static str {
@@ -84,6 +108,11 @@ impl Format {
             Format::Gzip => "gzip",
             Format::Json => "json",
             Format::Svg => "svg",
+            Format::Png => "png",
+            Format::Jpeg => "jpeg",
+            Format::Tiff => "tiff",
+            Format::Webp => "webp",
+            Format::Gif => "gif",
             Format::Unknown => "unknown",
         }
     }

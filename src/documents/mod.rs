@@ -10,10 +10,12 @@
 
 mod format;
 mod formats;
+mod ocr;
 pub(crate) mod reader;
 pub mod stream;
 
 pub use format::Format;
+pub use ocr::{OcrLimits, availability as ocr_availability, limit_openmp_threads, recognize_gray};
 pub use reader::{Extraction, Incomplete, Limits, Passage, Watch};
 
 /// Reads `bytes` (the first bytes of the file; `truncated` when the file went on past `media.max_bytes`) within

@@ -7,6 +7,7 @@
 use std::{ops::ControlFlow, time::Instant};
 
 use super::Format;
+use super::ocr::{OcrLimits, OcrTally};
 
 /// The limits of one scan (`[media]` in the configuration; `media.max_bytes` is applied by whoever reads the file).
 #[derive(Debug, Clone)]
@@ -19,6 +20,8 @@ pub struct Limits {
     pub max_nesting: u32,
     /// When the scan must end, whatever it has read.
     pub deadline: Instant,
+    /// Reading pictures with OCR (`media.ocr*`).
+    pub ocr: OcrLimits,
 }
 
 /// Why the text could not all be read.
@@ -121,6 +124,10 @@ pub struct Extraction {
     pub text_chars: u64,
     /// `None` when everything was read; otherwise why not.
     pub incomplete: Option<Incomplete>,
+    /// Pages (and image files) read with OCR.
+    pub ocr_pages: u32,
+    /// Characters of the text that came from OCR (part of `text_chars`).
+    pub ocr_chars: u64,
 }
 
 /// Ends a scan: the reason is the scan's [`Extraction::incomplete`].
@@ -154,6 +161,7 @@ pub struct Reader<'l> {
     depth: u32,
     ticks: u32,
     incomplete: Option<Incomplete>,
+    ocr: OcrTally,
 }
 
 /// Never the text (see [`Passage`]'s `Debug`), nor the watch.
@@ -186,6 +194,7 @@ impl<'l> Reader<'l> {
             depth: 0,
             ticks: 0,
             incomplete: None,
+            ocr: OcrTally::default(),
         }
     }
 
@@ -224,6 +233,8 @@ impl<'l> Reader<'l> {
             passages: self.passages,
             text_chars: self.chars,
             incomplete,
+            ocr_pages: self.ocr.pages,
+            ocr_chars: self.ocr.chars,
         }
     }
 
@@ -375,6 +386,21 @@ impl<'l> Reader<'l> {
             return self.check_clock();
         }
         Ok(())
+    }
+
+    /// The limits of this scan.
+    pub(crate) fn limits(&self) -> &'l Limits {
+        self.limits
+    }
+
+    /// Characters of text written so far (a PDF page that adds almost none is a scanned one).
+    pub(crate) fn text_chars(&self) -> u64 {
+        self.chars
+    }
+
+    /// What OCR did in this scan so far.
+    pub(crate) fn ocr_tally(&mut self) -> &mut OcrTally {
+        &mut self.ocr
     }
 
     /// Ends the scan with `time_limit` if the deadline has passed (or `stopped_early` if the watch decided).

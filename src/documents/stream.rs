@@ -203,7 +203,8 @@ fn read_head(
     watch: &mut dyn Watch,
 ) -> Streamed {
     // A picture or a binary has no text to find before its end (a picture is read whole or not at all).
-    let worth_probing = formats::sniff(&head) != Format::Unknown;
+    let format = formats::sniff(&head);
+    let worth_probing = format != Format::Unknown && !format.is_picture();
     let mut next_probe = FIRST_PROBE;
     let mut probed = 0;
     let mut over = false;
@@ -351,6 +352,7 @@ mod tests {
             max_uncompressed_bytes: 1 << 30,
             max_nesting: 4,
             deadline: Instant::now() + Duration::from_secs(60),
+            ocr: crate::documents::OcrLimits::default(),
         }
     }
 

@@ -22,7 +22,7 @@ use crate::{
         proto::{self, policy_service_server::PolicyServiceServer},
     },
     ops::{
-        config::{LimitsConfig, MediaConfig, Mode, ReadsConfig},
+        config::{LimitsConfig, MediaConfig, Mode, OcrMode, ReadsConfig},
         connections::{ConnectionGate, Listener},
         counters::{Counters, DEFAULT_MAX_TRACKED_USERS},
         decision_log::DecisionLog,
@@ -216,6 +216,13 @@ pub async fn serve(
     let read_admission = Admission::new(limits.max_concurrent_requests, options.metrics.clone());
     let reads = read_guard(&store, &options, read_admission)?;
     reads.report();
+    if options.media.ocr != OcrMode::Off {
+        // Loads Tesseract off the async workers (a few hundred milliseconds, once), so that neither the first
+        // scanned upload nor GetPolicyStatus waits for it.
+        tokio::task::spawn_blocking(|| {
+            let _ = crate::documents::ocr_availability();
+        });
+    }
     let service = PolicyServer::new(store.clone())
         .with_operations(
             options.mode,

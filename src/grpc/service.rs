@@ -21,7 +21,7 @@ use crate::{
     },
     ops::{
         admission::{Admission, Admitted},
-        config::{MediaConfig, Mode},
+        config::{MediaConfig, Mode, OcrMode},
         counters::{DEFAULT_MAX_TRACKED_USERS, JoinCounter, ReadCounter},
         decision_cost::{CostEstimate, Route},
         decision_log::{DecisionLog, Entry, MediaEntry},
@@ -364,6 +364,8 @@ impl PolicyService for PolicyServer {
             last_refused_error,
             shared_counter_up: self.join_counter.shared_up(),
             reads_homeserver_up: self.metrics.reads.homeserver_up(),
+            ocr_available: self.scans.config().ocr != OcrMode::Off
+                && crate::documents::ocr_availability().is_ok(),
         }))
     }
 

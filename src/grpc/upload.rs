@@ -176,6 +176,8 @@ impl PolicyServer {
                         passages: Vec::new(),
                         text_chars: 0,
                         incomplete: Some(Incomplete::TimeLimit),
+                        ocr_pages: 0,
+                        ocr_chars: 0,
                     },
                     classification,
                     received: 0,
@@ -228,6 +230,8 @@ impl PolicyServer {
             text_chars: extraction.text_chars,
             incomplete_reason,
             remote: request.media.remote,
+            ocr_pages: extraction.ocr_pages,
+            ocr_chars: extraction.ocr_chars,
         };
         let uploader = request.uploader.as_ref().map_or("", |u| u.user_id.as_str());
         let decision = self.answer(RPC, uploader, "", decision, started, Some(media));
@@ -239,6 +243,8 @@ impl PolicyServer {
                 text_chars: extraction.text_chars,
                 complete: extraction.incomplete.is_none(),
                 incomplete_reason: incomplete_reason.to_owned(),
+                ocr_pages: extraction.ocr_pages,
+                ocr_chars: extraction.ocr_chars,
             }),
         }
     }

@@ -14,6 +14,8 @@ use std::{
 
 use serde::Deserialize;
 
+use crate::documents::OcrLimits;
+
 /// What roomguard answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -233,10 +235,19 @@ pub struct MediaConfig {
     /// read forward and the others are decided on the head (`size_limit`). Worst case for all scans:
     /// `max_concurrent_scans` x this.
     pub max_scan_memory_bytes: u64,
+    /// Reading pictures (image uploads, scanned PDF pages) with Tesseract.
+    pub ocr: OcrMode,
+    /// Pages read with OCR per file (pictures of one PDF page count as one).
+    pub ocr_max_pages: u32,
+    /// OCR time per file, in milliseconds; never past `timeout_ms`.
+    pub ocr_timeout_ms: u64,
+    /// Pixels of one picture decoded for OCR at most (decompression bombs).
+    pub ocr_max_pixels: u64,
 }
 
 impl Default for MediaConfig {
     fn default() -> Self {
+        let ocr = OcrLimits::default();
         MediaConfig {
             max_bytes: 50 << 20,
             max_text_chars: 10_000_000,
@@ -245,6 +256,10 @@ impl Default for MediaConfig {
             timeout_ms: 4_000,
             max_concurrent_scans: 4,
             max_scan_memory_bytes: 64 << 20,
+            ocr: OcrMode::On,
+            ocr_max_pages: ocr.max_pages,
+            ocr_timeout_ms: u64::try_from(ocr.timeout.as_millis()).unwrap_or(u64::MAX),
+            ocr_max_pixels: ocr.max_pixels,
         }
     }
 }
@@ -263,6 +278,41 @@ impl MediaConfig {
     /// Bytes one decompressed part (an archive entry, a PDF stream) may take: the other half.
     pub fn part_bytes(&self) -> u64 {
         self.max_scan_memory_bytes - self.head_bytes()
+    }
+
+    /// The OCR limits of each scan.
+    pub fn ocr_limits(&self) -> OcrLimits {
+        OcrLimits {
+            enabled: self.ocr != OcrMode::Off,
+            max_pages: self.ocr_max_pages,
+            timeout: Duration::from_millis(self.ocr_timeout_ms),
+            max_pixels: self.ocr_max_pixels,
+        }
+    }
+}
+
+/// `media.ocr`: whether pictures are read with Tesseract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum OcrMode {
+    /// Read pictures when Tesseract is installed; without it the server starts, says so, and notes pictures
+    /// `unsupported`.
+    #[default]
+    On,
+    /// As `on`, but the server refuses to start without Tesseract: no scanned page is ever let through unread.
+    Required,
+    /// Never read pictures (they are noted `unsupported`).
+    Off,
+}
+
+impl OcrMode {
+    /// `on`, `required` or `off`, as in the config file and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OcrMode::On => "on",
+            OcrMode::Required => "required",
+            OcrMode::Off => "off",
+        }
     }
 }
 
@@ -659,6 +709,19 @@ pub struct Overrides {
     /// Memory one scan may hold, in bytes [default: 67108864].
     #[arg(long, env = "ROOMGUARD_MEDIA_MAX_SCAN_MEMORY_BYTES")]
     pub media_max_scan_memory_bytes: Option<u64>,
+    /// Reading pictures with OCR: `on` (when Tesseract is installed), `required` (refuse to start without it) or
+    /// `off` [default: on].
+    #[arg(long, env = "ROOMGUARD_MEDIA_OCR")]
+    pub media_ocr: Option<OcrMode>,
+    /// Pages read with OCR per file [default: 20].
+    #[arg(long, env = "ROOMGUARD_MEDIA_OCR_MAX_PAGES")]
+    pub media_ocr_max_pages: Option<u32>,
+    /// OCR time per file in milliseconds [default: 3000].
+    #[arg(long, env = "ROOMGUARD_MEDIA_OCR_TIMEOUT_MS")]
+    pub media_ocr_timeout_ms: Option<u64>,
+    /// Pixels of one picture decoded for OCR at most [default: 40000000].
+    #[arg(long, env = "ROOMGUARD_MEDIA_OCR_MAX_PIXELS")]
+    pub media_ocr_max_pixels: Option<u64>,
     /// HTTP listen address of the nginx auth_request endpoint (/authz) [default: off].
     #[arg(long, env = "ROOMGUARD_READS_HTTP_LISTEN")]
     pub reads_http_listen: Option<SocketAddr>,
@@ -790,6 +853,10 @@ impl Config {
         set(&mut m.timeout_ms, &o.media_timeout_ms);
         set(&mut m.max_concurrent_scans, &o.media_max_concurrent_scans);
         set(&mut m.max_scan_memory_bytes, &o.media_max_scan_memory_bytes);
+        set(&mut m.ocr, &o.media_ocr);
+        set(&mut m.ocr_max_pages, &o.media_ocr_max_pages);
+        set(&mut m.ocr_timeout_ms, &o.media_ocr_timeout_ms);
+        set(&mut m.ocr_max_pixels, &o.media_ocr_max_pixels);
         let r = &mut self.reads;
         set_some(&mut r.http_listen, &o.reads_http_listen);
         set_some(&mut r.homeserver_url, &o.reads_homeserver_url);
@@ -893,6 +960,9 @@ impl Config {
                 "media.max_concurrent_scans",
                 self.media.max_concurrent_scans as u64,
             ),
+            ("media.ocr_max_pages", u64::from(self.media.ocr_max_pages)),
+            ("media.ocr_timeout_ms", self.media.ocr_timeout_ms),
+            ("media.ocr_max_pixels", self.media.ocr_max_pixels),
         ] {
             if value == 0 {
                 return Err(ConfigError::new(setting, "must be greater than 0"));
@@ -1092,6 +1162,47 @@ mod tests {
         );
         let err = Config::from_toml("[media]\nmax_size = 1\n").unwrap_err();
         assert_eq!(err.setting, "media.max_size", "{err}");
+    }
+
+    /// OCR is on by default; `[media]` sets its mode and limits, flags or variables override them, and the scans
+    /// get them as their OCR limits; a zero OCR limit is refused naming it (`ocr = "off"` is how OCR is turned off).
+    #[test]
+    fn ocr_settings() {
+        let config = Config::default();
+        assert_eq!(config.media.ocr, OcrMode::On);
+        assert_eq!(config.media.ocr_limits(), OcrLimits::default());
+        let mut config = Config::from_toml(
+            "[media]\nocr = \"off\"\nocr_max_pages = 3\nocr_timeout_ms = 700\nocr_max_pixels = 1000000\n",
+        )
+        .unwrap();
+        assert_eq!(
+            config.media.ocr_limits(),
+            OcrLimits {
+                enabled: false,
+                max_pages: 3,
+                timeout: Duration::from_millis(700),
+                max_pixels: 1_000_000,
+            }
+        );
+        config.apply(&Overrides {
+            media_ocr: Some(OcrMode::Required),
+            media_ocr_max_pages: Some(5),
+            ..Overrides::default()
+        });
+        assert_eq!(
+            (config.media.ocr, config.media.ocr_max_pages),
+            (OcrMode::Required, 5)
+        );
+        assert!(config.media.ocr_limits().enabled);
+        for setting in ["ocr_max_pages", "ocr_timeout_ms", "ocr_max_pixels"] {
+            let config = Config::from_toml(&format!("[media]\n{setting} = 0\n")).unwrap();
+            assert_eq!(
+                config.validate().unwrap_err().setting,
+                format!("media.{setting}")
+            );
+        }
+        let err = Config::from_toml("[media]\nocr = \"auto\"\n").unwrap_err();
+        assert_eq!(err.setting, "media.ocr", "{err}");
     }
 
     /// A missing token file is refused at start-up, not at the first call.

@@ -123,6 +123,10 @@ pub struct MediaEntry<'a> {
     pub incomplete_reason: &'a str,
     /// The file came from another homeserver.
     pub remote: bool,
+    /// Pages read with OCR.
+    pub ocr_pages: u32,
+    /// Characters of text that came from OCR.
+    pub ocr_chars: u64,
 }
 
 impl<'a> Entry<'a> {
@@ -212,6 +216,10 @@ impl<'a> Entry<'a> {
             json_str(out, media.incomplete_reason);
             out.extend_from_slice(b",\"remote\":");
             json_bool(out, media.remote);
+            out.extend_from_slice(b",\"ocr_pages\":");
+            json_u64(out, u64::from(media.ocr_pages));
+            out.extend_from_slice(b",\"ocr_chars\":");
+            json_u64(out, media.ocr_chars);
             out.push(b'}');
         }
         if let Some(read) = &self.read {
@@ -680,6 +688,8 @@ mod tests {
                 text_chars: 0,
                 incomplete_reason: text,
                 remote: true,
+                ocr_pages: u32::MAX,
+                ocr_chars: u64::MAX,
             };
             let read = ReadEntry {
                 kind: "history",

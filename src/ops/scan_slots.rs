@@ -80,6 +80,7 @@ impl ScanSlots {
             max_uncompressed_bytes: self.config.max_uncompressed_bytes,
             max_nesting: self.config.max_nesting,
             deadline,
+            ocr: self.config.ocr_limits(),
         }
     }
 }

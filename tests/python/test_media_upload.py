@@ -70,11 +70,12 @@ def test_a_clean_document_is_stored_and_its_text_was_read(stub, pb, fmt, make):
     assert response.scan.complete and response.scan.incomplete_reason == ""
 
 
-def test_an_image_is_read_by_its_name_only(stub, pb):
+def test_a_broken_image_is_read_by_its_name_only(stub, pb):
     png = b"\x89PNG\r\n\x1a\n" + bytes(2000)
     response = stub.CheckMediaUpload(stream(pb, png, filename="photo.png"), timeout=10)
     assert response.decision.effect == pb[0].EFFECT_ALLOW
-    assert response.scan.format == "unknown"
+    assert response.scan.format == "png"
+    assert response.scan.ocr_pages == 0 and not response.scan.complete
     named = stub.CheckMediaUpload(stream(pb, png, filename="DR_plan.png"), timeout=10)
     assert named.decision.effect == pb[0].EFFECT_DENY
 

@@ -42,6 +42,7 @@ mod tests {
             max_uncompressed_bytes: 1 << 20,
             max_nesting: 2,
             deadline: Instant::now() + Duration::from_secs(5),
+            ocr: crate::documents::OcrLimits::default(),
         }
     }
 
@@ -79,11 +80,11 @@ mod tests {
         assert_eq!(scan.incomplete, Some(Incomplete::Unsupported));
     }
 
-    /// Any other unknown file (an image) has nothing to read and is complete.
+    /// Any other unknown file (a video; pictures are read with OCR) has nothing to read and is complete.
     #[test]
-    fn an_image_is_complete_with_nothing_read() {
-        let png = [b"\x89PNG\r\n\x1a\n".as_slice(), &[0u8; 64]].concat();
-        let scan = extract(&png, false, &limits());
+    fn a_video_is_complete_with_nothing_read() {
+        let mp4 = [b"\0\0\0\x18ftypmp42".as_slice(), &[0u8; 64]].concat();
+        let scan = extract(&mp4, false, &limits());
         assert_eq!((scan.format, scan.incomplete), (Format::Unknown, None));
     }
 }

@@ -7,6 +7,7 @@ mod eml;
 mod forward;
 mod gzip;
 mod html;
+mod image;
 mod json;
 mod odf;
 mod ooxml;
@@ -72,6 +73,9 @@ pub(crate) fn read(reader: &mut Reader<'_>, format: Format, bytes: &[u8]) -> Ste
         Format::Gzip => gzip::read(reader, bytes),
         Format::Json => json::read(reader, bytes),
         Format::Svg => svg::read(reader, bytes),
+        Format::Png | Format::Jpeg | Format::Tiff | Format::Webp | Format::Gif => {
+            image::read(reader, format, bytes)
+        }
         // Images, audio, video, binaries: nothing to read (the file name is classified by the caller), except that a
         // compound file says whether it is an encrypted Office document or a legacy one.
         Format::Unknown => compound::read(reader, bytes),

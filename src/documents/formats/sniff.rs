@@ -21,15 +21,8 @@ const MARKUP_WINDOW: usize = 4096;
 /// Signatures of formats with no text to read (images, audio, video, executables, other archives), checked
 /// before the text tests so that a binary that happens to start with printable bytes is not read as text.
 const BINARY_MAGIC: &[(usize, &[u8])] = &[
-    (0, b"\x89PNG\r\n\x1a\n"),
-    (0, b"\xFF\xD8\xFF"),
-    (0, b"GIF87a"),
-    (0, b"GIF89a"),
     (0, b"BM"),
-    (0, b"II*\0"),
-    (0, b"MM\0*"),
     (0, b"\0\0\x01\0"),
-    (8, b"WEBP"),
     (8, b"WAVE"),
     (8, b"AVI "),
     (4, b"ftyp"),
@@ -58,6 +51,29 @@ const BINARY_MAGIC: &[(usize, &[u8])] = &[
     (0, b"\xD0\xCF\x11\xE0\xA1\xB1\x1A\xE1"),
 ];
 
+/// Signatures of the pictures read with OCR (TIFF in both byte orders, classic and BigTIFF; WebP inside RIFF).
+const PICTURE_MAGIC: &[(usize, &[u8], Format)] = &[
+    (0, b"\x89PNG\r\n\x1a\n", Format::Png),
+    (0, b"\xFF\xD8\xFF", Format::Jpeg),
+    (0, b"II*\0", Format::Tiff),
+    (0, b"MM\0*", Format::Tiff),
+    (0, b"II+\0", Format::Tiff),
+    (0, b"MM\0+", Format::Tiff),
+    (0, b"GIF87a", Format::Gif),
+    (0, b"GIF89a", Format::Gif),
+];
+
+/// The picture format of `bytes`, by its signature.
+fn picture(bytes: &[u8]) -> Option<Format> {
+    if bytes.starts_with(b"RIFF") && bytes.get(8..12) == Some(b"WEBP") {
+        return Some(Format::Webp);
+    }
+    PICTURE_MAGIC
+        .iter()
+        .find(|(at, magic, _)| bytes.get(*at..at + magic.len()) == Some(magic))
+        .map(|(_, _, format)| *format)
+}
+
 /// The format of `bytes`, from their content.
 pub(crate) fn sniff(bytes: &[u8]) -> Format {
     // Zip and RTF first: a zip may store a PDF in its first KiB, an RTF may quote `%PDF-`.
@@ -77,6 +93,9 @@ pub(crate) fn sniff(bytes: &[u8]) -> Format {
     }
     if find(&bytes[..bytes.len().min(PDF_WINDOW)], b"%PDF-").is_some() {
         return Format::Pdf;
+    }
+    if let Some(format) = picture(bytes) {
+        return format;
     }
     // A signature with a non-printable byte is decisive. One that is all printable (`BM`, `ID3`, `MZ`) is also
     // how some text starts: such files are left to the text test, which binaries fail on their NUL bytes.
@@ -315,11 +334,23 @@ mod tests {
     /// Binary formats are unknown even when their first bytes are printable; text is text.
     #[test]
     fn binaries_are_unknown() {
-        assert_eq!(sniff(b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR"), Format::Unknown);
         assert_eq!(sniff(b"\0\0\0\x18ftypmp42\0\0\0\0"), Format::Unknown);
-        assert_eq!(sniff(b"GIF89a\x01\0\x01\0\x80\0\0"), Format::Unknown);
+        assert_eq!(sniff(b"RIFF\x24\0\0\0WAVEfmt "), Format::Unknown);
         assert_eq!(sniff(b"DIFFUSION RESTREINTE\n"), Format::Text);
         assert_eq!(sniff(b"junk\n%PDF-1.7\n"), Format::Pdf);
         assert_eq!(sniff(b"{\\rtf1\\ansi hello}"), Format::Rtf);
+    }
+
+    /// Pictures are told by their signature, whatever follows it; a RIFF file is WebP only when it says so.
+    #[test]
+    fn pictures_by_their_signature() {
+        assert_eq!(sniff(b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR"), Format::Png);
+        assert_eq!(sniff(b"\xFF\xD8\xFF\xE0\0\x10JFIF\0"), Format::Jpeg);
+        assert_eq!(sniff(b"II*\0\x08\0\0\0"), Format::Tiff);
+        assert_eq!(sniff(b"MM\0*\0\0\0\x08"), Format::Tiff);
+        assert_eq!(sniff(b"GIF89a\x01\0\x01\0\x80\0\0"), Format::Gif);
+        assert_eq!(sniff(b"GIF87a\x01\0\x01\0\x80\0\0"), Format::Gif);
+        assert_eq!(sniff(b"RIFF\x24\0\0\0WEBPVP8 "), Format::Webp);
+        assert_eq!(sniff(b"RIFF\x24\0\0\0AVI LIST"), Format::Unknown);
     }
 }

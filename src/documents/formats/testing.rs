@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use ::zip::write::SimpleFileOptions;
 
-use crate::documents::{Extraction, Limits, extract};
+use crate::documents::{Extraction, Limits, OcrLimits, extract};
 
 /// The marking the fixtures carry.
 pub(crate) const MARK: &str = "DIFFUSION RESTREINTE";
@@ -17,6 +17,7 @@ pub(crate) fn limits() -> Limits {
         max_uncompressed_bytes: 64 * 1024 * 1024,
         max_nesting: 3,
         deadline: Instant::now() + Duration::from_secs(20),
+        ocr: OcrLimits::default(),
     }
 }
 
@@ -74,4 +75,14 @@ pub(crate) fn package(main: &str, parts: &[(&str, &str)]) -> Vec<u8> {
     let mut entries: Vec<(&str, &[u8])> = vec![("[Content_Types].xml", types.as_bytes())];
     entries.extend(parts.iter().map(|(name, xml)| (*name, xml.as_bytes())));
     zip(&entries)
+}
+
+/// Stops a test that needs OCR with what to install, rather than letting it pass or fail for a missing package.
+pub(crate) fn require_tesseract() {
+    if let Err(why) = crate::documents::ocr_availability() {
+        panic!(
+            "this test reads pictures with Tesseract, which cannot be used here ({why}): install it with \
+             `apt-get install tesseract-ocr tesseract-ocr-fra` (scripts/test does)"
+        );
+    }
 }

@@ -224,7 +224,7 @@ pub const SCHEMA: &[(&str, &str, Kind, &str)] = &[
         "media",
         "format",
         Kind::Text,
-        "upload: from the content: pdf, docx, xlsx, pptx, odt, ods, odp, rtf, html, text, zip, eml, csv, tar, gzip, json, svg or unknown",
+        "upload: from the content: pdf, docx, xlsx, pptx, odt, ods, odp, rtf, html, text, zip, eml, csv, tar, gzip, json, svg, png, jpeg, tiff, webp, gif or unknown",
     ),
     (
         "media",

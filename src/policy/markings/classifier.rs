@@ -565,6 +565,15 @@ impl Classifier {
                     .map(|w| skeleton(w).into_bytes())
                     .filter(|w| !w.is_empty())
                     .collect();
+                // OCR reads an `m` as `rn`: each word with an `m` also matches as OCR may give it (`COSRNIC`).
+                for variant in rn_variants(&words) {
+                    phrase_specs.push(PhraseSpec {
+                        marking: index,
+                        words: variant,
+                        short: skel.len() < LONG_PHRASE,
+                        misspellings: spec.misspellings,
+                    });
+                }
                 phrase_specs.push(PhraseSpec {
                     marking: index,
                     words,
@@ -986,6 +995,28 @@ fn defines_acronym(before: &str, key: &[u8]) -> bool {
     initials.len() == key.len() && initials.iter().rev().eq(key.iter())
 }
 
+/// The words of a phrase as OCR may read them: for each word with an `m`, the phrase with that word's `m`s read
+/// `rn` (an `m` is two letters to OCR in many fonts). Empty for a phrase without `m`, as every shipped one but
+/// `COSMIC`.
+fn rn_variants(words: &[Vec<u8>]) -> Vec<Vec<Vec<u8>>> {
+    (0..words.len())
+        .filter(|&i| words[i].contains(&b'm'))
+        .map(|i| {
+            let mut variant = words.to_vec();
+            let mut read = Vec::with_capacity(words[i].len() + 2);
+            for &b in &words[i] {
+                if b == b'm' {
+                    read.extend_from_slice(b"rn");
+                } else {
+                    read.push(b);
+                }
+            }
+            variant[i] = read;
+            variant
+        })
+        .collect()
+}
+
 #[cfg(test)]
 thread_local! {
     /// Bytes examined by the classifier on this thread: folded text, skeletons scanned, banner candidates.
@@ -1095,6 +1126,24 @@ mod tests {
             })
             .collect();
         assert!(wrong.is_empty(), "{wrong:#?}");
+    }
+
+    /// A stamp as OCR reads it off a scan is classified as typed: digits and bars for letters, `rn` for `m`, lost
+    /// accents, a stamp alone on its line.
+    #[test]
+    fn ocr_misreads_are_classified_as_the_marking() {
+        expect_all(
+            &classifier(),
+            body,
+            &[
+                ("DIFFUSI0N RESTRElNTE", "restricted"),
+                ("Objet : note\nD1FFUSION RESTRE|NTE\nsuite", "restricted"),
+                ("COSRNIC TOP SECRET", "top_secret"),
+                ("SPECIAL FRANCE", "special_france"),
+                ("TRES SECRET", "top_secret"),
+                ("Le gouvernement a interne le dossier.", "none"),
+            ],
+        );
     }
 
     /// Each marking family is found, whatever the case, accents, separators and position.

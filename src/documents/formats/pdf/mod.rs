@@ -45,6 +45,7 @@ mod crypt;
 mod encodings;
 mod filters;
 mod font;
+mod images;
 mod layout;
 mod lexer;
 mod metrics;
@@ -98,8 +99,10 @@ pub(crate) fn read(reader: &mut Reader<'_>, bytes: &[u8]) -> Step {
     let pages = pages(reader, &store)?;
     let mut interpreter = Interpreter::new(&store);
     let mut attachments = Attachments::default();
+    let mut scanned = Vec::new();
     for (_, page) in pages {
         reader.tick()?;
+        let before = reader.text_chars();
         let resources = resources(&store, page);
         let mut data = Vec::new();
         for content in contents(&store, page) {
@@ -112,7 +115,11 @@ pub(crate) fn read(reader: &mut Reader<'_>, bytes: &[u8]) -> Step {
         }
         interpreter.run_page(reader, &data, resources)?;
         annotations(reader, &store, &mut interpreter, &mut attachments, page)?;
+        if reader.text_chars() - before < images::SCANNED_PAGE_CHARS {
+            scanned.push(page);
+        }
     }
+    images::read(reader, &store, &scanned)?;
     attachments.read_document(reader, &store)
 }
 

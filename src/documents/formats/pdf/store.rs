@@ -6,6 +6,7 @@
 //! update does. Objects inside object streams (`/Type /ObjStm`) are read from their decoded stream, bounded like
 //! any other stream. The trailer is the last `trailer` dictionary or cross-reference stream dictionary found.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::ops::Range;
 
@@ -336,6 +337,21 @@ impl<'a> Store<'a> {
             }
             _ => filters::decode(reader, dict, raw),
         }
+    }
+
+    /// A stream's dictionary and its bytes decrypted but not decoded: an image's codec data (DCT, CCITT, JBIG2), which
+    /// [`Store::stream_bytes`] leaves alone. `None` for a missing stream.
+    pub(super) fn stream_raw(&self, id: ObjectId) -> Option<(&Dictionary, Cow<'a, [u8]>)> {
+        let entry = self.objects.get(&id.0)?;
+        let (Some(range), Object::Dictionary(dict)) = (&entry.data, &entry.object) else {
+            return None;
+        };
+        let raw = &self.bytes[range.clone()];
+        let bytes = match &self.decryptor {
+            Some(decryptor) => Cow::Owned(decryptor.stream((id.0, entry.generation), dict, raw)),
+            None => Cow::Borrowed(raw),
+        };
+        Some((dict, bytes))
     }
 
     /// Every object, in file order, for the fallback when the page tree is unreadable.

@@ -11,6 +11,7 @@ fn limits() -> Limits {
         max_uncompressed_bytes: 64 << 20,
         max_nesting: 3,
         deadline: Instant::now() + Duration::from_secs(30),
+        ocr: crate::documents::OcrLimits::default(),
     }
 }
 

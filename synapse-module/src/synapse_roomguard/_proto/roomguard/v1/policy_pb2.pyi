@@ -194,7 +194,7 @@ class GetPolicyStatusRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class GetPolicyStatusResponse(_message.Message):
-    __slots__ = ("policy_version", "loaded_at", "rules", "reloads_succeeded", "reloads_refused", "last_refused_at", "last_refused_error", "shared_counter_up", "reads_homeserver_up")
+    __slots__ = ("policy_version", "loaded_at", "rules", "reloads_succeeded", "reloads_refused", "last_refused_at", "last_refused_error", "shared_counter_up", "reads_homeserver_up", "ocr_available")
     POLICY_VERSION_FIELD_NUMBER: _ClassVar[int]
     LOADED_AT_FIELD_NUMBER: _ClassVar[int]
     RULES_FIELD_NUMBER: _ClassVar[int]
@@ -204,6 +204,7 @@ class GetPolicyStatusResponse(_message.Message):
     LAST_REFUSED_ERROR_FIELD_NUMBER: _ClassVar[int]
     SHARED_COUNTER_UP_FIELD_NUMBER: _ClassVar[int]
     READS_HOMESERVER_UP_FIELD_NUMBER: _ClassVar[int]
+    OCR_AVAILABLE_FIELD_NUMBER: _ClassVar[int]
     policy_version: str
     loaded_at: _timestamp_pb2.Timestamp
     rules: int
@@ -213,7 +214,8 @@ class GetPolicyStatusResponse(_message.Message):
     last_refused_error: str
     shared_counter_up: bool
     reads_homeserver_up: bool
-    def __init__(self, policy_version: _Optional[str] = ..., loaded_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., rules: _Optional[int] = ..., reloads_succeeded: _Optional[int] = ..., reloads_refused: _Optional[int] = ..., last_refused_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_refused_error: _Optional[str] = ..., shared_counter_up: _Optional[bool] = ..., reads_homeserver_up: _Optional[bool] = ...) -> None: ...
+    ocr_available: bool
+    def __init__(self, policy_version: _Optional[str] = ..., loaded_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., rules: _Optional[int] = ..., reloads_succeeded: _Optional[int] = ..., reloads_refused: _Optional[int] = ..., last_refused_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_refused_error: _Optional[str] = ..., shared_counter_up: _Optional[bool] = ..., reads_homeserver_up: _Optional[bool] = ..., ocr_available: _Optional[bool] = ...) -> None: ...
 
 class CheckRoomJoinRequest(_message.Message):
     __slots__ = ("request_id", "user", "room", "invited")
@@ -296,18 +298,22 @@ class CheckMediaUploadResponse(_message.Message):
     def __init__(self, decision: _Optional[_Union[Decision, _Mapping]] = ..., scan: _Optional[_Union[MediaScan, _Mapping]] = ...) -> None: ...
 
 class MediaScan(_message.Message):
-    __slots__ = ("format", "bytes_read", "text_chars", "complete", "incomplete_reason")
+    __slots__ = ("format", "bytes_read", "text_chars", "complete", "incomplete_reason", "ocr_pages", "ocr_chars")
     FORMAT_FIELD_NUMBER: _ClassVar[int]
     BYTES_READ_FIELD_NUMBER: _ClassVar[int]
     TEXT_CHARS_FIELD_NUMBER: _ClassVar[int]
     COMPLETE_FIELD_NUMBER: _ClassVar[int]
     INCOMPLETE_REASON_FIELD_NUMBER: _ClassVar[int]
+    OCR_PAGES_FIELD_NUMBER: _ClassVar[int]
+    OCR_CHARS_FIELD_NUMBER: _ClassVar[int]
     format: str
     bytes_read: int
     text_chars: int
     complete: bool
     incomplete_reason: str
-    def __init__(self, format: _Optional[str] = ..., bytes_read: _Optional[int] = ..., text_chars: _Optional[int] = ..., complete: _Optional[bool] = ..., incomplete_reason: _Optional[str] = ...) -> None: ...
+    ocr_pages: int
+    ocr_chars: int
+    def __init__(self, format: _Optional[str] = ..., bytes_read: _Optional[int] = ..., text_chars: _Optional[int] = ..., complete: _Optional[bool] = ..., incomplete_reason: _Optional[str] = ..., ocr_pages: _Optional[int] = ..., ocr_chars: _Optional[int] = ...) -> None: ...
 
 class CheckReadRequest(_message.Message):
     __slots__ = ("request_id", "method", "uri", "authorization", "reader")
