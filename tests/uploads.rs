@@ -421,10 +421,11 @@ async fn scanned_documents_are_read_with_ocr() {
         assert_eq!(codes(&decision), ["CLASSIFIED_DOCUMENT_IN_CLEAR"], "{name}");
         assert_eq!(decision.classification, "restricted", "{name}");
         let scan = answer.scan.unwrap();
-        assert_eq!(
-            (scan.format.as_str(), scan.complete),
-            (format, true),
-            "{name}"
+        assert_eq!(scan.format, format, "{name}");
+        // Read whole, or until the stamp made the deny certain (the stamp bands are read first).
+        assert!(
+            scan.complete || scan.incomplete_reason == "stopped_early",
+            "{name}: {scan:?}"
         );
         assert_eq!(scan.ocr_pages, 1, "{name}");
         assert!(

@@ -104,15 +104,23 @@ pub(crate) fn read(reader: &mut Reader<'_>, bytes: &[u8]) -> Step {
         reader.tick()?;
         let before = reader.text_chars();
         let resources = resources(&store, page);
-        let mut data = Vec::new();
-        for content in contents(&store, page) {
-            reader.tick()?;
-            if let Some(bytes) = store.stream_bytes(reader, content)? {
-                data.extend_from_slice(&bytes);
-                // Streams of one page are one content stream, cut only between tokens.
-                data.push(b'\n');
+        let streams = contents(&store, page);
+        let data = if let [only] = streams[..] {
+            // One stream (nearly every page): read where it was decoded, rather than copied, so that a large page
+            // holds one decoded part, not two.
+            store.stream_bytes(reader, only)?.unwrap_or_default()
+        } else {
+            let mut data = Vec::new();
+            for content in streams {
+                reader.tick()?;
+                if let Some(bytes) = store.stream_bytes(reader, content)? {
+                    data.extend_from_slice(&bytes);
+                    // Streams of one page are one content stream, cut only between tokens.
+                    data.push(b'\n');
+                }
             }
-        }
+            data
+        };
         interpreter.run_page(reader, &data, resources)?;
         annotations(reader, &store, &mut interpreter, &mut attachments, page)?;
         if reader.text_chars() - before < images::SCANNED_PAGE_CHARS {
