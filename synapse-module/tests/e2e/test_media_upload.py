@@ -22,6 +22,7 @@ import json
 import re
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -151,6 +152,34 @@ def test_marking_in_an_ordinary_text_file_is_refused(alice: Client) -> None:
     assert alice.upload(f"{MARKED}\n".encode(), "note.txt", "text/plain").status == 400
     plain = b"Ordre du jour : budget, calendrier.\n"
     assert_stored(alice, alice.upload(plain, "note.txt", "text/plain"), plain)
+
+
+SCANS = Path(__file__).resolve().parents[3] / "tests/fixtures/media/scan"
+
+
+@pytest.mark.parametrize(
+    ("name", "mimetype", "status"),
+    [
+        ("stamped-150dpi.png", "image/png", 400),
+        ("stamped-dct-150dpi.pdf", "application/pdf", 400),
+        ("clean-150dpi.png", "image/png", 200),
+    ],
+)
+def test_scanned_pages_are_read_with_ocr(
+    alice: Client, synapse: Synapse, name: str, mimetype: str, status: int
+) -> None:
+    """A stamped memo scanned (a PNG, a scanner's PDF with no text layer) is refused through the real module: roomguard
+    reads it with Tesseract, the stamp band first; a clean scanned page is stored."""
+    data = (SCANS / name).read_bytes()
+    watch = LogWatch(synapse)
+    resp = alice.upload(data, name, mimetype)
+    assert resp.status == status, resp.body
+    verb = "denied" if status == 400 else "allowed"
+    line = module_decision(watch.wait_for(f"roomguard {verb} upload"))
+    if status == 400:
+        assert line["codes"] == CODE and line["classification"] == "restricted", line
+    else:
+        assert line["complete"] == "yes" and line["classification"] == "none", line
 
 
 def test_zip_bomb_is_answered_within_the_budget(alice: Client, synapse: Synapse) -> None:
