@@ -11,6 +11,7 @@
 mod format;
 mod formats;
 mod ocr;
+mod ocr_settings;
 pub(crate) mod reader;
 pub mod stream;
 

@@ -7,7 +7,7 @@
 use std::{ops::ControlFlow, time::Instant};
 
 use super::Format;
-use super::ocr::{OcrLimits, OcrTally};
+use super::ocr_settings::{OcrLimits, OcrTally};
 
 /// The limits of one scan (`[media]` in the configuration; `media.max_bytes` is applied by whoever reads the file).
 #[derive(Debug, Clone)]
