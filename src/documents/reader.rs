@@ -151,6 +151,8 @@ pub struct Reader<'l> {
     watch: Option<&'l mut dyn Watch>,
     /// The watch said the answer is certain: the next step stops the scan.
     decided: bool,
+    /// The whole file is here: a certain answer does not end the reading (see [`Reader::read_to_end`]).
+    to_end: bool,
     /// The most one decompressed part (an archive entry, a stream) may take, within what is left of
     /// `max_uncompressed_bytes`: what bounds a scan's memory.
     part_cap: u64,
@@ -186,6 +188,7 @@ impl<'l> Reader<'l> {
             limits,
             watch: None,
             decided: false,
+            to_end: false,
             part_cap: u64::MAX,
             passages: Vec::new(),
             current: String::new(),
@@ -206,6 +209,13 @@ impl<'l> Reader<'l> {
             part_cap,
             ..Reader::new(limits)
         }
+    }
+
+    /// The whole file has arrived: read it to its end even once the watch is certain. Stopping early saves
+    /// waiting for the rest of a file; with nothing left to wait for, the rest costs a little reading, and it may
+    /// hold a more sensitive marking (the decision names the most sensitive one) or make the scan complete.
+    pub(crate) fn read_to_end(&mut self) {
+        self.to_end = true;
     }
 
     /// Whether the watch ended the scan.
@@ -282,7 +292,7 @@ impl<'l> Reader<'l> {
         match self.watch.as_deref_mut() {
             None => self.passages.push(passage),
             Some(watch) => {
-                if watch.passage(&passage).is_break() {
+                if watch.passage(&passage).is_break() && !self.to_end {
                     self.decided = true;
                 }
                 // The buffer is reused for the next passage: a watched scan holds one passage at a time.
@@ -339,6 +349,10 @@ impl<'l> Reader<'l> {
         if self.uncompressed > self.limits.max_uncompressed_bytes {
             return Err(Stop(Incomplete::SizeLimit));
         }
+        // Inflating is the step whose cost the input does not bound (a bomb inflates a thousandfold): the clock is
+        // read at every count, not every few ticks. A count is made per chunk of tens of KiB, whose inflating takes
+        // tens of microseconds against the clock's tens of nanoseconds.
+        self.check_clock()?;
         self.tick()
     }
 

@@ -11,6 +11,9 @@
 //!   per file. The last reading is of the whole file, as if it had been buffered. A file longer than `head_bytes` is
 //!   decided on its head (`size_limit`): the rest is not read.
 //!
+//! The scan stops early (`stopped_early`) only to spare waiting for the rest of a file: once the whole file has
+//! arrived, it is read to its end even when the answer is already certain.
+//!
 //! Knows no protocol: the bytes come from a [`Feed`], the passages go to a [`Watch`].
 
 use crate::documents::{
@@ -103,8 +106,9 @@ pub fn scan(
         }
     }
     let format = formats::sniff(&head);
-    if watch.progress(Some(format), input.received).is_break() {
-        // Certain once the format is known (a rule on it): nothing more is asked of the feed.
+    if watch.progress(Some(format), input.received).is_break() && input.ended != Some(false) {
+        // Certain once the format is known (a rule on it): nothing more is asked of the feed. (A file already here
+        // whole is read all the same: see `Reader::read_to_end`.)
         let reader = Reader::new(limits);
         return Streamed {
             extraction: reader.finish(format, Some(Stop(Incomplete::StoppedEarly)), false),
@@ -170,6 +174,9 @@ fn read_forward(
             if window.len() < WINDOW_BYTES && input.feed.pending() {
                 continue;
             }
+        }
+        if input.ended == Some(false) {
+            reader.read_to_end();
         }
         // At the end the whole rest is read; before it, up to the last line end (or the whole window when a line
         // is longer than a window: a line cut in two is still read, as two).
@@ -264,6 +271,9 @@ fn read_once(
 ) -> Extraction {
     let format = formats::sniff(head);
     let mut reader = Reader::watched(limits, watch, memory.part_bytes);
+    if !truncated {
+        reader.read_to_end();
+    }
     let stopped = match reader.check_clock() {
         Ok(()) => formats::read(&mut reader, format, head).err(),
         Err(stop) => Some(stop),
@@ -460,6 +470,31 @@ mod tests {
             Some(Incomplete::StoppedEarly)
         );
         assert!(streamed.received < 256 * 1024, "{}", streamed.received);
+    }
+
+    /// Once the whole file is here there is nothing left to wait for: a certain answer does not stop the reading,
+    /// which ends complete and sees what comes after the first marking.
+    #[test]
+    fn a_file_already_here_whole_is_read_to_its_end_though_certain() {
+        let head =
+            format!("{{\\rtf1\\ansi {{\\pard {MARK}\\par}}{{\\pard fin\\par}}}}").into_bytes();
+        let text = format!("{MARK}\nObjet\nfin\n").into_bytes();
+        for (file, format) in [(head, Format::Rtf), (text, Format::Text)] {
+            let mut feed = Chunks::of(&file, 64 * 1024);
+            let mut watch = Stamp {
+                stop_on_mark: true,
+                ..Stamp::default()
+            };
+            let streamed = scan(&mut feed, &limits(), MEMORY, &mut watch);
+            assert_eq!(streamed.extraction.format, format);
+            assert_eq!(streamed.extraction.incomplete, None, "{format:?}");
+            assert!(streamed.fed_to_end);
+            assert!(
+                watch.seen.concat().contains("fin"),
+                "{format:?}: {:?}",
+                watch.seen
+            );
+        }
     }
 
     /// A file longer than the head is read on its head, and said to be so.
