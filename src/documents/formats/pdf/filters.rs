@@ -69,15 +69,18 @@ fn inflate(reader: &mut Reader<'_>, input: &[u8]) -> Step<Vec<u8>> {
         && (u16::from(input[0]) << 8 | u16::from(input[1])) % 31 == 0;
     let mut inflater = flate2::Decompress::new(zlib);
     let mut out: Vec<u8> = Vec::new();
+    // Through a chunk of its own (see `zip::inflate`: `decompress_vec` zeroes all of a vector's spare capacity).
+    let mut chunk = vec![0; CHUNK];
     loop {
         let budget = usize::try_from(reader.inflate_budget()).unwrap_or(usize::MAX);
         // One byte past the budget tells a bomb from a stream that exactly fills it.
-        out.reserve_exact(CHUNK.min(budget.saturating_add(1)));
+        let room = CHUNK.min(budget.saturating_add(1));
         let before_out = inflater.total_out();
         let consumed = usize::try_from(inflater.total_in()).unwrap_or(usize::MAX);
         let rest = input.get(consumed..).unwrap_or_default();
-        let status = inflater.decompress_vec(rest, &mut out, flate2::FlushDecompress::None);
+        let status = inflater.decompress(rest, &mut chunk[..room], flate2::FlushDecompress::None);
         let produced = inflater.total_out() - before_out;
+        out.extend_from_slice(&chunk[..usize::try_from(produced).unwrap_or(room)]);
         reader.inflated(produced)?;
         let stalled = produced == 0 && usize::try_from(inflater.total_in()).ok() == Some(consumed);
         match status {
