@@ -42,8 +42,9 @@ use crate::{
 };
 
 use super::gate::{GateBuilder, PhraseGate};
+use super::names::{self, FILE_MSGTYPES};
 use super::normalize::{
-    CharKind, OTHER_LETTER, SOFT, Skeleton, WORD_END, WORD_START, fold, fold_displayed,
+    CharKind, OTHER_LETTER, SENTENCE, SOFT, Skeleton, WORD_END, WORD_START, fold, fold_displayed,
     fold_stored_into, render_html, skeleton,
 };
 
@@ -155,6 +156,9 @@ struct MarkingSpec {
     /// Whether the long phrases of this marking tolerate one edit per word.
     #[serde(default = "yes")]
     misspellings: bool,
+    /// Words after which this marking's phrases are part of an ordinary name (`spécial France` + `Culture`).
+    #[serde(default)]
+    unless_followed_by: Vec<String>,
 }
 
 fn yes() -> bool {
@@ -291,7 +295,9 @@ struct PhraseMatcher {
     /// Per automaton pattern: the phrase words it spells.
     spells: Vec<Vec<WordSlot>>,
     /// Per phrase: its marking and whether it is short.
-    phrases: Vec<(usize, bool)>,
+    phrases: Vec<PhraseInfo>,
+    /// Per marking: the skeletons of the words after which its phrases are ordinary names (`unless_followed_by`).
+    unless_followed_by: Vec<Vec<Vec<u8>>>,
     slots: usize,
     longest: usize,
 }
@@ -329,7 +335,10 @@ fn one_edit_spellings(word: &[u8]) -> BTreeSet<Vec<u8>> {
 }
 
 impl PhraseMatcher {
-    fn build(specs: &[PhraseSpec]) -> Result<Option<Self>, String> {
+    fn build(
+        specs: &[PhraseSpec],
+        unless_followed_by: Vec<Vec<Vec<u8>>>,
+    ) -> Result<Option<Self>, String> {
         let mut patterns: Vec<Vec<u8>> = Vec::new();
         let mut ids: HashMap<Vec<u8>, usize> = HashMap::new();
         let mut spells: Vec<Vec<WordSlot>> = Vec::new();
@@ -337,7 +346,10 @@ impl PhraseMatcher {
         let mut slot = 0;
         let mut gate = GateBuilder::default();
         for (phrase, spec) in specs.iter().enumerate() {
-            phrases.push((spec.marking, spec.short));
+            phrases.push(PhraseInfo {
+                marking: spec.marking,
+                short: spec.short,
+            });
             gate.phrase();
             for (k, word) in spec.words.iter().enumerate() {
                 let place = WordSlot {
@@ -374,24 +386,73 @@ impl PhraseMatcher {
             automaton,
             spells,
             phrases,
+            unless_followed_by,
             slots: slot,
             longest: patterns.iter().map(Vec::len).max().unwrap_or(0),
         }))
     }
 
     /// Notes the marking of every phrase in `skeleton`, if the gate lets the automaton read it (see
-    /// [`super::gate`]).
-    fn find(&self, skeleton: &Skeleton, buffers: &mut PhraseBuffers, note: &mut impl FnMut(usize)) {
+    /// [`super::gate`]). `glued`: the text is a file name, whose words may be glued on purpose.
+    fn find(
+        &self,
+        skeleton: &Skeleton,
+        glued: bool,
+        buffers: &mut PhraseBuffers,
+        note: &mut impl FnMut(usize),
+    ) {
         if skeleton.bytes.len() < GATED_SKELETON
             || self.gate.opens(&skeleton.bytes, &mut buffers.seen)
         {
-            self.read(skeleton, &mut buffers.ring, note);
+            self.read(skeleton, glued, &mut buffers.ring, note);
         }
+    }
+
+    /// Whether a phrase whose last word matched up to `end` ends there as a phrase: at a word's end (for a long
+    /// phrase, also after a French ending, or anywhere in a file name), and not followed by a word that makes it
+    /// an ordinary name (`spécial France` + `Culture`).
+    fn ends_phrase(
+        &self,
+        skeleton: &Skeleton,
+        end: usize,
+        phrase: &PhraseInfo,
+        glued: bool,
+    ) -> bool {
+        let (bytes, flags) = (&skeleton.bytes, &skeleton.flags);
+        let word_end = if flags[end - 1] & WORD_END != 0 {
+            Some(end)
+        } else if phrase.short {
+            None
+        } else {
+            INFLECTIONS
+                .iter()
+                .find_map(|&ending| {
+                    let stop = end + ending.len();
+                    (bytes.get(end..stop) == Some(ending) && flags[stop - 1] & WORD_END != 0)
+                        .then_some(stop)
+                })
+                .or(glued.then_some(end))
+        };
+        let Some(word_end) = word_end else {
+            return false;
+        };
+        let rest = &bytes[word_end..];
+        !self.unless_followed_by[phrase.marking].iter().any(|name| {
+            rest.starts_with(name)
+                && flags[word_end] & SENTENCE == 0
+                && flags[word_end + name.len() - 1] & WORD_END != 0
+        })
     }
 
     /// Notes the marking of every phrase in `skeleton`. One pass of the automaton; for each word it finds, a
     /// constant amount of work on a ring of the last few positions (which phrase prefixes end where).
-    fn read(&self, skeleton: &Skeleton, ring: &mut Vec<u64>, note: &mut impl FnMut(usize)) {
+    fn read(
+        &self,
+        skeleton: &Skeleton,
+        glued: bool,
+        ring: &mut Vec<u64>,
+        note: &mut impl FnMut(usize),
+    ) {
         let words = self.slots.div_ceil(64).max(1);
         let ring_len = (self.longest + 2).next_power_of_two();
         let mask = ring_len - 1;
@@ -412,28 +473,50 @@ impl PhraseMatcher {
             let ends_at = |ring: &[u64], p: usize, slot: usize| {
                 ring[row(p) + slot / 64] & (1 << (slot % 64)) != 0
             };
+            let flags = &skeleton.flags;
+            // A word never spans a sentence end (`secret.Défense` has none: no space).
+            if flags[start + 1..end].iter().any(|f| f & SENTENCE != 0) {
+                continue;
+            }
             for w in &self.spells[m.pattern().as_usize()] {
-                let (marking, short) = self.phrases[w.phrase];
+                let phrase = &self.phrases[w.phrase];
                 let follows = if w.first {
-                    !short || skeleton.flags[start] & WORD_START != 0
+                    // Never from inside a word (`rediffusion restreinte`), but for a long phrase glued into a file
+                    // name (`NOTEDIFFUSIONRESTREINTE.PDF`), where words are glued on purpose.
+                    flags[start] & WORD_START != 0 || (glued && !phrase.short)
                 } else {
-                    ends_at(ring, start, w.slot - 1)
-                        || (start > 0
-                            && skeleton.flags[start - 1] & SOFT != 0
-                            && ends_at(ring, start - 1, w.slot - 1))
+                    // Right after the previous word, or after a symbol between them (`diffusion|restreinte`), in
+                    // the same sentence.
+                    flags[start] & SENTENCE == 0
+                        && (ends_at(ring, start, w.slot - 1)
+                            || (start > 0
+                                && flags[start - 1] & SOFT != 0
+                                && flags[start - 1] & SENTENCE == 0
+                                && ends_at(ring, start - 1, w.slot - 1)))
                 };
                 if !follows {
                     continue;
                 }
                 if !w.last {
                     ring[row(end) + w.slot / 64] |= 1 << (w.slot % 64);
-                } else if !short || skeleton.flags[end - 1] & WORD_END != 0 {
-                    note(marking);
+                } else if self.ends_phrase(skeleton, end, phrase, glued) {
+                    note(phrase.marking);
                 }
             }
         }
     }
 }
+
+/// A phrase as the matcher knows it.
+#[derive(Debug, Clone)]
+struct PhraseInfo {
+    marking: usize,
+    /// Under [`LONG_PHRASE`] letters: exact, and whole words only.
+    short: bool,
+}
+
+/// The endings a long phrase's last word may take and still be that word: French agreement (`restreintes`).
+const INFLECTIONS: &[&[u8]] = &[b"s", b"e", b"es"];
 
 /// Finds protection markings in messages.
 #[derive(Debug, Clone)]
@@ -455,6 +538,9 @@ enum Field {
     Text,
     /// A file name: banners as whole words.
     FileName,
+    /// The last segment of a link with no extension: a file's name or a page's slug (`dr-martin`), so read as a
+    /// file name but for the all-lowercase abbreviation rule (`dr_note.pdf`), which would take a slug's words.
+    LinkSlug,
 }
 
 /// Buffers reused across the texts of one message, and across the messages a thread classifies.
@@ -510,6 +596,7 @@ impl Classifier {
         let mut banners: BTreeMap<Vec<u8>, Vec<Banner>> = BTreeMap::new();
         let mut max_banner_words = 1;
         let mut seen_phrases: HashMap<String, String> = HashMap::new();
+        let mut unless_followed_by = Vec::new();
         for spanned in &file.marking {
             let line = line_of(text, spanned.span().start);
             let spec = spanned.get_ref();
@@ -581,6 +668,25 @@ impl Classifier {
                     misspellings: spec.misspellings,
                 });
             }
+            let mut names = Vec::new();
+            for name in &spec.unless_followed_by {
+                let skel = skeleton(&fold(name));
+                if skel.is_empty() {
+                    problems.push(problem(format!(
+                        "`unless_followed_by` name `{name}` has no letters or digits"
+                    )));
+                    continue;
+                }
+                if spec.phrases.is_empty() {
+                    problems.push(problem(format!(
+                        "`unless_followed_by` needs phrases: marking `{}` has none",
+                        spec.label
+                    )));
+                    break;
+                }
+                names.push(skel.into_bytes());
+            }
+            unless_followed_by.push(names);
             for (terms, term) in [
                 (&spec.banners, Term::Word),
                 (&spec.abbreviations, Term::Abbreviation),
@@ -612,7 +718,7 @@ impl Classifier {
         if !problems.is_empty() {
             return Err(problems);
         }
-        let phrases = PhraseMatcher::build(&phrase_specs)
+        let phrases = PhraseMatcher::build(&phrase_specs, unless_followed_by)
             .map_err(|e| vec![Problem::in_file(MARKINGS_FILE, e)])?;
         Ok(Classifier {
             markings,
@@ -645,6 +751,10 @@ impl Classifier {
                 self.scan(&html.hidden, Field::Text, scratch, &mut note);
             }
             self.scan(&message.filename, Field::FileName, scratch, &mut note);
+            // Without `filename`, a file's `body` is its name (and with one, a caption: read as text above).
+            if message.filename.is_empty() && FILE_MSGTYPES.contains(&message.msgtype.as_str()) {
+                self.scan(&message.body, Field::FileName, scratch, &mut note);
+            }
             scratch.trim();
         });
         best.map_or(NO_MARKING, |b| self.markings[b].label.as_str())
@@ -687,11 +797,40 @@ impl Classifier {
         )
     }
 
-    /// Classifies one text as stored and, if a right-to-left override makes it display otherwise, as displayed.
+    /// Classifies one text as stored and, if a right-to-left override makes it display otherwise, as displayed. A
+    /// file name is also read percent-decoded; a text's links also give their last segment as a file name.
     fn scan(&self, raw: &str, field: Field, scratch: &mut Scratch, note: &mut impl FnMut(usize)) {
         if raw.is_empty() {
             return;
         }
+        self.scan_as_written(raw, field, scratch, note);
+        match field {
+            Field::FileName | Field::LinkSlug => {
+                if let Some(decoded) = names::percent_decoded(raw) {
+                    self.scan_as_written(&decoded, field, scratch, note);
+                }
+            }
+            Field::Text => {
+                for name in names::link_file_names(raw) {
+                    let field = if names::has_extension(name) {
+                        Field::FileName
+                    } else {
+                        Field::LinkSlug
+                    };
+                    self.scan(name, field, scratch, note);
+                }
+            }
+        }
+    }
+
+    /// [`Self::scan`] of `raw` as it is, stored and displayed.
+    fn scan_as_written(
+        &self,
+        raw: &str,
+        field: Field,
+        scratch: &mut Scratch,
+        note: &mut impl FnMut(usize),
+    ) {
         let mut folded = std::mem::take(&mut scratch.folded);
         let overridden = fold_stored_into(raw, &mut folded);
         self.scan_folded(&folded, field, scratch, note);
@@ -712,14 +851,20 @@ impl Classifier {
         if let Some(phrases) = &self.phrases {
             scratch.text.rebuild(folded);
             count_work(scratch.text.bytes.len());
-            phrases.find(&scratch.text, &mut scratch.phrases, note);
+            phrases.find(
+                &scratch.text,
+                field != Field::Text,
+                &mut scratch.phrases,
+                note,
+            );
         }
         if self.banners.is_empty() {
             return;
         }
         match field {
             Field::Text => self.find_banners(folded, scratch, note),
-            Field::FileName => self.find_filename_banners(folded, scratch, note),
+            Field::FileName => self.find_filename_banners(folded, true, scratch, note),
+            Field::LinkSlug => self.find_filename_banners(folded, false, scratch, note),
         }
     }
 
@@ -748,7 +893,8 @@ impl Classifier {
             for (pos, len) in separators(head).take(3) {
                 let segment = &trimmed[from..pos];
                 if from == 0 || segment.ends_with(char::is_whitespace) {
-                    self.check_term(segment, Place::BesideSeparator, term, note);
+                    let before = &trimmed[..from];
+                    self.check_term_after(segment, Place::BesideSeparator, before, term, note);
                 }
                 from = pos + len;
             }
@@ -758,9 +904,10 @@ impl Classifier {
             if let Some(pos) = trimmed[tail_start..].rfind(BANNER_SEPARATORS) {
                 let pos = tail_start + pos;
                 let sep_len = trimmed[pos..].chars().next().map_or(1, char::len_utf8);
-                self.check_term(
+                self.check_term_after(
                     &trimmed[pos + sep_len..],
                     Place::BesideSeparator,
+                    &trimmed[..pos],
                     term,
                     note,
                 );
@@ -815,14 +962,16 @@ impl Classifier {
     /// In a file name, a banner term counts as one or more whole words: parts split at separators, between letters
     /// and digits, and where case changes (`noteDR`, `DRNote`, `2024DR`, but not in an acronym like `DRFiP`); an
     /// uppercase run before two lowercase letters also counts whole (`DRnote`). `ADR.pdf`, `CDR-2024.pdf` and
-    /// `DRAFT.pdf` have no part `DR`.
+    /// `DRAFT.pdf` have no part `DR`. `lowercase_rule`: an all-lowercase name's first and last parts may be an
+    /// abbreviation (`dr_note.pdf`).
     fn find_filename_banners(
         &self,
         folded: &str,
+        lowercase_rule: bool,
         scratch: &mut Scratch,
         note: &mut impl FnMut(usize),
     ) {
-        let lowercase_name = !folded.chars().any(char::is_uppercase);
+        let lowercase_name = lowercase_rule && !folded.chars().any(char::is_uppercase);
         let place = Place::FileName;
         let Scratch { term, parts, .. } = scratch;
         parts.clear();
@@ -924,8 +1073,9 @@ impl Classifier {
         self.check_term_after(candidate, place, "", term, note);
     }
 
-    /// [`Self::check_term`] for a candidate in brackets after `before`: an abbreviation there that spells the
-    /// initials of the words before it defines an acronym (`la direction régionale (DR)`), and is not a banner.
+    /// [`Self::check_term`] for a candidate after `before` on its line. An abbreviation is then not a banner in two
+    /// ordinary uses: in brackets that define it as an acronym (`la direction régionale (DR)`), and as a photo
+    /// credit's *droits réservés* (`Crédit photo : D.R.`, `© DR`).
     fn check_term_after(
         &self,
         candidate: &str,
@@ -951,17 +1101,75 @@ impl Classifier {
             return;
         };
         for banner in banners {
-            if banner.term.is_banner(case, place)
-                && !(banner.term == Term::Abbreviation && defines_acronym(before, key))
-            {
+            let ordinary = banner.term == Term::Abbreviation
+                && (is_credit(before, candidate)
+                    || (matches!(place, Place::BracketsInLine | Place::BracketsAtLineEdge)
+                        && defines_acronym(before, key)));
+            if banner.term.is_banner(case, place) && !ordinary {
                 note(banner.marking);
             }
         }
     }
 }
 
-/// Whether the words at the end of `before` have `key` (a skeleton) for initials, short linking words aside:
-/// `Direction Régionale`, `directions régionales`, `Document de référence`, `D. Renard` before `(DR)`.
+/// The words that introduce a picture's credit, folded and lowercased (`Crédit photo : DR`, `Illustration : D.R.`).
+const CREDIT_WORDS: &[&str] = &[
+    "credit",
+    "credits",
+    "photo",
+    "photos",
+    "photographie",
+    "photographies",
+    "illustration",
+    "illustrations",
+    "image",
+    "images",
+    "visuel",
+    "visuels",
+    "source",
+    "sources",
+    "copyright",
+    "cliche",
+    "cliches",
+    "iconographie",
+    "droits",
+];
+
+/// How many names (a photographer's, an agency's: `Photo : AFP / DR`) may stand between a credit word and `DR`.
+const MAX_CREDITED: usize = 3;
+
+/// Whether `candidate`, after `before` on its line, is a picture's credit: `©` in it or just before it, or a credit
+/// word before it with at most a few names in capitals between (`Crédit photo : D.R.`, `Photo : AFP / DR`).
+fn is_credit(before: &str, candidate: &str) -> bool {
+    let near = &before[boundary_at_or_before(before, before.len().saturating_sub(MAX_BRACKETED))..];
+    if candidate.contains('©') || near.contains('©') {
+        return true;
+    }
+    for word in before
+        .rsplit(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .take(MAX_CREDITED + 1)
+    {
+        if CREDIT_WORDS
+            .iter()
+            .any(|credit| word.eq_ignore_ascii_case(credit))
+        {
+            return true;
+        }
+        if !word.starts_with(char::is_uppercase) {
+            return false;
+        }
+    }
+    false
+}
+
+/// Words of a name that may stand between an acronym's expansion and its bracket: `Direction régionale Grand Est
+/// (DR)`, `Direction régionale Provence-Alpes-Côte d'Azur (DR)`.
+const MAX_QUALIFIERS: usize = 4;
+
+/// Whether the words at the end of `before` define `key` (a skeleton) as an acronym: their initials spell it, short
+/// linking words aside (`Direction Régionale`, `directions régionales`, `Document de référence`, `D. Renard` before
+/// `(DR)`), maybe followed by a place's or a body's name in capitals (`Direction régionale Grand Est (DR)`).
 fn defines_acronym(before: &str, key: &[u8]) -> bool {
     const LINKING: &[&str] = &[
         "a", "au", "aux", "d", "de", "des", "du", "en", "et", "l", "la", "le", "les", "of", "the",
@@ -970,29 +1178,31 @@ fn defines_acronym(before: &str, key: &[u8]) -> bool {
     if key.len() < 2 || before.is_empty() {
         return false;
     }
-    let mut initials = Vec::with_capacity(key.len());
-    for word in before
+    // The significant words before the bracket, nearest first: their initial, and whether it is a capital.
+    let words: Vec<(Option<u8>, bool)> = before
         .rsplit(|c: char| !c.is_alphanumeric())
         .filter(|w| !w.is_empty())
-        .take(key.len() + 4)
-    {
-        if LINKING.contains(&word) {
-            // Lowercase only: `D. Renard` has a significant `D`.
-            continue;
-        }
-        let Some(first) = word.chars().next() else {
-            continue;
+        // Lowercase only: `D. Renard` has a significant `D`.
+        .filter(|w| !LINKING.contains(w))
+        .take(key.len() + MAX_QUALIFIERS)
+        .map(|word| {
+            let first = word.chars().next().unwrap_or(' ');
+            let mut buffer = [0; 4];
+            let initial = skeleton(first.encode_utf8(&mut buffer)).bytes().next();
+            (initial, first.is_uppercase())
+        })
+        .collect();
+    (0..=MAX_QUALIFIERS).any(|qualifiers| {
+        let Some(expansion) = words.get(qualifiers..qualifiers + key.len()) else {
+            return false;
         };
-        let mut buffer = [0; 4];
-        match skeleton(first.encode_utf8(&mut buffer)).bytes().next() {
-            Some(initial) => initials.push(initial),
-            None => return false,
-        }
-        if initials.len() == key.len() {
-            break;
-        }
-    }
-    initials.len() == key.len() && initials.iter().rev().eq(key.iter())
+        words[..qualifiers].iter().all(|&(_, capital)| capital)
+            && expansion
+                .iter()
+                .rev()
+                .map(|&(initial, _)| initial)
+                .eq(key.iter().map(|&k| Some(k)))
+    })
 }
 
 /// The words of a phrase as OCR may read them: for each word with an `m`, the phrase with that word's `m`s read
@@ -1126,6 +1336,163 @@ mod tests {
             })
             .collect();
         assert!(wrong.is_empty(), "{wrong:#?}");
+    }
+
+    fn file_body(msgtype: &'static str) -> impl Fn(&str) -> Message {
+        move |name| Message {
+            msgtype: msgtype.into(),
+            body: name.into(),
+            ..Default::default()
+        }
+    }
+
+    /// A file's name is read wherever Matrix puts it: without `filename`, the `body` of a file-bearing message is
+    /// the name; percent-encoded, it is decoded; at the end of a link in a text, it is the link's last segment.
+    #[test]
+    fn file_names_are_read_wherever_matrix_puts_them() {
+        let c = classifier();
+        for msgtype in FILE_MSGTYPES {
+            let message = file_body(msgtype)("2026-03-12_CR_COMEX_SECRET.pdf");
+            assert_eq!(c.classify(&message), "secret", "{msgtype}");
+        }
+        // As text, the same body is not a banner: the name is read as a name only because it is one.
+        assert_eq!(c.classify(&body("2026-03-12_CR_COMEX_SECRET.pdf")), "none");
+        // With a `filename`, the body is a caption, read as text.
+        let captioned = Message {
+            filename: "photo.jpg".into(),
+            ..file_body("m.image")("Photo du SECRET de la réussite")
+        };
+        assert_eq!(c.classify(&captioned), "none");
+        expect_all(
+            &c,
+            file,
+            &[
+                ("Note%20Diffusion%20Restreinte.pdf", "restricted"),
+                ("CR%20COMEX%20SECRET.pdf", "secret"),
+                ("Rapport%20%5BDR%5D.pdf", "restricted"),
+                ("Synth%C3%A8se%20Secret%20D%C3%A9fense.pdf", "secret"),
+                ("Planning%20cong%C3%A9s%202026.xlsx", "none"),
+            ],
+        );
+        expect_all(
+            &c,
+            body,
+            &[
+                (
+                    "Voici le lien : https://partage.gouv.fr/s/Ab12/download/Note%20DIFFUSION%20RESTREINTE.pdf",
+                    "restricted",
+                ),
+                (
+                    "https://nuage.gouv.fr/f/123/CR_SECRET_2026.pdf?dl=1",
+                    "secret",
+                ),
+                (
+                    "cf. https://intranet.gouv.fr/docs/Fiche_DR.pdf#page=2.",
+                    "restricted",
+                ),
+                // A page's slug is not a file name written in lowercase on purpose.
+                ("Rendez-vous : https://doctolib.fr/dr-martin", "none"),
+                (
+                    "https://www.service-public.fr/particuliers/vosdroits/F1234",
+                    "none",
+                ),
+            ],
+        );
+        assert_eq!(
+            c.classify(&html(
+                r#"<a href="https://x.gouv.fr/CR%20SECRET.pdf">le compte rendu</a>"#
+            )),
+            "secret"
+        );
+    }
+
+    /// A phrase stands within one sentence, from the start of a word: ordinary French that only looks like a
+    /// phrase across a full stop, or inside a longer word, is not a marking.
+    #[test]
+    fn a_phrase_stands_within_a_sentence_from_a_word_start() {
+        expect_all(
+            &classifier(),
+            body,
+            &[
+                (
+                    "Le projet est resté secret. UE et OTAN ont été informés.",
+                    "none",
+                ),
+                ("C'était secret ! UE et OTAN l'ignoraient.", "none"),
+                ("Tout est secret ? UE : rien à signaler", "none"),
+                ("Le code reste secret ; UE comprise", "none"),
+                ("Resté secret.\nUE et OTAN", "none"),
+                (
+                    "La rediffusion restreinte aux abonnés commence lundi.",
+                    "none",
+                ),
+                ("Une prédiffusion restreinte est prévue.", "none"),
+                // What a sentence end is not: initials, spelled-out letters, a decimal, no space.
+                (
+                    "D. I. F. F. U. S. I. O. N.  R. E. S. T. R. E. I. N. T. E.",
+                    "restricted",
+                ),
+                ("Classement : secret.UE", "secret"),
+                ("Objet : note. DIFFUSION RESTREINTE", "restricted"),
+                ("Classement : Secret Défense ; diffusion limitée", "secret"),
+                ("Documents DIFFUSION RESTREINTES", "restricted"),
+                ("D!FFUSION RESTREINTE", "restricted"),
+                ("DiffusionRestreinte", "restricted"),
+            ],
+        );
+        // Glued into a file name, on purpose: still the phrase.
+        expect_all(
+            &classifier(),
+            file,
+            &[
+                ("NOTEDIFFUSIONRESTREINTE.PDF", "restricted"),
+                ("notediffusionrestreintev2.pdf", "restricted"),
+            ],
+        );
+    }
+
+    /// `DR` abbreviating the words before it, or crediting a photo, and `spécial France` in a channel's name are
+    /// ordinary; the same words as markings still are.
+    #[test]
+    fn ordinary_uses_of_dr_and_special_france_pass() {
+        expect_all(
+            &classifier(),
+            body,
+            &[
+                (
+                    "Direction régionale Grand Est (DR) - Ressources humaines",
+                    "none",
+                ),
+                ("Délégation régionale (DR) Occitanie", "none"),
+                (
+                    "la Direction régionale d'Île-de-France (DR) recrute",
+                    "none",
+                ),
+                (
+                    "Direction régionale Provence-Alpes-Côte d'Azur (DR) : bilan",
+                    "none",
+                ),
+                ("Crédit photo : D.R.", "none"),
+                ("Le préfet à Metz.\n© DR", "none"),
+                ("Photo : AFP / DR", "none"),
+                ("Illustration : DR", "none"),
+                ("Photo DR", "none"),
+                (
+                    "numéro spécial France Culture sur la décentralisation",
+                    "none",
+                ),
+                ("l'envoyé spécial France 2 à Kiev", "none"),
+                ("Émission spécial France Inter ce soir", "none"),
+                ("Un spécial franceinfo demain", "none"),
+                ("Journal spécial France Télévisions", "none"),
+                // Markings still.
+                ("Compte rendu de la réunion - DR", "restricted"),
+                ("Rapport du service (DR) à ne pas diffuser", "restricted"),
+                ("Note SPÉCIAL FRANCE", "special_france"),
+                ("Spécial France. Culture générale à part", "special_france"),
+                ("Photo du document confidentiel - DR", "restricted"),
+            ],
+        );
     }
 
     /// A stamp as OCR reads it off a scan is classified as typed: digits and bars for letters, `rn` for `m`, lost
@@ -1577,8 +1944,8 @@ mod tests {
             let text = String::from_utf8(text).expect("skeleton letters are ASCII");
             let skeleton = Skeleton::of(&text);
             let (mut found, mut read) = (Vec::new(), Vec::new());
-            phrases.find(&skeleton, &mut buffers, &mut |m| found.push(m));
-            phrases.read(&skeleton, &mut buffers.ring, &mut |m| read.push(m));
+            phrases.find(&skeleton, false, &mut buffers, &mut |m| found.push(m));
+            phrases.read(&skeleton, false, &mut buffers.ring, &mut |m| read.push(m));
             assert_eq!(found, read, "{text:?}");
             let simd_opens = phrases.gate.opens(&skeleton.bytes, &mut buffers.seen);
             let table_opens = table.opens(&skeleton.bytes, &mut buffers.seen);

@@ -3,6 +3,7 @@
 
 pub mod classifier;
 mod gate;
+pub(crate) mod names;
 pub(crate) mod normalize;
 
 pub use classifier::{Classifier, MARKINGS_FILE, NO_MARKING};

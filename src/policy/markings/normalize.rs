@@ -726,6 +726,26 @@ pub const WORD_END: u8 = 2;
 /// Flag of a [`Skeleton`] byte: it comes from a symbol that can stand for a letter (`$ecret`, `d!ffusion`,
 /// `r€streinte`) but can as well be a separator (`diffusion|restreinte`): matching may read it or skip it.
 pub const SOFT: u8 = 4;
+/// Flag of a [`Skeleton`] byte: a sentence ends before it (`.`, `!`, `?` or `;` after a word of two letters or
+/// more, then a space or a line break), so no phrase runs across it: `resté secret. UE et OTAN` is not `secret UE`.
+/// A dot after a single letter is an initial or a spelled-out word (`D. R.`, `S. E. C. R. E. T.`), not a sentence end.
+pub const SENTENCE: u8 = 8;
+
+/// Where the skeleton is in a possible sentence end, while it is built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SentenceEnd {
+    /// None in sight.
+    No,
+    /// Sentence punctuation right after a word: a space or a line break next makes it a sentence end.
+    Punctuation,
+    /// A sentence has ended: the next letter starts another.
+    Ended,
+}
+
+/// Punctuation that ends a sentence when a space or a line break follows it (`…` folds to `...`).
+fn ends_sentence(b: u8) -> bool {
+    matches!(b, b'.' | b'!' | b'?' | b';')
+}
 
 /// The byte that stands, in a skeleton, for a letter or digit of another script (Hangul, CJK, ...): it matches no
 /// marking letter, so it still separates what it stands between.
@@ -815,6 +835,19 @@ fn skeleton_char(table: &FoldTable, folded: &str, at: usize) -> (u8, Kind, usize
     (OTHER_LETTER, kind, c.len_utf8())
 }
 
+impl SentenceEnd {
+    /// The flag for the next letter, which ends the wait for a sentence end either way (`3.5`, `d.i` are none).
+    fn take_flag(&mut self) -> u8 {
+        let flag = if *self == SentenceEnd::Ended {
+            SENTENCE
+        } else {
+            0
+        };
+        *self = SentenceEnd::No;
+        flag
+    }
+}
+
 impl Skeleton {
     /// The skeleton of `folded`.
     pub fn of(folded: &str) -> Self {
@@ -835,14 +868,37 @@ impl Skeleton {
         let mut len = 0;
         let mut previous = Kind::Separator;
         let mut at = 0;
+        // Where the current word began, and the length of the last one: a sentence punctuation ends a word of two
+        // letters or more, right after it or after a space (French puts one before `!`, `?` and `;`).
+        let mut word_from = 0;
+        let mut last_word = 0;
+        let mut sentence = SentenceEnd::No;
         while at < bytes.len() {
-            let (byte, kind, width) = if bytes[at].is_ascii() {
-                let (byte, kind) = ASCII_SKELETON[usize::from(bytes[at])];
+            let raw = bytes[at];
+            let (byte, mut kind, width) = if raw.is_ascii() {
+                let (byte, kind) = ASCII_SKELETON[usize::from(raw)];
                 (byte, kind, 1)
             } else {
                 skeleton_char(table, folded, at)
             };
             at += width;
+            if ends_sentence(raw) {
+                // `!` stands for an `i` inside a word (`d!ffusion`), but before a space or the end it is punctuation.
+                let before_space = bytes.get(at).is_none_or(u8::is_ascii_whitespace);
+                if kind == Kind::Soft && before_space {
+                    kind = Kind::Separator;
+                }
+                let word = if previous.is_word() {
+                    len - word_from
+                } else {
+                    last_word
+                };
+                if kind == Kind::Separator && word >= 2 {
+                    sentence = SentenceEnd::Punctuation;
+                }
+            } else if raw.is_ascii_whitespace() && sentence == SentenceEnd::Punctuation {
+                sentence = SentenceEnd::Ended;
+            }
             match kind {
                 Kind::Lower if previous == Kind::Lower || previous == Kind::Upper => {
                     // The common case: inside a word. The rest of a run of ASCII lowercase letters continues the
@@ -865,6 +921,10 @@ impl Skeleton {
                     if previous != Kind::Separator && len > 0 {
                         self.flags[len - 1] |= WORD_END;
                     }
+                    if previous.is_word() {
+                        last_word = len - word_from;
+                    }
+                    word_from = len;
                     previous = kind;
                 }
                 Kind::Soft => {
@@ -876,7 +936,7 @@ impl Skeleton {
                     }
                     if previous.is_word() || next_is_word {
                         self.bytes[len] = byte;
-                        self.flags[len] = SOFT | WORD_START;
+                        self.flags[len] = SOFT | WORD_START | sentence.take_flag();
                         len += 1;
                     }
                     previous = kind;
@@ -891,6 +951,7 @@ impl Skeleton {
                         }
                         self.flags[len] = WORD_START;
                     }
+                    self.flags[len] |= sentence.take_flag();
                     self.bytes[len] = byte;
                     len += 1;
                     previous = kind;

@@ -1,0 +1,137 @@
+//! File names where Matrix and people put them, beyond a `filename` field: percent-encoded
+//! (`Note%20Diffusion%20Restreinte.pdf`, as a link or a client writes them), and at the end of the links in a text
+//! (`https://partage.example.gouv.fr/s/Ab12/download/CR_SECRET.pdf?dl=1`). Each is then read with the file-name
+//! rules.
+
+use std::borrow::Cow;
+
+/// Message types whose `body` is the file's name when `filename` is absent (Matrix client-server API, `m.file` and
+/// the others: "If `filename` is not present, `body` is the filename").
+pub const FILE_MSGTYPES: &[&str] = &["m.file", "m.image", "m.video", "m.audio"];
+
+/// The longest link read for a file name: longer runs are not links anyone clicks (and the work stays linear).
+const MAX_LINK: usize = 2048;
+
+/// `name` with its `%XX` escapes decoded, when it has any that decode to text (`%20` is a space, `%C3%A8` is `è`);
+/// `None` when there is nothing to decode. Bytes that are not UTF-8 once decoded are replaced, as a browser shows
+/// them.
+pub fn percent_decoded(name: &str) -> Option<String> {
+    let bytes = name.as_bytes();
+    let escaped = |at: usize| {
+        bytes.get(at) == Some(&b'%')
+            && bytes.get(at + 1).is_some_and(u8::is_ascii_hexdigit)
+            && bytes.get(at + 2).is_some_and(u8::is_ascii_hexdigit)
+    };
+    if !(0..bytes.len()).any(escaped) {
+        return None;
+    }
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut at = 0;
+    while at < bytes.len() {
+        if escaped(at) {
+            let hex = |b: u8| (b as char).to_digit(16).unwrap_or(0) as u8;
+            out.push(hex(bytes[at + 1]) << 4 | hex(bytes[at + 2]));
+            at += 3;
+        } else {
+            out.push(bytes[at]);
+            at += 1;
+        }
+    }
+    Some(match String::from_utf8_lossy(&out) {
+        Cow::Borrowed(text) => text.to_owned(),
+        Cow::Owned(text) => text,
+    })
+}
+
+/// The last path segment of every link in `text` (`scheme://host/.../segment`, its query and fragment dropped), as
+/// written (still percent-encoded). A link ending in `/` gives the segment before it; a link with no path, none.
+pub fn link_file_names(text: &str) -> impl Iterator<Item = &str> {
+    memchr::memmem::find_iter(text.as_bytes(), b"://").filter_map(move |at| {
+        let rest = &text[at + 3..];
+        let end = rest
+            .find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '<' | '>' | '`'))
+            .unwrap_or(rest.len())
+            .min(MAX_LINK);
+        let link = &rest[..floor_boundary(rest, end)];
+        // The sentence around the link: `(voir https://x/y.pdf).` ends with `).`, not part of the name.
+        let link = link.trim_end_matches(['.', ',', ';', ':', '!', '?', ')', ']', '}', '»']);
+        let path = link.split(['?', '#']).next().unwrap_or_default();
+        let (_host, path) = path.split_once('/')?;
+        path.trim_end_matches('/')
+            .rsplit('/')
+            .next()
+            .filter(|segment| !segment.is_empty())
+    })
+}
+
+/// Whether a link's last segment names a file: it ends in an extension of one to five letters or digits after a
+/// dot (`CR_SECRET.pdf`, `Note%20DR.docx`), not a page's slug (`dr-martin`, `F1234`).
+pub fn has_extension(segment: &str) -> bool {
+    segment.rsplit_once('.').is_some_and(|(stem, extension)| {
+        !stem.is_empty()
+            && (1..=5).contains(&extension.len())
+            && extension.bytes().all(|b| b.is_ascii_alphanumeric())
+    })
+}
+
+/// The largest char boundary of `s` at or before `index`.
+fn floor_boundary(s: &str, index: usize) -> usize {
+    let mut index = index.min(s.len());
+    while !s.is_char_boundary(index) {
+        index -= 1;
+    }
+    index
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percent_escapes_are_decoded_to_text() {
+        assert_eq!(
+            percent_decoded("Note%20Diffusion%20Restreinte.pdf").as_deref(),
+            Some("Note Diffusion Restreinte.pdf")
+        );
+        assert_eq!(
+            percent_decoded("Synth%C3%A8se%20%5BDR%5D.pdf").as_deref(),
+            Some("Synthèse [DR].pdf")
+        );
+        // Not an escape: kept as written.
+        assert_eq!(percent_decoded("100%.pdf"), None);
+        assert_eq!(percent_decoded("50%2").as_deref(), None);
+        assert_eq!(percent_decoded("a%ZZb%41").as_deref(), Some("a%ZZbA"));
+        // Bytes that are not UTF-8 are replaced, not a panic.
+        assert_eq!(percent_decoded("%FF.pdf").as_deref(), Some("\u{FFFD}.pdf"));
+    }
+
+    #[test]
+    fn a_segment_with_an_extension_names_a_file() {
+        assert!(has_extension("CR_SECRET.pdf"));
+        assert!(has_extension("Note%20DR.docx"));
+        assert!(!has_extension("dr-martin"));
+        assert!(!has_extension("F1234"));
+        assert!(!has_extension(".bashrc"));
+        assert!(!has_extension("v1.2-beta_notes"));
+    }
+
+    #[test]
+    fn a_link_gives_its_last_path_segment() {
+        let names = |text| link_file_names(text).collect::<Vec<_>>();
+        assert_eq!(
+            names("Voici : https://partage.gouv.fr/s/Ab12/download/Note%20DR.pdf merci"),
+            ["Note%20DR.pdf"]
+        );
+        assert_eq!(
+            names("(cf. https://nuage.gouv.fr/f/123/CR_SECRET.pdf?dl=1#page=2)."),
+            ["CR_SECRET.pdf"]
+        );
+        assert_eq!(
+            names("<a href=\"https://x.fr/docs/Fiche.pdf\">x</a> et http://y.fr/a/b/"),
+            ["Fiche.pdf", "b"]
+        );
+        assert_eq!(names("https://www.service-public.fr"), Vec::<&str>::new());
+        assert_eq!(names("rien ici, ni :// ni lien"), Vec::<&str>::new());
+        assert_eq!(names("https://é.fr/é"), ["é"]);
+    }
+}
