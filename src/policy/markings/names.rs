@@ -4,6 +4,9 @@
 //! rules.
 
 use std::borrow::Cow;
+use std::sync::LazyLock;
+
+use memchr::memmem;
 
 /// Message types whose `body` is the file's name when `filename` is absent (Matrix client-server API, `m.file` and
 /// the others: "If `filename` is not present, `body` is the filename").
@@ -46,7 +49,10 @@ pub fn percent_decoded(name: &str) -> Option<String> {
 /// The last path segment of every link in `text` (`scheme://host/.../segment`, its query and fragment dropped), as
 /// written (still percent-encoded). A link ending in `/` gives the segment before it; a link with no path, none.
 pub fn link_file_names(text: &str) -> impl Iterator<Item = &str> {
-    memchr::memmem::find_iter(text.as_bytes(), b"://").filter_map(move |at| {
+    // Built once: a searcher set up per text cost a tenth of classifying a short message.
+    static SCHEME_END: LazyLock<memmem::Finder<'static>> =
+        LazyLock::new(|| memmem::Finder::new(b"://"));
+    SCHEME_END.find_iter(text.as_bytes()).filter_map(move |at| {
         let rest = &text[at + 3..];
         let end = rest
             .find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '<' | '>' | '`'))

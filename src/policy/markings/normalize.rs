@@ -742,11 +742,6 @@ enum SentenceEnd {
     Ended,
 }
 
-/// Punctuation that ends a sentence when a space or a line break follows it (`…` folds to `...`).
-fn ends_sentence(b: u8) -> bool {
-    matches!(b, b'.' | b'!' | b'?' | b';')
-}
-
 /// The byte that stands, in a skeleton, for a letter or digit of another script (Hangul, CJK, ...): it matches no
 /// marking letter, so it still separates what it stands between.
 pub const OTHER_LETTER: u8 = b'_';
@@ -869,36 +864,20 @@ impl Skeleton {
         let mut previous = Kind::Separator;
         let mut at = 0;
         // Where the current word began, and the length of the last one: a sentence punctuation ends a word of two
-        // letters or more, right after it or after a space (French puts one before `!`, `?` and `;`).
+        // letters or more, right after it or after a space (French puts one before `!`, `?` and `;`). Only
+        // separators look at sentence ends: the run of lowercase letters below stays as fast as it was.
         let mut word_from = 0;
         let mut last_word = 0;
         let mut sentence = SentenceEnd::No;
         while at < bytes.len() {
             let raw = bytes[at];
-            let (byte, mut kind, width) = if raw.is_ascii() {
+            let (byte, kind, width) = if raw.is_ascii() {
                 let (byte, kind) = ASCII_SKELETON[usize::from(raw)];
                 (byte, kind, 1)
             } else {
                 skeleton_char(table, folded, at)
             };
             at += width;
-            if ends_sentence(raw) {
-                // `!` stands for an `i` inside a word (`d!ffusion`), but before a space or the end it is punctuation.
-                let before_space = bytes.get(at).is_none_or(u8::is_ascii_whitespace);
-                if kind == Kind::Soft && before_space {
-                    kind = Kind::Separator;
-                }
-                let word = if previous.is_word() {
-                    len - word_from
-                } else {
-                    last_word
-                };
-                if kind == Kind::Separator && word >= 2 {
-                    sentence = SentenceEnd::Punctuation;
-                }
-            } else if raw.is_ascii_whitespace() && sentence == SentenceEnd::Punctuation {
-                sentence = SentenceEnd::Ended;
-            }
             match kind {
                 Kind::Lower if previous == Kind::Lower || previous == Kind::Upper => {
                     // The common case: inside a word. The rest of a run of ASCII lowercase letters continues the
@@ -917,15 +896,28 @@ impl Skeleton {
                     // `previous` stays what it was, as for one letter: a word that began in capitals keeps
                     // counting as such (`DiffusionRestreinte` is one word).
                 }
-                Kind::Separator => {
+                // `!` stands for an `i` inside a word (`d!ffusion`), but before a space or the end it is punctuation.
+                Kind::Separator | Kind::Soft
+                    if kind == Kind::Separator
+                        || (raw == b'!' && bytes.get(at).is_none_or(u8::is_ascii_whitespace)) =>
+                {
                     if previous != Kind::Separator && len > 0 {
                         self.flags[len - 1] |= WORD_END;
                     }
                     if previous.is_word() {
                         last_word = len - word_from;
                     }
+                    match raw {
+                        b'.' | b'!' | b'?' | b';' if last_word >= 2 => {
+                            sentence = SentenceEnd::Punctuation;
+                        }
+                        b' ' | b'\n' | b'\t' | b'\r' if sentence == SentenceEnd::Punctuation => {
+                            sentence = SentenceEnd::Ended;
+                        }
+                        _ => {}
+                    }
                     word_from = len;
-                    previous = kind;
+                    previous = Kind::Separator;
                 }
                 Kind::Soft => {
                     // A symbol counts only next to a letter or digit: `5 $ HT` has no `s`.
@@ -951,7 +943,9 @@ impl Skeleton {
                         }
                         self.flags[len] = WORD_START;
                     }
-                    self.flags[len] |= sentence.take_flag();
+                    if sentence != SentenceEnd::No {
+                        self.flags[len] |= sentence.take_flag();
+                    }
                     self.bytes[len] = byte;
                     len += 1;
                     previous = kind;
