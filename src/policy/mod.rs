@@ -13,6 +13,7 @@ pub mod loader;
 pub mod markings;
 pub(crate) mod reasons;
 pub(crate) mod reload;
+pub(crate) mod role_set;
 pub mod roles;
 pub(crate) mod rules;
 mod snapshot;

@@ -28,7 +28,7 @@ use std::sync::{Arc, OnceLock};
 use sha2::{Digest, Sha256};
 use siphasher::sip128::SipHasher13;
 
-use super::roles::RoleSet;
+use super::role_set::RoleSet;
 
 /// How many shards a table has: a one-line edit of a million-line `users.csv` rebuilds one of them (about 4,000
 /// users, 47 KiB), and 256 pointers are all a small table spends on them (its empty shards are one shared shard).

@@ -1,12 +1,16 @@
 //! File names where Matrix and people put them, beyond a `filename` field: percent-encoded
 //! (`Note%20Diffusion%20Restreinte.pdf`, as a link or a client writes them), and at the end of the links in a text
 //! (`https://partage.example.gouv.fr/s/Ab12/download/CR_SECRET.pdf?dl=1`). Each is then read with the file-name
-//! rules.
+//! rules: banners and abbreviations as whole words of the name, split where case or digits change.
 
 use std::borrow::Cow;
 use std::sync::LazyLock;
 
 use memchr::memmem;
+
+use super::banners::{Banners, MAX_BRACKETED, Place};
+use super::normalize::CharKind;
+use super::scratch::Scratch;
 
 /// Message types whose `body` is the file's name when `filename` is absent (Matrix client-server API, `m.file` and
 /// the others: "If `filename` is not present, `body` is the filename").
@@ -87,6 +91,110 @@ fn floor_boundary(s: &str, index: usize) -> usize {
         index -= 1;
     }
     index
+}
+
+impl Banners {
+    /// In a file name, a banner term counts as one or more whole words: parts split at separators, between letters
+    /// and digits, and where case changes (`noteDR`, `DRNote`, `2024DR`, but not in an acronym like `DRFiP`); an
+    /// uppercase run before two lowercase letters also counts whole (`DRnote`). `ADR.pdf`, `CDR-2024.pdf` and
+    /// `DRAFT.pdf` have no part `DR`. `lowercase_rule`: an all-lowercase name's first and last parts may be an
+    /// abbreviation (`dr_note.pdf`).
+    pub(super) fn find_in_file_name(
+        &self,
+        folded: &str,
+        lowercase_rule: bool,
+        scratch: &mut Scratch,
+        note: &mut impl FnMut(usize),
+    ) {
+        let lowercase_name = lowercase_rule && !folded.chars().any(char::is_uppercase);
+        let place = Place::FileName;
+        let Scratch { term, parts, .. } = scratch;
+        parts.clear();
+        let class = CharKind::of;
+        let mut chars = folded
+            .char_indices()
+            .map(|(at, c)| (at, c, class(c)))
+            .peekable();
+        let mut previous = CharKind::Separator;
+        let mut part_start = 0;
+        let mut part_lower = false;
+        let mut word_start = 0;
+        let mut upper_start = 0;
+        while let Some((at, c, k)) = chars.next() {
+            let next = chars.peek().map_or(CharKind::Separator, |&(_, _, n)| n);
+            let after_next = chars
+                .clone()
+                .nth(1)
+                .map_or(CharKind::Separator, |(_, _, n)| n);
+            if k == CharKind::Separator {
+                if previous != CharKind::Separator {
+                    parts.push((part_start, at, part_lower));
+                    if part_start != word_start {
+                        self.check_term(&folded[word_start..at], place, term, note);
+                    }
+                }
+                previous = k;
+                continue;
+            }
+            if previous == CharKind::Separator {
+                part_start = at;
+                part_lower = false;
+                word_start = at;
+            } else if (k == CharKind::Upper && previous != CharKind::Upper)
+                || ((k == CharKind::Digit) != (previous == CharKind::Digit))
+                || (k == CharKind::Upper
+                    && previous == CharKind::Upper
+                    && next == CharKind::Lower
+                    && after_next == CharKind::Lower)
+            {
+                parts.push((part_start, at, part_lower));
+                part_start = at;
+                part_lower = false;
+            }
+            part_lower |= k == CharKind::Lower;
+            if k == CharKind::Upper && previous != CharKind::Upper {
+                upper_start = at;
+            }
+            if k == CharKind::Upper
+                && next == CharKind::Lower
+                && after_next == CharKind::Lower
+                && at > upper_start
+            {
+                let run_end = at + c.len_utf8();
+                self.check_term(&folded[upper_start..run_end], place, term, note);
+            }
+            previous = k;
+        }
+        if previous != CharKind::Separator {
+            parts.push((part_start, folded.len(), part_lower));
+            if part_start != word_start {
+                self.check_term(&folded[word_start..], place, term, note);
+            }
+        }
+        // In an all-lowercase name, the first and the last part before the extension may be an abbreviation.
+        if lowercase_name && !parts.is_empty() {
+            let stem_end = folded.rfind('.').unwrap_or(folded.len());
+            let first = parts.iter().position(|p| p.2).unwrap_or(0);
+            let last = parts.iter().rposition(|p| p.1 <= stem_end).unwrap_or(0);
+            for k in [first, last] {
+                let (start, end, _) = parts[k];
+                self.check_term(&folded[start..end], Place::LowercaseFileName, term, note);
+            }
+        }
+        // Windows of whole parts; only capitals count, so a part with a lowercase letter ends them.
+        for i in 0..parts.len() {
+            for j in i..parts.len().min(i + self.max_words) {
+                if parts[j].2 {
+                    break;
+                }
+                let candidate = &folded[parts[i].0..parts[j].1];
+                if candidate.len() > MAX_BRACKETED {
+                    break;
+                }
+                self.check_term(candidate, place, term, note);
+            }
+        }
+    }
 }
 
 #[cfg(test)]
