@@ -15,7 +15,7 @@ use crate::{
     policy::{
         PolicySnapshot,
         decide::{ScanFacts, explain_scanned_upload},
-        markings::classifier::DocumentMarkings,
+        markings::DocumentMarkings,
     },
 };
 

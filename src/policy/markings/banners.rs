@@ -4,9 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use super::classifier::count_work;
 use super::normalize::{Skeleton, skeleton};
 use super::scratch::Scratch;
+use super::work::count_work;
 
 /// Characters that separate a banner from the text beside it on the same line.
 pub(super) const BANNER_SEPARATORS: &[char] = &['-', '–', '—', '―', ':', '|', '/', '•', '·', '>'];

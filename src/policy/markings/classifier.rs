@@ -33,21 +33,26 @@
 //! file names wherever Matrix puts them; `scratch.rs` holds the buffers a thread reuses; `document.rs` classifies a
 //! document passage by passage.
 
-use crate::{documents::Passage, domain::message::Message};
+use crate::domain::message::Message;
 
 use super::banners::Banners;
 use super::file_names::{self, FILE_MSGTYPES};
-use super::markings_file::Marking;
 use super::normalize::{fold_displayed, fold_stored_into, render_html};
 use super::phrases::PhraseMatcher;
 use super::scratch::{SCRATCH, Scratch};
+use super::work::count_work;
 
-pub use super::document::DocumentMarkings;
-pub use super::markings_file::MARKINGS_FILE;
 pub use super::phrases::{EDITABLE_WORD, LONG_PHRASE};
 
 /// The label of a message with no marking.
 pub const NO_MARKING: &str = "none";
+
+/// A label and how sensitive it is; the most sensitive label found is the message's classification.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Marking {
+    pub(super) label: String,
+    pub(super) level: u32,
+}
 
 /// Finds protection markings in messages.
 #[derive(Debug, Clone)]
@@ -100,23 +105,6 @@ impl Classifier {
             scratch.trim();
         });
         best.map_or(NO_MARKING, |b| self.markings[b].label.as_str())
-    }
-
-    /// The label of the most sensitive marking in a document: its text and properties (each passage read like a
-    /// message's text, HTML through the same HTML reading), the names of the files inside it, and its own file
-    /// name; `none` if none.
-    pub fn classify_document(&self, filename: &str, passages: &[Passage]) -> &str {
-        let mut document = self.document();
-        for passage in passages {
-            document.passage(passage);
-        }
-        document.file_name(filename);
-        document.label()
-    }
-
-    /// A document classified passage by passage, as it is read ([`Classifier::classify_document`] at once).
-    pub fn document(&self) -> DocumentMarkings<'_> {
-        DocumentMarkings::new(self)
     }
 
     /// The labels of markings at least as sensitive as `label` (`label` included; every label for `none`).
@@ -214,26 +202,12 @@ impl Classifier {
 }
 
 #[cfg(test)]
-thread_local! {
-    /// Bytes examined by the classifier on this thread: folded text, skeletons scanned, banner candidates.
-    static WORK: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
-}
-
-/// Counts `bytes` of work (tests only: the cost tests compare it with the input's size).
-#[cfg(test)]
-pub(super) fn count_work(bytes: usize) {
-    WORK.with(|w| w.set(w.get() + bytes));
-}
-
-#[cfg(not(test))]
-pub(super) fn count_work(_bytes: usize) {}
-
-#[cfg(test)]
 mod tests {
     use super::*;
     use crate::policy::markings::banners::{BRACKETS, SIMD_LINE};
     use crate::policy::markings::normalize::{Skeleton, fold, skeleton};
     use crate::policy::markings::phrases::{PhraseBuffers, one_edit_spellings};
+    use crate::policy::markings::work::WORK;
 
     const MARKINGS: &str = include_str!("../../../policies/markings.toml");
 

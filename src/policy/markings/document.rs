@@ -58,6 +58,25 @@ impl<'c> DocumentMarkings<'c> {
     }
 }
 
+impl Classifier {
+    /// The label of the most sensitive marking in a document: its text and properties (each passage read like a
+    /// message's text, HTML through the same HTML reading), the names of the files inside it, and its own file
+    /// name; `none` if none.
+    pub fn classify_document(&self, filename: &str, passages: &[Passage]) -> &str {
+        let mut document = self.document();
+        for passage in passages {
+            document.passage(passage);
+        }
+        document.file_name(filename);
+        document.label()
+    }
+
+    /// A document classified passage by passage, as it is read ([`Classifier::classify_document`] at once).
+    pub fn document(&self) -> DocumentMarkings<'_> {
+        DocumentMarkings::new(self)
+    }
+}
+
 impl std::fmt::Debug for DocumentMarkings<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DocumentMarkings")

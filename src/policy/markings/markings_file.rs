@@ -11,7 +11,7 @@ use crate::policy::{
 };
 
 use super::banners::{Banner, Banners, MAX_BRACKETED, Term};
-use super::classifier::{Classifier, NO_MARKING};
+use super::classifier::{Classifier, Marking, NO_MARKING};
 use super::normalize::{OTHER_LETTER, fold, skeleton};
 use super::phrases::{LONG_PHRASE, PhraseMatcher, PhraseSpec, rn_variants};
 
@@ -47,13 +47,6 @@ pub(super) fn yes() -> bool {
 pub(super) struct MarkingsFile {
     #[serde(default)]
     marking: Vec<toml::Spanned<MarkingSpec>>,
-}
-
-/// A label and how sensitive it is; the most sensitive label found is the message's classification.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct Marking {
-    pub(super) label: String,
-    pub(super) level: u32,
 }
 
 impl Classifier {

@@ -10,6 +10,8 @@ mod markings_file;
 pub(crate) mod normalize;
 mod phrases;
 mod scratch;
+mod work;
 
-pub use classifier::{Classifier, MARKINGS_FILE, NO_MARKING};
+pub use classifier::{Classifier, NO_MARKING};
 pub use document::DocumentMarkings;
+pub use markings_file::MARKINGS_FILE;
