@@ -1,8 +1,8 @@
 # roomguard: multi-stage build, release binary, small non-root runtime image with the shipped policies.
 #   docker build -t roomguard .
 #   docker run --rm -p 50051:50051 roomguard
-# Settings come from ROOMGUARD_* variables or a mounted config file (see roomguard.example.toml and README
-# "Operating roomguard").
+# Settings come from ROOMGUARD_* variables or a mounted config file (see roomguard.example.toml and
+# docs/operating.md).
 FROM rust:1-bookworm AS build
 WORKDIR /src
 # protoc comes from the protoc-bin-vendored build dependency: no system package needed.

@@ -3,7 +3,7 @@
 //! 64 KiB body and on hostile 64 KiB texts (characters that expand, scripts that decompose, shapes that multiply
 //! candidates), and of role resolution with a million per-user lines.
 //!
-//! Run: `cargo bench --bench decision`. Results and their reading are in README.md ("Performance").
+//! Run: `cargo bench --bench decision`. Results and their reading are in docs/performance.md.
 
 #![allow(
     clippy::expect_used,

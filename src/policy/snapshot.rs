@@ -479,7 +479,7 @@ fn check_rules(
                             )
                         }),
                     None => Some(format!(
-                        "`r.{object}.{field}` is not an attribute (see the attribute table in policies/README.md)"
+                        "`r.{object}.{field}` is not an attribute (see the attribute table in docs/policy-authoring.md#attributes)"
                     )),
                 },
                 (object, None) => Some(format!(

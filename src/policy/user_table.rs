@@ -5,7 +5,7 @@
 //! roles as a one-byte index into a small palette of the role sets the shard holds. That is 11 bytes a user plus
 //! about one of bucket directory, where the ids themselves are 30 to 60 bytes: a million users cost about 11.5 MiB, so
 //! a reload that rewrites every line (two tables while the old one serves) stays under 1.5x the resident set of one
-//! (README, "Memory across reloads"). An id that is not listed matches a listed user's fingerprint only by chance:
+//! (docs/performance.md, "Memory across reloads"). An id that is not listed matches a listed user's fingerprint only by chance:
 //! the chance of a look-up is the number of listed users over 2^88, about 3 x 10^-21 for a million, far below any
 //! hardware's error rate. The key is secret (never logged, new each process), so the ids callers send cannot be
 //! chosen to collide, whatever they learn from decisions.
