@@ -10,6 +10,7 @@ COPY Cargo.toml Cargo.lock build.rs ./
 COPY proto ./proto
 COPY src ./src
 COPY benches ./benches
+COPY crates ./crates
 RUN cargo build --release --locked --bin roomguard
 
 FROM debian:bookworm-slim

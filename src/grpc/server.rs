@@ -32,10 +32,11 @@ use crate::{
             ReadGuard, ReadGuardParts,
             homeserver::{Homeserver, HomeserverError},
         },
+        reload,
         scan_slots::ScanSlots,
         {admission::Admission, layers::deadline::DeadlineLayer},
     },
-    policy::{reload, store::PolicyStore},
+    policy::store::PolicyStore,
 };
 
 /// The largest response sent: a decision is small; this only guards against a runaway reason catalogue.
@@ -181,7 +182,7 @@ pub async fn run(
 }
 
 /// Serves on every listener in `listeners` with the policy in `store` until `shutdown` completes, reloading the policy
-/// when its directory changes or on SIGHUP (see `policy::reload`).
+/// when its directory changes or on SIGHUP (see `ops::reload`).
 ///
 /// On shutdown the health status turns `NOT_SERVING` first (so load balancers stop sending), then the servers stop
 /// accepting connections and wait for in-flight calls to finish, for `limits.shutdown_grace_ms` at most: a client

@@ -1,5 +1,5 @@
 //! Operating the service: configuration, connections and TLS, the tower layers (token, deadline) and admission
-//! control, metrics and the decision log. Knows the domain and the policy store; never protobuf types.
+//! control, metrics, the decision log and the policy reloader. Knows the domain and the policy store; never protobuf types.
 
 pub(crate) mod admission;
 pub mod allocator;
@@ -15,6 +15,7 @@ pub mod layers;
 pub mod metrics;
 pub mod read_metrics;
 pub mod reads;
+pub mod reload;
 pub mod scan_metrics;
 pub mod scan_slots;
 pub mod tls;
