@@ -54,7 +54,8 @@ fn an_invalid_config_file_exits_64_naming_the_setting() {
     assert!(stderr.contains("limits.request_timeout_ms"), "{stderr}");
 }
 
-/// A half TLS set-up, an unknown key and a bad environment variable are config errors too, each naming its setting.
+/// A half TLS set-up, an unknown key, a bad environment variable and an unknown `--set` are config errors too, each
+/// naming its setting and where its value came from.
 #[test]
 fn invalid_settings_from_every_source_exit_64() {
     let dir = tempfile::tempdir().unwrap();
@@ -74,7 +75,26 @@ fn invalid_settings_from_every_source_exit_64() {
     let out = roomguard(&["serve"], &[("ROOMGUARD_MODE", "dry-run")]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(64), "{stderr}");
-    assert!(stderr.contains("--mode"), "{stderr}");
+    assert!(
+        stderr.contains("mode: unknown variant `dry-run`"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("from ROOMGUARD_MODE"), "{stderr}");
+
+    let out = roomguard(&["serve"], &[("ROOMGUARD_MAX_CONNECTIONS", "many")]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(64), "{stderr}");
+    assert!(stderr.contains("limits.max_connections"), "{stderr}");
+    assert!(
+        stderr.contains("from ROOMGUARD_MAX_CONNECTIONS"),
+        "{stderr}"
+    );
+
+    let out = roomguard(&["serve", "--set", "limits.max_conections=5"], &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(64), "{stderr}");
+    assert!(stderr.contains("limits.max_conections"), "{stderr}");
+    assert!(stderr.contains("from --set"), "{stderr}");
 
     let out = roomguard(&["serve", "--max-concurrent-requests", "0"], &[]);
     let stderr = String::from_utf8_lossy(&out.stderr);

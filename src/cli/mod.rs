@@ -19,7 +19,7 @@ use crate::{
         health_client::{self, HealthArgs},
         json::{JsonRequest, Question},
     },
-    ops::config::Overrides,
+    ops::settings::ServeArgs,
     policy::{
         PolicySnapshot,
         decide::{
@@ -44,8 +44,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Serve the gRPC policy service. Settings: flag > ROOMGUARD_* variable > --config file > default.
-    Serve(Box<Overrides>),
+    /// Serve the gRPC policy service. Settings: --set > flag > ROOMGUARD_* variable > --config file > default.
+    Serve(Box<ServeArgs>),
     /// Check a policy directory and report every problem with file and line.
     Validate {
         /// Policy directory.

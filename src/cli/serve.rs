@@ -12,11 +12,12 @@ use super::exit::Exit;
 use crate::{
     grpc::server::{self, Listeners, Options},
     ops::{
-        config::{Config, ConfigError, OcrMode, Overrides},
+        config::{Config, ConfigError, OcrMode},
         counters::Counters,
         decision_log::DecisionLog,
         layers::auth::BearerToken,
         metrics::Metrics,
+        settings::ServeArgs,
         tls,
     },
     policy::store::PolicyStore,
@@ -59,9 +60,9 @@ fn bad_config(err: &ConfigError) -> ExitCode {
 
 /// `roomguard serve`: loads and checks the config, the TLS material, the token and the policy before anything binds,
 /// then serves until SIGTERM or Ctrl-C.
-pub fn serve(overrides: &Overrides) -> ExitCode {
+pub fn serve(args: &ServeArgs) -> ExitCode {
     crate::ops::allocator::return_large_buffers_at_once();
-    let config = match Config::load(overrides) {
+    let config = match Config::load(args) {
         Ok(config) => config,
         Err(err) => return bad_config(&err),
     };

@@ -14,6 +14,7 @@ use std::{
 
 use serde::Deserialize;
 
+use super::settings::{Layers, ServeArgs};
 use crate::documents::OcrLimits;
 
 /// What roomguard answers.
@@ -604,176 +605,17 @@ impl ConfigError {
     }
 }
 
-/// Values given on the command line or in the environment; each one set overrides the file.
-#[derive(Debug, Clone, Default, clap::Args)]
-pub struct Overrides {
-    /// TOML config file (see roomguard.example.toml).
-    #[arg(long, env = "ROOMGUARD_CONFIG")]
-    pub config: Option<PathBuf>,
-    /// gRPC TCP listen address [default: 127.0.0.1:50051].
-    #[arg(long, env = "ROOMGUARD_LISTEN")]
-    pub listen: Option<SocketAddr>,
-    /// Also serve on this Unix domain socket.
-    #[arg(long, env = "ROOMGUARD_UNIX_SOCKET")]
-    pub unix_socket: Option<PathBuf>,
-    /// Policy directory [default: ./policies].
-    #[arg(long, env = "ROOMGUARD_POLICIES")]
-    pub policies: Option<PathBuf>,
-    /// `enforce` or `shadow` [default: enforce].
-    #[arg(long, env = "ROOMGUARD_MODE")]
-    pub mode: Option<Mode>,
-    /// Prometheus metrics listen address [default: off].
-    #[arg(long, env = "ROOMGUARD_METRICS_LISTEN")]
-    pub metrics_listen: Option<SocketAddr>,
-    /// Decision log: `stdout`, `off` or a file path [default: stdout].
-    #[arg(long, env = "ROOMGUARD_DECISION_LOG")]
-    pub decision_log: Option<String>,
-    /// Decision-log lines buffered in memory [default: 4096].
-    #[arg(long, env = "ROOMGUARD_DECISION_LOG_BUFFER")]
-    pub decision_log_buffer: Option<usize>,
-    /// TLS certificate chain (PEM).
-    #[arg(long, env = "ROOMGUARD_TLS_CERT")]
-    pub tls_cert: Option<PathBuf>,
-    /// TLS private key (PEM).
-    #[arg(long, env = "ROOMGUARD_TLS_KEY")]
-    pub tls_key: Option<PathBuf>,
-    /// CA certificates (PEM) for client certificates: requires mTLS.
-    #[arg(long, env = "ROOMGUARD_TLS_CLIENT_CA")]
-    pub tls_client_ca: Option<PathBuf>,
-    /// File holding the bearer token callers must present.
-    #[arg(long, env = "ROOMGUARD_AUTH_TOKEN_FILE")]
-    pub auth_token_file: Option<PathBuf>,
-    /// Calls decided at once before shedding [default: 256].
-    #[arg(long, env = "ROOMGUARD_MAX_CONCURRENT_REQUESTS")]
-    pub max_concurrent_requests: Option<usize>,
-    /// Per-call timeout in milliseconds [default: 1000].
-    #[arg(long, env = "ROOMGUARD_REQUEST_TIMEOUT_MS")]
-    pub request_timeout_ms: Option<u64>,
-    /// Largest decoded request in bytes [default: 262144].
-    #[arg(long, env = "ROOMGUARD_MAX_REQUEST_BYTES")]
-    pub max_request_bytes: Option<usize>,
-    /// Idle seconds before TCP keepalive probes a connection; 0 turns it off [default: 30].
-    #[arg(long, env = "ROOMGUARD_TCP_KEEPALIVE_S")]
-    pub tcp_keepalive_s: Option<u64>,
-    /// HTTP/2 keepalive ping interval in seconds; 0 sends none [default: 0].
-    #[arg(long, env = "ROOMGUARD_HTTP2_KEEPALIVE_INTERVAL_S")]
-    pub http2_keepalive_interval_s: Option<u64>,
-    /// HTTP/2 keepalive ping timeout in seconds [default: 10].
-    #[arg(long, env = "ROOMGUARD_HTTP2_KEEPALIVE_TIMEOUT_S")]
-    pub http2_keepalive_timeout_s: Option<u64>,
-    /// Time a new connection has to finish TLS and send the HTTP/2 preface, in milliseconds [default: 10000].
-    #[arg(long, env = "ROOMGUARD_HANDSHAKE_TIMEOUT_MS")]
-    pub handshake_timeout_ms: Option<u64>,
-    /// Connections open at once; more are closed on accept [default: 10000].
-    #[arg(long, env = "ROOMGUARD_MAX_CONNECTIONS")]
-    pub max_connections: Option<usize>,
-    /// Time calls and connections get to finish after SIGTERM, in milliseconds [default: 5000].
-    #[arg(long, env = "ROOMGUARD_SHUTDOWN_GRACE_MS")]
-    pub shutdown_grace_ms: Option<u64>,
-    /// Users the public-join counter tracks at most [default: 1000000].
-    #[arg(long, env = "ROOMGUARD_COUNTERS_MAX_TRACKED_USERS")]
-    pub counters_max_tracked_users: Option<usize>,
-    /// Where the public-join count lives: `memory` or `redis` [default: memory].
-    #[arg(long, env = "ROOMGUARD_COUNTERS_BACKEND")]
-    pub counters_backend: Option<CounterBackend>,
-    /// Redis of the `redis` backend: `redis://host:port/db` or `rediss://...`.
-    #[arg(long, env = "ROOMGUARD_COUNTERS_REDIS_URL", hide_env_values = true)]
-    pub counters_redis_url: Option<String>,
-    /// File holding the Redis password.
-    #[arg(long, env = "ROOMGUARD_COUNTERS_REDIS_PASSWORD_FILE")]
-    pub counters_redis_password_file: Option<PathBuf>,
-    /// Time one Redis round trip may take, in milliseconds [default: 50].
-    #[arg(long, env = "ROOMGUARD_COUNTERS_REDIS_TIMEOUT_MS")]
-    pub counters_redis_timeout_ms: Option<u64>,
-    /// What counts while Redis is unreachable: `local` or `zero` [default: local].
-    #[arg(long, env = "ROOMGUARD_COUNTERS_FALLBACK")]
-    pub counters_fallback: Option<CounterFallback>,
-    /// Bytes of an uploaded file read at most [default: 52428800].
-    #[arg(long, env = "ROOMGUARD_MEDIA_MAX_BYTES")]
-    pub media_max_bytes: Option<u64>,
-    /// Characters of text extracted from one file [default: 10000000].
-    #[arg(long, env = "ROOMGUARD_MEDIA_MAX_TEXT_CHARS")]
-    pub media_max_text_chars: Option<u64>,
-    /// Bytes produced by decompression in one file [default: 268435456].
-    #[arg(long, env = "ROOMGUARD_MEDIA_MAX_UNCOMPRESSED_BYTES")]
-    pub media_max_uncompressed_bytes: Option<u64>,
-    /// Files inside files read at most this deep [default: 4].
-    #[arg(long, env = "ROOMGUARD_MEDIA_MAX_NESTING")]
-    pub media_max_nesting: Option<u32>,
-    /// Time budget of one upload in milliseconds [default: 4000].
-    #[arg(long, env = "ROOMGUARD_MEDIA_TIMEOUT_MS")]
-    pub media_timeout_ms: Option<u64>,
-    /// Files scanned at once [default: 4].
-    #[arg(long, env = "ROOMGUARD_MEDIA_MAX_CONCURRENT_SCANS")]
-    pub media_max_concurrent_scans: Option<usize>,
-    /// Memory one scan may hold, in bytes [default: 67108864].
-    #[arg(long, env = "ROOMGUARD_MEDIA_MAX_SCAN_MEMORY_BYTES")]
-    pub media_max_scan_memory_bytes: Option<u64>,
-    /// Reading pictures with OCR: `on` (when Tesseract is installed), `required` (refuse to start without it) or
-    /// `off` [default: on].
-    #[arg(long, env = "ROOMGUARD_MEDIA_OCR")]
-    pub media_ocr: Option<OcrMode>,
-    /// Pages read with OCR per file [default: 20].
-    #[arg(long, env = "ROOMGUARD_MEDIA_OCR_MAX_PAGES")]
-    pub media_ocr_max_pages: Option<u32>,
-    /// OCR time per file in milliseconds [default: 3000].
-    #[arg(long, env = "ROOMGUARD_MEDIA_OCR_TIMEOUT_MS")]
-    pub media_ocr_timeout_ms: Option<u64>,
-    /// Pixels of one picture decoded for OCR at most [default: 40000000].
-    #[arg(long, env = "ROOMGUARD_MEDIA_OCR_MAX_PIXELS")]
-    pub media_ocr_max_pixels: Option<u64>,
-    /// HTTP listen address of the nginx auth_request endpoint (/authz) [default: off].
-    #[arg(long, env = "ROOMGUARD_READS_HTTP_LISTEN")]
-    pub reads_http_listen: Option<SocketAddr>,
-    /// The homeserver's base URL, e.g. http://127.0.0.1:8008 (resolves access tokens, reads room details).
-    #[arg(long, env = "ROOMGUARD_READS_HOMESERVER_URL")]
-    pub reads_homeserver_url: Option<String>,
-    /// File holding a homeserver admin's access token (room details, admin flags, account locks).
-    #[arg(long, env = "ROOMGUARD_READS_ADMIN_TOKEN_FILE")]
-    pub reads_admin_token_file: Option<PathBuf>,
-    /// Seconds a token's account is remembered [default: 60].
-    #[arg(long, env = "ROOMGUARD_READS_TOKEN_CACHE_S")]
-    pub reads_token_cache_s: Option<u64>,
-    /// Tokens remembered at most [default: 100000].
-    #[arg(long, env = "ROOMGUARD_READS_TOKEN_CACHE_ENTRIES")]
-    pub reads_token_cache_entries: Option<u64>,
-    /// Seconds a room's details are remembered [default: 30].
-    #[arg(long, env = "ROOMGUARD_READS_ROOM_CACHE_S")]
-    pub reads_room_cache_s: Option<u64>,
-    /// Time one homeserver call may take, in milliseconds [default: 500].
-    #[arg(long, env = "ROOMGUARD_READS_HOMESERVER_TIMEOUT_MS")]
-    pub reads_homeserver_timeout_ms: Option<u64>,
-    /// When a read cannot be decided: `open` (allow) or `closed` (refuse) [default: open].
-    #[arg(long, env = "ROOMGUARD_READS_FAILURE_MODE")]
-    pub reads_failure_mode: Option<ReadFailureMode>,
-    /// Lock an account after this many reads refused for a rate in an hour; 0: never [default: 0].
-    #[arg(long, env = "ROOMGUARD_READS_LOCK_ACCOUNT_AFTER")]
-    pub reads_lock_account_after: Option<u32>,
-}
-
 impl Config {
     /// Parses a TOML document; unknown keys are refused (a typo must not silently fall back to a default).
     pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
-        toml::from_str(text).map_err(|err| {
-            let setting = err
-                .span()
-                .map(|span| setting_at(text, span.start))
-                .unwrap_or_default();
-            ConfigError::new(
-                if setting.is_empty() {
-                    "config file"
-                } else {
-                    &setting
-                },
-                err.message().to_owned(),
-            )
-        })
+        Layers::file(text, None)?.deserialize()
     }
 
-    /// Reads the file named by `overrides.config` (if any), applies the overrides and `ROOMGUARD_AUTH_TOKEN`, and
-    /// validates the result.
-    pub fn load(overrides: &Overrides) -> Result<Config, ConfigError> {
-        let mut config = match &overrides.config {
+    /// The defaults, then the file named by `args.config` (if any), then every flag and variable given, then each
+    /// `--set`, deserialized once; then `ROOMGUARD_AUTH_TOKEN`, and the result validated. An error names the setting
+    /// and where its value came from.
+    pub fn load(args: &ServeArgs) -> Result<Config, ConfigError> {
+        let mut layers = match &args.config {
             Some(path) => {
                 let text = std::fs::read_to_string(path).map_err(|err| {
                     ConfigError::new(
@@ -781,92 +623,20 @@ impl Config {
                         format!("cannot read `{}`: {err}", path.display()),
                     )
                 })?;
-                Config::from_toml(&text).map_err(|err| ConfigError {
-                    setting: err.setting,
-                    problem: format!("{} (in `{}`)", err.problem, path.display()),
-                })?
+                Layers::file(&text, Some(path.clone()))?
             }
-            None => Config::default(),
+            None => Layers::default(),
         };
-        config.apply(overrides);
+        for given in &args.given {
+            layers.set(given)?;
+        }
+        let origins = layers.origins();
+        let mut config: Config = layers.deserialize()?;
         config.auth.token = std::env::var("ROOMGUARD_AUTH_TOKEN")
             .ok()
             .filter(|t| !t.is_empty());
-        config.validate()?;
+        config.validate().map_err(|err| origins.locate(err))?;
         Ok(config)
-    }
-
-    /// Overrides file values with every value given on the command line or in the environment.
-    pub fn apply(&mut self, o: &Overrides) {
-        fn set<T: Clone>(target: &mut T, value: &Option<T>) {
-            if let Some(v) = value {
-                *target = v.clone();
-            }
-        }
-        fn set_some<T: Clone>(target: &mut Option<T>, value: &Option<T>) {
-            if value.is_some() {
-                target.clone_from(value);
-            }
-        }
-        set(&mut self.listen, &o.listen);
-        set_some(&mut self.unix_socket, &o.unix_socket);
-        set(&mut self.policies, &o.policies);
-        set(&mut self.mode, &o.mode);
-        set_some(&mut self.metrics.listen, &o.metrics_listen);
-        set(&mut self.decision_log.output, &o.decision_log);
-        set(&mut self.decision_log.buffer, &o.decision_log_buffer);
-        set_some(&mut self.tls.cert, &o.tls_cert);
-        set_some(&mut self.tls.key, &o.tls_key);
-        set_some(&mut self.tls.client_ca, &o.tls_client_ca);
-        set_some(&mut self.auth.token_file, &o.auth_token_file);
-        let l = &mut self.limits;
-        set(&mut l.max_concurrent_requests, &o.max_concurrent_requests);
-        set(&mut l.request_timeout_ms, &o.request_timeout_ms);
-        set(&mut l.max_request_bytes, &o.max_request_bytes);
-        set(&mut l.tcp_keepalive_s, &o.tcp_keepalive_s);
-        set(
-            &mut l.http2_keepalive_interval_s,
-            &o.http2_keepalive_interval_s,
-        );
-        set(
-            &mut l.http2_keepalive_timeout_s,
-            &o.http2_keepalive_timeout_s,
-        );
-        set(&mut l.handshake_timeout_ms, &o.handshake_timeout_ms);
-        set(&mut l.max_connections, &o.max_connections);
-        set(&mut l.shutdown_grace_ms, &o.shutdown_grace_ms);
-        let c = &mut self.counters;
-        set(&mut c.max_tracked_users, &o.counters_max_tracked_users);
-        set(&mut c.backend, &o.counters_backend);
-        set_some(&mut c.redis_url, &o.counters_redis_url);
-        set_some(&mut c.redis_password_file, &o.counters_redis_password_file);
-        set(&mut c.redis_timeout_ms, &o.counters_redis_timeout_ms);
-        set(&mut c.fallback, &o.counters_fallback);
-        let m = &mut self.media;
-        set(&mut m.max_bytes, &o.media_max_bytes);
-        set(&mut m.max_text_chars, &o.media_max_text_chars);
-        set(
-            &mut m.max_uncompressed_bytes,
-            &o.media_max_uncompressed_bytes,
-        );
-        set(&mut m.max_nesting, &o.media_max_nesting);
-        set(&mut m.timeout_ms, &o.media_timeout_ms);
-        set(&mut m.max_concurrent_scans, &o.media_max_concurrent_scans);
-        set(&mut m.max_scan_memory_bytes, &o.media_max_scan_memory_bytes);
-        set(&mut m.ocr, &o.media_ocr);
-        set(&mut m.ocr_max_pages, &o.media_ocr_max_pages);
-        set(&mut m.ocr_timeout_ms, &o.media_ocr_timeout_ms);
-        set(&mut m.ocr_max_pixels, &o.media_ocr_max_pixels);
-        let r = &mut self.reads;
-        set_some(&mut r.http_listen, &o.reads_http_listen);
-        set_some(&mut r.homeserver_url, &o.reads_homeserver_url);
-        set_some(&mut r.admin_token_file, &o.reads_admin_token_file);
-        set(&mut r.token_cache_s, &o.reads_token_cache_s);
-        set(&mut r.token_cache_entries, &o.reads_token_cache_entries);
-        set(&mut r.room_cache_s, &o.reads_room_cache_s);
-        set(&mut r.homeserver_timeout_ms, &o.reads_homeserver_timeout_ms);
-        set(&mut r.failure_mode, &o.reads_failure_mode);
-        set(&mut r.lock_account_after, &o.reads_lock_account_after);
     }
 
     /// Checks what can be checked before binding: combinations, ranges, and that named files are readable.
@@ -992,38 +762,25 @@ fn readable(setting: &str, path: &Path) -> Result<(), ConfigError> {
     })
 }
 
-/// The dotted key whose line holds byte `offset` of a TOML document: `[table]` header seen last, plus the key.
-fn setting_at(text: &str, offset: usize) -> String {
-    let mut table = String::new();
-    let mut start = 0;
-    for line in text.split_inclusive('\n') {
-        let end = start + line.len();
-        let trimmed = line.trim();
-        if trimmed.starts_with('[') {
-            table = trimmed
-                .trim_matches(|c| c == '[' || c == ']')
-                .trim()
-                .to_owned();
-        }
-        if offset < end || end == text.len() {
-            let key = trimmed
-                .split_once('=')
-                .map(|(k, _)| k.trim().to_owned())
-                .unwrap_or_default();
-            return match (table.is_empty(), key.is_empty()) {
-                (_, true) => table,
-                (true, false) => key,
-                (false, false) => format!("{table}.{key}"),
-            };
-        }
-        start = end;
-    }
-    String::new()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ops::settings::{Given, Origin, SETTINGS};
+
+    /// `file` under the given values, as `Config::load` layers them (without validating).
+    fn load_over(file: &str, given: &[(&str, &str)]) -> Config {
+        let mut layers = Layers::file(file, None).unwrap();
+        for (key, value) in given {
+            layers
+                .set(&Given {
+                    key: (*key).to_owned(),
+                    value: (*value).to_owned(),
+                    origin: Origin::Set,
+                })
+                .unwrap();
+        }
+        layers.deserialize().unwrap()
+    }
 
     /// The example file in the repository parses, and holds every default (so it documents them truthfully).
     #[test]
@@ -1058,12 +815,10 @@ mod tests {
     /// A flag or variable overrides the file; an unset one leaves it.
     #[test]
     fn overrides_win_over_the_file() {
-        let mut config =
-            Config::from_toml("mode = \"shadow\"\n[limits]\nrequest_timeout_ms = 50\n").unwrap();
-        config.apply(&Overrides {
-            request_timeout_ms: Some(75),
-            ..Overrides::default()
-        });
+        let config = load_over(
+            "mode = \"shadow\"\n[limits]\nrequest_timeout_ms = 50\n",
+            &[("limits.request_timeout_ms", "75")],
+        );
         assert_eq!(config.limits.request_timeout_ms, 75);
         assert_eq!(config.mode, Mode::Shadow);
     }
@@ -1073,7 +828,7 @@ mod tests {
     /// (close at once).
     #[test]
     fn connection_and_shutdown_limits_are_settings() {
-        let mut config = Config::from_toml(
+        let config = Config::from_toml(
             "[limits]\nhandshake_timeout_ms = 2000\nmax_connections = 50\nshutdown_grace_ms = 100\n",
         )
         .unwrap();
@@ -1085,11 +840,13 @@ mod tests {
             ),
             (2000, 50, 100)
         );
-        config.apply(&Overrides {
-            max_connections: Some(70),
-            shutdown_grace_ms: Some(0),
-            ..Overrides::default()
-        });
+        let mut config = load_over(
+            "[limits]\nhandshake_timeout_ms = 2000\nmax_connections = 50\nshutdown_grace_ms = 100\n",
+            &[
+                ("limits.max_connections", "70"),
+                ("limits.shutdown_grace_ms", "0"),
+            ],
+        );
         assert_eq!(config.limits.max_connections, 70);
         assert!(config.validate().is_ok(), "a zero grace closes at once");
         for (setting, limits) in [
@@ -1136,7 +893,7 @@ mod tests {
     /// naming the setting (a zero nesting is allowed: embedded files are then not opened).
     #[test]
     fn media_limits_are_settings() {
-        let mut config =
+        let config =
             Config::from_toml("[media]\nmax_bytes = 1000\ntimeout_ms = 200\nmax_nesting = 0\n")
                 .unwrap();
         assert_eq!(
@@ -1148,11 +905,13 @@ mod tests {
             (1000, 200, 0)
         );
         assert!(config.validate().is_ok());
-        config.apply(&Overrides {
-            media_max_concurrent_scans: Some(9),
-            media_max_text_chars: Some(77),
-            ..Overrides::default()
-        });
+        let mut config = load_over(
+            "[media]\nmax_bytes = 1000\ntimeout_ms = 200\nmax_nesting = 0\n",
+            &[
+                ("media.max_concurrent_scans", "9"),
+                ("media.max_text_chars", "77"),
+            ],
+        );
         assert_eq!(config.media.max_concurrent_scans, 9);
         assert_eq!(config.media.max_text_chars, 77);
         config.media.max_uncompressed_bytes = 0;
@@ -1171,7 +930,7 @@ mod tests {
         let config = Config::default();
         assert_eq!(config.media.ocr, OcrMode::On);
         assert_eq!(config.media.ocr_limits(), OcrLimits::default());
-        let mut config = Config::from_toml(
+        let config = Config::from_toml(
             "[media]\nocr = \"off\"\nocr_max_pages = 3\nocr_timeout_ms = 700\nocr_max_pixels = 1000000\n",
         )
         .unwrap();
@@ -1184,11 +943,10 @@ mod tests {
                 max_pixels: 1_000_000,
             }
         );
-        config.apply(&Overrides {
-            media_ocr: Some(OcrMode::Required),
-            media_ocr_max_pages: Some(5),
-            ..Overrides::default()
-        });
+        let config = load_over(
+            "[media]\nocr = \"off\"\n",
+            &[("media.ocr", "required"), ("media.ocr_max_pages", "5")],
+        );
         assert_eq!(
             (config.media.ocr, config.media.ocr_max_pages),
             (OcrMode::Required, 5)
@@ -1217,7 +975,7 @@ mod tests {
     /// variables carry exactly the names operators set (`ROOMGUARD_COUNTERS_*`).
     #[test]
     fn counter_backend_settings() {
-        let mut config = Config::from_toml(
+        let config = Config::from_toml(
             "[counters]\nbackend = \"redis\"\nredis_url = \"redis://127.0.0.1:6379/0\"\nredis_timeout_ms = 20\n\
              fallback = \"zero\"\n",
         )
@@ -1226,28 +984,21 @@ mod tests {
         assert_eq!(config.counters.fallback, CounterFallback::Zero);
         assert_eq!(config.counters.redis_timeout_ms, 20);
         assert!(config.validate().is_ok());
-        config.apply(&Overrides {
-            counters_fallback: Some(CounterFallback::Local),
-            counters_redis_timeout_ms: Some(75),
-            counters_redis_url: Some("rediss://redis.internal:6380/1".into()),
-            ..Overrides::default()
-        });
+        let config = load_over(
+            "[counters]\nbackend = \"redis\"\nredis_url = \"redis://127.0.0.1:6379/0\"\nfallback = \"zero\"\n",
+            &[
+                ("counters.fallback", "local"),
+                ("counters.redis_timeout_ms", "75"),
+                ("counters.redis_url", "rediss://redis.internal:6380/1"),
+            ],
+        );
         assert_eq!(config.counters.fallback, CounterFallback::Local);
         assert_eq!(config.counters.redis_timeout_ms, 75);
         assert_eq!(
             config.counters.redis_url.as_deref(),
             Some("rediss://redis.internal:6380/1")
         );
-        use clap::CommandFactory as _;
-        #[derive(clap::Parser)]
-        struct Cli {
-            #[command(flatten)]
-            overrides: Overrides,
-        }
-        let variables: Vec<String> = Cli::command()
-            .get_arguments()
-            .filter_map(|arg| arg.get_env().map(|env| env.to_string_lossy().into_owned()))
-            .collect();
+        let variables: Vec<&str> = SETTINGS.iter().map(|s| s.env).collect();
         for variable in [
             "ROOMGUARD_COUNTERS_BACKEND",
             "ROOMGUARD_COUNTERS_REDIS_URL",
@@ -1255,7 +1006,7 @@ mod tests {
             "ROOMGUARD_COUNTERS_REDIS_TIMEOUT_MS",
             "ROOMGUARD_COUNTERS_FALLBACK",
         ] {
-            assert!(variables.iter().any(|v| v == variable), "{variable}");
+            assert!(variables.contains(&variable), "{variable}");
         }
     }
 
@@ -1307,7 +1058,7 @@ mod tests {
     /// ones are refused naming the setting.
     #[test]
     fn read_guard_settings() {
-        let mut config = Config::from_toml(
+        let config = Config::from_toml(
             "[reads]\nhttp_listen = \"127.0.0.1:50052\"\nhomeserver_url = \"http://127.0.0.1:8008\"\n\
              failure_mode = \"closed\"\ntoken_cache_s = 30\n",
         )
@@ -1315,11 +1066,11 @@ mod tests {
         assert_eq!(config.reads.failure_mode, ReadFailureMode::Closed);
         assert_eq!(config.reads.token_cache_s, 30);
         assert!(config.validate().is_ok());
-        config.apply(&Overrides {
-            reads_failure_mode: Some(ReadFailureMode::Open),
-            reads_room_cache_s: Some(5),
-            ..Overrides::default()
-        });
+        let config = load_over(
+            "[reads]\nhttp_listen = \"127.0.0.1:50052\"\nhomeserver_url = \"http://127.0.0.1:8008\"\n\
+             failure_mode = \"closed\"\n",
+            &[("reads.failure_mode", "open"), ("reads.room_cache_s", "5")],
+        );
         assert_eq!(config.reads.failure_mode, ReadFailureMode::Open);
         assert_eq!(config.reads.room_cache_s, 5);
         let refused = |change: &dyn Fn(&mut ReadsConfig)| {

@@ -18,4 +18,5 @@ pub mod reads;
 pub mod reload;
 pub mod scan_metrics;
 pub mod scan_slots;
+pub mod settings;
 pub mod tls;
