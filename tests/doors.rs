@@ -19,7 +19,7 @@ use roomguard::{
         proto::{self, JoinRule},
         server::Options,
     },
-    ops::{config::Mode, counters::Counters, metrics::Metrics},
+    ops::{counters::Counters, metrics::Metrics, mode::Mode},
     policy::PolicySnapshot,
 };
 use tonic::Code;

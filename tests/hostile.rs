@@ -18,7 +18,7 @@ use common::{TestServer, send};
 use roomguard::{
     grpc::{proto::JoinRule, server::Options},
     ops::{
-        config::LimitsConfig,
+        limits::LimitsConfig,
         metrics::{ConnectionDrop, Metrics},
     },
 };

@@ -23,9 +23,9 @@ use roomguard::{
         server::Options,
     },
     ops::{
-        config::{LimitsConfig, LogOutput, Mode},
         decision_log::DecisionLog,
         metrics::Metrics,
+        {decision_log::LogOutput, limits::LimitsConfig, mode::Mode},
     },
 };
 use tonic::Code;

@@ -26,8 +26,8 @@ use envoy_types::pb::envoy::service::auth::v3::{
 use roomguard::{
     grpc::{proto, server::Options},
     ops::{
-        config::{Mode, ReadFailureMode, ReadsConfig},
         metrics::Metrics,
+        {mode::Mode, reads::config::ReadFailureMode, reads::config::ReadsConfig},
     },
 };
 

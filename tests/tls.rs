@@ -18,7 +18,7 @@ use roomguard::{
         proto::{JoinRule, policy_service_client::PolicyServiceClient},
         server::Options,
     },
-    ops::{config::TlsConfig, layers::auth::BearerToken, tls},
+    ops::{layers::auth::BearerToken, tls, tls::TlsConfig},
 };
 use tonic::{
     Code, Request,
@@ -275,7 +275,7 @@ async fn health_subcommand_over_tls() {
 /// once `limits.handshake_timeout_ms` is over, and so is one that finishes TLS but never sends the HTTP/2 preface.
 #[tokio::test]
 async fn a_silent_client_is_closed_after_the_handshake_timeout_over_tls() {
-    use roomguard::ops::{config::LimitsConfig, metrics::ConnectionDrop};
+    use roomguard::ops::{limits::LimitsConfig, metrics::ConnectionDrop};
     use tokio::io::AsyncReadExt;
 
     let pki = Pki::new();

@@ -20,9 +20,9 @@ use roomguard::{
         server::Options,
     },
     ops::{
-        config::{LogOutput, MediaConfig, Mode, OcrMode},
         decision_log::DecisionLog,
         metrics::Metrics,
+        {decision_log::LogOutput, media_limits::MediaConfig, media_limits::OcrMode, mode::Mode},
     },
 };
 use tokio::sync::mpsc;

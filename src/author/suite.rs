@@ -15,7 +15,7 @@ use crate::{
         InvalidArgument,
         cases::{JoinCase, PublishCase, ReadCase, SendCase, StateCase, UploadCase},
     },
-    ops::config::MediaConfig,
+    ops::media_limits::MediaConfig,
     policy::{
         PolicySnapshot,
         decide::{

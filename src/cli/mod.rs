@@ -19,7 +19,7 @@ use crate::{
         health_client::{self, HealthArgs},
         json::{JsonRequest, Question},
     },
-    ops::settings::ServeArgs,
+    ops::config::settings::ServeArgs,
     policy::{
         PolicySnapshot,
         decide::{

@@ -12,13 +12,13 @@ use super::exit::Exit;
 use crate::{
     grpc::server::{self, Listeners, Options},
     ops::{
-        config::{Config, ConfigError, OcrMode},
+        config::settings::ServeArgs,
         counters::Counters,
         decision_log::DecisionLog,
         layers::auth::BearerToken,
         metrics::Metrics,
-        settings::ServeArgs,
         tls,
+        {config::Config, config_error::ConfigError, media_limits::OcrMode},
     },
     policy::store::PolicyStore,
 };

@@ -22,7 +22,6 @@ use crate::{
         proto::{self, policy_service_server::PolicyServiceServer},
     },
     ops::{
-        config::{LimitsConfig, MediaConfig, Mode, OcrMode, ReadsConfig},
         connections::{ConnectionGate, Listener},
         counters::{Counters, DEFAULT_MAX_TRACKED_USERS},
         decision_log::DecisionLog,
@@ -35,6 +34,10 @@ use crate::{
         reload,
         scan_slots::ScanSlots,
         {admission::Admission, layers::deadline::DeadlineLayer},
+        {
+            limits::LimitsConfig, media_limits::MediaConfig, media_limits::OcrMode, mode::Mode,
+            reads::config::ReadsConfig,
+        },
     },
     policy::store::PolicyStore,
 };

@@ -21,13 +21,13 @@ use crate::{
     },
     ops::{
         admission::{Admission, Admitted},
-        config::{MediaConfig, Mode, OcrMode},
         counters::{DEFAULT_MAX_TRACKED_USERS, JoinCounter, ReadCounter},
         decision_cost::{CostEstimate, Route},
         decision_log::{DecisionLog, Entry, MediaEntry},
         metrics::Metrics,
         reads::{Front, ReadAsk, ReadGuard, ReadGuardParts},
         scan_slots::ScanSlots,
+        {media_limits::MediaConfig, media_limits::OcrMode, mode::Mode},
     },
     policy::{
         PolicySnapshot,

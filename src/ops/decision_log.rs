@@ -15,6 +15,7 @@ use std::{
     cell::RefCell,
     fs::OpenOptions,
     io::{self, Write},
+    path::PathBuf,
     sync::{
         Arc, Condvar, Mutex,
         atomic::{AtomicU64, Ordering},
@@ -23,12 +24,12 @@ use std::{
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tracing::{error, warn};
 
 use crate::{
     domain::decision::{Decision, Reason},
-    ops::{config::LogOutput, metrics::Metrics},
+    ops::{config_error::ConfigError, metrics::Metrics},
 };
 
 /// One decision, as logged. Everything here is safe to store: ids, labels and codes, no message content.
@@ -601,6 +602,64 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
         u32::try_from(month).unwrap_or(0),
         u32::try_from(day).unwrap_or(0),
     )
+}
+
+/// `[decision_log]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DecisionLogConfig {
+    /// `stdout`, `off`, or the path of a file to append to.
+    pub output: String,
+    /// Lines held in memory while the writer catches up; past that, lines are dropped and counted.
+    pub buffer: usize,
+}
+
+impl Default for DecisionLogConfig {
+    fn default() -> Self {
+        DecisionLogConfig {
+            output: "stdout".into(),
+            buffer: 4096,
+        }
+    }
+}
+
+/// Where decision-log lines go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogOutput {
+    /// No decision log.
+    Off,
+    /// Standard output.
+    Stdout,
+    /// Appended to this file.
+    File(PathBuf),
+}
+
+impl DecisionLogConfig {
+    /// An output is named and the buffer holds at least a line.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.output.is_empty() {
+            return Err(ConfigError::new(
+                "decision_log.output",
+                "empty: use `stdout`, `off` or a file path",
+            ));
+        }
+        if self.buffer == 0 {
+            return Err(ConfigError::new(
+                "decision_log.buffer",
+                "must be at least 1",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The parsed `output` setting.
+    pub fn output(&self) -> LogOutput {
+        match self.output.as_str() {
+            "off" => LogOutput::Off,
+            "stdout" | "-" => LogOutput::Stdout,
+            path => LogOutput::File(PathBuf::from(path)),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::{
     documents::Limits,
-    ops::{config::MediaConfig, metrics::Metrics},
+    ops::{media_limits::MediaConfig, metrics::Metrics},
 };
 
 /// The scan slots of one process, and the limits each scan gets.

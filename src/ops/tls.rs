@@ -6,7 +6,12 @@
 //! or a key that does not match is a config error naming the setting (exit code 64), not a failure on the first
 //! connection.
 
-use std::{path::Path, sync::Arc};
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+};
+
+use serde::Deserialize;
 
 use tokio_rustls::rustls::{
     self, RootCertStore, ServerConfig,
@@ -15,7 +20,56 @@ use tokio_rustls::rustls::{
     server::WebPkiClientVerifier,
 };
 
-use crate::ops::config::{ConfigError, TlsConfig};
+use crate::ops::config_error::{ConfigError, readable};
+
+/// `[tls]`: TLS on the TCP listener when `cert` and `key` are set; mutual TLS when `client_ca` is set too.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM certificate chain of the server.
+    pub cert: Option<PathBuf>,
+    /// PEM private key of the server.
+    pub key: Option<PathBuf>,
+    /// PEM CA certificates that client certificates must chain to; set to require client certificates (mTLS).
+    pub client_ca: Option<PathBuf>,
+}
+
+impl TlsConfig {
+    /// Both halves or neither, client certificates only over TLS, and every file readable now.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        match (&self.cert, &self.key) {
+            (Some(_), None) => {
+                return Err(ConfigError::new(
+                    "tls.key",
+                    "required when `tls.cert` is set",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::new(
+                    "tls.cert",
+                    "required when `tls.key` is set",
+                ));
+            }
+            _ => {}
+        }
+        if self.client_ca.is_some() && self.cert.is_none() {
+            return Err(ConfigError::new(
+                "tls.client_ca",
+                "client certificates need TLS: set `tls.cert` and `tls.key` too",
+            ));
+        }
+        for (setting, path) in [
+            ("tls.cert", &self.cert),
+            ("tls.key", &self.key),
+            ("tls.client_ca", &self.client_ca),
+        ] {
+            if let Some(path) = path {
+                readable(setting, path)?;
+            }
+        }
+        Ok(())
+    }
+}
 
 /// gRPC runs over HTTP/2 only: the one protocol offered in ALPN.
 const ALPN_H2: &[u8] = b"h2";

@@ -17,6 +17,7 @@
 //! refused for a rate (containment locks an account after `reads.lock_account_after` of them). Same backends, same
 //! Redis link, same fallback ([`memory_reads`], [`redis_reads`]).
 
+pub mod config;
 pub mod memory;
 pub mod memory_reads;
 pub mod redis;
@@ -33,8 +34,11 @@ use crate::{
         subject::UserId,
     },
     ops::{
-        config::{CounterBackend, CounterFallback, CountersConfig},
         metrics::Metrics,
+        {
+            counters::config::CounterBackend, counters::config::CounterFallback,
+            counters::config::CountersConfig,
+        },
     },
 };
 pub use memory::DEFAULT_MAX_TRACKED_USERS;

@@ -37,7 +37,7 @@ use tracing::{info, warn};
 
 use crate::{
     domain::subject::UserId,
-    ops::{config::CountersConfig, metrics::Metrics},
+    ops::{counters::config::CountersConfig, metrics::Metrics},
 };
 
 /// The window, in milliseconds.

@@ -6,11 +6,13 @@
 //! both sides, so neither the content nor the length of the token leaks through timing.
 
 use std::{
+    path::PathBuf,
     sync::Arc,
     task::{Context, Poll},
 };
 
 use http::{Request, Response};
+use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tonic::Status;
@@ -18,7 +20,39 @@ use tower::{Layer, Service};
 use tracing::debug;
 
 use super::{BoxFuture, OPEN_PREFIX};
-use crate::ops::{connections::ConnectionInfo, metrics::Metrics};
+use crate::ops::{
+    config_error::{ConfigError, readable},
+    connections::ConnectionInfo,
+    metrics::Metrics,
+};
+
+/// `[auth]`: callers must send `authorization: Bearer <token>` when a token is configured.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// A file holding the token (surrounding whitespace is ignored).
+    pub token_file: Option<PathBuf>,
+    /// The token itself. Only from the environment (`ROOMGUARD_AUTH_TOKEN`): never a flag (visible in `ps`), and
+    /// better not the config file; refused when `token_file` is set too.
+    #[serde(skip)]
+    pub token: Option<String>,
+}
+
+impl AuthConfig {
+    /// The token file can be read, and the token comes from one place.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(path) = &self.token_file {
+            readable("auth.token_file", path)?;
+            if self.token.is_some() {
+                return Err(ConfigError::new(
+                    "auth.token_file",
+                    "set either `auth.token_file` or ROOMGUARD_AUTH_TOKEN, not both",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
 
 /// The shared secret callers present. Its `Debug` does not show it.
 #[derive(Clone)]

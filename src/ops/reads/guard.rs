@@ -40,11 +40,11 @@ use crate::{
     },
     ops::{
         admission::Admission,
-        config::{Mode, ReadFailureMode},
         counters::{AccountReads, ReadCounter},
         decision_log::{DecisionLog, Entry, ReadEntry},
         metrics::Metrics,
         read_metrics::NotDecided,
+        {mode::Mode, reads::config::ReadFailureMode},
     },
     policy::{
         PolicySnapshot,

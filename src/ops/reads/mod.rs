@@ -15,6 +15,7 @@
 
 pub mod accounts;
 pub mod answer;
+pub mod config;
 pub mod guard;
 pub mod homeserver;
 pub mod http;
