@@ -7,7 +7,7 @@
     reason = "tests fail by panicking"
 )]
 
-mod common;
+use roomguard_test_support as common;
 
 use std::{
     io::Write,

@@ -9,7 +9,7 @@
     reason = "tests fail by panicking"
 )]
 
-mod common;
+use roomguard_test_support as common;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 

@@ -10,7 +10,7 @@
     reason = "tests fail by panicking"
 )]
 
-mod common;
+use roomguard_test_support as common;
 
 use std::{
     path::Path,

@@ -8,7 +8,7 @@
     reason = "tests fail by panicking"
 )]
 
-mod common;
+use roomguard_test_support as common;
 
 use std::{
     net::SocketAddr,

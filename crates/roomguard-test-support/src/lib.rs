@@ -1,6 +1,16 @@
-//! Test support: a real server on `127.0.0.1:0` and request builders.
+//! What roomguard's integration tests share: a real server on `127.0.0.1:0` (in this process, with the listeners a
+//! test asks for), request builders for the gRPC API, a stand-in homeserver for the read guard ([`homeserver`]), and
+//! the kubelet's way of writing a mounted ConfigMap ([`atomic_writer`]).
+//!
+//! A crate of its own so that it is built once rather than in every test binary, and so that what the tests rely on
+//! is an API with documentation like any other. Tests fail by panicking, so this crate may too.
 
-#![allow(dead_code)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test support: a failed set-up fails the test that asked for it"
+)]
 
 pub mod atomic_writer;
 pub mod homeserver;
@@ -34,9 +44,13 @@ pub struct Extras {
 
 /// A server running in this process, stopped when dropped or by [`TestServer::stop`].
 pub struct TestServer {
+    /// The gRPC listener (loopback, ephemeral port).
     pub addr: SocketAddr,
+    /// The metrics listener, when asked for.
     pub metrics_addr: Option<SocketAddr>,
+    /// The read guard's HTTP front, when asked for.
     pub reads_addr: Option<SocketAddr>,
+    /// The live policy, for tests that swap or inspect it.
     pub store: Arc<PolicyStore>,
     shutdown: Option<oneshot::Sender<()>>,
     handle: Option<JoinHandle<()>>,
@@ -103,6 +117,7 @@ impl TestServer {
         TestServer::start(Path::new("policies")).await
     }
 
+    /// A channel to the gRPC listener, retried for up to a second while the server comes up.
     pub async fn channel(&self) -> Channel {
         for _ in 0..50 {
             if let Ok(channel) = Channel::from_shared(format!("http://{}", self.addr))
@@ -117,6 +132,7 @@ impl TestServer {
         panic!("server at {} did not accept connections", self.addr);
     }
 
+    /// A `PolicyService` client on [`TestServer::channel`].
     pub async fn client(&self) -> PolicyServiceClient<Channel> {
         PolicyServiceClient::new(self.channel().await)
     }
@@ -170,6 +186,7 @@ impl Drop for TestServer {
     }
 }
 
+/// A subject with no admin flag and this power level.
 pub fn subject(user_id: &str, power_level: i64) -> Option<proto::Subject> {
     Some(proto::Subject {
         user_id: user_id.into(),
@@ -178,6 +195,7 @@ pub fn subject(user_id: &str, power_level: i64) -> Option<proto::Subject> {
     })
 }
 
+/// A room of the finance ministry with this join rule, shared history, encrypted or not, not published.
 pub fn room(join_rule: proto::JoinRule, encrypted: bool) -> Option<proto::Room> {
     Some(proto::Room {
         room_id: "!forum:agent.finances.tchap.gouv.fr".into(),
@@ -190,6 +208,7 @@ pub fn room(join_rule: proto::JoinRule, encrypted: bool) -> Option<proto::Room> 
     })
 }
 
+/// An `m.text` message.
 pub fn text(body: &str) -> Option<proto::Message> {
     Some(proto::Message {
         event_type: "m.room.message".into(),
@@ -199,6 +218,7 @@ pub fn text(body: &str) -> Option<proto::Message> {
     })
 }
 
+/// `user_id` sends `body` as `m.text` into a room with `join_rule`, encrypted or not.
 pub fn send(
     user_id: &str,
     join_rule: proto::JoinRule,
@@ -272,6 +292,7 @@ pub fn marked_message(request_id: &str, canaries: [&str; 3]) -> proto::CheckMess
     }
 }
 
+/// The reason codes of a decision, in order.
 pub fn codes(decision: &proto::Decision) -> Vec<String> {
     decision.reasons.iter().map(|r| r.code.clone()).collect()
 }
