@@ -1,7 +1,7 @@
 //! Reading the documents users upload: which format a file really is (from its bytes, never its name or declared
 //! type) and the text a reader would see in it, within limits, so that the classifier can look for markings.
 //!
-//! Every extractor writes through one [`reader::Reader`], which holds the limits of one scan (text characters,
+//! Every extractor writes through one `reader::Reader`, which holds the limits of one scan (text characters,
 //! uncompressed bytes, nesting, the deadline) and stops the scan when one is reached: a hostile file gets an answer
 //! ([`Extraction::incomplete`] says why it is partial), never a crash, a hang or unbounded memory. What was read
 //! before a limit was reached is kept: a marking found there still counts.

@@ -1,6 +1,6 @@
 //! Where each setting's value comes from, in one table: its dotted key in the config file, its flag and its
 //! `ROOMGUARD_*` variable. The loader builds one TOML tree from the layers (the file, then every variable and flag
-//! given, then `--set section.key=value`) and deserializes it once into [`Config`](super::config::Config), so a
+//! given, then `--set section.key=value`) and deserializes it once into [`Config`](super::Config), so a
 //! setting is declared once (its field, with its default, in the section's struct) plus one line here for its flag
 //! and variable. Errors name the dotted setting (from the deserializer's path) and where the value came from.
 //!

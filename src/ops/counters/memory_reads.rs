@@ -33,7 +33,7 @@ const WINDOW: u64 = 60;
 /// Rooms remembered per account at most.
 pub const MAX_ROOMS: usize = 4096;
 
-/// The series counted per minute, in the order of [`Minute::counts`].
+/// The series counted per minute, in the order of `Minute::counts`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Series {
     /// History requests.

@@ -14,8 +14,8 @@
 //!   which moves the edge of a 60-minute window by as much.
 //! - **Never hangs a decision**: each round trip has `counters.redis_timeout_ms`. The first failure marks Redis
 //!   down (logged once, `roomguard_counter_backend_up` 0); from then on decisions do not wait on Redis at all and
-//!   count with the fallback, while a probe pings Redis every [`PROBE_DOWN`] and marks it up again when it answers.
-//!   While up, the probe pings every [`PROBE_UP`], so that an outage shows in the metric even without joins.
+//!   count with the fallback, while a probe pings Redis every `PROBE_DOWN` and marks it up again when it answers.
+//!   While up, the probe pings every `PROBE_UP`, so that an outage shows in the metric even without joins.
 //! - **Reconnects by itself**: the client is redis-rs's `ConnectionManager`, created lazily (roomguard starts and
 //!   serves with Redis down) and reconnecting after any I/O error.
 //! - **Persistence is Redis's**: a Redis restarted without persistence (no AOF or RDB) starts from zero counts.
@@ -213,7 +213,7 @@ impl RedisLink {
         }))
     }
 
-    /// Connects and pings once, waiting up to [`FIRST_CONTACT`] (a connection is several round trips: longer than one
+    /// Connects and pings once, waiting up to `FIRST_CONTACT` (a connection is several round trips: longer than one
     /// decision may wait). Called before the listeners open, so that the first joins are counted in Redis rather than
     /// racing the connection; if Redis does not answer, serving starts anyway and counts with the fallback.
     pub async fn first_contact(&self) {

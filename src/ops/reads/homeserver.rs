@@ -2,7 +2,7 @@
 //! itself), a room's attributes, whether an account is a server admin, and locking an account (Synapse's admin API,
 //! with the admin token of `reads.admin_token_file`).
 //!
-//! Every call is bounded by `reads.homeserver_timeout_ms` and reads at most [`MAX_BODY_BYTES`] of the answer. An
+//! Every call is bounded by `reads.homeserver_timeout_ms` and reads at most `MAX_BODY_BYTES` of the answer. An
 //! access token is only ever sent to the homeserver it belongs to, in the `Authorization` header; no error message
 //! or log line here quotes a token or a response body.
 

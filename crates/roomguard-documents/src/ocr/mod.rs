@@ -38,7 +38,7 @@ pub fn availability() -> Result<&'static str, &'static str> {
 }
 
 /// The text Tesseract reads in one 8-bit gray picture (`width` bytes a row), whole, with no budget but `deadline`:
-/// what each region of a scan costs, for benchmarks and diagnostics. Scans go through [`read`].
+/// what each region of a scan costs, for benchmarks and diagnostics. Scans go through `read`.
 pub fn recognize_gray(
     pixels: &[u8],
     width: u32,

@@ -474,7 +474,7 @@ pub enum Value<'a> {
 /// The attributes of one request: typed, borrowed from the request, in fixed slots.
 ///
 /// Rules compiled by the engine read their slots directly; only rules the engine hands to casbin need the attributes
-/// as casbin's maps ([`Attributes::to_casbin`]), and they are only built then.
+/// as casbin's maps (`Attributes::to_casbin`), and they are only built then.
 #[derive(Debug, Clone)]
 pub struct Attributes<'a> {
     act: &'static str,

@@ -9,8 +9,8 @@
 //! Asking casbin costs about a microsecond per rule row (it copies the request's maps for each row and walks rhai's
 //! AST), so a policy of 10,000 rules took 10 ms a decision. When the model's matcher is exactly
 //! `r.act == p.act && eval(p.cond)`, each rule's condition is compiled once, at load, into a typed expression over
-//! the request's attributes ([`condition`]): those rules are evaluated in Rust, and indexed by the attribute values
-//! they require ([`index`]), so a decision looks at the few rules that can hold. A rule whose condition the compiler
+//! the request's attributes (`condition`): those rules are evaluated in Rust, and indexed by the attribute values
+//! they require (`index`), so a decision looks at the few rules that can hold. A rule whose condition the compiler
 //! does not cover (function calls, arithmetic, `in`, mismatched kinds...) stays with casbin: each action keeps an
 //! enforcer holding only such rules, compiled into one matcher (`switch p.id { "id" => (condition), ... }`, or the
 //! plain `eval` when a condition holds `#` or `\\`, which casbin's model parser would read as a comment or a line

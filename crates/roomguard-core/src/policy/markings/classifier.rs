@@ -2,7 +2,7 @@
 //! message and returns the label of the most sensitive one.
 //!
 //! Three kinds of marking text come from `markings.toml`:
-//! - **phrases** are matched on the [skeleton](super::normalize::Skeleton) of the text, where no case, accent,
+//! - **phrases** are matched on the skeleton (`normalize::Skeleton`) of the text, where no case, accent,
 //!   separator, tag, invisible character, look-alike letter or digit-for-letter survives, so
 //!   `d-i-f-f-u-s-i-o-n  R&eacute;str3inte` is still caught. A phrase of 12 letters or more counts anywhere, even
 //!   glued to other words, and each of its words of 5 letters or more may carry one edit (a letter inserted,
