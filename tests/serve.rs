@@ -96,7 +96,11 @@ fn invalid_settings_from_every_source_exit_64() {
     assert!(stderr.contains("limits.max_conections"), "{stderr}");
     assert!(stderr.contains("from --set"), "{stderr}");
 
-    let out = roomguard(&["serve", "--max-concurrent-requests", "0"], &[]);
+    // An empty variable is an unset one: the error is about the flag, not about ROOMGUARD_MODE.
+    let out = roomguard(
+        &["serve", "--max-concurrent-requests", "0"],
+        &[("ROOMGUARD_MODE", "")],
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(64), "{stderr}");
     assert!(

@@ -472,6 +472,8 @@ impl clap::FromArgMatches for ServeArgs {
         for setting in SETTINGS {
             if let Some(value) = matches.get_one::<String>(setting.flag) {
                 let origin = match matches.value_source(setting.flag) {
+                    // An empty variable is an unset one (a template that leaves it blank), as for ROOMGUARD_AUTH_TOKEN.
+                    Some(ValueSource::EnvVariable) if value.is_empty() => continue,
                     Some(ValueSource::EnvVariable) => Origin::Env(setting.env),
                     _ => Origin::Flag(setting.flag),
                 };
@@ -616,7 +618,8 @@ impl Layers {
         };
         serde_path_to_error::deserialize(toml::Value::Table(self.tree)).map_err(|err| {
             let mut setting = err.path().to_string();
-            let problem = err.inner().to_string();
+            // toml's own message, without the key it appends on a line of its own: the path names it.
+            let problem = err.inner().message().trim().to_owned();
             // The path ends at the key serde does not know; a root-level one comes as `.`.
             if setting == "."
                 && let Some(unknown) = problem
