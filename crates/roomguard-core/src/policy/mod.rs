@@ -10,7 +10,7 @@ pub mod decide;
 pub(crate) mod diagnostics;
 pub mod engine;
 pub mod loader;
-pub mod markings;
+pub(crate) mod markings;
 pub mod reasons;
 pub(crate) mod role_set;
 pub mod roles;

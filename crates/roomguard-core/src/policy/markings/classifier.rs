@@ -42,8 +42,6 @@ use super::phrases::PhraseMatcher;
 use super::scratch::{SCRATCH, Scratch};
 use super::work::count_work;
 
-pub use super::phrases::{EDITABLE_WORD, LONG_PHRASE};
-
 /// The label of a message with no marking.
 pub const NO_MARKING: &str = "none";
 
@@ -206,7 +204,7 @@ mod tests {
     use super::*;
     use crate::policy::markings::banners::{BRACKETS, SIMD_LINE};
     use crate::policy::markings::normalize::{Skeleton, fold, skeleton};
-    use crate::policy::markings::phrases::{PhraseBuffers, one_edit_spellings};
+    use crate::policy::markings::phrases::{EDITABLE_WORD, PhraseBuffers, one_edit_spellings};
     use crate::policy::markings::work::WORK;
 
     const MARKINGS: &str = include_str!("../../../../../policies/markings.toml");
