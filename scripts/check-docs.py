@@ -19,7 +19,8 @@ from pathlib import Path
 from urllib.parse import unquote
 
 ROOT = Path(__file__).resolve().parent.parent
-PAGES = ["README.md", "docs/*.md", "policies/README.md", "synapse-module/README.md"]
+PAGES = ["README.md", "docs/*.md", "policies/README.md", "synapse-module/README.md", "deploy/*/README.md",
+         "policies/tests/files/README.md", "tests/fixtures/media/README.md"]
 
 FENCE = re.compile(r"^[ \t]*(`{3,}|~{3,})")  # indented too: fences inside list items
 ATX_HEADING = re.compile(r"^ {0,3}(#{1,6})[ \t]+(.*?)[ \t]*(?:[ \t]#+[ \t]*)?$")

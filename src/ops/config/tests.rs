@@ -566,3 +566,46 @@ fn errors_name_the_setting_and_its_origin() {
     let args = parse(&["serve", "--set", "no-equals-sign"]);
     assert!(args.is_err());
 }
+
+/// The operators' page lists every setting with its flag and variable, and names no flag or variable that `serve`
+/// does not have (the table is written by hand: this keeps it from drifting).
+#[test]
+fn the_operating_page_lists_every_setting() {
+    let page = std::fs::read_to_string("docs/operating.md").unwrap();
+    let start = page.find("## Configuration").unwrap();
+    let end = start + page[start..].find("\n## ").unwrap();
+    let section = &page[start..end];
+    for setting in SETTINGS {
+        for shown in [
+            setting.key.to_owned(),
+            format!("--{}", setting.flag),
+            setting.env.to_owned(),
+        ] {
+            assert!(
+                section.contains(&shown),
+                "docs/operating.md, Configuration: `{shown}` is missing"
+            );
+        }
+    }
+    let known = |word: &str| {
+        SETTINGS
+            .iter()
+            .any(|s| word == format!("--{}", s.flag) || word == s.env)
+            || [
+                "--config",
+                "--set",
+                "ROOMGUARD_CONFIG",
+                "ROOMGUARD_AUTH_TOKEN",
+            ]
+            .contains(&word)
+    };
+    for word in section.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_')) {
+        let named = (word.starts_with("--")
+            && word[2..].starts_with(|c: char| c.is_ascii_lowercase()))
+            || (word.starts_with("ROOMGUARD_") && word.len() > 10);
+        assert!(
+            !named || known(word),
+            "docs/operating.md, Configuration: `{word}` is no setting of `serve`"
+        );
+    }
+}
