@@ -1,5 +1,4 @@
-//! The metrics of the public-join counter's backend, rendered with the rest by
-//! [`super::metrics::Metrics::render`].
+//! The metrics of the public-join counter's backend, registered with the rest by [`super::metrics::Metrics::new`].
 //!
 //! | metric | type | labels |
 //! |---|---|---|
@@ -7,26 +6,61 @@
 //! | `roomguard_counter_backend_failures_total` | counter | `operation` (`count`, `record`, `ping`) |
 //! | `roomguard_counter_fallbacks_total` | counter | (join decisions that counted with `counters.fallback` because Redis was down) |
 
-use super::exposition::family;
-use std::{
-    fmt::Write as _,
-    sync::atomic::{AtomicBool, AtomicU64, Ordering},
+use prometheus_client::{
+    metrics::{counter::Counter, family::Family, gauge::Gauge},
+    registry::Registry,
 };
 
+use super::exposition::register;
+
 /// The backend's state and failures.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct CounterMetrics {
-    up: AtomicBool,
-    failed_count: AtomicU64,
-    failed_record: AtomicU64,
-    failed_ping: AtomicU64,
-    fallbacks: AtomicU64,
+    up: Gauge,
+    failed_count: Counter,
+    failed_record: Counter,
+    failed_ping: Counter,
+    fallbacks: Counter,
 }
 
 impl CounterMetrics {
+    /// Zeroed metrics, registered in `registry`.
+    pub(super) fn new(registry: &mut Registry) -> Self {
+        let up = Gauge::default();
+        register(
+            registry,
+            "roomguard_counter_backend_up",
+            "1 while join decisions count in the shared (Redis) counter; 0 with the memory backend or while Redis is \
+             unreachable.",
+            up.clone(),
+        );
+        let failures = Family::<[(&'static str, &'static str); 1], Counter>::default();
+        register(
+            registry,
+            "roomguard_counter_backend_failures",
+            "Round trips to the shared counter that failed or timed out, by operation.",
+            failures.clone(),
+        );
+        let failed = |operation| failures.get_or_create_owned(&[("operation", operation)]);
+        let fallbacks = Counter::default();
+        register(
+            registry,
+            "roomguard_counter_fallbacks",
+            "Join decisions that counted with counters.fallback because the shared counter was unreachable.",
+            fallbacks.clone(),
+        );
+        CounterMetrics {
+            up,
+            failed_count: failed("count"),
+            failed_record: failed("record"),
+            failed_ping: failed("ping"),
+            fallbacks,
+        }
+    }
+
     /// Whether decisions count in the shared counter now.
     pub fn backend_up(&self, up: bool) {
-        self.up.store(up, Ordering::Relaxed);
+        self.up.set(i64::from(up));
     }
 
     /// A round trip to the shared counter failed or timed out.
@@ -36,60 +70,16 @@ impl CounterMetrics {
             "record" => &self.failed_record,
             _ => &self.failed_ping,
         }
-        .fetch_add(1, Ordering::Relaxed);
+        .inc();
     }
 
     /// A join decision counted with the fallback.
     pub fn fell_back(&self) {
-        self.fallbacks.fetch_add(1, Ordering::Relaxed);
+        self.fallbacks.inc();
     }
 
     /// Join decisions that counted with the fallback, so far.
     pub fn fallbacks(&self) -> u64 {
-        self.fallbacks.load(Ordering::Relaxed)
-    }
-
-    /// Appends the counter metrics in the Prometheus text format.
-    pub(crate) fn render(&self, out: &mut String) {
-        family(
-            out,
-            "roomguard_counter_backend_up",
-            "gauge",
-            "1 while join decisions count in the shared (Redis) counter; 0 with the memory backend or while Redis is \
-             unreachable.",
-        );
-        let _ = writeln!(
-            out,
-            "roomguard_counter_backend_up {}",
-            u8::from(self.up.load(Ordering::Relaxed))
-        );
-        family(
-            out,
-            "roomguard_counter_backend_failures_total",
-            "counter",
-            "Round trips to the shared counter that failed or timed out, by operation.",
-        );
-        for (operation, n) in [
-            ("count", &self.failed_count),
-            ("record", &self.failed_record),
-            ("ping", &self.failed_ping),
-        ] {
-            let _ = writeln!(
-                out,
-                "roomguard_counter_backend_failures_total{{operation=\"{operation}\"}} {}",
-                n.load(Ordering::Relaxed)
-            );
-        }
-        family(
-            out,
-            "roomguard_counter_fallbacks_total",
-            "counter",
-            "Join decisions that counted with counters.fallback because the shared counter was unreachable.",
-        );
-        let _ = writeln!(
-            out,
-            "roomguard_counter_fallbacks_total {}",
-            self.fallbacks.load(Ordering::Relaxed)
-        );
+        self.fallbacks.get()
     }
 }
