@@ -36,9 +36,8 @@
 //! (`roomguard_reads_*`, `roomguard_token_cache_entries`, `roomguard_accounts_locked_total`, `roomguard_homeserver_*`).
 
 use std::{
-    collections::HashMap,
     future::Future,
-    sync::{Arc, OnceLock, RwLock},
+    sync::{Arc, OnceLock},
     time::Duration,
 };
 
@@ -60,6 +59,7 @@ use super::{
     counter_metrics::CounterMetrics,
     exposition::{self, register},
     http1::Http1Limits,
+    named_counters::NamedCounters,
     read_metrics::{ReadMetrics, effect_index},
     scan_metrics::ScanMetrics,
 };
@@ -118,30 +118,6 @@ struct RpcSeries {
     /// By effect, then reason code.
     reasons: [NamedCounters; 2],
     latency: OnceLock<Histogram>,
-}
-
-/// The series of one family that differ by one label whose values are strings known only at run time (reason codes,
-/// rule ids), each resolved from the family once and then found by `&str`: a value seen before costs a read lock and
-/// a hash, and builds no label set (which would allocate its string).
-#[derive(Debug, Default)]
-pub(super) struct NamedCounters(RwLock<HashMap<String, Counter>>);
-
-impl NamedCounters {
-    /// Adds one to the series of `name`, resolved with `resolve` the first time.
-    pub(super) fn inc(&self, name: &str, resolve: impl FnOnce() -> Counter) {
-        if let Ok(counters) = self.0.read()
-            && let Some(counter) = counters.get(name)
-        {
-            counter.inc();
-            return;
-        }
-        // Two first decisions at once resolve the same series from the family: either is kept.
-        let counter = resolve();
-        counter.inc();
-        if let Ok(mut counters) = self.0.write() {
-            counters.entry(name.to_owned()).or_insert(counter);
-        }
-    }
 }
 
 /// The metrics of one process: the registry, and a handle on each of its series that is updated from the code.

@@ -17,6 +17,7 @@ pub mod limits;
 pub mod media_limits;
 pub mod metrics;
 pub mod mode;
+mod named_counters;
 pub mod read_metrics;
 pub mod reads;
 pub mod reload;

@@ -20,7 +20,7 @@ use prometheus_client::{
     registry::Registry,
 };
 
-use super::{exposition::register, metrics::NamedCounters};
+use super::{exposition::register, named_counters::NamedCounters};
 use crate::domain::{
     decision::{Decision, Effect},
     read::ReadKind,
