@@ -20,8 +20,10 @@
 //! | [`ops`] | config, connections and TLS, tower layers, admission, metrics, decision log, read guard, reloader | the core |
 //! | [`grpc`] | protobuf types and conversions, the service, the server, proto3 JSON, health client | all of the above |
 //! | [`author`] | policy test suites and reports, explained decisions | the core, grpc (request conversion) |
+//! | [`audit`] | a live homeserver's history decided by the policy, reports, remediation | the core, ops (media limits, config) |
 //! | [`cli`] | argument parsing, the wiring of `serve`, exit codes | everything |
 
+pub mod audit;
 pub mod author;
 pub mod cli;
 pub mod grpc;

@@ -13,6 +13,12 @@ pub enum Exit {
     Usage,
     /// The policy directory does not load (sysexits' EX_DATAERR): every problem is listed as `file:line`.
     Policy,
+    /// A service needed is unavailable: the homeserver cannot be reached or keeps failing (EX_UNAVAILABLE).
+    Unavailable,
+    /// Not allowed: the token is refused or is not a server admin's (EX_NOPERM).
+    NoPermission,
+    /// Stopped by Ctrl-C or SIGTERM (128 + SIGINT, as a shell reports it).
+    Interrupted,
 }
 
 impl From<Exit> for ExitCode {
@@ -22,6 +28,9 @@ impl From<Exit> for ExitCode {
             Exit::Failed => 1,
             Exit::Usage => 64,
             Exit::Policy => 65,
+            Exit::Unavailable => 69,
+            Exit::NoPermission => 77,
+            Exit::Interrupted => 130,
         })
     }
 }

@@ -1,5 +1,5 @@
 //! The command line: `roomguard serve` and `roomguard health` for operators, and the policy author's tools
-//! `validate`, `check` and `test`.
+//! `validate`, `check` and `test`, and the security officer's `audit`.
 
 use std::{
     io::Read as _,
@@ -10,6 +10,7 @@ use std::{
 use clap::{Parser, Subcommand};
 
 use crate::{
+    audit::{AuditArgs, Outcome},
     author::{check_report, suite::scan_with_defaults, suite_report},
     domain::{
         media::{Media, UploadRequest},
@@ -93,6 +94,10 @@ enum Command {
         #[arg(long, requires = "media")]
         mimetype: Option<String>,
     },
+    /// Audit a live Synapse homeserver through its admin API: every event and file of the selected rooms decided as
+    /// the policy would today; findings (never their text) as NDJSON, JSON, a table and an HTML page; quarantine and
+    /// redaction only with `--remediate ... --apply`. Exit 0: nothing left to clean up; 1: findings remain.
+    Audit(Box<AuditArgs>),
     /// Run the policy test suites (`DIR/tests/*.yaml`) against the policy in DIR; exit 1 on any failure.
     Test {
         /// Policy directory.
@@ -176,7 +181,35 @@ pub fn main() -> ExitCode {
         }
         Command::Test { dir, format } => test(&dir, format),
         Command::Health(args) => health(&args),
+        Command::Audit(args) => audit(*args),
     }
+}
+
+/// `roomguard audit`: on a runtime of its own, its outcome as an exit code.
+fn audit(args: AuditArgs) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: cannot start the runtime: {err}");
+            return Exit::Failed.into();
+        }
+    };
+    let outcome = runtime.block_on(crate::audit::run(args));
+    // Scans still reading a file past a Ctrl-C are not waited for.
+    runtime.shutdown_background();
+    match outcome {
+        Outcome::Clean => Exit::Success,
+        Outcome::Findings => Exit::Failed,
+        Outcome::Usage => Exit::Usage,
+        Outcome::Policy => Exit::Policy,
+        Outcome::Unavailable => Exit::Unavailable,
+        Outcome::NoPermission => Exit::NoPermission,
+        Outcome::Interrupted => Exit::Interrupted,
+    }
+    .into()
 }
 
 fn init_tracing() {
