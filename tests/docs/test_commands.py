@@ -310,6 +310,8 @@ RULES = [
     (r"^roomguard serve", run_serve),
     (r"^roomguard health --addr http://127\.0\.0\.1:50051$", run_against_server),
     (r"^roomguard health ", help_of_roomguard),
+    # Needs a homeserver with history: its flags are checked here; tests/audit_e2e runs it against a real Synapse.
+    (r"^roomguard audit ", help_of_roomguard),
     (r"^\.venv/bin/python scripts/example_call\.py", run_against_server),
     (r"^grpcurl -plaintext .* 127\.0\.0\.1:50051 ", run_against_server),
     (r"^roomguard (validate|test) policies( && roomguard (validate|test) policies)?$", run_here),
