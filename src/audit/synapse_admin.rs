@@ -488,7 +488,13 @@ impl SynapseAdmin {
             };
             let (answer, retry_after) = answer;
             if answer.status.is_success() {
-                return serde_json::from_slice(&answer.body).map_err(|e| {
+                // JSON may escape a lone UTF-16 surrogate (`"\ud800"`), which no Rust string can hold: one such
+                // event would make a whole page of history unreadable. Read it as U+FFFD, as the module does.
+                let parsed = serde_json::from_slice(&answer.body).or_else(|first| {
+                    without_lone_surrogates(&answer.body)
+                        .map_or(Err(first), |clean| serde_json::from_slice(&clean))
+                });
+                return parsed.map_err(|e| {
                     AdminError::Answer(format!(
                         "{} with a body that is not the admin API's ({:?} at line {} column {})",
                         answer.status,
@@ -630,6 +636,52 @@ async fn read_limited(body: Incoming, max: usize) -> Result<Bytes, AdminError> {
         .map_err(|_| AdminError::Answer(format!("an answer that broke off or exceeds {max} bytes")))
 }
 
+/// `body` with every escaped lone surrogate (`\ud800` not followed by a low surrogate, or a low one alone) written
+/// `\ufffd`; `None` when there is none (the parse error is then another).
+fn without_lone_surrogates(body: &[u8]) -> Option<Vec<u8>> {
+    fn escaped_unit(body: &[u8], at: usize) -> Option<u16> {
+        if body.get(at) != Some(&b'\\') || body.get(at + 1) != Some(&b'u') {
+            return None;
+        }
+        let hex = std::str::from_utf8(body.get(at + 2..at + 6)?).ok()?;
+        u16::from_str_radix(hex, 16).ok()
+    }
+    let mut out = Vec::with_capacity(body.len());
+    let mut changed = false;
+    let mut i = 0;
+    while i < body.len() {
+        if body[i] != b'\\' {
+            out.push(body[i]);
+            i += 1;
+            continue;
+        }
+        match escaped_unit(body, i) {
+            Some(high @ 0xD800..=0xDBFF) => {
+                if matches!(escaped_unit(body, i + 6), Some(0xDC00..=0xDFFF)) {
+                    out.extend_from_slice(&body[i..i + 12]);
+                    i += 12;
+                } else {
+                    let _ = high;
+                    out.extend_from_slice(b"\\ufffd");
+                    changed = true;
+                    i += 6;
+                }
+            }
+            Some(0xDC00..=0xDFFF) => {
+                out.extend_from_slice(b"\\ufffd");
+                changed = true;
+                i += 6;
+            }
+            // Any other escape, `\\` included, is copied whole so that its second byte is not read as a start.
+            _ => {
+                out.extend_from_slice(&body[i..(i + 2).min(body.len())]);
+                i += 2;
+            }
+        }
+    }
+    changed.then_some(out)
+}
+
 /// Percent-encodes a path segment or query value (room ids carry `!` and `:`, event ids `$`, tokens anything).
 pub fn encode(id: &str) -> String {
     let mut out = String::with_capacity(id.len() * 3);
@@ -660,6 +712,20 @@ mod tests {
     fn ids_are_percent_encoded() {
         assert_eq!(encode("!abc:example.org"), "%21abc%3Aexample.org");
         assert_eq!(encode("$e/../x?y"), "%24e%2F..%2Fx%3Fy");
+    }
+
+    /// A lone surrogate becomes U+FFFD and the page parses; a pair, and an escaped backslash before `u`, are kept.
+    #[test]
+    fn lone_surrogates_are_read_as_replacement_characters() {
+        let body = br#"{"a":"x\ud800y","b":"\udc00","c":"\ud83d\ude00","d":"\\ud800"}"#;
+        assert!(serde_json::from_slice::<Value>(body).is_err());
+        let clean = without_lone_surrogates(body).unwrap();
+        let value: Value = serde_json::from_slice(&clean).unwrap();
+        assert_eq!(value["a"], "x\u{fffd}y");
+        assert_eq!(value["b"], "\u{fffd}");
+        assert_eq!(value["c"], "\u{1f600}");
+        assert_eq!(value["d"], "\\ud800");
+        assert_eq!(without_lone_surrogates(br#"{"ok":"\u00e9"}"#), None);
     }
 
     /// An mxc URI names a server and one media id; anything else is not a file of the homeserver.

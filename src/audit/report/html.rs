@@ -198,10 +198,18 @@ fn write_header(
     )?;
     writeln!(
         out,
-        "<dt>Run</dt><dd>{} to {}</dd>",
+        "<dt>Run</dt><dd>{} to {} (roomguard {})</dd>",
         escape(&totals.started_at),
-        escape(&totals.finished_at)
+        escape(&totals.finished_at),
+        escape(&totals.roomguard_version)
     )?;
+    if let Some(since) = &totals.since {
+        writeln!(
+            out,
+            "<dt>History read since</dt><dd>{} (older events and files were not read)</dd>",
+            escape(since)
+        )?;
+    }
     writeln!(
         out,
         "<dt>Rooms audited</dt><dd>{} of {} on the homeserver</dd>",
@@ -753,6 +761,7 @@ mod tests {
                 findings_by_classification: BTreeMap::from([("secret".to_owned(), 1)]),
                 remediations: BTreeMap::from([("planned".to_owned(), 1)]),
                 complete: true,
+                ..Totals::default()
             },
             rooms: vec![risky, room("!aaa:example.org", 3)],
             findings: vec![finding("!zzz:example.org", "$event1:example.org")],

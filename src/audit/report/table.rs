@@ -546,6 +546,7 @@ mod tests {
                 findings_by_classification: BTreeMap::from([("secret".to_owned(), 1)]),
                 remediations: BTreeMap::from([("planned".to_owned(), 1)]),
                 complete: true,
+                ..Totals::default()
             },
             rooms: vec![first, room("!aaa:example.org", 3, 0)],
             findings: vec![finding(
