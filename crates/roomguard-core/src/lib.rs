@@ -7,7 +7,7 @@
 //!
 //! | module | what | knows |
 //! |---|---|---|
-//! | [`domain`] | subject, room, message, reads, requests, decision; Matrix grammar and limits | nothing else |
+//! | [`domain`] | subject, room, message, reads, requests, decision; Matrix grammar and limits; the text of an event and a room's attributes from its JSON (the audit) | serde_json values only |
 //! | [`policy`] | loading and checking a policy directory, roles, markings, reasons, deciding, the store, reload | domain, the documents' passages; the rule engine only in [`policy::engine`] |
 //!
 //! # Example
