@@ -375,10 +375,10 @@ impl Run {
             started_at,
             listed,
             reporter.rooms(),
-            reporter.findings(),
+            reporter.remediations().clone(),
             complete,
         );
-        let remaining = remaining_findings(reporter.rooms(), reporter.findings());
+        let remaining = reporter.remaining();
         let report = match reporter.finish(totals) {
             Ok(report) => report,
             Err(err) => {
@@ -535,27 +535,13 @@ async fn one_room(
     }
 }
 
-/// Findings nothing was done about (a dry run, no remediation asked, or an action that failed).
-fn remaining_findings(rooms: &[RoomSummary], findings: &[Finding]) -> u64 {
-    let total: u64 = rooms.iter().map(|r| r.findings).sum();
-    let settled = findings
-        .iter()
-        .filter(|f| {
-            f.remediation
-                .as_ref()
-                .is_some_and(|r| r.status == "done" || r.status == "already")
-        })
-        .count() as u64;
-    total.saturating_sub(settled)
-}
-
 fn totals(
     args: &AuditArgs,
     policy_version: &str,
     started_at: String,
     listed: u64,
     rooms: &[RoomSummary],
-    findings: &[Finding],
+    remediations: BTreeMap<String, u64>,
     complete: bool,
 ) -> Totals {
     let mut by_classification = BTreeMap::new();
@@ -568,12 +554,6 @@ fn totals(
     for room in rooms {
         for (code, n) in &room.other_denials {
             *other_denials.entry(code.clone()).or_default() += n;
-        }
-    }
-    let mut remediations = BTreeMap::new();
-    for finding in findings {
-        if let Some(r) = &finding.remediation {
-            *remediations.entry(r.status.clone()).or_default() += 1;
         }
     }
     Totals {

@@ -26,6 +26,8 @@ pub struct Reporter {
     /// Findings kept for a report written at the end (JSON, table, HTML); NDJSON alone keeps none.
     keep_findings: bool,
     report: AuditReport,
+    /// Remediations by status, counted as rooms come (whether or not their findings are kept).
+    remediations: std::collections::BTreeMap<String, u64>,
 }
 
 impl std::fmt::Debug for Reporter {
@@ -44,12 +46,21 @@ impl Reporter {
             format,
             out,
             report: AuditReport::default(),
+            remediations: std::collections::BTreeMap::new(),
         }
     }
 
     /// A room is finished: NDJSON writes its findings and summary now (so an interrupted run has reported what it
     /// read), the other formats keep them for the end.
     pub fn room(&mut self, summary: RoomSummary, findings: Vec<Finding>) -> std::io::Result<()> {
+        for finding in &findings {
+            if let Some(remediation) = &finding.remediation {
+                *self
+                    .remediations
+                    .entry(remediation.status.clone())
+                    .or_default() += 1;
+            }
+        }
         if self.format == Format::Ndjson {
             for finding in &findings {
                 write_line(&mut self.out, "finding", finding)?;
@@ -69,9 +80,18 @@ impl Reporter {
         &self.report.rooms
     }
 
-    /// Every finding kept (none for NDJSON alone).
-    pub fn findings(&self) -> &[Finding] {
-        &self.report.findings
+    /// Remediations by status, of every room reported so far.
+    pub fn remediations(&self) -> &std::collections::BTreeMap<String, u64> {
+        &self.remediations
+    }
+
+    /// Findings reported so far that nothing was done about (no remediation asked, a dry run, an action that failed
+    /// or is not possible).
+    pub fn remaining(&self) -> u64 {
+        let findings: u64 = self.report.rooms.iter().map(|r| r.findings).sum();
+        let settled = self.remediations.get("done").copied().unwrap_or(0)
+            + self.remediations.get("already").copied().unwrap_or(0);
+        findings.saturating_sub(settled)
     }
 
     /// The run ended: writes the totals (NDJSON) or the whole report, and returns it (rooms highest risk first,
