@@ -398,7 +398,6 @@ impl Run {
                 complete,
             });
         }
-        let _ = &self.admin;
         if interrupted {
             eprintln!(
                 "audit: interrupted; what was read is reported; run again with --resume to go on"

@@ -419,9 +419,8 @@ impl Auditor {
             }
             let post = posted.remove(&uri);
             let this = self.clone();
-            let room = cx.state.room.clone();
-            let state_power = cx.state.clone();
-            in_flight.spawn(async move { this.file(&room, &state_power, uri, post).await });
+            let state = cx.state.clone();
+            in_flight.spawn(async move { this.file(&state, uri, post).await });
             while in_flight.len() >= FILES_IN_FLIGHT {
                 if let Some(done) = in_flight.join_next().await {
                     results.push(done);
@@ -469,7 +468,6 @@ impl Auditor {
     /// when there is nothing to read: quarantined or gone, or older than `--since`.
     async fn file(
         &self,
-        room: &Room,
         state: &RoomState,
         uri: String,
         post: Option<PostedFile>,
@@ -509,7 +507,6 @@ impl Auditor {
             Ok(user_id) => Some(self.subject(state, user_id).await),
             Err(_) => None,
         };
-        let _ = room;
         let request = UploadRequest {
             request_id: String::new(),
             uploader,

@@ -656,12 +656,11 @@ fn without_lone_surrogates(body: &[u8]) -> Option<Vec<u8>> {
             continue;
         }
         match escaped_unit(body, i) {
-            Some(high @ 0xD800..=0xDBFF) => {
+            Some(0xD800..=0xDBFF) => {
                 if matches!(escaped_unit(body, i + 6), Some(0xDC00..=0xDFFF)) {
                     out.extend_from_slice(&body[i..i + 12]);
                     i += 12;
                 } else {
-                    let _ = high;
                     out.extend_from_slice(b"\\ufffd");
                     changed = true;
                     i += 6;
