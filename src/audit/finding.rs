@@ -55,7 +55,8 @@ pub struct Finding {
     pub mxc: Option<String>,
     /// Who sent the event or uploaded the file (`""` when the homeserver does not say).
     pub sender: String,
-    /// When, in milliseconds since the epoch (the event's `origin_server_ts`, the file's upload time).
+    /// When, in milliseconds since the epoch: the event's `origin_server_ts`; for a file, the time of the event that
+    /// posted it (when it was exposed in the room) when the audit saw it, else its upload time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub origin_server_ts: Option<u64>,
     /// The same instant, RFC 3339 in UTC.

@@ -63,6 +63,16 @@ pub enum Entry {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         detail: Option<String>,
     },
+    /// A room's findings, written before any action on them: a run killed while acting still has them, so that
+    /// its resumption reports the findings it acted on (a redacted event is not found again).
+    Findings {
+        /// When.
+        at: String,
+        /// The room.
+        room_id: String,
+        /// Its findings.
+        findings: Vec<Finding>,
+    },
     /// A room was read to its end and every action on it has an outcome.
     Room {
         /// When.
@@ -90,6 +100,8 @@ pub struct Resumed {
     pub outcomes: HashMap<(String, String), String>,
     /// Actions begun whose outcome was never written.
     pub unfinished: HashSet<(String, String)>,
+    /// Findings of rooms an earlier run began acting on, by room.
+    pub findings: HashMap<String, Vec<Finding>>,
 }
 
 impl Resumed {
@@ -200,6 +212,15 @@ pub fn load(path: &Path) -> Result<Resumed, JournalError> {
                 resumed
                     .rooms
                     .insert(summary.room_id.clone(), (*summary, findings));
+            }
+            Entry::Findings {
+                room_id, findings, ..
+            } => {
+                resumed
+                    .findings
+                    .entry(room_id)
+                    .or_default()
+                    .extend(findings);
             }
             Entry::Run { .. } | Entry::End { .. } => {}
         }

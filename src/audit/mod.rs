@@ -512,6 +512,26 @@ async fn one_room(
             }
         },
     };
+    let mut summary = summary;
+    if !from_journal {
+        merge_earlier(
+            &mut summary,
+            &mut findings,
+            resumed.findings.get(&entry.room_id),
+            resumed,
+        );
+    }
+    if remediator.apply
+        && !findings.is_empty()
+        && let Some(journal) = journal
+        && let Err(err) = journal.write(&Entry::Findings {
+            at: journal::now(),
+            room_id: entry.room_id.clone(),
+            findings: findings.clone(),
+        })
+    {
+        return RoomDone::JournalFailed(err.to_string());
+    }
     // A room from the journal had every action settled, unless that run was a dry run: act now if asked.
     if let Err(err) = remediator.remediate(&mut findings).await {
         return RoomDone::JournalFailed(err.to_string());
@@ -531,6 +551,33 @@ async fn one_room(
         summary: Box::new(summary),
         findings,
         interrupted,
+    }
+}
+
+/// Adds to a room read again the findings an earlier run of the journal acted on (a redacted event or a quarantined
+/// file is not found again), so that the resumed run's report is the whole room's.
+fn merge_earlier(
+    summary: &mut RoomSummary,
+    findings: &mut Vec<Finding>,
+    earlier: Option<&Vec<Finding>>,
+    resumed: &Resumed,
+) {
+    let Some(earlier) = earlier else { return };
+    let key = |f: &Finding| match f.kind {
+        finding::FindingKind::Media => ("quarantine", f.mxc.clone().unwrap_or_default()),
+        finding::FindingKind::Event => ("redact", f.event_id.clone().unwrap_or_default()),
+    };
+    let mut seen: HashSet<(&str, String)> = findings.iter().map(key).collect();
+    let mut added = false;
+    for finding in earlier {
+        let (action, target) = key(finding);
+        if resumed.settled(action, &target) && seen.insert((action, target)) {
+            findings.push(finding.clone());
+            added = true;
+        }
+    }
+    if added {
+        room_audit::tally(summary, findings);
     }
 }
 

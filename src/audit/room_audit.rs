@@ -133,6 +133,15 @@ impl Auditor {
             if let Some(event_id) = str_field(event, "event_id") {
                 decided_state.insert(event_id.to_owned());
             }
+            // `--since` spares the history before it: a name or topic set earlier is not read either. The room's
+            // access settings are decided whatever their age: they are the room now.
+            let before_since = matches!(
+                (self.since_ms, event.get("origin_server_ts").and_then(Value::as_u64)),
+                (Some(since), Some(ts)) if ts < since
+            );
+            if before_since && !is_access_state(event) {
+                continue;
+            }
             self.decide_event(&mut cx, event, true).await;
         }
         self.recommend_room_settings(&mut cx).await;
@@ -179,21 +188,8 @@ impl Auditor {
             other_denials,
             ..
         } = cx;
-        findings.sort_by_key(|f| f.origin_server_ts.unwrap_or(0));
         summary.other_denials = other_denials;
-        summary.findings = findings.len() as u64;
-        for finding in &findings {
-            *summary
-                .findings_by_classification
-                .entry(finding.classification.clone())
-                .or_default() += 1;
-        }
-        summary.first_finding = findings.iter().find_map(|f| f.date.clone());
-        summary.last_finding = findings.iter().rev().find_map(|f| f.date.clone());
-        summary
-            .recommendations
-            .extend(content_recommendations(&summary));
-        summary.risk = risk_score(&summary);
+        tally(&mut summary, &mut findings);
         Ok(RoomAudit {
             summary,
             findings,
@@ -560,6 +556,41 @@ fn summary_of(state: &RoomState, entry: &RoomListEntry) -> RoomSummary {
         exposure: exposure(room),
         ..RoomSummary::default()
     }
+}
+
+/// Sets what a summary says of its findings (how many, by classification, first and last dates, what to change in
+/// the room, risk) from `findings`, sorted here oldest first. Called again when findings are added (on resume).
+pub fn tally(summary: &mut RoomSummary, findings: &mut [Finding]) {
+    findings.sort_by_key(|f| f.origin_server_ts.unwrap_or(0));
+    summary.findings = findings.len() as u64;
+    summary.findings_by_classification.clear();
+    for finding in findings.iter() {
+        *summary
+            .findings_by_classification
+            .entry(finding.classification.clone())
+            .or_default() += 1;
+    }
+    summary.first_finding = findings.iter().find_map(|f| f.date.clone());
+    summary.last_finding = findings.iter().rev().find_map(|f| f.date.clone());
+    let content = content_recommendations(summary);
+    summary
+        .recommendations
+        .retain(|r| !CONTENT_RECOMMENDATIONS.contains(&r.code.as_str()));
+    summary.recommendations.extend(content);
+    summary.risk = risk_score(summary);
+}
+
+/// The recommendations that follow from findings (the others are about the room's settings alone).
+const CONTENT_RECOMMENDATIONS: [&str; 3] = [
+    "restrict_join_rule",
+    "restrict_history",
+    "enable_encryption",
+];
+
+/// A room-access state event (join rule, history visibility, guest access, encryption, access rule).
+fn is_access_state(event: &Value) -> bool {
+    str_field(event, "state_key") == Some("")
+        && str_field(event, "type").is_some_and(|t| ACCESS_STATE_TYPES.contains(&t))
 }
 
 /// Why a room counts as exposed (`--rooms exposed` selects a room with any): anyone may join it, it is in the
