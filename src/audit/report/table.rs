@@ -462,9 +462,9 @@ fn write_row(out: &mut String, indent: &str, columns: &[Column], widths: &[usize
     out.push('\n');
 }
 
-/// The columns `s` takes on a terminal, counted as one a `char` (see the module's docs).
+/// The columns `s` takes on a terminal: two for a wide character, none for a combining one.
 fn width(s: &str) -> usize {
-    s.chars().count()
+    unicode_width::UnicodeWidthStr::width(s)
 }
 
 /// `s` made printable, or `-` when absent.
