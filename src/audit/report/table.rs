@@ -6,9 +6,8 @@
 //! control could show an id other than the one that is there. `printable` shows every such character as a visible
 //! `\u{..}`; the HTML page uses it too.
 //!
-//! Columns are padded by the count of `char`s: a wide (CJK) or combining character in an id shifts its row. The
-//! `unicode-width` crate would measure columns exactly; it is in `Cargo.lock` (through `indicatif`) but not a
-//! dependency of this package. Ids are never truncated: an operator copies them into admin commands.
+//! Columns are padded by the width a terminal gives each character (`unicode-width`: two for a wide one, none for a
+//! combining one). Ids are never truncated: an operator copies them into admin commands.
 //!
 //! Text is written into a `String` with `write!`, which cannot fail there: hence the `let _ =`.
 
