@@ -434,6 +434,8 @@ impl Run {
             }
         }
         let mut selected = Vec::new();
+        // A room that moves in the list between two pages (created or renamed meanwhile) is read once.
+        let mut seen = HashSet::new();
         let mut from = 0;
         let mut listed = 0;
         loop {
@@ -449,7 +451,7 @@ impl Run {
                     (None, "all") => true,
                     (None, _) => listed_exposure(&entry),
                 };
-                if keep {
+                if keep && seen.insert(entry.room_id.clone()) {
                     selected.push(entry);
                 }
             }

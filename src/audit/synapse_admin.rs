@@ -205,7 +205,8 @@ impl SynapseAdmin {
             #[serde(default)]
             total_rooms: u64,
         }
-        // Oldest first: a stable order while rooms are created during the audit.
+        // By name, Synapse's default order: the whole list is read before any room is, in a few calls, so a room
+        // created meanwhile can at worst be missed (or listed twice: the selection reads it once).
         let path =
             format!("/_synapse/admin/v1/rooms?from={from}&limit={ROOMS_PAGE}&order_by=name&dir=f");
         let page: Page = self.json(Method::GET, &path, None).await?;
