@@ -102,11 +102,26 @@ pub struct Resumed {
     pub unfinished: HashSet<(String, String)>,
     /// Findings of rooms an earlier run began acting on, by room.
     pub findings: HashMap<String, Vec<Finding>>,
+    /// The homeserver and policy version of the journal's last run (a run resumed must be of the same).
+    pub last_run: Option<(String, String)>,
 }
 
 impl Resumed {
     /// The outcome an earlier run wrote for this action, if it is final (`done` or `already`: never repeated).
     pub fn settled(&self, action: &str, target: &str) -> bool {
+        self.outcome_is_final(action, target)
+    }
+
+    /// Whether an earlier run began this action or settled it (its finding belongs in the resumed report, even
+    /// though the event or file is no longer found).
+    pub fn acted_on(&self, action: &str, target: &str) -> bool {
+        self.outcome_is_final(action, target)
+            || self
+                .unfinished
+                .contains(&(action.to_owned(), target.to_owned()))
+    }
+
+    fn outcome_is_final(&self, action: &str, target: &str) -> bool {
         self.outcomes
             .get(&(action.to_owned(), target.to_owned()))
             .is_some_and(|status| status == "done" || status == "already")
@@ -222,7 +237,12 @@ pub fn load(path: &Path) -> Result<Resumed, JournalError> {
                     .or_default()
                     .extend(findings);
             }
-            Entry::Run { .. } | Entry::End { .. } => {}
+            Entry::Run {
+                homeserver,
+                policy_version,
+                ..
+            } => resumed.last_run = Some((homeserver, policy_version)),
+            Entry::End { .. } => {}
         }
     }
     Ok(resumed)

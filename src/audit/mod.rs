@@ -226,14 +226,26 @@ impl Run {
             .split_once(':')
             .map(|(_, server)| server.to_owned())
             .unwrap_or_default();
+        if let Some((homeserver, version)) = &resumed.last_run
+            && (homeserver.trim_end_matches('/') != args.homeserver.trim_end_matches('/')
+                || *version != policy.version)
+        {
+            eprintln!(
+                "error: --resume: the journal's run was of {homeserver} with policy {version}, this one is of {} with \
+                 policy {}: its findings would not be this policy's; start a new journal",
+                args.homeserver, policy.version
+            );
+            return Err(Outcome::Usage);
+        }
         let resumed = Arc::new(resumed);
+        let cancel = Arc::new(AtomicBool::new(false));
         let auditor = Arc::new(Auditor {
             admin: admin.clone(),
             policy: policy.clone(),
             scanner: scan::Scanner::new(media),
             since_ms: args.since,
             counts: Arc::new(Counts::default()),
-            cancel: Arc::new(AtomicBool::new(false)),
+            cancel: cancel.clone(),
             server_name: server_name.clone(),
             admins: Mutex::new(HashMap::new()),
         });
@@ -246,6 +258,7 @@ impl Run {
             resumed: resumed.clone(),
             admin_user,
             server_name,
+            cancel,
         });
         Ok(Run {
             auditor,
@@ -407,7 +420,8 @@ impl Run {
         if let Some(failure) = failure {
             return failure;
         }
-        if remaining > 0 {
+        if remaining > 0 || report.rooms.iter().any(|r| !r.errors.is_empty()) {
+            // A file that could not be read is not "every selected room read".
             Outcome::Findings
         } else {
             Outcome::Clean
@@ -541,6 +555,7 @@ async fn one_room(
     if let Some(journal) = journal
         && !interrupted
         && !from_journal
+        && !auditor.cancel.load(Relaxed)
         && let Err(err) = journal.write(&Entry::Room {
             at: journal::now(),
             summary: Box::new(summary.clone()),
@@ -573,7 +588,7 @@ fn merge_earlier(
     let mut added = false;
     for finding in earlier {
         let (action, target) = key(finding);
-        if resumed.settled(action, &target) && seen.insert((action, target)) {
+        if resumed.acted_on(action, &target) && seen.insert((action, target)) {
             findings.push(finding.clone());
             added = true;
         }

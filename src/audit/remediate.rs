@@ -50,6 +50,8 @@ pub struct Remediator {
     pub admin_user: String,
     /// The homeserver's server name (only its users can be acted as).
     pub server_name: String,
+    /// Set on Ctrl-C / SIGTERM: no action is begun after it (the one under way finishes and is journalled).
+    pub cancel: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Remediator {
@@ -79,6 +81,10 @@ impl Remediator {
                 // Done by the run this one resumes: said so, never repeated.
                 remediation.status = "done".into();
                 remediation.detail = Some("by an earlier run of this journal".into());
+            } else if self.apply && self.cancel.load(std::sync::atomic::Ordering::Relaxed) {
+                // Stopped: what is left is reported as not done; `--resume` takes it up.
+                remediation.status = "planned".into();
+                remediation.detail = Some("not done: the run was stopped".into());
             } else if self.apply {
                 if let Some(journal) = &self.journal {
                     journal.write(&Entry::Intent {
@@ -119,14 +125,22 @@ impl Remediator {
             Ok(_) => {}
             Err(err) => return ("failed", Some(err.to_string())),
         }
-        match self.admin.quarantine(server, media_id).await {
-            Ok(()) => ("done", None),
-            Err(err) => ("failed", Some(err.to_string())),
+        if let Err(err) = self.admin.quarantine(server, media_id).await {
+            return ("failed", Some(err.to_string()));
+        }
+        // Synapse answers 200 for a file protected from quarantine and leaves it served: done only once it says so.
+        match self.admin.media_info(server, media_id).await {
+            Ok(Some(info)) if info.quarantined_by.is_some() => ("done", None),
+            Ok(_) => (
+                "not_possible",
+                Some("the homeserver did not quarantine it (protected from quarantine?): delete it by hand".into()),
+            ),
+            Err(err) => ("failed", Some(format!("quarantined, but not confirmed: {err}"))),
         }
     }
 
     async fn redact(&self, finding: &Finding, event_id: &str) -> (&'static str, Option<String>) {
-        match self.admin.fetch_event(event_id).await {
+        match self.admin.event_in_room(&finding.room_id, event_id).await {
             Ok(Some(event)) if is_redacted(&event) => return ("already", None),
             Ok(Some(_)) => {}
             Ok(None) => {
@@ -147,7 +161,8 @@ impl Remediator {
                 Some("the sender is on another homeserver: only theirs can redact as them; redact by hand as a room moderator".into()),
             );
         }
-        // The same transaction id for the same event: a call retried after a lost answer is one redaction.
+        // The same transaction id for the same event: a call retried (within this token) after a lost answer is one
+        // redaction. Across runs, the look above is what prevents a second one.
         let txn_id = format!("roomguard-audit-{}", super::synapse_admin::encode(event_id));
         if sender == self.admin_user {
             return outcome(

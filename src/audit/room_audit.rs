@@ -119,8 +119,19 @@ impl Auditor {
         // Guests: whether the homeserver lets them in at all is not in the admin API; the room's own setting is
         // taken at its word (the cautious reading: a room open to guests is more exposed).
         let state = room_state(room_id, &state_events, entry.public, true);
+        let mut summary = summary_of(&state, entry);
+        // An alias is chosen by people: one that spells out a marking is text the reports must not repeat.
+        if let Some(alias) = &summary.canonical_alias {
+            let message = crate::domain::message::Message {
+                body: alias.clone(),
+                ..Default::default()
+            };
+            if is_marking(self.policy.classifier.classify(&message)) {
+                summary.canonical_alias = None;
+            }
+        }
         let mut cx = Context {
-            summary: summary_of(&state, entry),
+            summary,
             state,
             findings: Vec::new(),
             other_denials: BTreeMap::new(),
@@ -150,20 +161,25 @@ impl Auditor {
         let mut posted: HashMap<String, PostedFile> = HashMap::new();
         let mut from: Option<String> = None;
         let mut interrupted = false;
-        'pages: loop {
+        loop {
             if self.cancel.load(Relaxed) {
                 interrupted = true;
                 break;
             }
             let page = self.admin.messages(room_id, from.as_deref()).await?;
-            let last_page = page.chunk.is_empty() || page.end.is_none();
+            // Synapse may answer an empty page that is not the last (`limited`): only no `end`, or the same one, is.
+            let last_page = page.end.is_none() || page.end == from;
+            // Backwards in the room's order, not by timestamp (backfilled, federated or skewed events are out of
+            // order): history stops at `--since` only after a whole page older than it.
+            let mut page_before_since = self.since_ms.is_some() && !page.chunk.is_empty();
             for event in &page.chunk {
                 let ts = event.get("origin_server_ts").and_then(Value::as_u64);
                 if let (Some(since), Some(ts)) = (self.since_ms, ts)
                     && ts < since
                 {
-                    break 'pages;
+                    continue;
                 }
+                page_before_since = false;
                 cx.summary.events_read += 1;
                 self.counts.events.fetch_add(1, Relaxed);
                 if str_field(event, "event_id").is_some_and(|id| decided_state.contains(id)) {
@@ -172,7 +188,7 @@ impl Auditor {
                 remember_posted_file(event, &mut posted);
                 self.decide_event(&mut cx, event, false).await;
             }
-            if last_page {
+            if last_page || page_before_since {
                 break;
             }
             from = page.end;
@@ -242,14 +258,18 @@ impl Auditor {
         if let Some(known) = self.lock_admins().get(user_id.as_str()) {
             return *known;
         }
-        let admin = self
-            .admin
-            .user_is_admin(user_id.as_str())
-            .await
-            .unwrap_or(false);
-        self.lock_admins()
-            .insert(user_id.as_str().to_owned(), admin);
-        admin
+        match self.admin.user_is_admin(user_id.as_str()).await {
+            Ok(admin) => {
+                self.lock_admins()
+                    .insert(user_id.as_str().to_owned(), admin);
+                admin
+            }
+            // Not remembered: the next decision about this user asks again.
+            Err(err) => {
+                tracing::warn!(%err, "whether a sender is a server admin could not be asked; taken as not, this once");
+                false
+            }
+        }
     }
 
     fn lock_admins(&self) -> std::sync::MutexGuard<'_, HashMap<String, bool>> {

@@ -34,6 +34,9 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(120);
 /// Back-off after a 5xx or a dropped connection: 0.5 s, doubling, at most this many attempts in all.
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 
+/// How many times one call may be rate limited (429) and waited out before the audit gives up on it.
+const RATE_LIMITED_ATTEMPTS: u32 = 8;
+
 /// The longest wait a rate limit may ask for before the audit gives up on the call.
 const MAX_RATE_LIMIT_WAIT: Duration = Duration::from_secs(120);
 
@@ -366,15 +369,26 @@ impl SynapseAdmin {
         Ok(())
     }
 
-    /// An event as the homeserver stores it (redacted or not); `None` when it does not know it.
-    pub async fn fetch_event(&self, event_id: &str) -> Result<Option<Value>, AdminError> {
+    /// An event of a room as clients see it, redactions applied (a redacted event has `unsigned.redacted_because`);
+    /// `None` when the homeserver does not know it. (Not `fetch_event`: it answers the event as first stored, its
+    /// redaction not applied.)
+    pub async fn event_in_room(
+        &self,
+        room_id: &str,
+        event_id: &str,
+    ) -> Result<Option<Value>, AdminError> {
         #[derive(Deserialize)]
-        struct Fetched {
-            event: Value,
+        struct Context {
+            #[serde(default)]
+            event: Option<Value>,
         }
-        let path = format!("/_synapse/admin/v1/fetch_event/{}", encode(event_id));
-        match self.json::<Fetched>(Method::GET, &path, None).await {
-            Ok(fetched) => Ok(Some(fetched.event)),
+        let path = format!(
+            "/_synapse/admin/v1/rooms/{}/context/{}?limit=0",
+            encode(room_id),
+            encode(event_id)
+        );
+        match self.json::<Context>(Method::GET, &path, None).await {
+            Ok(context) => Ok(context.event),
             Err(AdminError::NotFound) => Ok(None),
             Err(err) => Err(err),
         }
@@ -392,7 +406,11 @@ impl SynapseAdmin {
             .to_string()
             .into_bytes();
         let path = format!("/_synapse/admin/v1/users/{}/login", encode(user_id));
-        let login: Login = self.json(Method::POST, &path, Some(body)).await?;
+        // One attempt: a retry after a lost answer would leave a token of the sender's that nobody logs out.
+        let login: Login = self
+            .with_attempts(1)
+            .json(Method::POST, &path, Some(body))
+            .await?;
         Ok(login.access_token)
     }
 
@@ -463,12 +481,24 @@ impl SynapseAdmin {
         token: &str,
     ) -> Result<T, AdminError> {
         let mut backoff = FIRST_BACKOFF;
-        for attempt in 1..=self.attempts {
+        // Rate limits are waited out up to `RATE_LIMITED_ATTEMPTS` times; failures count against `self.attempts`.
+        for attempt in 1..=self.attempts.max(RATE_LIMITED_ATTEMPTS) {
             let answer = match self.send(method.clone(), path, body.clone(), token).await {
                 Ok(response) => {
                     let status = response.status();
                     let retry_after = header_retry_after(response.headers());
-                    match read_limited(response.into_body(), MAX_JSON_BYTES).await {
+                    let body = tokio::time::timeout(
+                        CALL_TIMEOUT,
+                        read_limited(response.into_body(), MAX_JSON_BYTES),
+                    )
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(AdminError::Unreachable(format!(
+                            "an answer still arriving after {}s",
+                            CALL_TIMEOUT.as_secs()
+                        )))
+                    });
+                    match body {
                         Ok(body) => (Answer { status, body }, retry_after),
                         Err(err) if attempt < self.attempts => {
                             tracing::debug!(%err, attempt, "an answer broke off; retrying");
@@ -539,7 +569,7 @@ impl SynapseAdmin {
                 Retry::Fail(AdminError::NotAdmin(errcode))
             }
             StatusCode::NOT_FOUND => Retry::Fail(AdminError::NotFound),
-            StatusCode::TOO_MANY_REQUESTS if attempt < self.attempts.max(8) => {
+            StatusCode::TOO_MANY_REQUESTS if attempt < self.attempts.max(RATE_LIMITED_ATTEMPTS) => {
                 let wait = error
                     .retry_after_ms
                     .map(Duration::from_millis)

@@ -6,6 +6,7 @@ Its own homeserver (many marked messages in public rooms), so that it neither se
 from __future__ import annotations
 
 import json
+import shutil
 import os
 import signal
 import subprocess
@@ -188,3 +189,50 @@ def read_journal_allowing_one_torn_line(raw: list[str], at: int) -> list[dict]:
             torn.append(n)
     assert len(torn) <= 1 and all(n == at for n in torn), f"unreadable journal lines {torn} (kill after line {at})"
     return lines
+
+
+def test_a_redaction_made_meanwhile_is_already_done_and_not_repeated(crowded, tmp_path):
+    """A dry run with a journal; then a moderator (here the sender) redacts one of the marked messages by hand; then
+    `--apply --resume`: the journal's rooms are not read again, the event redacted meanwhile is `already` (the audit
+    looks at each event, redactions applied, before acting), the others are `done`, and each marked message has
+    exactly one redaction."""
+    homeserver, admin, alice, auditor, _ = crowded
+    room_id = world_module.create_room(alice, world_module.RoomSpec("late", "public", False, "shared", False), "Tard")
+    marked = [world_module.send_event(alice, room_id, "m.room.message",
+                                      world_module.text_message(f"DIFFUSION RESTREINTE - note tardive {k}"))
+              for k in range(3)]
+    journal = tmp_path / "journal.ndjson"
+    common = ("--rooms", room_id, "--remediate", "redact-events", "--journal", str(journal), "--progress", "none")
+    dry = auditor.run(*common)
+    assert {f["event_id"] for f in dry.findings} == set(marked), dry.describe()
+    by_hand = alice.call("PUT", f"/rooms/{urllib.parse.quote(room_id)}/redact/{urllib.parse.quote(marked[0])}/by-hand",
+                         {"reason": "moderation"})
+    assert by_hand.status == 200, by_hand.body
+
+    run = auditor.run(*common, "--apply", "--resume")
+    assert run.returncode == EXIT_CLEAN, run.describe()
+    status = {f["event_id"]: f["remediation"]["status"] for f in run.findings}
+    assert status == {marked[0]: "already", marked[1]: "done", marked[2]: "done"}, run.describe()
+    events = world_module.room_events(homeserver, admin.token, room_id)
+    assert Counter(world_module.redaction_targets(events)) == Counter(marked), "one redaction per marked message"
+
+
+def test_a_journal_is_not_resumed_with_another_policy(crowded, tmp_path, policies):
+    """Findings decided by one policy are not acted on under another: `--resume` with a changed policy (another
+    version) is refused, exit 64, saying to start a new journal; nothing is done."""
+    homeserver, admin, alice, auditor, _ = crowded
+    room_id = world_module.create_room(alice, world_module.RoomSpec("other", "public", False, "shared", False), "Autre")
+    marked = world_module.send_event(alice, room_id, "m.room.message",
+                                     world_module.text_message("DIFFUSION RESTREINTE - à ne pas rejouer"))
+    journal = tmp_path / "journal.ndjson"
+    common = ("--rooms", room_id, "--remediate", "redact-events", "--journal", str(journal), "--progress", "none")
+    auditor.run(*common)
+    changed = tmp_path / "policies"
+    shutil.copytree(policies, changed)
+    with open(changed / "rules.csv", "a") as rules:
+        rules.write("\n# an edit: another policy version\n")
+    run = auditor.run(*common, "--apply", "--resume", policies=changed, parse=False)
+    assert run.returncode == 64, run.describe()
+    assert "start a new journal" in run.stderr, run.stderr
+    events = world_module.room_events(homeserver, admin.token, room_id)
+    assert marked not in world_module.redaction_targets(events)
