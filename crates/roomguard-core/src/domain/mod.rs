@@ -2,7 +2,6 @@
 //! with the Matrix grammar and limits they must respect. Nothing here knows protobuf, the rule engine or the network.
 
 pub mod decision;
-/// The text of any event's content, as the classifier reads it (a port of the Synapse module's `messages.py`).
 pub mod event_text;
 pub mod limits;
 pub mod media;
@@ -11,6 +10,5 @@ pub mod read;
 pub mod read_uri;
 pub mod request;
 pub mod room;
-/// A room and its power levels from its current state events (a port of the Synapse module's `attributes.py`).
 pub mod room_state;
 pub mod subject;
