@@ -246,3 +246,93 @@ fn an_unknown_room_in_the_list_is_named() {
     assert_eq!(out.status.code(), Some(64));
     assert!(String::from_utf8_lossy(&out.stderr).contains("!nope:example.org"));
 }
+
+/// The admin token revoked while the audit acts: the action in hand is journalled `failed`, no other is tried, and
+/// the run ends with 77 (every further call would be refused the same way).
+#[test]
+fn a_token_revoked_during_remediation_stops_the_run_with_77() {
+    let dir = tempfile::tempdir().unwrap();
+    let room = "/_synapse/admin/v1/rooms/%21r%3Aexample.org";
+    let server = scripted(vec![
+        whoami(),
+        (
+            "/_synapse/admin/v1/rooms?",
+            vec![(
+                200,
+                r#"{"rooms":[{"room_id":"!r:example.org","join_rules":"public","public":false,"joined_members":1}],"total_rooms":1}"#,
+            )],
+        ),
+        (
+            leak(format!("{room}/state")),
+            vec![(
+                200,
+                r#"{"state":[{"type":"m.room.create","state_key":"","sender":"@a:example.org","event_id":"$c","origin_server_ts":1,"content":{"room_version":"10"}},{"type":"m.room.join_rules","state_key":"","sender":"@a:example.org","event_id":"$j","origin_server_ts":1,"content":{"join_rule":"public"}}]}"#,
+            )],
+        ),
+        (
+            leak(format!("{room}/members")),
+            vec![(200, r#"{"members":["@a:example.org"]}"#)],
+        ),
+        (
+            leak(format!("{room}/messages")),
+            vec![(
+                200,
+                r#"{"chunk":[{"type":"m.room.message","event_id":"$m1","sender":"@a:example.org","origin_server_ts":2,"content":{"msgtype":"m.text","body":"DIFFUSION RESTREINTE : note 1"}},{"type":"m.room.message","event_id":"$m2","sender":"@a:example.org","origin_server_ts":3,"content":{"msgtype":"m.text","body":"DIFFUSION RESTREINTE : note 2"}}]}"#,
+            )],
+        ),
+        (
+            leak(format!("{room}/context")),
+            vec![(401, r#"{"errcode":"M_UNKNOWN_TOKEN"}"#)],
+        ),
+        (
+            "/_synapse/admin/v1/room/",
+            vec![(200, r#"{"local":[],"remote":[]}"#)],
+        ),
+        (
+            "/_synapse/admin/v2/users/",
+            vec![(200, r#"{"admin":false}"#)],
+        ),
+    ]);
+    let journal = dir.path().join("journal.ndjson");
+    let out = audit(
+        &server.url,
+        &token_file(&dir),
+        &[
+            "--remediate",
+            "redact-events",
+            "--apply",
+            "--journal",
+            journal.to_str().unwrap(),
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(77), "{stderr}");
+    assert!(stderr.contains("refused the admin token"), "{stderr}");
+    let journal = std::fs::read_to_string(&journal).unwrap();
+    let outcomes: Vec<&str> = journal
+        .lines()
+        .filter(|l| l.contains(r#""type":"done""#))
+        .collect();
+    assert_eq!(
+        outcomes.len(),
+        1,
+        "one action tried, then the run stopped:\n{journal}"
+    );
+    assert!(outcomes[0].contains(r#""status":"failed""#), "{journal}");
+    assert_eq!(
+        server
+            .asked
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(p, _)| p.contains("/context/"))
+            .count(),
+        1,
+        "no second action was tried"
+    );
+}
+
+/// A path built at run time, as the scripted server's `&'static str`.
+fn leak(path: String) -> &'static str {
+    Box::leak(path.into_boxed_str())
+}

@@ -259,6 +259,7 @@ impl Run {
             admin_user,
             server_name,
             cancel,
+            token_refused: Arc::new(AtomicBool::new(false)),
         });
         Ok(Run {
             auditor,
@@ -377,8 +378,11 @@ impl Run {
             }
         }
         let _ = feeder.await;
-        stop.abort();
         progress.finish();
+        if self.remediator.token_refused.load(Relaxed) {
+            eprintln!("error: the homeserver refused the admin token during remediation: stopped");
+            failure.get_or_insert(Outcome::NoPermission);
+        }
         let interrupted = self.auditor.cancel.load(Relaxed) && failure.is_none();
         complete &= !self.auditor.cancel.load(Relaxed);
 
@@ -405,6 +409,9 @@ impl Run {
             eprintln!("error: --html: cannot write `{}`: {err}", path.display());
             return Outcome::Usage;
         }
+        // The signal watcher stayed up while the reports were written (a Ctrl-C then still quits, the second one
+        // at once); it goes now.
+        stop.abort();
         if let Some(journal) = &self.journal {
             let _ = journal.write(&Entry::End {
                 at: journal::now(),

@@ -9,7 +9,14 @@
 //! and logged out at once): a server admin has no power in a room by right, but a sender may always redact their
 //! own event. A remote sender's event cannot be redacted from here (`not_possible`, with a recommendation).
 
-use std::{collections::HashSet, sync::Arc, time::Duration};
+use std::{
+    collections::HashSet,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
 
 use serde_json::Value;
 
@@ -51,7 +58,9 @@ pub struct Remediator {
     /// The homeserver's server name (only its users can be acted as).
     pub server_name: String,
     /// Set on Ctrl-C / SIGTERM: no action is begun after it (the one under way finishes and is journalled).
-    pub cancel: Arc<std::sync::atomic::AtomicBool>,
+    pub cancel: Arc<AtomicBool>,
+    /// Set when the homeserver refused the admin token during remediation (the run then ends with 77).
+    pub token_refused: Arc<AtomicBool>,
 }
 
 impl Remediator {
@@ -81,7 +90,7 @@ impl Remediator {
                 // Done by the run this one resumes: said so, never repeated.
                 remediation.status = "done".into();
                 remediation.detail = Some("by an earlier run of this journal".into());
-            } else if self.apply && self.cancel.load(std::sync::atomic::Ordering::Relaxed) {
+            } else if self.apply && self.cancel.load(Ordering::Relaxed) {
                 // Stopped: what is left is reported as not done; `--resume` takes it up.
                 remediation.status = "planned".into();
                 remediation.detail = Some("not done: the run was stopped".into());
@@ -123,10 +132,10 @@ impl Remediator {
         match self.admin.media_info(server, media_id).await {
             Ok(Some(info)) if info.quarantined_by.is_some() => return ("already", None),
             Ok(_) => {}
-            Err(err) => return ("failed", Some(err.to_string())),
+            Err(err) => return self.admin_failed(err, ""),
         }
         if let Err(err) = self.admin.quarantine(server, media_id).await {
-            return ("failed", Some(err.to_string()));
+            return self.admin_failed(err, "");
         }
         // Synapse answers 200 for a file protected from quarantine and leaves it served: done only once it says so.
         match self.admin.media_info(server, media_id).await {
@@ -135,7 +144,7 @@ impl Remediator {
                 "not_possible",
                 Some("the homeserver did not quarantine it (protected from quarantine?): delete it by hand".into()),
             ),
-            Err(err) => ("failed", Some(format!("quarantined, but not confirmed: {err}"))),
+            Err(err) => self.admin_failed(err, "quarantined, but not confirmed: "),
         }
     }
 
@@ -149,7 +158,7 @@ impl Remediator {
                     Some("the homeserver no longer has this event".into()),
                 );
             }
-            Err(err) => return ("failed", Some(err.to_string())),
+            Err(err) => return self.admin_failed(err, ""),
         }
         let sender = finding.sender.as_str();
         let local = sender
@@ -165,15 +174,18 @@ impl Remediator {
         // redaction. Across runs, the look above is what prevents a second one.
         let txn_id = format!("roomguard-audit-{}", super::synapse_admin::encode(event_id));
         if sender == self.admin_user {
-            return outcome(
-                self.admin
-                    .redact_with_own_token(&finding.room_id, event_id, &txn_id, &self.reason)
-                    .await,
-            );
+            return match self
+                .admin
+                .redact_with_own_token(&finding.room_id, event_id, &txn_id, &self.reason)
+                .await
+            {
+                Ok(()) => ("done", None),
+                Err(err) => self.admin_failed(err, ""),
+            };
         }
         let token = match self.admin.login_as(sender, PUPPET_TOKEN_LIFETIME).await {
             Ok(token) => token,
-            Err(err) => return ("failed", Some(format!("cannot act as the sender: {err}"))),
+            Err(err) => return self.admin_failed(err, "cannot act as the sender: "),
         };
         let result = self
             .admin
@@ -189,6 +201,18 @@ impl Remediator {
             ),
             other => outcome(other),
         }
+    }
+}
+
+impl Remediator {
+    /// A call with the admin token failed: `failed`, and when the homeserver refused the token itself (revoked
+    /// during the run), the run stops: every further call would fail the same way.
+    fn admin_failed(&self, err: AdminError, context: &str) -> (&'static str, Option<String>) {
+        if matches!(err, AdminError::BadToken(_)) {
+            self.token_refused.store(true, Ordering::Relaxed);
+            self.cancel.store(true, Ordering::Relaxed);
+        }
+        ("failed", Some(format!("{context}{err}")))
     }
 }
 
