@@ -11,8 +11,8 @@ use tokio::sync::{Semaphore, mpsc};
 
 use crate::{
     documents::{
-        Incomplete, Limits,
-        stream::{self, Feed, Memory, Next},
+        Incomplete,
+        stream::{self, Feed, Next},
     },
     domain::{decision::Decision, media::UploadRequest},
     ops::media_limits::MediaConfig,
@@ -63,17 +63,8 @@ impl Scanner {
         let _slot = self.slots.clone().acquire_owned().await.ok();
         let started = Instant::now();
         let deadline = started + self.config.timeout();
-        let limits = Limits {
-            max_text_chars: self.config.max_text_chars,
-            max_uncompressed_bytes: self.config.max_uncompressed_bytes,
-            max_nesting: self.config.max_nesting,
-            deadline,
-            ocr: self.config.ocr_limits(),
-        };
-        let memory = Memory {
-            head_bytes: usize::try_from(self.config.head_bytes()).unwrap_or(usize::MAX),
-            part_bytes: self.config.part_bytes(),
-        };
+        let limits = self.config.scan_limits(deadline);
+        let memory = self.config.scan_memory();
         let max_bytes = self.config.max_bytes;
         // As in the service: receiving may use three quarters of the budget, so that what came is still read.
         let receiving_deadline = started + self.config.timeout() * 3 / 4;

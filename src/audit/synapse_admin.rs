@@ -11,13 +11,11 @@ use std::{sync::Arc, time::Duration};
 use http::{Method, Request, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
-use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
-use hyper_util::{
-    client::legacy::{Client, connect::HttpConnector},
-    rt::TokioExecutor,
-};
 use serde::{Deserialize, de::DeserializeOwned};
 use serde_json::Value;
+
+pub use crate::ops::https_client::encode;
+use crate::ops::https_client::{HttpsClient, https_client};
 
 /// The most of a JSON answer read: a page of `MESSAGES_PAGE` events of at most 64 KiB each, and room lists.
 const MAX_JSON_BYTES: usize = 96 << 20;
@@ -71,7 +69,7 @@ impl AdminError {
 #[derive(Clone)]
 pub struct SynapseAdmin {
     base: Arc<str>,
-    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    client: HttpsClient,
     token: Arc<str>,
     attempts: u32,
 }
@@ -153,15 +151,8 @@ impl SynapseAdmin {
     /// A client of the homeserver at `base_url`, HTTPS verified against the system's trust store. `attempts` bounds
     /// the retries of one call (5xx, dropped connections).
     pub fn new(base_url: &str, token: &str, attempts: u32) -> Result<Self, AdminError> {
-        let connector = HttpsConnectorBuilder::new()
-            .with_native_roots()
-            .map_err(|e| AdminError::Unreachable(format!("no trust store: {e}")))?
-            .https_or_http()
-            .enable_http1()
-            .build();
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(30))
-            .build(connector);
+        let client =
+            https_client().map_err(|e| AdminError::Unreachable(format!("no trust store: {e}")))?;
         Ok(SynapseAdmin {
             base: base_url.trim_end_matches('/').into(),
             client,
@@ -712,19 +703,6 @@ fn without_lone_surrogates(body: &[u8]) -> Option<Vec<u8>> {
     changed.then_some(out)
 }
 
-/// Percent-encodes a path segment or query value (room ids carry `!` and `:`, event ids `$`, tokens anything).
-pub fn encode(id: &str) -> String {
-    let mut out = String::with_capacity(id.len() * 3);
-    for byte in id.bytes() {
-        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
-            out.push(char::from(byte));
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
-}
-
 /// `(server, media_id)` of an `mxc://server/media_id` URI.
 pub fn parse_mxc(uri: &str) -> Option<(&str, &str)> {
     let rest = uri.strip_prefix("mxc://")?;
@@ -736,13 +714,6 @@ pub fn parse_mxc(uri: &str) -> Option<(&str, &str)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Ids go into paths percent-encoded, so that `!room:server` and `$event` cannot change the path.
-    #[test]
-    fn ids_are_percent_encoded() {
-        assert_eq!(encode("!abc:example.org"), "%21abc%3Aexample.org");
-        assert_eq!(encode("$e/../x?y"), "%24e%2F..%2Fx%3Fy");
-    }
 
     /// A lone surrogate becomes U+FFFD and the page parses; a pair, and an escaped backslash before `u`, are kept.
     #[test]

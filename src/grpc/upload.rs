@@ -23,7 +23,7 @@ use tonic::{Status, Streaming};
 use crate::{
     documents::{
         Extraction, Format, Incomplete,
-        stream::{self, Feed, Memory, Next},
+        stream::{self, Feed, Next},
     },
     domain::{decision::Decision, media::UploadRequest},
     grpc::{InvalidArgument, proto},
@@ -81,10 +81,7 @@ impl PolicyServer {
             .await
             .map_err(|busy| Status::resource_exhausted(busy.to_string()))?;
         let max_bytes = config.max_bytes;
-        let memory = Memory {
-            head_bytes: usize::try_from(config.head_bytes()).unwrap_or(usize::MAX),
-            part_bytes: config.part_bytes(),
-        };
+        let memory = config.scan_memory();
         let limits = scans.limits(deadline);
         let store = self.store();
         let (chunks, feed) = mpsc::channel(FEED_DEPTH);

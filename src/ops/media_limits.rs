@@ -1,11 +1,11 @@
 //! `[media]`: the limits of reading an uploaded file (sizes, time, slots, memory, OCR), with the defaults and the
 //! checks; the scans get them as [`crate::documents::Limits`] and [`OcrLimits`].
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
-use crate::documents::OcrLimits;
+use crate::documents::{Limits, OcrLimits, stream::Memory};
 use crate::ops::config_error::{ConfigError, positive};
 
 /// `[media]`: the limits of reading an uploaded file (`CheckMediaUpload`).
@@ -97,6 +97,25 @@ impl MediaConfig {
     /// Bytes one decompressed part (an archive entry, a PDF stream) may take: the other half.
     pub fn part_bytes(&self) -> u64 {
         self.max_scan_memory_bytes - self.head_bytes()
+    }
+
+    /// The limits of a scan that must end by `deadline` (an upload's, an audited file's).
+    pub fn scan_limits(&self, deadline: Instant) -> Limits {
+        Limits {
+            max_text_chars: self.max_text_chars,
+            max_uncompressed_bytes: self.max_uncompressed_bytes,
+            max_nesting: self.max_nesting,
+            deadline,
+            ocr: self.ocr_limits(),
+        }
+    }
+
+    /// The memory one scan may hold: `max_scan_memory_bytes`, half for the file's head, half for a decompressed part.
+    pub fn scan_memory(&self) -> Memory {
+        Memory {
+            head_bytes: usize::try_from(self.head_bytes()).unwrap_or(usize::MAX),
+            part_bytes: self.part_bytes(),
+        }
     }
 
     /// The OCR limits of each scan.

@@ -12,6 +12,7 @@ pub mod decision_cost;
 pub mod decision_log;
 mod exposition;
 pub mod http1;
+pub mod https_client;
 pub mod layers;
 pub mod limits;
 pub mod media_limits;

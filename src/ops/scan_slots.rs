@@ -75,12 +75,6 @@ impl ScanSlots {
 
     /// The limits of a scan that must end by `deadline`.
     pub fn limits(&self, deadline: Instant) -> Limits {
-        Limits {
-            max_text_chars: self.config.max_text_chars,
-            max_uncompressed_bytes: self.config.max_uncompressed_bytes,
-            max_nesting: self.config.max_nesting,
-            deadline,
-            ocr: self.config.ocr_limits(),
-        }
+        self.config.scan_limits(deadline)
     }
 }

@@ -11,11 +11,6 @@ use std::{sync::Arc, time::Duration};
 use http::{Method, Request, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Bytes;
-use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
-use hyper_util::{
-    client::legacy::{Client, connect::HttpConnector},
-    rt::TokioExecutor,
-};
 use serde::Deserialize;
 use tracing::{info, warn};
 
@@ -24,7 +19,11 @@ use crate::{
         room::{HistoryVisibility, JoinRule, Room},
         subject::UserId,
     },
-    ops::{metrics::Metrics, read_metrics::HomeserverCall},
+    ops::{
+        https_client::{HttpsClient, encode, https_client},
+        metrics::Metrics,
+        read_metrics::HomeserverCall,
+    },
 };
 
 /// The most of an answer read: whoami and room details are a few hundred bytes.
@@ -64,7 +63,7 @@ pub enum Whoami {
 #[derive(Clone)]
 pub struct Homeserver {
     base: Arc<str>,
-    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    client: HttpsClient,
     admin_token: Option<Arc<str>>,
     timeout: Duration,
     metrics: Arc<Metrics>,
@@ -88,15 +87,8 @@ impl Homeserver {
         timeout: Duration,
         metrics: Arc<Metrics>,
     ) -> Result<Self, HomeserverError> {
-        let connector = HttpsConnectorBuilder::new()
-            .with_native_roots()
-            .map_err(|e| HomeserverError::Unreachable(format!("no trust store: {e}")))?
-            .https_or_http()
-            .enable_http1()
-            .build();
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(30))
-            .build(connector);
+        let client = https_client()
+            .map_err(|e| HomeserverError::Unreachable(format!("no trust store: {e}")))?;
         Ok(Homeserver {
             base: base_url.trim_end_matches('/').into(),
             client,
@@ -364,19 +356,6 @@ fn describe(err: &hyper_util::client::legacy::Error) -> String {
         source = cause.source();
     }
     text
-}
-
-/// Percent-encodes everything but RFC 3986's unreserved characters, for an id in a path or a query.
-fn encode(id: &str) -> String {
-    let mut out = String::with_capacity(id.len() * 3);
-    for byte in id.bytes() {
-        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
-            out.push(char::from(byte));
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
 }
 
 /// A join rule as the admin API spells it; one roomguard does not know reads as `private` (closed).
